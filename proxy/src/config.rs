@@ -1,0 +1,126 @@
+//! The proxy's configuration: one typed struct per command, read once in
+//! `main` from flags and environment variables, then passed down.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+#[derive(Debug, Parser)]
+#[command(name = "veritable-proxy", version, about = "veritable's HTTP and WebSocket proxy")]
+pub struct Cli {
+    /// Log line format.
+    #[arg(long, env = "VERITABLE_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text, global = true)]
+    pub log_format: LogFormat,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve the HTTP API.
+    Serve(ServeConfig),
+    /// Apply the SQL migrations in `sql/` that the database has not seen yet.
+    Migrate(MigrateArgs),
+    /// Load deterministic demo data with COPY.
+    Seed(SeedArgs),
+}
+
+/// How to reach PostgreSQL, and how hard to lean on it.
+#[derive(Debug, Clone, Args)]
+pub struct DbConfig {
+    /// PostgreSQL connection string (`postgres://user@host:port/db` or key=value form).
+    #[arg(long = "database-url", env = "DATABASE_URL", value_parser = parse_pg_config)]
+    pub url: tokio_postgres::Config,
+    /// Most connections the pool holds.
+    #[arg(long, env = "VERITABLE_POOL_SIZE", default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..=1000))]
+    pub pool_size: u16,
+    /// How long a request waits for a pooled connection before it gets 503.
+    #[arg(long, env = "VERITABLE_POOL_TIMEOUT_MS", default_value_t = 2000)]
+    pub pool_timeout_ms: u64,
+    /// How long opening one connection may take.
+    #[arg(long, env = "VERITABLE_CONNECT_TIMEOUT_MS", default_value_t = 5000)]
+    pub connect_timeout_ms: u64,
+}
+
+impl DbConfig {
+    pub fn pool_timeout(&self) -> Duration {
+        Duration::from_millis(self.pool_timeout_ms)
+    }
+
+    pub fn connect_timeout(&self) -> Duration {
+        Duration::from_millis(self.connect_timeout_ms)
+    }
+
+    /// A config for tests and tools: defaults for everything but the URL.
+    pub fn from_url(url: &str) -> Result<Self, tokio_postgres::Error> {
+        Ok(Self { url: url.parse()?, pool_size: 16, pool_timeout_ms: 2000, connect_timeout_ms: 5000 })
+    }
+}
+
+fn parse_pg_config(s: &str) -> Result<tokio_postgres::Config, String> {
+    s.parse().map_err(|e| format!("not a PostgreSQL connection string: {e}"))
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ServeConfig {
+    /// Address to listen on.
+    #[arg(long, env = "VERITABLE_ADDR", default_value = "127.0.0.1:8080")]
+    pub addr: SocketAddr,
+    #[command(flatten)]
+    pub db: DbConfig,
+    /// Longest time one HTTP request may take before it is answered 503.
+    #[arg(long, env = "VERITABLE_REQUEST_TIMEOUT_MS", default_value_t = 30_000)]
+    pub request_timeout_ms: u64,
+}
+
+impl ServeConfig {
+    pub fn request_timeout(&self) -> Duration {
+        Duration::from_millis(self.request_timeout_ms)
+    }
+
+    /// A config for tests: defaults for everything but the database.
+    pub fn for_tests(db: DbConfig) -> Self {
+        Self { addr: SocketAddr::from(([127, 0, 0, 1], 0)), db, request_timeout_ms: 30_000 }
+    }
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct MigrateArgs {
+    #[command(flatten)]
+    pub db: DbConfig,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Scale {
+    /// A few hundred topics: loads in seconds (used by `cargo xtask up` and tests).
+    Small,
+    /// The seed report's shape: 10k users, 50k topics, 1M replies.
+    Default,
+    /// Ten times `default`'s replies, for data-size flatness checks.
+    Large,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct SeedArgs {
+    #[command(flatten)]
+    pub db: DbConfig,
+    /// How much data to load.
+    #[arg(long, value_enum, default_value_t = Scale::Small)]
+    pub scale: Scale,
+    /// Empty the seeded tables first instead of refusing when they hold data.
+    #[arg(long)]
+    pub replace: bool,
+    /// Do nothing (and succeed) when the database already holds users.
+    #[arg(long, conflicts_with = "replace")]
+    pub if_empty: bool,
+    /// RNG seed; the same seed and scale always give the same data.
+    #[arg(long, default_value_t = 0x7e51_7ab1e)]
+    pub rng_seed: u64,
+}

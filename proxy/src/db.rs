@@ -1,0 +1,129 @@
+//! Connections to PostgreSQL: the bounded request pool, direct connections for
+//! the command-line tools, and the watcher that reports reachability.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use deadpool_postgres::{Manager, ManagerConfig, Pool, PoolError, RecyclingMethod, Runtime};
+use tokio::task::JoinHandle;
+use tokio_postgres::{Client, NoTls};
+use tokio_util::sync::CancellationToken;
+
+use crate::config::DbConfig;
+
+/// The request pool: at most `pool_size` connections; a checkout waits at most
+/// `pool_timeout`, so an exhausted pool answers 503 instead of hanging.
+pub fn pool(config: &DbConfig) -> anyhow::Result<Pool> {
+    let mut pg = config.url.clone();
+    pg.connect_timeout(config.connect_timeout());
+    if pg.get_application_name().is_none() {
+        pg.application_name("veritable-proxy");
+    }
+    let manager = Manager::from_config(pg, NoTls, ManagerConfig { recycling_method: RecyclingMethod::Fast });
+    let pool = Pool::builder(manager)
+        .max_size(usize::from(config.pool_size))
+        .wait_timeout(Some(config.pool_timeout()))
+        .create_timeout(Some(config.connect_timeout()))
+        .recycle_timeout(Some(config.connect_timeout()))
+        .runtime(Runtime::Tokio1)
+        .build()?;
+    Ok(pool)
+}
+
+/// One round trip through the pool; the health check.
+pub async fn ping(pool: &Pool) -> Result<(), PoolError> {
+    let client = pool.get().await?;
+    client.simple_query("SELECT 1").await?;
+    Ok(())
+}
+
+/// A direct connection for `migrate` and `seed`. The connection task is owned
+/// by the returned value and ends when it is dropped.
+pub struct Direct {
+    pub client: Client,
+    task: JoinHandle<()>,
+}
+
+impl Drop for Direct {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+pub async fn connect(config: &DbConfig) -> anyhow::Result<Direct> {
+    let mut pg = config.url.clone();
+    pg.connect_timeout(config.connect_timeout());
+    let (client, connection) = pg.connect(NoTls).await.map_err(|e| {
+        anyhow::anyhow!("cannot connect to PostgreSQL ({}): {e}", describe_target(&pg))
+    })?;
+    let task = tokio::spawn(async move {
+        if let Err(error) = connection.await {
+            tracing::warn!(%error, "database connection ended");
+        }
+    });
+    Ok(Direct { client, task })
+}
+
+/// host:port/dbname, without credentials, for error messages.
+pub fn describe_target(pg: &tokio_postgres::Config) -> String {
+    let host = pg
+        .get_hosts()
+        .first()
+        .map(|h| match h {
+            tokio_postgres::config::Host::Tcp(name) => name.clone(),
+            #[cfg(unix)]
+            tokio_postgres::config::Host::Unix(path) => path.display().to_string(),
+        })
+        .unwrap_or_else(|| "localhost".into());
+    let port = pg.get_ports().first().copied().unwrap_or(5432);
+    let db = pg.get_dbname().or(pg.get_user()).unwrap_or("?");
+    format!("{host}:{port}/{db}")
+}
+
+/// Whether the last probe reached the database; read by `/metrics`.
+#[derive(Clone, Default)]
+pub struct Reachability(Arc<AtomicBool>);
+
+impl Reachability {
+    pub fn is_up(&self) -> bool {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+const PROBE_EVERY: Duration = Duration::from_secs(10);
+const BACKOFF_FIRST: Duration = Duration::from_millis(250);
+const BACKOFF_MAX: Duration = Duration::from_secs(30);
+
+/// Probes the database until `cancel` fires: every 10 s while it answers, and
+/// with exponential backoff (250 ms doubling to 30 s) while it does not,
+/// logging each change and each failed attempt with its reason.
+pub async fn watch(pool: Pool, target: String, state: Reachability, cancel: CancellationToken) {
+    let mut backoff = BACKOFF_FIRST;
+    let mut was_up: Option<bool> = None;
+    loop {
+        let outcome = ping(&pool).await;
+        let delay = match &outcome {
+            Ok(()) => {
+                if was_up != Some(true) {
+                    tracing::info!(database = %target, "database reachable");
+                }
+                backoff = BACKOFF_FIRST;
+                PROBE_EVERY
+            }
+            Err(error) => {
+                tracing::warn!(database = %target, error = %error, retry_in_ms = backoff.as_millis() as u64,
+                    "database unreachable; requests needing it get 503 until it answers");
+                let delay = backoff;
+                backoff = (backoff * 2).min(BACKOFF_MAX);
+                delay
+            }
+        };
+        was_up = Some(outcome.is_ok());
+        state.0.store(outcome.is_ok(), Ordering::Relaxed);
+        tokio::select! {
+            () = cancel.cancelled() => return,
+            () = tokio::time::sleep(delay) => {}
+        }
+    }
+}

@@ -1,0 +1,13 @@
+//! `GET /healthz`: 200 when the database answers through the pool, else 503.
+
+use axum::Json;
+use axum::extract::State;
+use serde_json::{Value, json};
+
+use crate::server::AppState;
+use crate::{AppError, AppResult, db};
+
+pub async fn healthz(State(state): State<AppState>) -> AppResult<Json<Value>> {
+    db::ping(&state.pool).await.map_err(AppError::DatabaseUnavailable)?;
+    Ok(Json(json!({ "status": "ok", "database": "ok" })))
+}

@@ -1,0 +1,18 @@
+//! veritable-proxy: the thin HTTP/WebSocket service in front of PostgreSQL.
+//!
+//! `main.rs` only parses the command line; everything here can be driven by
+//! tests, which start the real server on `127.0.0.1:0` (see [`server::run`]).
+#![forbid(unsafe_code)]
+
+pub mod config;
+pub mod db;
+pub mod error;
+pub mod health;
+pub mod metrics;
+pub mod migrate;
+pub mod seed;
+pub mod server;
+pub mod shutdown;
+pub mod telemetry;
+
+pub use error::{AppError, AppResult};

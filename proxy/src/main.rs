@@ -1,0 +1,25 @@
+use std::process::ExitCode;
+
+use clap::Parser;
+use veritable_proxy::config::{Cli, Command};
+use veritable_proxy::{migrate, seed, server, shutdown, telemetry};
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    telemetry::init(cli.log_format);
+    let outcome = match cli.command {
+        Command::Serve(config) => server::serve(config, shutdown::signal()).await,
+        Command::Migrate(args) => migrate::run_cli(&args.db).await,
+        Command::Seed(args) => seed::run_cli(&args).await,
+    };
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            tracing::error!(error = format!("{error:#}"), "veritable-proxy failed");
+            eprintln!("veritable-proxy: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+

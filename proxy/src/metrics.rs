@@ -1,0 +1,109 @@
+//! Prometheus metrics, one registry per server instance (no global state, so
+//! tests can run several servers in one process). HTTP metrics are labelled by
+//! the route template (`MatchedPath`), never by the raw URI.
+
+use std::time::Instant;
+
+use axum::body::Body;
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::{StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use prometheus::{
+    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry, TextEncoder,
+};
+
+use crate::server::AppState;
+
+pub struct Metrics {
+    registry: Registry,
+    http_requests: IntCounterVec,
+    http_duration: HistogramVec,
+    database_up: IntGauge,
+    pool_max: IntGauge,
+    pool_connections: IntGauge,
+    pool_available: IntGauge,
+    pool_waiting: IntGauge,
+}
+
+/// Latency buckets in seconds: fine below 10 ms, where this service should live.
+const LATENCY_BUCKETS: &[f64] =
+    &[0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
+
+impl Metrics {
+    pub fn new() -> Result<Self, prometheus::Error> {
+        let registry = Registry::new_custom(Some("veritable".into()), None)?;
+        let http_requests = IntCounterVec::new(
+            Opts::new("http_requests_total", "HTTP requests by method, route template and status"),
+            &["method", "route", "status"],
+        )?;
+        let http_duration = HistogramVec::new(
+            HistogramOpts::new("http_request_duration_seconds", "HTTP request latency by route template")
+                .buckets(LATENCY_BUCKETS.to_vec()),
+            &["method", "route"],
+        )?;
+        let database_up = IntGauge::new("database_up", "1 when the last database probe succeeded")?;
+        let pool_max = IntGauge::new("db_pool_max_connections", "Configured pool size")?;
+        let pool_connections = IntGauge::new("db_pool_connections", "Connections the pool holds")?;
+        let pool_available = IntGauge::new("db_pool_available", "Idle connections in the pool")?;
+        let pool_waiting = IntGauge::new("db_pool_waiting", "Requests waiting for a connection")?;
+        registry.register(Box::new(http_requests.clone()))?;
+        registry.register(Box::new(http_duration.clone()))?;
+        registry.register(Box::new(database_up.clone()))?;
+        registry.register(Box::new(pool_max.clone()))?;
+        registry.register(Box::new(pool_connections.clone()))?;
+        registry.register(Box::new(pool_available.clone()))?;
+        registry.register(Box::new(pool_waiting.clone()))?;
+        #[cfg(target_os = "linux")]
+        registry.register(Box::new(prometheus::process_collector::ProcessCollector::for_self()))?;
+        Ok(Self {
+            registry,
+            http_requests,
+            http_duration,
+            database_up,
+            pool_max,
+            pool_connections,
+            pool_available,
+            pool_waiting,
+        })
+    }
+
+    fn observe(&self, method: &str, route: &str, status: StatusCode, seconds: f64) {
+        self.http_requests.with_label_values(&[method, route, status.as_str()]).inc();
+        self.http_duration.with_label_values(&[method, route]).observe(seconds);
+    }
+}
+
+/// Middleware: count and time every request under its route template.
+pub async fn track(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let method = request.method().as_str().to_owned();
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_owned(), |path| path.as_str().to_owned());
+    let response = next.run(request).await;
+    state.metrics.observe(&method, &route, response.status(), started.elapsed().as_secs_f64());
+    response
+}
+
+/// `GET /metrics` in the Prometheus text format.
+pub async fn render(State(state): State<AppState>) -> Response {
+    let metrics = &state.metrics;
+    let status = state.pool.status();
+    metrics.database_up.set(i64::from(state.reachability.is_up()));
+    metrics.pool_max.set(gauge(status.max_size));
+    metrics.pool_connections.set(gauge(status.size));
+    metrics.pool_available.set(gauge(status.available));
+    metrics.pool_waiting.set(gauge(status.waiting));
+
+    let mut buffer = Vec::with_capacity(16 * 1024);
+    match TextEncoder::new().encode(&metrics.registry.gather(), &mut buffer) {
+        Ok(()) => ([(header::CONTENT_TYPE, prometheus::TEXT_FORMAT)], Body::from(buffer)).into_response(),
+        Err(error) => crate::AppError::Internal(error.into()).into_response(),
+    }
+}
+
+fn gauge(value: usize) -> i64 {
+    i64::try_from(value).unwrap_or(i64::MAX)
+}

@@ -1,0 +1,230 @@
+//! `veritable-proxy seed`: deterministic demo and scale data, loaded with
+//! binary COPY inside one transaction (all or nothing).
+//!
+//! Derived data (topic counters, participants, the activity feed) is computed
+//! set-based in SQL after the base rows are in, the way
+//! `veritable.reconcile_topic_stats()` would.
+
+mod generate;
+mod shape;
+mod text;
+
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use futures_util::pin_mut;
+use indicatif::{ProgressBar, ProgressStyle};
+use tokio_postgres::binary_copy::BinaryCopyInWriter;
+use tokio_postgres::types::{ToSql, Type};
+use tokio_postgres::{Client, Transaction};
+
+pub use self::shape::Shape;
+use crate::config::SeedArgs;
+use crate::db;
+
+/// The password of every demo account (`admin`, `moderator`, `demo`, and the generated users).
+pub const DEMO_PASSWORD: &str = "veritable-demo";
+
+/// Tables the seed fills, children first (the order TRUNCATE and checks use).
+pub const SEEDED_TABLES: &[&str] = &[
+    "unified_activity",
+    "mentions",
+    "notifications",
+    "wiki_revisions",
+    "wiki_pages",
+    "forum_topic_participants",
+    "forum_topic_tags",
+    "forum_replies",
+    "forum_topics",
+    "forum_tags",
+    "forum_categories",
+    "sessions",
+    "users",
+];
+
+#[derive(Debug, Default)]
+pub struct Summary {
+    pub rows: Vec<(&'static str, u64)>,
+    pub elapsed: Duration,
+}
+
+impl Summary {
+    pub fn count(&self, table: &str) -> u64 {
+        self.rows.iter().filter(|(t, _)| *t == table).map(|(_, n)| n).sum()
+    }
+}
+
+/// `veritable-proxy seed`.
+pub async fn run_cli(args: &SeedArgs) -> anyhow::Result<()> {
+    let mut conn = db::connect(&args.db).await?;
+    if args.if_empty && has_users(&conn.client).await? {
+        println!("seed: the database already holds users; nothing to do (--if-empty)");
+        return Ok(());
+    }
+    let shape = Shape::of(args.scale);
+    println!("seed: loading {:?} scale (rng seed {:#x})", args.scale, args.rng_seed);
+    let summary = seed(&mut conn.client, &shape, args.rng_seed, args.replace, true).await?;
+    for (table, rows) in &summary.rows {
+        println!("seed: {table:<26} {rows:>10} rows");
+    }
+    println!("seed: done in {:.1} s", summary.elapsed.as_secs_f64());
+    Ok(())
+}
+
+async fn has_users(client: &Client) -> anyhow::Result<bool> {
+    Ok(client.query_one("SELECT EXISTS (SELECT 1 FROM users)", &[]).await?.get(0))
+}
+
+/// Loads `shape` in one transaction. Refuses a database that already holds
+/// users unless `replace`, which empties the seeded tables first.
+pub async fn seed(
+    client: &mut Client,
+    shape: &Shape,
+    rng_seed: u64,
+    replace: bool,
+    progress: bool,
+) -> anyhow::Result<Summary> {
+    let started = Instant::now();
+    let tx = client.transaction().await?;
+    // Long COPYs must not be cut short by a role-level timeout meant for requests.
+    tx.batch_execute("SET LOCAL statement_timeout = 0; SET LOCAL lock_timeout = '10s'").await?;
+    if replace {
+        let list = SEEDED_TABLES.join(", ");
+        tx.batch_execute(&format!("TRUNCATE {list} RESTART IDENTITY CASCADE")).await?;
+    } else if tx.query_one("SELECT EXISTS (SELECT 1 FROM users)", &[]).await?.get::<_, bool>(0) {
+        bail!("the database already holds users: use --replace to empty it first, or --if-empty to skip");
+    }
+
+    let password_hash = generate::password_hash(DEMO_PASSWORD)?;
+    let mut load = Loader { tx: &tx, progress, summary: Summary::default() };
+    generate::load_all(&mut load, shape, rng_seed, &password_hash).await?;
+    derive(&mut load).await?;
+    reset_sequences(&tx).await?;
+    let mut summary = load.summary;
+    tx.commit().await.context("committing the seed")?;
+    summary.elapsed = started.elapsed();
+    Ok(summary)
+}
+
+/// Counters, participants and the activity feed, from the base rows.
+async fn derive(load: &mut Loader<'_>) -> anyhow::Result<()> {
+    let steps: &[(&'static str, &str)] = &[
+        (
+            "forum_topic_participants",
+            "INSERT INTO forum_topic_participants (topic_id, user_id, reply_count)
+             SELECT topic_id, author_id, count(*) FROM forum_replies
+             WHERE NOT is_deleted GROUP BY topic_id, author_id",
+        ),
+        (
+            "forum_topics (stats)",
+            "UPDATE forum_topics t
+             SET reply_count = s.replies, participant_count = s.participants,
+                 last_reply_at = s.last_reply_at,
+                 last_activity_at = greatest(t.created_at, s.last_reply_at)
+             FROM (SELECT r.topic_id, count(*) AS replies, max(r.created_at) AS last_reply_at,
+                          (SELECT count(*) FROM forum_topic_participants p WHERE p.topic_id = r.topic_id) AS participants
+                   FROM forum_replies r WHERE NOT r.is_deleted GROUP BY r.topic_id) s
+             WHERE s.topic_id = t.id",
+        ),
+        (
+            "unified_activity",
+            "INSERT INTO unified_activity (user_id, kind, topic_id, reply_id, wiki_page_id, wiki_revision_id, created_at)
+             SELECT user_id, kind, topic_id, reply_id, wiki_page_id, wiki_revision_id, created_at FROM (
+                 SELECT author_id AS user_id, 'topic_created' AS kind, id AS topic_id, NULL::bigint AS reply_id,
+                        NULL::bigint AS wiki_page_id, NULL::bigint AS wiki_revision_id, created_at
+                 FROM forum_topics
+                 UNION ALL
+                 SELECT author_id, 'reply_created', topic_id, id, NULL, NULL, created_at FROM forum_replies
+                 UNION ALL
+                 SELECT author_id, 'wiki_revised', NULL, NULL, page_id, id, created_at FROM wiki_revisions
+             ) a ORDER BY created_at",
+        ),
+    ];
+    for (label, sql) in steps {
+        let started = Instant::now();
+        let rows = load.tx.execute(*sql, &[]).await.with_context(|| format!("deriving {label}"))?;
+        if load.progress {
+            println!("seed: {label:<26} {rows:>10} rows in {:.1} s", started.elapsed().as_secs_f64());
+        }
+        load.summary.rows.push((label, rows));
+    }
+    Ok(())
+}
+
+/// Identity sequences continue after the ids the seed chose.
+async fn reset_sequences(tx: &Transaction<'_>) -> anyhow::Result<()> {
+    for table in SEEDED_TABLES {
+        tx.execute(
+            &format!(
+                "SELECT setval(pg_get_serial_sequence('{table}', 'id'), coalesce(max(id), 0) + 1, false) FROM {table}"
+            ),
+            &[],
+        )
+        .await
+        .with_context(|| format!("resetting the id sequence of {table}"))?;
+    }
+    Ok(())
+}
+
+/// Streams rows into tables with binary COPY and counts them.
+pub struct Loader<'a> {
+    tx: &'a Transaction<'a>,
+    progress: bool,
+    summary: Summary,
+}
+
+impl Loader<'_> {
+    /// COPYs the rows `rows` yields into `table (columns)`; `expected` sizes the progress bar.
+    pub async fn copy<I, R>(
+        &mut self,
+        table: &'static str,
+        columns: &[(&str, Type)],
+        expected: u64,
+        rows: I,
+    ) -> anyhow::Result<()>
+    where
+        I: IntoIterator<Item = R>,
+        R: Row,
+    {
+        let started = Instant::now();
+        let names: Vec<&str> = columns.iter().map(|(name, _)| *name).collect();
+        let types: Vec<Type> = columns.iter().map(|(_, ty)| ty.clone()).collect();
+        let sink = self
+            .tx
+            .copy_in(&format!("COPY {table} ({}) FROM STDIN (FORMAT binary)", names.join(", ")))
+            .await?;
+        let writer = BinaryCopyInWriter::new(sink, &types);
+        pin_mut!(writer);
+        let bar = if self.progress { progress_bar(table, expected) } else { ProgressBar::hidden() };
+        let mut count = 0u64;
+        for row in rows {
+            writer.as_mut().write(&row.values()).await.with_context(|| format!("copying into {table}"))?;
+            count += 1;
+            if count % 4096 == 0 {
+                bar.set_position(count);
+            }
+        }
+        writer.finish().await.with_context(|| format!("finishing the copy into {table}"))?;
+        bar.finish_and_clear();
+        if self.progress {
+            println!("seed: {table:<26} {count:>10} rows in {:.1} s", started.elapsed().as_secs_f64());
+        }
+        self.summary.rows.push((table, count));
+        Ok(())
+    }
+}
+
+/// One row's values, in the column order given to [`Loader::copy`].
+pub trait Row {
+    fn values(&self) -> Vec<&(dyn ToSql + Sync)>;
+}
+
+fn progress_bar(table: &str, total: u64) -> ProgressBar {
+    let bar = ProgressBar::new(total);
+    let style = ProgressStyle::with_template("seed: {prefix:<26} [{bar:30}] {pos:>10}/{len} {per_sec}")
+        .unwrap_or_else(|_| ProgressStyle::default_bar())
+        .progress_chars("=> ");
+    bar.set_style(style);
+    bar.set_prefix(table.to_owned());
+    bar
+}

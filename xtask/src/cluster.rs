@@ -1,0 +1,241 @@
+//! The private PostgreSQL cluster under `target/pg`: its own port and socket
+//! directory, never the system cluster on 5432. As root, initdb and pg_ctl run
+//! as the `postgres` user (PostgreSQL refuses to run as root).
+
+use std::collections::hash_map::DefaultHasher;
+use std::hash::{Hash, Hasher};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{Context, bail};
+
+use crate::prereqs::PG_BIN;
+use crate::run;
+
+pub const DEV_DB: &str = "veritable";
+pub const ROLE: &str = "veritable";
+const DEFAULT_PORT: u16 = 54329;
+
+pub struct Cluster {
+    base: PathBuf,
+    data: PathBuf,
+    sockets: PathBuf,
+    log: PathBuf,
+    pub port: u16,
+}
+
+fn pg_bin(name: &str) -> PathBuf {
+    Path::new(PG_BIN).join(name)
+}
+
+/// A command that runs as the cluster's owner: `postgres` when we are root.
+fn as_owner(program: &Path) -> Command {
+    if run::is_root() {
+        let mut cmd = Command::new("runuser");
+        cmd.args(["-u", "postgres", "--"]).arg(program);
+        cmd
+    } else {
+        Command::new(program)
+    }
+}
+
+fn postgres_can_reach(dir: &Path) -> bool {
+    !run::is_root()
+        || Command::new("runuser")
+            .args(["-u", "postgres", "--", "test", "-x"])
+            .arg(dir)
+            .status()
+            .is_ok_and(|s| s.success())
+}
+
+impl Cluster {
+    pub fn locate() -> anyhow::Result<Self> {
+        let port = match std::env::var("VERITABLE_PG_PORT") {
+            Ok(p) => p.parse().with_context(|| format!("VERITABLE_PG_PORT={p} is not a port number"))?,
+            Err(_) => DEFAULT_PORT,
+        };
+        let target = run::target_dir();
+        std::fs::create_dir_all(&target).with_context(|| format!("cannot create {}", target.display()))?;
+        let mut base = target.join("pg");
+        if !postgres_can_reach(&target) {
+            // A checkout under a private (0700) directory: the postgres user
+            // cannot reach target/, so keep the cluster where it can.
+            let mut hasher = DefaultHasher::new();
+            run::root().hash(&mut hasher);
+            base = PathBuf::from(format!("/var/tmp/veritable-pg-{:016x}", hasher.finish()));
+            println!("    the postgres user cannot reach {}; the cluster lives in {}", target.display(), base.display());
+        }
+        Ok(Self { data: base.join("data"), sockets: base.join("run"), log: base.join("postgres.log"), base, port })
+    }
+
+    /// A fresh, owner-writable parent for `cargo pgrx test --pgdata`: the
+    /// postgres user must be able to create the data directory itself.
+    pub fn pgrx_test_data(&self) -> anyhow::Result<PathBuf> {
+        let parent = self.base.join("pgrx-test");
+        std::fs::create_dir_all(&parent).with_context(|| format!("cannot create {}", parent.display()))?;
+        if run::is_root() {
+            run::output(Command::new("chown").args(["postgres:postgres"]).arg(&self.base).arg(&parent))?;
+        }
+        Ok(parent.join("data"))
+    }
+
+    pub fn database_url(&self, db: &str) -> String {
+        format!("postgres://{ROLE}@127.0.0.1:{}/{db}", self.port)
+    }
+
+    fn initialized(&self) -> bool {
+        self.data.join("PG_VERSION").exists()
+    }
+
+    pub fn is_running(&self) -> bool {
+        self.initialized()
+            && as_owner(&pg_bin("pg_ctl"))
+                .arg("status")
+                .arg("-D")
+                .arg(&self.data)
+                .output()
+                .is_ok_and(|o| o.status.success())
+    }
+
+    fn init(&self) -> anyhow::Result<()> {
+        std::fs::create_dir_all(&self.sockets).with_context(|| format!("cannot create {}", self.sockets.display()))?;
+        if run::is_root() {
+            run::status(Command::new("chown").args(["-R", "postgres:postgres"]).arg(&self.base))?;
+        }
+        run::status(
+            as_owner(&pg_bin("initdb"))
+                .arg("-D")
+                .arg(&self.data)
+                .args(["-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-locale"]),
+        )
+        .context("initdb failed")?;
+        let conf = self.data.join("postgresql.conf");
+        let mut text = std::fs::read_to_string(&conf).with_context(|| format!("cannot read {}", conf.display()))?;
+        text.push_str("\n# veritable's settings, rewritten by `cargo xtask` at every start\ninclude_if_exists = 'veritable.conf'\n");
+        std::fs::write(&conf, text).with_context(|| format!("cannot write {}", conf.display()))
+    }
+
+    /// Our settings, rewritten at every start so changes here take effect.
+    fn write_settings(&self) -> anyhow::Result<()> {
+        let settings = format!(
+            "# Written by cargo xtask; edit xtask/src/cluster.rs instead.\n\
+             listen_addresses = '127.0.0.1'\n\
+             port = {port}\n\
+             unix_socket_directories = '{sockets}'\n\
+             max_connections = 300\n\
+             shared_buffers = '1GB'\n\
+             work_mem = '16MB'\n\
+             maintenance_work_mem = '256MB'\n\
+             effective_cache_size = '8GB'\n\
+             random_page_cost = 1.1\n\
+             max_wal_size = '4GB'\n\
+             checkpoint_timeout = '15min'\n\
+             checkpoint_completion_target = 0.9\n\
+             log_checkpoints = on\n\
+             log_min_duration_statement = '1s'\n\
+             log_line_prefix = '%m [%p] %q%u@%d '\n",
+            port = self.port,
+            sockets = self.sockets.display()
+        );
+        let path = self.data.join("veritable.conf");
+        std::fs::write(&path, settings).with_context(|| format!("cannot write {}", path.display()))?;
+        if run::is_root() {
+            run::output(Command::new("chown").arg("postgres:postgres").arg(&path).arg(self.data.join("postgresql.conf")))?;
+        }
+        Ok(())
+    }
+
+    pub fn ensure_running(&self) -> anyhow::Result<()> {
+        if !self.initialized() {
+            self.init()?;
+        }
+        if self.is_running() {
+            println!("    already running ({})", self.data.display());
+            return Ok(());
+        }
+        self.write_settings()?;
+        let started = run::status(
+            as_owner(&pg_bin("pg_ctl"))
+                .arg("-D")
+                .arg(&self.data)
+                .arg("-l")
+                .arg(&self.log)
+                .args(["-w", "-t", "60", "start"]),
+        );
+        if let Err(error) = started {
+            let log = std::fs::read_to_string(&self.log).unwrap_or_default();
+            let tail: Vec<&str> = log.lines().rev().take(15).collect::<Vec<_>>().into_iter().rev().collect();
+            bail!("{error:#}\nlast lines of {}:\n{}", self.log.display(), tail.join("\n"));
+        }
+        Ok(())
+    }
+
+    pub fn stop(&self) -> anyhow::Result<()> {
+        if !self.is_running() {
+            println!("the private cluster is not running ({})", self.data.display());
+            return Ok(());
+        }
+        run::status(as_owner(&pg_bin("pg_ctl")).arg("-D").arg(&self.data).args(["-m", "fast", "-w", "stop"]))
+    }
+
+    /// Runs `f` with the cluster stopped (and starts it again if it was
+    /// running): installing the extension rewrites a shared library that
+    /// running backends have mapped.
+    pub fn while_stopped(&self, f: impl FnOnce() -> anyhow::Result<()>) -> anyhow::Result<()> {
+        let was_running = self.is_running();
+        if was_running {
+            self.stop()?;
+        }
+        f()?;
+        if was_running {
+            self.ensure_running()?;
+        }
+        Ok(())
+    }
+
+    /// One SQL command as the superuser, over the private socket.
+    pub fn superuser(&self, db: &str, sql: &str) -> anyhow::Result<String> {
+        run::output(
+            Command::new(pg_bin("psql"))
+                .args(["-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-U", "postgres", "-h"])
+                .arg(&self.sockets)
+                .args(["-p", &self.port.to_string(), "-d", db, "-c", sql]),
+        )
+    }
+
+    pub fn ensure_database(&self, db: &str) -> anyhow::Result<()> {
+        self.superuser(
+            "postgres",
+            &format!(
+                "DO $$ BEGIN
+                   IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{ROLE}') THEN
+                     CREATE ROLE {ROLE} LOGIN CREATEDB;
+                   END IF;
+                 END $$"
+            ),
+        )?;
+        let exists = self.superuser("postgres", &format!("SELECT 1 FROM pg_database WHERE datname = '{db}'"))?;
+        if exists.trim() == "1" {
+            println!("    database {db} exists");
+        } else {
+            self.superuser("postgres", &format!("CREATE DATABASE {db} OWNER {ROLE}"))?;
+            println!("    created database {db} (owner {ROLE})");
+        }
+        Ok(())
+    }
+
+    pub fn drop_database(&self, db: &str) -> anyhow::Result<()> {
+        self.superuser("postgres", &format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)")).map(drop)
+    }
+
+    pub fn analyze(&self, db: &str) -> anyhow::Result<()> {
+        self.superuser(db, "VACUUM ANALYZE").map(drop)
+    }
+
+    /// Replaces this process with psql on `db` as the application role.
+    pub fn psql(&self, db: &str, args: &[String]) -> anyhow::Result<()> {
+        let mut cmd = Command::new(pg_bin("psql"));
+        cmd.args(["-h", "127.0.0.1", "-p", &self.port.to_string(), "-U", ROLE, "-d", db]).args(args);
+        run::exec(&mut cmd)
+    }
+}

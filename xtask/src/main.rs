@@ -1,0 +1,143 @@
+//! `cargo xtask`: the project's two commands (`up`, `test`) and their helpers.
+//!
+//! Everything a fresh Debian 12 machine lacks is installed here (Debian
+//! packages, cargo-pgrx), so `cargo xtask test` passes from nothing.
+
+mod cluster;
+mod prereqs;
+mod run;
+mod suites;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+use crate::cluster::Cluster;
+
+#[derive(Parser)]
+#[command(name = "cargo xtask", about = "Run, test and manage veritable's private PostgreSQL cluster")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Install what is missing, build, start the private cluster, migrate, load demo data and serve.
+    Up,
+    /// The same setup, then every test suite; exits non-zero on any failure.
+    Test,
+    /// Stop the private cluster.
+    Down,
+    /// Run psql on the private cluster's `veritable` database (extra arguments go to psql).
+    Psql {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+    /// Print DATABASE_URL for the private cluster.
+    Env,
+    /// Drop the `veritable` database, so the next `up` migrates and seeds it afresh.
+    Reset,
+    /// Load a seed scale into its own database `veritable_<scale>` (for benchmarks).
+    Seed {
+        #[arg(value_enum)]
+        scale: Scale,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Scale {
+    Small,
+    Default,
+    Large,
+}
+
+impl Scale {
+    fn name(self) -> &'static str {
+        match self {
+            Scale::Small => "small",
+            Scale::Default => "default",
+            Scale::Large => "large",
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let outcome = match cli.command {
+        Command::Up => up(),
+        Command::Test => suites::test(),
+        Command::Down => Cluster::locate().and_then(|c| c.stop()),
+        Command::Psql { args } => psql(&args),
+        Command::Env => Cluster::locate().map(|c| println!("DATABASE_URL={}", c.database_url(cluster::DEV_DB))),
+        Command::Reset => reset(),
+        Command::Seed { scale } => seed(scale),
+    };
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("\nxtask: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Everything `up` and `test` share: prerequisites, the extension, the proxy
+/// binary, and a running private cluster.
+fn prepare(profile: run::Profile) -> anyhow::Result<Cluster> {
+    let mut steps = run::Steps::new();
+    steps.step("checking prerequisites (Debian packages, cargo-pgrx)", prereqs::ensure)?;
+    let cluster = Cluster::locate()?;
+    steps.step("building and installing the extension (cargo pgrx install --release)", || {
+        cluster.while_stopped(prereqs::install_extension)
+    })?;
+    steps.step(&format!("building veritable-proxy ({})", profile.name()), || run::build_proxy(profile))?;
+    steps.step(&format!("starting the private cluster on port {}", cluster.port), || cluster.ensure_running())?;
+    steps.step("creating the role and the database", || cluster.ensure_database(cluster::DEV_DB))?;
+    steps.step("migrating and loading demo data (small)", || {
+        let url = cluster.database_url(cluster::DEV_DB);
+        run::proxy(profile, &["migrate"], &url)?;
+        run::proxy(profile, &["seed", "--scale", "small", "--if-empty"], &url)
+    })?;
+    Ok(cluster)
+}
+
+fn up() -> anyhow::Result<()> {
+    let profile = run::Profile::Release;
+    let cluster = prepare(profile)?;
+    let url = cluster.database_url(cluster::DEV_DB);
+    let addr = std::env::var("VERITABLE_ADDR").unwrap_or_else(|_| "127.0.0.1:8080".to_owned());
+    println!("\nveritable is starting on http://{addr}  (Ctrl-C stops it; `cargo xtask down` stops PostgreSQL)");
+    println!("  curl http://{addr}/healthz");
+    println!("  curl http://{addr}/metrics");
+    println!("  cargo xtask psql -c 'SELECT veritable.version()'");
+    println!("  DATABASE_URL={url}\n");
+    run::exec_proxy(profile, &["serve", "--addr", &addr], &url)
+}
+
+fn psql(args: &[String]) -> anyhow::Result<()> {
+    let cluster = Cluster::locate()?;
+    cluster.ensure_running()?;
+    cluster.psql(cluster::DEV_DB, args)
+}
+
+fn reset() -> anyhow::Result<()> {
+    let cluster = Cluster::locate()?;
+    cluster.ensure_running()?;
+    cluster.drop_database(cluster::DEV_DB)?;
+    println!("dropped database {}; `cargo xtask up` creates it again", cluster::DEV_DB);
+    Ok(())
+}
+
+fn seed(scale: Scale) -> anyhow::Result<()> {
+    let cluster = prepare(run::Profile::Release)?;
+    let db = format!("veritable_{}", scale.name());
+    cluster.drop_database(&db)?;
+    cluster.ensure_database(&db)?;
+    let url = cluster.database_url(&db);
+    run::proxy(run::Profile::Release, &["migrate"], &url)?;
+    run::proxy(run::Profile::Release, &["seed", "--scale", scale.name()], &url)?;
+    cluster.analyze(&db)?;
+    println!("\nDATABASE_URL={url}");
+    Ok(())
+}

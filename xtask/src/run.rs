@@ -1,0 +1,139 @@
+//! Running commands: echo each one, fail with one clear sentence, time steps.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::OnceLock;
+use std::time::Instant;
+
+use anyhow::{Context, bail};
+
+/// The workspace root (xtask lives one level below it).
+pub fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().map_or_else(|| PathBuf::from("."), Path::to_path_buf)
+}
+
+pub fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root().join("target"), PathBuf::from)
+}
+
+/// Whether we run as root (then PostgreSQL runs as the `postgres` user).
+pub fn is_root() -> bool {
+    static ROOT: OnceLock<bool> = OnceLock::new();
+    *ROOT.get_or_init(|| {
+        Command::new("id")
+            .arg("-u")
+            .output()
+            .map(|out| String::from_utf8_lossy(&out.stdout).trim() == "0")
+            .unwrap_or(false)
+    })
+}
+
+/// Numbered steps with their duration.
+pub struct Steps {
+    n: usize,
+}
+
+impl Steps {
+    pub fn new() -> Self {
+        Self { n: 0 }
+    }
+
+    pub fn step<T>(&mut self, what: &str, f: impl FnOnce() -> anyhow::Result<T>) -> anyhow::Result<T> {
+        self.n += 1;
+        println!("\n==> [{}] {what}", self.n);
+        let started = Instant::now();
+        let out = f().with_context(|| format!("step {} ({what}) failed", self.n))?;
+        println!("    done in {:.1} s", started.elapsed().as_secs_f64());
+        Ok(out)
+    }
+}
+
+pub fn describe(cmd: &Command) -> String {
+    let mut parts = vec![cmd.get_program().to_string_lossy().into_owned()];
+    parts.extend(cmd.get_args().map(|a| a.to_string_lossy().into_owned()));
+    parts.join(" ")
+}
+
+/// Runs `cmd` with inherited output; a non-zero exit is an error naming it.
+pub fn status(cmd: &mut Command) -> anyhow::Result<()> {
+    let line = describe(cmd);
+    println!("    $ {line}");
+    let status = cmd.status().with_context(|| format!("cannot start `{line}`"))?;
+    if !status.success() {
+        bail!("`{line}` exited with {status}");
+    }
+    Ok(())
+}
+
+/// Runs `cmd` quietly and returns its stdout; on failure the error carries stderr.
+pub fn output(cmd: &mut Command) -> anyhow::Result<String> {
+    let line = describe(cmd);
+    let out = cmd.stdin(Stdio::null()).output().with_context(|| format!("cannot start `{line}`"))?;
+    if !out.status.success() {
+        bail!("`{line}` exited with {}: {}", out.status, String::from_utf8_lossy(&out.stderr).trim());
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+pub fn cargo() -> Command {
+    let mut cmd = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
+    cmd.current_dir(root());
+    cmd
+}
+
+#[derive(Clone, Copy)]
+pub enum Profile {
+    Debug,
+    Release,
+}
+
+impl Profile {
+    pub fn name(self) -> &'static str {
+        match self {
+            Profile::Debug => "debug",
+            Profile::Release => "release",
+        }
+    }
+
+    fn proxy_binary(self) -> PathBuf {
+        target_dir().join(self.name()).join("veritable-proxy")
+    }
+}
+
+pub fn build_proxy(profile: Profile) -> anyhow::Result<()> {
+    let mut cmd = cargo();
+    cmd.args(["build", "-p", "veritable-proxy"]);
+    if let Profile::Release = profile {
+        cmd.arg("--release");
+    }
+    status(&mut cmd)
+}
+
+fn proxy_command(profile: Profile, args: &[&str], database_url: &str) -> Command {
+    let mut cmd = Command::new(profile.proxy_binary());
+    cmd.args(args).env("DATABASE_URL", database_url);
+    cmd
+}
+
+pub fn proxy(profile: Profile, args: &[&str], database_url: &str) -> anyhow::Result<()> {
+    status(&mut proxy_command(profile, args, database_url))
+}
+
+/// Replaces this process with the proxy, so Ctrl-C reaches it directly.
+pub fn exec_proxy(profile: Profile, args: &[&str], database_url: &str) -> anyhow::Result<()> {
+    let mut cmd = proxy_command(profile, args, database_url);
+    println!("    $ {}", describe(&cmd));
+    exec(&mut cmd)
+}
+
+#[cfg(unix)]
+pub fn exec(cmd: &mut Command) -> anyhow::Result<()> {
+    use std::os::unix::process::CommandExt;
+    let error = cmd.exec();
+    Err(error).with_context(|| format!("cannot start `{}`", describe(cmd)))
+}
+
+#[cfg(not(unix))]
+pub fn exec(cmd: &mut Command) -> anyhow::Result<()> {
+    status(cmd)
+}

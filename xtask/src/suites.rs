@@ -1,0 +1,144 @@
+//! `cargo xtask test`: the setup of `up`, then every suite, then one summary.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::Instant;
+
+use anyhow::Context;
+
+use crate::cluster::Cluster;
+use crate::run::{self, Profile, Steps};
+use crate::prereqs;
+
+pub const TEST_DB: &str = "veritable_test";
+
+struct Outcome {
+    name: &'static str,
+    passed: u64,
+    failed: u64,
+    ignored: u64,
+    ok: bool,
+    seconds: f64,
+}
+
+pub fn test() -> anyhow::Result<()> {
+    let started = Instant::now();
+    let mut steps = Steps::new();
+    let mut outcomes = Vec::new();
+    steps.step("checking prerequisites (Debian packages, cargo-pgrx)", prereqs::ensure)?;
+    let cluster = Cluster::locate()?;
+
+    outcomes.push(steps.step("unit tests (cargo test, without the extension)", || {
+        suite("unit", run::cargo().args(["test", "--workspace", "--exclude", "veritable", "--exclude", "veritable-tests"]))
+    })?);
+
+    // cargo pgrx test installs its own build of the shared library: keep the
+    // private cluster's backends off it while that happens.
+    outcomes.push(steps.step("extension tests (cargo pgrx test pg15)", || {
+        cluster.while_stopped(|| Ok(()))?;
+        let mut cmd = run::cargo();
+        cmd.current_dir(run::root().join("extension")).args(["pgrx", "test", "pg15"]);
+        if run::is_root() {
+            let pgdata = cluster.pgrx_test_data()?;
+            cmd.args(["--runas", "postgres", "--pgdata"]).arg(pgdata);
+        }
+        suite("extension", &mut cmd)
+    })?);
+
+    steps.step("building and installing the extension (cargo pgrx install --release)", prereqs::install_extension)?;
+    steps.step("building veritable-proxy (debug)", || run::build_proxy(Profile::Debug))?;
+    steps.step(&format!("starting the private cluster on port {}", cluster.port), || cluster.ensure_running())?;
+    let url = cluster.database_url(TEST_DB);
+    steps.step(&format!("creating a fresh {TEST_DB} database, migrating, loading small data"), || {
+        cluster.drop_database(TEST_DB)?;
+        cluster.ensure_database(TEST_DB)?;
+        run::proxy(Profile::Debug, &["migrate"], &url)?;
+        run::proxy(Profile::Debug, &["seed", "--scale", "small"], &url)?;
+        cluster.analyze(TEST_DB)
+    })?;
+
+    outcomes.push(steps.step("integration tests (real PostgreSQL, real proxy over TCP)", || {
+        let bin = run::target_dir().join("debug").join("veritable-proxy");
+        suite(
+            "integration",
+            run::cargo()
+                .args(["test", "-p", "veritable-tests"])
+                .env("VERITABLE_TEST_DATABASE_URL", &url)
+                .env("VERITABLE_TEST_CREATEDB_URL", cluster.database_url("postgres"))
+                .env("VERITABLE_PROXY_BIN", bin),
+        )
+    })?);
+
+    println!("\n==> summary ({:.0} s in all)", started.elapsed().as_secs_f64());
+    for o in &outcomes {
+        println!(
+            "    {:<12} {:>5} passed, {:>3} failed, {:>3} ignored  {:>6.1} s  {}",
+            o.name,
+            o.passed,
+            o.failed,
+            o.ignored,
+            o.seconds,
+            if o.ok { "ok" } else { "FAILED" }
+        );
+    }
+    let passed: u64 = outcomes.iter().map(|o| o.passed).sum();
+    let failed: u64 = outcomes.iter().map(|o| o.failed).sum();
+    println!("xtask: {passed} passed, {failed} failed");
+    let broken: Vec<&str> = outcomes.iter().filter(|o| !o.ok).map(|o| o.name).collect();
+    if !broken.is_empty() {
+        anyhow::bail!("failing suites: {}", broken.join(", "));
+    }
+    Ok(())
+}
+
+/// Runs a cargo test command, echoing its output and adding up its
+/// `test result:` lines. A suite is ok only if the command succeeded.
+fn suite(name: &'static str, cmd: &mut Command) -> anyhow::Result<Outcome> {
+    let line = run::describe(cmd);
+    println!("    $ {line}");
+    let started = Instant::now();
+    let mut child = cmd.stdout(Stdio::piped()).spawn().with_context(|| format!("cannot start `{line}`"))?;
+    let mut outcome = Outcome { name, passed: 0, failed: 0, ignored: 0, ok: false, seconds: 0.0 };
+    if let Some(stdout) = child.stdout.take() {
+        for text in BufReader::new(stdout).lines().map_while(Result::ok) {
+            println!("{text}");
+            if let Some(rest) = text.trim().strip_prefix("test result: ") {
+                outcome.passed += count(rest, "passed");
+                outcome.failed += count(rest, "failed");
+                outcome.ignored += count(rest, "ignored");
+            }
+        }
+    }
+    let status = child.wait()?;
+    outcome.ok = status.success() && outcome.failed == 0;
+    outcome.seconds = started.elapsed().as_secs_f64();
+    Ok(outcome)
+}
+
+/// `count("ok. 3 passed; 0 failed; ...", "passed") == 3`.
+fn count(summary: &str, word: &str) -> u64 {
+    summary
+        .split(';')
+        .filter_map(|part| {
+            let mut words = part.split_whitespace().rev();
+            let label = words.next()?;
+            let n = words.next()?;
+            (label == word).then(|| n.parse::<u64>().ok()).flatten()
+        })
+        .sum()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::count;
+
+    #[test]
+    fn counts_cargo_test_summaries() {
+        let line = "ok. 12 passed; 1 failed; 3 ignored; 0 measured; 0 filtered out; finished in 0.52s";
+        assert_eq!(count(line, "passed"), 12);
+        assert_eq!(count(line, "failed"), 1);
+        assert_eq!(count(line, "ignored"), 3);
+        assert_eq!(count("FAILED. 0 passed; 2 failed;", "failed"), 2);
+    }
+}
+
