@@ -2,6 +2,10 @@
 -- pg_notify: see DESIGN.md); a single sequencer later stamps a gap-free `seq`
 -- in commit-safe order, and proxies read `WHERE seq > cursor ORDER BY seq`.
 
+-- Tables live in schema public, the extension's functions in schema veritable;
+-- a role named like a schema would otherwise pull new tables into it via "$user".
+SET LOCAL search_path = public;
+
 CREATE TABLE events (
     id         bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     -- The writing transaction; the sequencer stamps only rows whose xid is below

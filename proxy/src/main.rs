@@ -16,7 +16,6 @@ async fn main() -> ExitCode {
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
-            tracing::error!(error = format!("{error:#}"), "veritable-proxy failed");
             eprintln!("veritable-proxy: {error:#}");
             ExitCode::FAILURE
         }

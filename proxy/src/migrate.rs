@@ -84,7 +84,7 @@ pub async fn apply(client: &mut Client, migrations: &[Migration]) -> Result<Repo
         let tx = client.transaction().await?;
         tx.execute("SELECT pg_advisory_xact_lock($1)", &[&LOCK_KEY]).await?;
         tx.batch_execute(
-            "CREATE TABLE IF NOT EXISTS schema_migrations (
+            "CREATE TABLE IF NOT EXISTS public.schema_migrations (
                  version     integer     PRIMARY KEY,
                  name        text        NOT NULL,
                  checksum    bytea       NOT NULL,
@@ -103,7 +103,7 @@ pub async fn apply(client: &mut Client, migrations: &[Migration]) -> Result<Repo
         let tx = client.transaction().await?;
         tx.execute("SELECT pg_advisory_xact_lock($1)", &[&LOCK_KEY]).await?;
         if let Some(row) = tx
-            .query_opt("SELECT checksum FROM schema_migrations WHERE version = $1", &[&migration.version])
+            .query_opt("SELECT checksum FROM public.schema_migrations WHERE version = $1", &[&migration.version])
             .await?
         {
             let recorded: Vec<u8> = row.get(0);
@@ -119,7 +119,7 @@ pub async fn apply(client: &mut Client, migrations: &[Migration]) -> Result<Repo
             .map_err(|source| MigrateError::Failed { file: file.clone(), source })?;
         let duration_ms = i32::try_from(started.elapsed().as_millis()).unwrap_or(i32::MAX);
         tx.execute(
-            "INSERT INTO schema_migrations (version, name, checksum, duration_ms) VALUES ($1, $2, $3, $4)",
+            "INSERT INTO public.schema_migrations (version, name, checksum, duration_ms) VALUES ($1, $2, $3, $4)",
             &[&migration.version, &migration.name, &migration.checksum(), &duration_ms],
         )
         .await?;
@@ -128,7 +128,7 @@ pub async fn apply(client: &mut Client, migrations: &[Migration]) -> Result<Repo
         report.applied.push(file);
     }
 
-    let newest: Option<i32> = client.query_one("SELECT max(version) FROM schema_migrations", &[]).await?.get(0);
+    let newest: Option<i32> = client.query_one("SELECT max(version) FROM public.schema_migrations", &[]).await?.get(0);
     if let Some(version) = newest.filter(|v| *v > known_max) {
         return Err(MigrateError::Unknown { version });
     }
@@ -172,6 +172,17 @@ mod tests {
         let versions: Vec<i32> = MIGRATIONS.iter().map(|m| m.version).collect();
         let expected: Vec<i32> = (1..=i32::try_from(MIGRATIONS.len()).expect("few migrations")).collect();
         assert_eq!(versions, expected, "versions are 1, 2, 3, ... without gaps");
+    }
+
+    #[test]
+    fn migrations_pin_their_search_path() {
+        for migration in MIGRATIONS {
+            assert!(
+                migration.sql.contains("\nSET LOCAL search_path = public;\n"),
+                "{} must start with SET LOCAL search_path = public;",
+                migration.file_name()
+            );
+        }
     }
 
     #[test]

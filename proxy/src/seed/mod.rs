@@ -64,9 +64,6 @@ pub async fn run_cli(args: &SeedArgs) -> anyhow::Result<()> {
     let shape = Shape::of(args.scale);
     println!("seed: loading {:?} scale (rng seed {:#x})", args.scale, args.rng_seed);
     let summary = seed(&mut conn.client, &shape, args.rng_seed, args.replace, true).await?;
-    for (table, rows) in &summary.rows {
-        println!("seed: {table:<26} {rows:>10} rows");
-    }
     println!("seed: done in {:.1} s", summary.elapsed.as_secs_f64());
     Ok(())
 }
@@ -153,7 +150,16 @@ async fn derive(load: &mut Loader<'_>) -> anyhow::Result<()> {
 
 /// Identity sequences continue after the ids the seed chose.
 async fn reset_sequences(tx: &Transaction<'_>) -> anyhow::Result<()> {
-    for table in SEEDED_TABLES {
+    let with_identity = tx
+        .query(
+            "SELECT table_name::text FROM information_schema.columns
+             WHERE table_schema = 'public' AND column_name = 'id' AND is_identity = 'YES'
+               AND table_name = ANY($1)",
+            &[&SEEDED_TABLES],
+        )
+        .await?;
+    for row in with_identity {
+        let table: String = row.get(0);
         tx.execute(
             &format!(
                 "SELECT setval(pg_get_serial_sequence('{table}', 'id'), coalesce(max(id), 0) + 1, false) FROM {table}"

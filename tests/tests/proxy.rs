@@ -1,0 +1,151 @@
+//! The real proxy over real TCP: health, metrics, errors, shutdown, and what
+//! happens when the database or the address is not there.
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use serde_json::Value;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::Command;
+use veritable_tests::{TestServer, closed_port, database_url, proxy_bin};
+
+#[tokio::test]
+async fn healthz_is_ok_when_the_database_answers() {
+    let server = TestServer::start(&database_url()).await;
+    let response = reqwest::get(server.url("/healthz")).await.expect("request");
+    assert_eq!(response.status(), 200);
+    let body: Value = response.json().await.expect("JSON");
+    assert_eq!(body["status"], "ok");
+    assert_eq!(body["database"], "ok");
+    server.stop().await.expect("clean shutdown");
+}
+
+#[tokio::test]
+async fn healthz_is_503_with_retry_after_when_the_database_is_down() {
+    let url = format!("postgres://veritable@127.0.0.1:{}/veritable_test", closed_port().await);
+    let server = TestServer::start(&url).await;
+    let response = reqwest::get(server.url("/healthz")).await.expect("the proxy serves without a database");
+    assert_eq!(response.status(), 503);
+    assert_eq!(response.headers().get("retry-after").map(|v| v.as_bytes()), Some(&b"1"[..]));
+    let body: Value = response.json().await.expect("JSON error");
+    assert_eq!(body["error"]["code"], "database_unavailable");
+    assert!(body["error"]["message"].is_string());
+    assert!(body["error"]["field"].is_null());
+    assert!(!body.to_string().contains("refused"), "the cause stays in the logs: {body}");
+    server.stop().await.expect("clean shutdown without a database");
+}
+
+#[tokio::test]
+async fn unknown_routes_get_a_json_404() {
+    let server = TestServer::start(&database_url()).await;
+    let response = reqwest::get(server.url("/no/such/thing")).await.expect("request");
+    assert_eq!(response.status(), 404);
+    let body: Value = response.json().await.expect("JSON error");
+    assert_eq!(body["error"]["code"], "not_found");
+    server.stop().await.expect("clean shutdown");
+}
+
+#[tokio::test]
+async fn metrics_count_requests_by_route_template() {
+    let server = TestServer::start(&database_url()).await;
+    for _ in 0..3 {
+        reqwest::get(server.url("/healthz")).await.expect("request");
+    }
+    reqwest::get(server.url("/no/such/thing")).await.expect("request");
+    let response = reqwest::get(server.url("/metrics")).await.expect("request");
+    assert_eq!(response.status(), 200);
+    assert!(
+        response.headers()["content-type"].to_str().unwrap_or("").starts_with("text/plain"),
+        "Prometheus text format"
+    );
+    let text = response.text().await.expect("text");
+    assert!(text.contains(r#"veritable_http_requests_total{method="GET",route="/healthz",status="200"} 3"#), "{text}");
+    assert!(text.contains(r#"veritable_http_requests_total{method="GET",route="unmatched",status="404"} 1"#), "{text}");
+    assert!(text.contains(r#"veritable_http_request_duration_seconds_bucket{method="GET",route="/healthz",le="0.005"}"#));
+    assert!(!text.contains("/no/such/thing"), "raw paths never become labels");
+    for gauge in ["veritable_db_pool_max_connections 16", "veritable_db_pool_connections", "veritable_database_up"] {
+        assert!(text.contains(gauge), "{gauge} in {text}");
+    }
+    assert!(text.contains("process_resident_memory_bytes"), "process RSS is exported");
+    server.stop().await.expect("clean shutdown");
+}
+
+#[tokio::test]
+async fn shutdown_waits_for_nothing_and_returns_promptly() {
+    let server = TestServer::start(&database_url()).await;
+    reqwest::get(server.url("/healthz")).await.expect("request");
+    let addr = server.addr;
+    server.stop().await.expect("run returns Ok after the shutdown signal");
+    assert!(tokio::net::TcpStream::connect(addr).await.is_err(), "the listener is closed");
+}
+
+/// Spawns the binary with its stderr piped, so tests can wait for log lines.
+fn spawn_proxy(args: &[&str], database_url: &str) -> tokio::process::Child {
+    Command::new(proxy_bin())
+        .args(args)
+        .env("DATABASE_URL", database_url)
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("the proxy binary starts")
+}
+
+/// Reads stderr lines until one contains `needle` (at most `limit`).
+async fn wait_for_line(child: &mut tokio::process::Child, needle: &str, limit: Duration) -> Vec<String> {
+    let stderr = child.stderr.as_mut().expect("stderr is piped");
+    let mut lines = BufReader::new(stderr).lines();
+    let mut seen = Vec::new();
+    let found = tokio::time::timeout(limit, async {
+        while let Ok(Some(line)) = lines.next_line().await {
+            let hit = line.contains(needle);
+            seen.push(line);
+            if hit {
+                return true;
+            }
+        }
+        false
+    })
+    .await
+    .unwrap_or(false);
+    assert!(found, "no line containing {needle:?} within {limit:?}; saw:\n{}", seen.join("\n"));
+    seen
+}
+
+#[tokio::test]
+async fn the_binary_refuses_an_address_in_use_with_one_clear_error() {
+    let taken = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = taken.local_addr().expect("addr").to_string();
+    let child = spawn_proxy(&["serve", "--addr", &addr], &database_url());
+    let out = tokio::time::timeout(Duration::from_secs(20), child.wait_with_output())
+        .await
+        .expect("exits promptly")
+        .expect("output");
+    assert!(!out.status.success(), "exit code is not 0");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains(&format!("cannot listen on {addr}")), "{stderr}");
+    assert!(stderr.to_lowercase().contains("address already in use"), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
+
+#[tokio::test]
+async fn the_binary_starts_without_a_database_logs_why_and_stops_on_sigterm() {
+    let port = closed_port().await;
+    let addr = format!("127.0.0.1:{}", closed_port().await);
+    let url = format!("postgres://veritable@127.0.0.1:{port}/veritable_test");
+    let mut child = spawn_proxy(&["serve", "--addr", &addr], &url);
+    let lines = wait_for_line(&mut child, "database unreachable", Duration::from_secs(20)).await;
+    let logged = lines.join("\n");
+    assert!(logged.contains(&format!("127.0.0.1:{port}/veritable_test")), "names the database: {logged}");
+    assert!(logged.contains("retry_in_ms"), "says when it retries: {logged}");
+
+    let response = reqwest::get(format!("http://{addr}/healthz")).await.expect("serving");
+    assert_eq!(response.status(), 503);
+
+    let pid = child.id().expect("running").to_string();
+    let killed = Command::new("kill").args(["-TERM", &pid]).status().await.expect("kill runs");
+    assert!(killed.success());
+    let status = tokio::time::timeout(Duration::from_secs(10), child.wait()).await.expect("stops promptly").expect("status");
+    assert!(status.success(), "graceful shutdown exits 0: {status}");
+}

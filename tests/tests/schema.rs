@@ -1,0 +1,90 @@
+//! The schema refuses bad rows with a fitting SQLSTATE, whoever writes them.
+
+use veritable_tests::{connect, database_url, sqlstate};
+
+const CHECK_VIOLATION: &str = "23514";
+const FOREIGN_KEY_VIOLATION: &str = "23503";
+const UNIQUE_VIOLATION: &str = "23505";
+
+#[tokio::test]
+async fn every_table_of_the_issue_exists() {
+    let client = connect(&database_url()).await;
+    for table in [
+        "users",
+        "sessions",
+        "forum_categories",
+        "forum_topics",
+        "forum_replies",
+        "forum_tags",
+        "forum_topic_tags",
+        "wiki_pages",
+        "wiki_revisions",
+        "notifications",
+        "mentions",
+        "unified_activity",
+        "events",
+    ] {
+        let exists: bool = client.query_one("SELECT to_regclass($1) IS NOT NULL", &[&table]).await.unwrap().get(0);
+        assert!(exists, "table {table} exists");
+    }
+}
+
+#[tokio::test]
+async fn bad_rows_are_refused_with_the_constraint_sqlstate() {
+    let client = connect(&database_url()).await;
+    let cases: &[(&str, &str)] = &[
+        ("INSERT INTO forum_topics (category_id, author_id, title, body) VALUES (1, 1, '', 'b')", CHECK_VIOLATION),
+        ("INSERT INTO forum_topics (category_id, author_id, title, body) VALUES (1, 1, ' ', 'b')", CHECK_VIOLATION),
+        ("INSERT INTO forum_topics (category_id, author_id, title, body) VALUES (1, 1, 't', '')", CHECK_VIOLATION),
+        ("INSERT INTO forum_topics (category_id, author_id, title, body) VALUES (999999, 1, 't', 'b')", FOREIGN_KEY_VIOLATION),
+        ("INSERT INTO users (username, display_name, email, password_hash) VALUES ('a b', 'A', 'a@b.c', 'h')", CHECK_VIOLATION),
+        ("INSERT INTO users (username, display_name, email, password_hash) VALUES ('ab', 'A', 'a@b.c', 'h')", CHECK_VIOLATION),
+        ("INSERT INTO users (username, display_name, email, password_hash) VALUES ('ADMIN', 'A', 'x@b.c', 'h')", UNIQUE_VIOLATION),
+        ("INSERT INTO users (username, display_name, email, password_hash, role) VALUES ('zz_role', 'A', 'zz@b.c', 'h', 'god')", CHECK_VIOLATION),
+        ("INSERT INTO users (username, display_name, email, password_hash) VALUES ('zz_mail', 'A', 'not-an-email', 'h')", CHECK_VIOLATION),
+        ("INSERT INTO sessions (user_id, token_hash, expires_at) VALUES (1, '\\x00', now() + interval '1 day')", CHECK_VIOLATION),
+        ("INSERT INTO wiki_pages (slug, title, author_id) VALUES ('Not A Slug', 't', 1)", CHECK_VIOLATION),
+        ("INSERT INTO events (room, kind) VALUES ('nowhere:1', 'x')", CHECK_VIOLATION),
+        ("INSERT INTO events (room, kind, payload) VALUES ('topic:1', 'x', jsonb_build_object('big', repeat('x', 5000)))", CHECK_VIOLATION),
+        ("INSERT INTO notifications (user_id, kind) VALUES (1, 'nonsense')", CHECK_VIOLATION),
+        ("INSERT INTO forum_tags (name) VALUES ('Has Space')", CHECK_VIOLATION),
+    ];
+    for (sql, expected) in cases {
+        assert_eq!(&sqlstate(client.execute(*sql, &[]).await), expected, "{sql}");
+    }
+}
+
+#[tokio::test]
+async fn a_reply_parent_must_be_in_the_same_topic_and_not_itself() {
+    let client = connect(&database_url()).await;
+    // Reply 1 belongs to some topic; pick a different topic for the child.
+    let row = client.query_one("SELECT id, topic_id FROM forum_replies ORDER BY id LIMIT 1", &[]).await.unwrap();
+    let (parent, topic): (i64, i64) = (row.get(0), row.get(1));
+    let other: i64 = client.query_one("SELECT id FROM forum_topics WHERE id <> $1 LIMIT 1", &[&topic]).await.unwrap().get(0);
+    let result = client
+        .execute(
+            "INSERT INTO forum_replies (topic_id, parent_id, author_id, body) VALUES ($1, $2, 1, 'x')",
+            &[&other, &parent],
+        )
+        .await;
+    assert_eq!(sqlstate(result), FOREIGN_KEY_VIOLATION);
+    let result = client.execute("UPDATE forum_replies SET parent_id = id WHERE id = $1", &[&parent]).await;
+    assert_eq!(sqlstate(result), CHECK_VIOLATION);
+}
+
+#[tokio::test]
+async fn events_carry_the_writing_transaction_id() {
+    let mut client = connect(&database_url()).await;
+    let tx = client.transaction().await.unwrap();
+    let row = tx
+        .query_one(
+            "INSERT INTO events (room, kind, payload) VALUES ('topic:1', 'test.ping', '{}')
+             RETURNING xid::text = pg_current_xact_id()::text, seq IS NULL",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert!(row.get::<_, bool>(0), "xid is the writer's transaction");
+    assert!(row.get::<_, bool>(1), "seq is stamped later, by the sequencer");
+    tx.rollback().await.unwrap();
+}
