@@ -181,16 +181,16 @@ impl Cluster {
     /// Runs `f` with the cluster stopped (and starts it again if it was
     /// running): installing the extension rewrites a shared library that
     /// running backends have mapped.
-    pub fn while_stopped(&self, f: impl FnOnce() -> anyhow::Result<()>) -> anyhow::Result<()> {
+    pub fn while_stopped<T>(&self, f: impl FnOnce() -> anyhow::Result<T>) -> anyhow::Result<T> {
         let was_running = self.is_running();
         if was_running {
             self.stop()?;
         }
-        f()?;
+        let out = f()?;
         if was_running {
             self.ensure_running()?;
         }
-        Ok(())
+        Ok(out)
     }
 
     /// One SQL command as the superuser, over the private socket.

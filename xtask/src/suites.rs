@@ -29,20 +29,21 @@ pub fn test() -> anyhow::Result<()> {
     let cluster = Cluster::locate()?;
 
     outcomes.push(steps.step("unit tests (cargo test, without the extension)", || {
-        suite("unit", run::cargo().args(["test", "--workspace", "--exclude", "veritable", "--exclude", "veritable-tests"]))
+        suite("unit", run::cargo().args(["test", "--no-fail-fast", "--workspace", "--exclude", "veritable", "--exclude", "veritable-tests"]))
     })?);
 
     // cargo pgrx test installs its own build of the shared library: keep the
     // private cluster's backends off it while that happens.
     outcomes.push(steps.step("extension tests (cargo pgrx test pg15)", || {
-        cluster.while_stopped(|| Ok(()))?;
-        let mut cmd = run::cargo();
-        cmd.current_dir(run::root().join("extension")).args(["pgrx", "test", "pg15"]);
-        if run::is_root() {
-            let pgdata = cluster.pgrx_test_data()?;
-            cmd.args(["--runas", "postgres", "--pgdata"]).arg(pgdata);
-        }
-        suite("extension", &mut cmd)
+        cluster.while_stopped(|| {
+            let mut cmd = run::cargo();
+            cmd.current_dir(run::root().join("extension")).args(["pgrx", "test", "pg15"]);
+            if run::is_root() {
+                let pgdata = cluster.pgrx_test_data()?;
+                cmd.args(["--runas", "postgres", "--pgdata"]).arg(pgdata);
+            }
+            suite("extension", &mut cmd)
+        })
     })?);
 
     steps.step("building and installing the extension (cargo pgrx install --release)", prereqs::install_extension)?;
@@ -62,7 +63,7 @@ pub fn test() -> anyhow::Result<()> {
         suite(
             "integration",
             run::cargo()
-                .args(["test", "-p", "veritable-tests"])
+                .args(["test", "--no-fail-fast", "-p", "veritable-tests"])
                 .env("VERITABLE_TEST_DATABASE_URL", &url)
                 .env("VERITABLE_TEST_CREATEDB_URL", cluster.database_url("postgres"))
                 .env("VERITABLE_PROXY_BIN", bin),

@@ -72,7 +72,16 @@ struct UserRow {
 
 impl Row for UserRow {
     fn values(&self) -> Vec<&(dyn ToSql + Sync)> {
-        vec![&self.id, &self.username, &self.display_name, &self.email, &self.password_hash, &self.role, &self.created_at]
+        vec![
+            &self.id,
+            &self.username,
+            &self.display_name,
+            &self.email,
+            &self.password_hash,
+            &self.role,
+            &self.created_at,
+            &self.created_at,
+        ]
     }
 }
 
@@ -108,6 +117,7 @@ async fn load_users(load: &mut Loader<'_>, shape: &Shape, seed: u64, password_ha
             ("password_hash", Type::TEXT),
             ("role", Type::TEXT),
             ("created_at", Type::TIMESTAMPTZ),
+            ("updated_at", Type::TIMESTAMPTZ),
         ],
         u64::from(shape.users),
         rows,
@@ -123,27 +133,30 @@ struct CategoryRow {
     name: String,
     description: String,
     position: i32,
+    created_at: SystemTime,
 }
 
 impl Row for CategoryRow {
     fn values(&self) -> Vec<&(dyn ToSql + Sync)> {
-        vec![&self.id, &self.slug, &self.name, &self.description, &self.position]
+        vec![&self.id, &self.slug, &self.name, &self.description, &self.position, &self.created_at]
     }
 }
 
 struct TagRow {
     id: i64,
     name: String,
+    created_at: SystemTime,
 }
 
 impl Row for TagRow {
     fn values(&self) -> Vec<&(dyn ToSql + Sync)> {
-        vec![&self.id, &self.name]
+        vec![&self.id, &self.name, &self.created_at]
     }
 }
 
 async fn load_categories_and_tags(load: &mut Loader<'_>, shape: &Shape, seed: u64) -> anyhow::Result<()> {
     let mut rng = stream(seed, 2);
+    let founded = at(END_SECS - SPAN_SECS);
     let categories: Vec<CategoryRow> = (1..=shape.categories)
         .map(|n| {
             let name = text::phrase(&mut rng, 1, 3);
@@ -153,19 +166,30 @@ async fn load_categories_and_tags(load: &mut Loader<'_>, shape: &Shape, seed: u6
                 name,
                 description: format!("{}.", text::phrase(&mut rng, 6, 14)),
                 position: i32::try_from(n).unwrap_or(i32::MAX),
+                created_at: founded,
             }
         })
         .collect();
     load.copy(
         "forum_categories",
-        &[("id", Type::INT8), ("slug", Type::TEXT), ("name", Type::TEXT), ("description", Type::TEXT), ("position", Type::INT4)],
+        &[
+            ("id", Type::INT8),
+            ("slug", Type::TEXT),
+            ("name", Type::TEXT),
+            ("description", Type::TEXT),
+            ("position", Type::INT4),
+            ("created_at", Type::TIMESTAMPTZ),
+        ],
         u64::from(shape.categories),
         categories,
     )
     .await?;
     let tags: Vec<TagRow> =
-        (1..=shape.tags).map(|n| TagRow { id: i64::from(n), name: format!("{}-{n}", text::word(&mut rng)) }).collect();
-    load.copy("forum_tags", &[("id", Type::INT8), ("name", Type::TEXT)], u64::from(shape.tags), tags).await
+        (1..=shape.tags)
+        .map(|n| TagRow { id: i64::from(n), name: format!("{}-{n}", text::word(&mut rng)), created_at: founded })
+        .collect();
+    let columns = [("id", Type::INT8), ("name", Type::TEXT), ("created_at", Type::TIMESTAMPTZ)];
+    load.copy("forum_tags", &columns, u64::from(shape.tags), tags).await
 }
 
 // ---------------------------------------------------------------- topics
@@ -205,9 +229,10 @@ fn plan_topics(shape: &Shape, seed: u64) -> Vec<TopicPlan> {
     plans
 }
 
-/// Heavy-tailed (Pareto) reply counts summing exactly to `total`, none above `cap`.
+/// Heavy-tailed (Lomax, shape 1.3) reply counts summing exactly to `total`,
+/// none above `cap`: about a fifth of topics get no reply, a few get thousands.
 fn ordinary_reply_counts(rng: &mut ChaCha8Rng, topics: usize, total: u64, cap: u32) -> Vec<u32> {
-    let weights: Vec<f64> = (0..topics).map(|_| (1.0 - rng.random::<f64>()).powf(-1.0 / 1.1)).collect();
+    let weights: Vec<f64> = (0..topics).map(|_| (1.0 - rng.random::<f64>()).powf(-1.0 / 1.3) - 1.0).collect();
     let cap_f = f64::from(cap);
     let filled = |k: f64| -> f64 { weights.iter().map(|w| (w * k).min(cap_f).floor()).sum() };
     // Find the scale k at which the capped, floored counts reach `total`.

@@ -134,7 +134,7 @@ async fn derive(load: &mut Loader<'_>) -> anyhow::Result<()> {
                  SELECT author_id, 'reply_created', topic_id, id, NULL, NULL, created_at FROM forum_replies
                  UNION ALL
                  SELECT author_id, 'wiki_revised', NULL, NULL, page_id, id, created_at FROM wiki_revisions
-             ) a ORDER BY created_at",
+             ) a ORDER BY created_at, kind, topic_id, reply_id, wiki_revision_id",
         ),
     ];
     for (label, sql) in steps {
