@@ -1,0 +1,29 @@
+//! PostgreSQL ERRORs with fitting SQLSTATEs. Each function raises and does
+//! not return.
+
+use pgrx::prelude::*;
+use veritable_core::sanitize::SanitizeError;
+
+/// 22023: an argument out of its allowed range, or a cursor that was tampered with.
+pub fn invalid_parameter(message: String) -> ! {
+    ereport!(ERROR, PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE, message);
+}
+
+/// P0002: the thing asked for does not exist.
+pub fn no_data(message: String) -> ! {
+    ereport!(ERROR, PgSqlErrorCode::ERRCODE_NO_DATA_FOUND, message);
+}
+
+/// XX000: a query of ours failed; the message carries PostgreSQL's reason.
+pub fn internal(message: String) -> ! {
+    ereport!(ERROR, PgSqlErrorCode::ERRCODE_INTERNAL_ERROR, message);
+}
+
+/// 22001 for oversized input (never truncated), 54000 for nesting past the bound.
+pub fn content(error: SanitizeError) -> ! {
+    let code = match error {
+        SanitizeError::TooLarge(_) => PgSqlErrorCode::ERRCODE_STRING_DATA_RIGHT_TRUNCATION,
+        SanitizeError::TooDeep(_) => PgSqlErrorCode::ERRCODE_PROGRAM_LIMIT_EXCEEDED,
+    };
+    ereport!(ERROR, code, error.to_string());
+}
