@@ -76,7 +76,7 @@ fn reply_rows(topic_id: Option<i64>, root: Root, max_depth: Option<i32>, max_row
 /// where `children_cut`, call `reply_subtree` on that row.
 #[pg_extern(stable, parallel_safe)]
 fn reply_tree(
-    topic_id: i64,
+    topic_id: Option<i64>,
     max_depth: default!(Option<i32>, "NULL"),
     max_rows: default!(Option<i32>, "NULL"),
     after_reply_id: default!(Option<i64>, "NULL"),
@@ -97,6 +97,7 @@ fn reply_tree(
         name!(has_more, bool),
     ),
 > {
+    let Some(topic_id) = topic_id else { return TableIterator::new(Vec::new()) };
     TableIterator::new(reply_rows(Some(topic_id), Root::Topic, max_depth, max_rows, after_reply_id))
 }
 
@@ -104,7 +105,7 @@ fn reply_tree(
 /// `reply_tree`; `depth` stays absolute, `path` starts at this reply.
 #[pg_extern(stable, parallel_safe)]
 fn reply_subtree(
-    reply_id: i64,
+    reply_id: Option<i64>,
     max_depth: default!(Option<i32>, "NULL"),
     max_rows: default!(Option<i32>, "NULL"),
     after_reply_id: default!(Option<i64>, "NULL"),
@@ -125,6 +126,7 @@ fn reply_subtree(
         name!(has_more, bool),
     ),
 > {
+    let Some(reply_id) = reply_id else { return TableIterator::new(Vec::new()) };
     TableIterator::new(reply_rows(None, Root::Reply(reply_id), max_depth, max_rows, after_reply_id))
 }
 
@@ -180,6 +182,13 @@ fn topic_page(
             next.clone(),
         )
     }))
+}
+
+/// The SQL text of the extension's hot queries, so a test (or a DBA) can
+/// EXPLAIN exactly what runs: `PREPARE q AS <sql>; EXPLAIN EXECUTE q(...)`.
+#[pg_extern(immutable, parallel_safe)]
+fn hot_queries() -> TableIterator<'static, (name!(name, &'static str), name!(sql, &'static str))> {
+    TableIterator::new(replies::QUERIES.iter().chain(topics::QUERIES).copied())
 }
 
 #[cfg(any(test, feature = "pg_test"))]

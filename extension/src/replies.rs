@@ -53,6 +53,10 @@ macro_rules! reply_query {
 const TOP_LEVEL: &str = reply_query!("r.topic_id = $1 AND r.parent_id IS NULL AND r.id > $2 ORDER BY r.id LIMIT $3");
 const CHILDREN: &str = reply_query!("r.topic_id = $1 AND r.parent_id = $2 AND r.id > $3 ORDER BY r.id LIMIT $4");
 const ONE: &str = reply_query!("r.topic_id = $1 AND r.id = $2");
+/// (name, sql) of every query here, for `veritable.hot_queries()`.
+pub const QUERIES: &[(&str, &str)] =
+    &[("reply_tree.top_level", TOP_LEVEL), ("reply_tree.children", CHILDREN), ("reply_tree.one", ONE)];
+
 const TOPIC_OF: &str = "SELECT topic_id FROM public.forum_replies WHERE id = $1";
 
 const INT8: PgOid = PgOid::BuiltIn(PgBuiltInOids::INT8OID);

@@ -56,6 +56,9 @@ macro_rules! page_query {
 const IN_CATEGORY: &str = page_query!("t.category_id = $1");
 const ALL_CATEGORIES: &str = page_query!("($1::bigint IS NULL)");
 
+/// (name, sql) of every query here, for `veritable.hot_queries()`.
+pub const QUERIES: &[(&str, &str)] = &[("topic_page.category", IN_CATEGORY), ("topic_page.all", ALL_CATEGORIES)];
+
 fn read(table: SpiTupleTable<'_>) -> SpiResult<Vec<TopicRow>> {
     let mut out = Vec::with_capacity(table.len());
     for row in table {

@@ -38,6 +38,8 @@ pub const MIGRATIONS: &[Migration] = &[
     migration!(004, "wiki"),
     migration!(005, "notifications_activity"),
     migration!(006, "events"),
+    migration!(007, "reply_tree_and_indexes"),
+    migration!(008, "triggers"),
 ];
 
 impl Migration {

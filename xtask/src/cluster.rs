@@ -211,7 +211,10 @@ impl Cluster {
                    IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{ROLE}') THEN
                      CREATE ROLE {ROLE} LOGIN CREATEDB;
                    END IF;
-                 END $$"
+                 END $$;
+                 -- Tests drop their scratch databases WITH (FORCE), which must
+                 -- end autovacuum workers too.
+                 GRANT pg_signal_backend TO {ROLE}"
             ),
         )?;
         let exists = self.superuser("postgres", &format!("SELECT 1 FROM pg_database WHERE datname = '{db}'"))?;

@@ -8,6 +8,7 @@ use argon2::{Argon2, PasswordHasher};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use tokio_postgres::types::{ToSql, Type};
+use veritable_core::sanitize::POLICY_VERSION;
 
 use super::shape::Shape;
 use super::text;
@@ -290,6 +291,7 @@ impl Row for TopicRow {
             &self.created_at,
             &self.created_at,
             &self.created_at,
+            &POLICY_VERSION,
         ]
     }
 }
@@ -336,6 +338,7 @@ async fn load_topics(load: &mut Loader<'_>, shape: &Shape, seed: u64, topics: &[
             ("created_at", Type::TIMESTAMPTZ),
             ("updated_at", Type::TIMESTAMPTZ),
             ("last_activity_at", Type::TIMESTAMPTZ),
+            ("render_version", Type::INT4),
         ],
         topics.len() as u64,
         rows,
@@ -364,6 +367,8 @@ struct ReplyPlan {
     author_id: i64,
     created_secs: u64,
     is_deleted: bool,
+    depth: i32,
+    child_count: i32,
 }
 
 struct Replies {
@@ -395,6 +400,15 @@ fn plan_replies(shape: &Shape, seed: u64, topics: &[TopicPlan]) -> Replies {
                 let u: f64 = rng.random();
                 Some(k - 1 - ((u * u * u * f64::from(k)) as u32).min(k - 1))
             };
+            let topic_start = first[t];
+            let depth = match parent {
+                Some(k) => {
+                    let parent_plan: &mut ReplyPlan = &mut plans[topic_start + k as usize];
+                    parent_plan.child_count += 1;
+                    parent_plan.depth + 1
+                }
+                None => 0,
+            };
             order.push((clock, plans.len() as u32));
             plans.push(ReplyPlan {
                 topic: t as u32,
@@ -402,6 +416,8 @@ fn plan_replies(shape: &Shape, seed: u64, topics: &[TopicPlan]) -> Replies {
                 author_id: skewed(&mut rng, shape.users),
                 created_secs: clock,
                 is_deleted: !topic.is_chain && rng.random_ratio(1, 50),
+                depth,
+                child_count: 0,
             });
         }
     }
@@ -425,6 +441,8 @@ struct ReplyRow {
     body_html: String,
     is_deleted: bool,
     created_at: SystemTime,
+    depth: i32,
+    child_count: i32,
 }
 
 impl Row for ReplyRow {
@@ -439,6 +457,9 @@ impl Row for ReplyRow {
             &self.is_deleted,
             &self.created_at,
             &self.created_at,
+            &self.depth,
+            &self.child_count,
+            &POLICY_VERSION,
         ]
     }
 }
@@ -487,6 +508,8 @@ async fn load_replies(
             body_html: body.html,
             is_deleted: plan.is_deleted,
             created_at,
+            depth: plan.depth,
+            child_count: plan.child_count,
         }
     });
     load.copy(
@@ -501,6 +524,9 @@ async fn load_replies(
             ("is_deleted", Type::BOOL),
             ("created_at", Type::TIMESTAMPTZ),
             ("updated_at", Type::TIMESTAMPTZ),
+            ("depth", Type::INT4),
+            ("child_count", Type::INT4),
+            ("render_version", Type::INT4),
         ],
         replies.plans.len() as u64,
         rows,
@@ -633,6 +659,7 @@ impl Row for WikiRevisionRow {
             &self.body_html,
             &self.comment,
             &self.created_at,
+            &POLICY_VERSION,
         ]
     }
 }
@@ -701,6 +728,7 @@ async fn load_wiki(load: &mut Loader<'_>, shape: &Shape, seed: u64) -> anyhow::R
             ("body_html", Type::TEXT),
             ("comment", Type::TEXT),
             ("created_at", Type::TIMESTAMPTZ),
+            ("render_version", Type::INT4),
         ],
         count,
         revisions,

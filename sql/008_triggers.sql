@@ -1,0 +1,324 @@
+-- The triggers that keep derived data true in the writer's own transaction:
+-- sanitized HTML, reply-tree bookkeeping, per-topic counters and participants,
+-- mentions and their notifications, the activity feed, and the events outbox.
+--
+-- Never pg_notify here: NOTIFY takes a cluster-wide lock through commit and
+-- serializes writers (DESIGN.md). Writers only add `events` rows.
+--
+-- Lock order of every write, fixed so concurrent writers cannot deadlock on
+-- each other: the reply being written, its parent reply, the participant row,
+-- the topic row. A move between topics touches the lower topic id first.
+-- Topic rows are only ever locked FOR NO KEY UPDATE, which does not conflict
+-- with the KEY SHARE locks that foreign-key checks of reply inserts take.
+-- No site-wide or per-category row is updated per reply.
+
+SET LOCAL search_path = public;
+
+-- Sanitized HTML (the Rust trigger veritable.render_body fills body_html and
+-- render_version from body, whoever writes the row).
+CREATE TRIGGER forum_topics_render BEFORE INSERT OR UPDATE OF body, body_html, render_version ON forum_topics
+    FOR EACH ROW EXECUTE FUNCTION veritable.render_body();
+CREATE TRIGGER forum_replies_render BEFORE INSERT OR UPDATE OF body, body_html, render_version ON forum_replies
+    FOR EACH ROW EXECUTE FUNCTION veritable.render_body();
+CREATE TRIGGER wiki_revisions_render BEFORE INSERT OR UPDATE OF body, body_html, render_version ON wiki_revisions
+    FOR EACH ROW EXECUTE FUNCTION veritable.render_body();
+
+-- +1 / -1 one live reply of p_author in p_topic.
+CREATE FUNCTION veritable.count_reply(p_topic bigint, p_author bigint, p_at timestamptz, p_delta integer)
+RETURNS void LANGUAGE plpgsql AS $$
+DECLARE
+    joined integer := 0;   -- change of participant_count
+    remaining integer;     -- the author's live replies here, NULL after drift
+    last_reply timestamptz;
+BEGIN
+    IF p_delta > 0 THEN
+        INSERT INTO public.forum_topic_participants AS p (topic_id, user_id, reply_count)
+        VALUES (p_topic, p_author, 1)
+        ON CONFLICT (topic_id, user_id) DO UPDATE SET reply_count = p.reply_count + 1
+        RETURNING (p.reply_count = 1)::integer INTO joined;
+        UPDATE public.forum_topics
+           SET reply_count = reply_count + 1,
+               participant_count = participant_count + joined,
+               last_reply_at = greatest(last_reply_at, p_at),
+               last_activity_at = greatest(last_activity_at, p_at)
+         WHERE id = p_topic;
+    ELSE
+        -- Lock the participant row first, then decide: a concurrent writer
+        -- cannot change the count between the look and the change.
+        SELECT p.reply_count INTO remaining FROM public.forum_topic_participants p
+         WHERE p.topic_id = p_topic AND p.user_id = p_author FOR UPDATE;
+        IF remaining <= 1 THEN
+            -- The author's last live reply here: they stop being a participant.
+            DELETE FROM public.forum_topic_participants WHERE topic_id = p_topic AND user_id = p_author;
+            joined := -1;
+        ELSIF remaining > 1 THEN
+            UPDATE public.forum_topic_participants SET reply_count = reply_count - 1
+             WHERE topic_id = p_topic AND user_id = p_author;
+        END IF;
+        -- FOR NO KEY UPDATE, not FOR UPDATE: it must not conflict with the KEY SHARE
+        -- locks that foreign-key checks of concurrent reply inserts hold on the topic.
+        SELECT t.last_reply_at INTO last_reply FROM public.forum_topics t WHERE t.id = p_topic FOR NO KEY UPDATE;
+        IF last_reply IS NOT NULL AND last_reply <= p_at THEN
+            -- The newest live reply went: find the one before it (an index probe).
+            SELECT max(r.created_at) INTO last_reply
+              FROM public.forum_replies r WHERE r.topic_id = p_topic AND NOT r.is_deleted;
+        END IF;
+        -- Drift (found by reconcile_topic_stats) never makes a counter negative.
+        UPDATE public.forum_topics
+           SET reply_count = greatest(reply_count - 1, 0),
+               participant_count = greatest(participant_count + joined, 0),
+               last_reply_at = last_reply,
+               last_activity_at = greatest(created_at, last_reply)
+         WHERE id = p_topic;
+    END IF;
+END $$;
+
+-- Mentions in a new topic or reply: mentions rows and their notifications.
+CREATE FUNCTION veritable.record_mentions(p_body text, p_author bigint, p_topic bigint, p_reply bigint)
+RETURNS void LANGUAGE sql AS $$
+    WITH named AS (
+        SELECT u.id FROM public.users u
+         WHERE lower(u.username) = ANY (veritable.mentions(p_body))
+           AND u.id <> p_author AND NOT u.is_deleted
+    ), recorded AS (
+        INSERT INTO public.mentions (mentioned_user_id, author_id, topic_id, reply_id)
+        SELECT id, p_author, p_topic, p_reply FROM named
+        ON CONFLICT DO NOTHING
+        RETURNING mentioned_user_id
+    )
+    INSERT INTO public.notifications (user_id, kind, actor_id, topic_id, reply_id)
+    SELECT mentioned_user_id, 'mention', p_author, p_topic, p_reply FROM recorded;
+$$;
+
+-- Depth from the parent; a fresh row has no children yet.
+CREATE FUNCTION veritable.reply_placement() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF NEW.parent_id IS NULL THEN
+        NEW.depth := 0;
+    ELSE
+        SELECT p.depth + 1 INTO NEW.depth FROM public.forum_replies p WHERE p.id = NEW.parent_id;
+        -- A missing parent is refused by the foreign key right after.
+        NEW.depth := coalesce(NEW.depth, 0);
+    END IF;
+    IF TG_OP = 'INSERT' THEN
+        NEW.child_count := 0;
+    END IF;
+    RETURN NEW;
+END $$;
+
+CREATE TRIGGER forum_replies_placement BEFORE INSERT OR UPDATE OF parent_id ON forum_replies
+    FOR EACH ROW EXECUTE FUNCTION veritable.reply_placement();
+
+CREATE FUNCTION veritable.reply_inserted() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF NEW.parent_id IS NOT NULL THEN
+        UPDATE public.forum_replies SET child_count = child_count + 1 WHERE id = NEW.parent_id;
+    END IF;
+    IF NOT NEW.is_deleted THEN
+        PERFORM veritable.count_reply(NEW.topic_id, NEW.author_id, NEW.created_at, 1);
+    END IF;
+    INSERT INTO public.unified_activity (user_id, kind, topic_id, reply_id, created_at)
+    VALUES (NEW.author_id, 'reply_created', NEW.topic_id, NEW.id, NEW.created_at);
+    IF strpos(NEW.body, '@') > 0 THEN
+        PERFORM veritable.record_mentions(NEW.body, NEW.author_id, NEW.topic_id, NEW.id);
+    END IF;
+    INSERT INTO public.events (room, kind, payload)
+    VALUES ('topic:' || NEW.topic_id, 'reply.created',
+            jsonb_build_object('id', NEW.id, 'topic_id', NEW.topic_id, 'parent_id', NEW.parent_id,
+                               'author_id', NEW.author_id, 'depth', NEW.depth));
+    RETURN NULL;
+END $$;
+
+CREATE TRIGGER forum_replies_inserted AFTER INSERT ON forum_replies
+    FOR EACH ROW EXECUTE FUNCTION veritable.reply_inserted();
+
+-- Soft delete, restore, move between topics, reparenting, author change, edit.
+CREATE FUNCTION veritable.reply_updated() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE
+    kind text;
+BEGIN
+    IF NEW.parent_id IS DISTINCT FROM OLD.parent_id THEN
+        IF OLD.parent_id IS NOT NULL THEN
+            UPDATE public.forum_replies SET child_count = greatest(child_count - 1, 0) WHERE id = OLD.parent_id;
+        END IF;
+        IF NEW.parent_id IS NOT NULL THEN
+            UPDATE public.forum_replies SET child_count = child_count + 1 WHERE id = NEW.parent_id;
+        END IF;
+    END IF;
+    IF (NEW.topic_id, NEW.author_id, NEW.is_deleted) IS DISTINCT FROM (OLD.topic_id, OLD.author_id, OLD.is_deleted) THEN
+        IF OLD.topic_id <= NEW.topic_id THEN
+            IF NOT OLD.is_deleted THEN PERFORM veritable.count_reply(OLD.topic_id, OLD.author_id, OLD.created_at, -1); END IF;
+            IF NOT NEW.is_deleted THEN PERFORM veritable.count_reply(NEW.topic_id, NEW.author_id, NEW.created_at, 1); END IF;
+        ELSE
+            IF NOT NEW.is_deleted THEN PERFORM veritable.count_reply(NEW.topic_id, NEW.author_id, NEW.created_at, 1); END IF;
+            IF NOT OLD.is_deleted THEN PERFORM veritable.count_reply(OLD.topic_id, OLD.author_id, OLD.created_at, -1); END IF;
+        END IF;
+    END IF;
+    kind := CASE
+        WHEN NEW.topic_id <> OLD.topic_id THEN 'reply.moved'
+        WHEN NEW.is_deleted AND NOT OLD.is_deleted THEN 'reply.deleted'
+        WHEN OLD.is_deleted AND NOT NEW.is_deleted THEN 'reply.restored'
+        ELSE 'reply.updated'
+    END;
+    INSERT INTO public.events (room, kind, payload)
+    VALUES ('topic:' || NEW.topic_id, kind,
+            jsonb_build_object('id', NEW.id, 'topic_id', NEW.topic_id, 'parent_id', NEW.parent_id));
+    IF NEW.topic_id <> OLD.topic_id THEN
+        INSERT INTO public.events (room, kind, payload)
+        VALUES ('topic:' || OLD.topic_id, kind, jsonb_build_object('id', NEW.id, 'topic_id', NEW.topic_id, 'from_topic_id', OLD.topic_id));
+    END IF;
+    RETURN NULL;
+END $$;
+
+CREATE TRIGGER forum_replies_updated AFTER UPDATE OF topic_id, parent_id, author_id, is_deleted, body ON forum_replies
+    FOR EACH ROW EXECUTE FUNCTION veritable.reply_updated();
+
+-- Hard delete (moderation, or the cascade of a deleted topic).
+CREATE FUNCTION veritable.reply_deleted() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF OLD.parent_id IS NOT NULL THEN
+        UPDATE public.forum_replies SET child_count = greatest(child_count - 1, 0) WHERE id = OLD.parent_id;
+    END IF;
+    -- When the whole topic is being deleted there is nothing left to count or tell.
+    IF EXISTS (SELECT 1 FROM public.forum_topics WHERE id = OLD.topic_id) THEN
+        IF NOT OLD.is_deleted THEN
+            PERFORM veritable.count_reply(OLD.topic_id, OLD.author_id, OLD.created_at, -1);
+        END IF;
+        INSERT INTO public.events (room, kind, payload)
+        VALUES ('topic:' || OLD.topic_id, 'reply.removed', jsonb_build_object('id', OLD.id, 'topic_id', OLD.topic_id));
+    END IF;
+    RETURN NULL;
+END $$;
+
+CREATE TRIGGER forum_replies_deleted AFTER DELETE ON forum_replies
+    FOR EACH ROW EXECUTE FUNCTION veritable.reply_deleted();
+
+CREATE FUNCTION veritable.topic_inserted() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO public.unified_activity (user_id, kind, topic_id, created_at)
+    VALUES (NEW.author_id, 'topic_created', NEW.id, NEW.created_at);
+    IF strpos(NEW.body, '@') > 0 THEN
+        PERFORM veritable.record_mentions(NEW.body, NEW.author_id, NEW.id, NULL);
+    END IF;
+    INSERT INTO public.events (room, kind, payload)
+    VALUES ('category:' || NEW.category_id, 'topic.created',
+            jsonb_build_object('id', NEW.id, 'category_id', NEW.category_id, 'author_id', NEW.author_id, 'title', NEW.title));
+    RETURN NULL;
+END $$;
+
+CREATE TRIGGER forum_topics_inserted AFTER INSERT ON forum_topics
+    FOR EACH ROW EXECUTE FUNCTION veritable.topic_inserted();
+
+-- Only what readers see; the counters' own updates do not fire this.
+CREATE FUNCTION veritable.topic_updated() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE
+    payload jsonb := jsonb_build_object('id', NEW.id, 'category_id', NEW.category_id, 'title', NEW.title,
+        'is_pinned', NEW.is_pinned, 'is_locked', NEW.is_locked, 'is_deleted', NEW.is_deleted);
+BEGIN
+    INSERT INTO public.events (room, kind, payload) VALUES ('topic:' || NEW.id, 'topic.updated', payload);
+    INSERT INTO public.events (room, kind, payload) VALUES ('category:' || NEW.category_id, 'topic.updated', payload);
+    IF NEW.category_id <> OLD.category_id THEN
+        INSERT INTO public.events (room, kind, payload) VALUES ('category:' || OLD.category_id, 'topic.moved', payload);
+    END IF;
+    RETURN NULL;
+END $$;
+
+CREATE TRIGGER forum_topics_updated AFTER UPDATE OF title, body, category_id, is_pinned, is_locked, is_deleted ON forum_topics
+    FOR EACH ROW EXECUTE FUNCTION veritable.topic_updated();
+
+-- A new revision becomes the page's current one.
+CREATE FUNCTION veritable.wiki_revision_inserted() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE
+    page_slug text;
+BEGIN
+    UPDATE public.wiki_pages
+       SET current_revision = greatest(current_revision, NEW.revision_number),
+           title = CASE WHEN NEW.revision_number >= current_revision THEN NEW.title ELSE title END,
+           updated_at = now()
+     WHERE id = NEW.page_id
+    RETURNING slug INTO page_slug;
+    INSERT INTO public.unified_activity (user_id, kind, wiki_page_id, wiki_revision_id, created_at)
+    VALUES (NEW.author_id, 'wiki_revised', NEW.page_id, NEW.id, NEW.created_at);
+    INSERT INTO public.events (room, kind, payload)
+    VALUES ('wiki:' || page_slug, 'wiki.revised',
+            jsonb_build_object('page_id', NEW.page_id, 'revision_id', NEW.id,
+                               'revision_number', NEW.revision_number, 'author_id', NEW.author_id));
+    RETURN NULL;
+END $$;
+
+CREATE TRIGGER wiki_revisions_inserted AFTER INSERT ON wiki_revisions
+    FOR EACH ROW EXECUTE FUNCTION veritable.wiki_revision_inserted();
+
+CREATE FUNCTION veritable.notification_inserted() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO public.events (room, kind, payload)
+    VALUES ('user:' || NEW.user_id, 'notification.created',
+            jsonb_build_object('id', NEW.id, 'kind', NEW.kind, 'actor_id', NEW.actor_id, 'topic_id', NEW.topic_id,
+                               'reply_id', NEW.reply_id, 'wiki_page_id', NEW.wiki_page_id));
+    RETURN NULL;
+END $$;
+
+CREATE TRIGGER notifications_inserted AFTER INSERT ON notifications
+    FOR EACH ROW EXECUTE FUNCTION veritable.notification_inserted();
+
+-- Recomputes every counter from scratch, fixes what drifted, and returns how
+-- many rows differed (0 = the triggers kept everything true). Writers to
+-- replies wait while it runs (SHARE lock), so it cannot race them.
+CREATE FUNCTION veritable.reconcile_topic_stats() RETURNS bigint LANGUAGE plpgsql AS $$
+DECLARE
+    fixed bigint := 0;
+    n bigint;
+BEGIN
+    LOCK TABLE public.forum_replies IN SHARE MODE;
+
+    WITH truth AS (
+        SELECT topic_id, author_id AS user_id, count(*)::integer AS reply_count
+          FROM public.forum_replies WHERE NOT is_deleted GROUP BY topic_id, author_id
+    ), upserted AS (
+        INSERT INTO public.forum_topic_participants AS p (topic_id, user_id, reply_count)
+        SELECT topic_id, user_id, reply_count FROM truth
+        ON CONFLICT (topic_id, user_id) DO UPDATE SET reply_count = EXCLUDED.reply_count
+         WHERE p.reply_count <> EXCLUDED.reply_count
+        RETURNING 1
+    )
+    SELECT count(*) INTO n FROM upserted;
+    fixed := fixed + n;
+
+    DELETE FROM public.forum_topic_participants p
+     WHERE NOT EXISTS (SELECT 1 FROM public.forum_replies r
+                        WHERE r.topic_id = p.topic_id AND r.author_id = p.user_id AND NOT r.is_deleted);
+    GET DIAGNOSTICS n = ROW_COUNT;
+    fixed := fixed + n;
+
+    WITH live AS (
+        SELECT topic_id, count(*)::integer AS replies, count(DISTINCT author_id)::integer AS participants,
+               max(created_at) AS last_reply_at
+          FROM public.forum_replies WHERE NOT is_deleted GROUP BY topic_id
+    ), truth AS (
+        SELECT t.id, coalesce(l.replies, 0) AS replies, coalesce(l.participants, 0) AS participants,
+               l.last_reply_at, greatest(t.created_at, l.last_reply_at) AS last_activity_at
+          FROM public.forum_topics t LEFT JOIN live l ON l.topic_id = t.id
+    )
+    UPDATE public.forum_topics t
+       SET reply_count = truth.replies, participant_count = truth.participants,
+           last_reply_at = truth.last_reply_at, last_activity_at = truth.last_activity_at
+      FROM truth
+     WHERE truth.id = t.id
+       AND (t.reply_count, t.participant_count, t.last_reply_at, t.last_activity_at)
+           IS DISTINCT FROM (truth.replies, truth.participants, truth.last_reply_at, truth.last_activity_at);
+    GET DIAGNOSTICS n = ROW_COUNT;
+    fixed := fixed + n;
+
+    WITH truth AS (
+        SELECT r.id, coalesce(c.n, 0)::integer AS n
+          FROM public.forum_replies r
+          LEFT JOIN (SELECT parent_id, count(*) AS n FROM public.forum_replies
+                      WHERE parent_id IS NOT NULL GROUP BY parent_id) c ON c.parent_id = r.id
+    )
+    UPDATE public.forum_replies r SET child_count = truth.n
+      FROM truth WHERE truth.id = r.id AND r.child_count <> truth.n;
+    GET DIAGNOSTICS n = ROW_COUNT;
+    fixed := fixed + n;
+
+    RETURN fixed;
+END $$;

@@ -1,0 +1,354 @@
+//! The triggers: sanitized HTML on every path, counters ±1, participants,
+//! mentions, activity and the outbox, all in the writer's transaction.
+
+use tokio_postgres::{Client, Transaction};
+use veritable_proxy::config::Scale;
+use veritable_proxy::migrate::{self, MIGRATIONS};
+use veritable_proxy::seed::{self, Shape};
+use veritable_tests::{FreshDb, connect, database_url, sqlstate};
+
+/// reply_count, participant_count, last_reply_at (text) of a topic.
+async fn stats(tx: &Transaction<'_>, topic: i64) -> (i32, i32, Option<String>) {
+    let row = tx
+        .query_one("SELECT reply_count, participant_count, last_reply_at::text FROM forum_topics WHERE id = $1", &[&topic])
+        .await
+        .unwrap();
+    (row.get(0), row.get(1), row.get(2))
+}
+
+async fn new_topic(tx: &Transaction<'_>) -> i64 {
+    tx.query_one("INSERT INTO forum_topics (category_id, author_id, title, body) VALUES (1, 3, 'T', 'b') RETURNING id", &[])
+        .await
+        .unwrap()
+        .get(0)
+}
+
+async fn reply(tx: &Transaction<'_>, topic: i64, author: i64, parent: Option<i64>, body: &str) -> i64 {
+    tx.query_one(
+        "INSERT INTO forum_replies (topic_id, author_id, parent_id, body) VALUES ($1, $2, $3, $4) RETURNING id",
+        &[&topic, &author, &parent, &body],
+    )
+    .await
+    .unwrap()
+    .get(0)
+}
+
+#[tokio::test]
+async fn a_dbas_raw_insert_is_sanitized_and_versioned() {
+    let mut client = connect(&database_url()).await;
+    let tx = client.transaction().await.unwrap();
+    let topic = new_topic(&tx).await;
+    let row = tx
+        .query_one(
+            "INSERT INTO forum_replies (topic_id, author_id, body, body_html, render_version)
+             VALUES ($1, 1, 'hi <script>alert(1)</script> **there**', '<script>evil()</script>', 99)
+             RETURNING body_html, render_version, veritable.policy_version()",
+            &[&topic],
+        )
+        .await
+        .unwrap();
+    let html: String = row.get(0);
+    assert_eq!(html, "<p>hi  <strong>there</strong></p>\n");
+    assert_eq!(row.get::<_, i32>(1), row.get::<_, i32>(2));
+    // Writing body_html directly re-renders it from the source.
+    let rerendered: String = tx
+        .query_one("UPDATE forum_replies SET body_html = '<img src=x onerror=alert(1)>' WHERE topic_id = $1 RETURNING body_html", &[&topic])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(rerendered, html);
+    let topic_html: String = tx.query_one("SELECT body_html FROM forum_topics WHERE id = $1", &[&topic]).await.unwrap().get(0);
+    assert_eq!(topic_html, "<p>b</p>\n");
+    tx.rollback().await.unwrap();
+}
+
+#[tokio::test]
+async fn oversized_bodies_are_refused_with_22001_and_nothing_is_stored() {
+    let client = connect(&database_url()).await;
+    client.batch_execute("SET veritable.max_content_bytes = 1000").await.unwrap();
+    let result = client
+        .execute("INSERT INTO forum_replies (topic_id, author_id, body) VALUES (1, 1, repeat('x', 1001))", &[])
+        .await;
+    assert_eq!(sqlstate(result), "22001");
+    let stored: i64 = client
+        .query_one("SELECT count(*) FROM forum_replies WHERE body = repeat('x', 1001)", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(stored, 0);
+    client
+        .execute("INSERT INTO forum_replies (topic_id, author_id, body) VALUES (1, 1, repeat('x', 1000))", &[])
+        .await
+        .expect("exactly at the limit is accepted");
+    client.execute("DELETE FROM forum_replies WHERE body = repeat('x', 1000)", &[]).await.unwrap();
+}
+
+#[tokio::test]
+async fn seeded_html_is_exactly_what_the_extension_renders() {
+    let client = connect(&database_url()).await;
+    for table in ["forum_topics", "forum_replies", "wiki_revisions"] {
+        let differing: i64 = client
+            .query_one(
+                &format!(
+                    "SELECT count(*) FROM {table}
+                     WHERE body_html <> veritable.render_markdown(body) OR render_version <> veritable.policy_version()"
+                ),
+                &[],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        assert_eq!(differing, 0, "{table}");
+    }
+}
+
+#[tokio::test]
+async fn counters_follow_insert_soft_delete_restore_move_and_hard_delete() {
+    let mut client = connect(&database_url()).await;
+    let tx = client.transaction().await.unwrap();
+    let a = new_topic(&tx).await;
+    let b = new_topic(&tx).await;
+    assert_eq!(stats(&tx, a).await, (0, 0, None));
+
+    let r1 = reply(&tx, a, 10, None, "one").await;
+    let r2 = reply(&tx, a, 11, Some(r1), "two").await;
+    let r3 = reply(&tx, a, 10, Some(r2), "three").await;
+    let (count, participants, last) = stats(&tx, a).await;
+    assert_eq!((count, participants), (3, 2));
+    assert!(last.is_some());
+    let tree: Vec<(i32, i32)> = tx
+        .query("SELECT depth, child_count FROM forum_replies WHERE id = ANY($1) ORDER BY id", &[&vec![r1, r2, r3]])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    assert_eq!(tree, vec![(0, 1), (1, 1), (2, 0)]);
+
+    tx.execute("UPDATE forum_replies SET is_deleted = true WHERE id = $1", &[&r2]).await.unwrap();
+    let (count, participants, _) = stats(&tx, a).await;
+    assert_eq!((count, participants), (2, 1), "user 11 left");
+    tx.execute("UPDATE forum_replies SET is_deleted = false WHERE id = $1", &[&r2]).await.unwrap();
+    let (count, participants, _) = stats(&tx, a).await;
+    assert_eq!((count, participants), (3, 2));
+
+    // Move the leaf to topic b.
+    tx.execute("UPDATE forum_replies SET topic_id = $2, parent_id = NULL WHERE id = $1", &[&r3, &b]).await.unwrap();
+    let (count_a, participants_a, _) = stats(&tx, a).await;
+    let (count_b, participants_b, _) = stats(&tx, b).await;
+    assert_eq!((count_a, participants_a, count_b, participants_b), (2, 2, 1, 1));
+    let r2_children: i32 = tx.query_one("SELECT child_count FROM forum_replies WHERE id = $1", &[&r2]).await.unwrap().get(0);
+    assert_eq!(r2_children, 0);
+
+    // A reply with children cannot be hard-deleted (it stays as a tombstone instead).
+    let code = sqlstate(tx.execute("DELETE FROM forum_replies WHERE id = $1", &[&r1]).await);
+    assert_eq!(code, "23503");
+    tx.rollback().await.unwrap();
+
+    let tx = client.transaction().await.unwrap();
+    let a = new_topic(&tx).await;
+    let r1 = reply(&tx, a, 10, None, "one").await;
+    let last_before: Option<String> = stats(&tx, a).await.2;
+    tx.execute("DELETE FROM forum_replies WHERE id = $1", &[&r1]).await.unwrap();
+    assert_eq!(stats(&tx, a).await, (0, 0, None), "hard delete of the newest reply recomputes last_reply_at");
+    assert!(last_before.is_some());
+    let drift: i64 = tx.query_one("SELECT veritable.reconcile_topic_stats()", &[]).await.unwrap().get(0);
+    assert_eq!(drift, 0, "the triggers left nothing to fix");
+    tx.rollback().await.unwrap();
+}
+
+#[tokio::test]
+async fn mentions_activity_and_events_are_written_in_the_same_transaction() {
+    let mut client = connect(&database_url()).await;
+    let tx = client.transaction().await.unwrap();
+    let topic = new_topic(&tx).await;
+    let id = reply(&tx, topic, 3, None, "hello @Admin and @moderator and @demo and @nobody_here, mail x@admin.test").await;
+    let mentioned: Vec<i64> = tx
+        .query("SELECT mentioned_user_id FROM mentions WHERE reply_id = $1 ORDER BY 1", &[&id])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(mentioned, vec![1, 2], "admin and moderator; never the author (demo) or unknown names");
+    let notified: i64 = tx
+        .query_one("SELECT count(*) FROM notifications WHERE reply_id = $1 AND kind = 'mention'", &[&id])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(notified, 2);
+    let activity: i64 = tx
+        .query_one("SELECT count(*) FROM unified_activity WHERE reply_id = $1 AND kind = 'reply_created'", &[&id])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(activity, 1);
+    let events: Vec<(String, String, bool, i32)> = tx
+        .query(
+            "SELECT room, kind, xid = pg_current_xact_id(), octet_length(payload::text) FROM events
+              WHERE xid = pg_current_xact_id() ORDER BY id",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3)))
+        .collect();
+    let kinds: Vec<(String, String)> = events.iter().map(|(room, kind, _, _)| (room.clone(), kind.clone())).collect();
+    let expected: Vec<(String, String)> = [
+        ("category:1".to_owned(), "topic.created"),
+        ("user:1".to_owned(), "notification.created"),
+        ("user:2".to_owned(), "notification.created"),
+        (format!("topic:{topic}"), "reply.created"),
+    ]
+    .into_iter()
+    .map(|(room, kind)| (room, kind.to_owned()))
+    .collect();
+    assert_eq!(kinds, expected);
+    assert!(events.iter().all(|e| e.2 && e.3 <= 4096));
+    // A mention list is capped at 20 names per post.
+    let many: String = (4..40).map(|n| format!("@{} ", veritable_proxy_username(n))).collect();
+    let id = reply(&tx, topic, 1, None, &many).await;
+    let count: i64 = tx.query_one("SELECT count(*) FROM mentions WHERE reply_id = $1", &[&id]).await.unwrap().get(0);
+    assert_eq!(count, 20);
+    tx.rollback().await.unwrap();
+}
+
+/// Generated users are named like `grace_17` for id 18 (see the seed).
+fn veritable_proxy_username(id: i64) -> String {
+    const FIRST: &[&str] = &[
+        "ada", "alan", "barbara", "brian", "claude", "donald", "edsger", "frances", "grace", "guido", "hedy", "ida",
+        "james", "john", "ken", "linus", "margaret", "niklaus", "radia", "rob", "sophie", "tim", "ursula", "vint",
+        "whitfield", "xavier", "yukihiro", "zed",
+    ];
+    let n = (id - 1) as usize;
+    format!("{}_{}", FIRST[n % FIRST.len()], n)
+}
+
+#[tokio::test]
+async fn wiki_revisions_advance_the_page_and_notify_its_room() {
+    let mut client = connect(&database_url()).await;
+    let tx = client.transaction().await.unwrap();
+    let page: i64 = tx
+        .query_one("INSERT INTO wiki_pages (slug, title, author_id) VALUES ('trigger-test', 'T', 1) RETURNING id", &[])
+        .await
+        .unwrap()
+        .get(0);
+    tx.execute(
+        "INSERT INTO wiki_revisions (page_id, revision_number, author_id, title, body) VALUES ($1, 1, 1, 'First', '# Head')",
+        &[&page],
+    )
+    .await
+    .unwrap();
+    let row = tx.query_one("SELECT current_revision, title FROM wiki_pages WHERE id = $1", &[&page]).await.unwrap();
+    assert_eq!((row.get::<_, i32>(0), row.get::<_, String>(1)), (1, "First".to_owned()));
+    let html: String = tx.query_one("SELECT body_html FROM wiki_revisions WHERE page_id = $1", &[&page]).await.unwrap().get(0);
+    assert_eq!(html, "<h1>Head</h1>\n");
+    let room: String = tx
+        .query_one("SELECT room FROM events WHERE xid = pg_current_xact_id() AND kind = 'wiki.revised'", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(room, "wiki:trigger-test");
+    // The same revision number twice is refused (optimistic concurrency rests on this).
+    let dup = tx
+        .execute(
+            "INSERT INTO wiki_revisions (page_id, revision_number, author_id, title, body) VALUES ($1, 1, 1, 'x', 'y')",
+            &[&page],
+        )
+        .await;
+    assert_eq!(sqlstate(dup), "23505");
+    tx.rollback().await.unwrap();
+}
+
+#[tokio::test]
+async fn no_trigger_function_calls_pg_notify() {
+    let client = connect(&database_url()).await;
+    let offenders: Vec<String> = client
+        .query(
+            "SELECT p.proname FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+              WHERE n.nspname = 'veritable' AND (p.prosrc ILIKE '%pg_notify%' OR p.prosrc ~* '\\mnotify\\M')",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert!(offenders.is_empty(), "{offenders:?}");
+}
+
+/// Many writers on separate connections, on a few hot topics; then the
+/// reconciliation finds nothing to fix.
+#[tokio::test]
+async fn counters_stay_exact_under_concurrent_writers() {
+    let db = FreshDb::create("concurrent_counters").await;
+    let mut client = connect(&db.url).await;
+    migrate::apply(&mut client, MIGRATIONS).await.expect("migrate");
+    seed::seed(&mut client, &Shape::of(Scale::Small), 7, false, false).await.expect("seed");
+
+    let writers = (0..16).map(|w: i64| {
+        let url = db.url.clone();
+        tokio::spawn(async move {
+            let client = connect(&url).await;
+            let mut mine: Vec<i64> = Vec::new();
+            for i in 0..40_i64 {
+                let topic = 1 + (w + i) % 3;
+                let author = 4 + (w * 7 + i) % 50;
+                match i % 5 {
+                    // Soft delete, then restore, one of our replies.
+                    3 if !mine.is_empty() => {
+                        let id = mine[(i as usize) % mine.len()];
+                        client.execute("UPDATE forum_replies SET is_deleted = NOT is_deleted WHERE id = $1", &[&id]).await?;
+                    }
+                    4 if mine.len() > 1 => {
+                        let id = mine.remove(0);
+                        client.execute("DELETE FROM forum_replies WHERE id = $1 AND child_count = 0", &[&id]).await?;
+                    }
+                    _ => {
+                        let body = if i % 7 == 0 { format!("hey @admin #{i}") } else { format!("reply {w}/{i}") };
+                        let row = client
+                            .query_one(
+                                "INSERT INTO forum_replies (topic_id, author_id, body) VALUES ($1, $2, $3) RETURNING id",
+                                &[&topic, &author, &body],
+                            )
+                            .await?;
+                        mine.push(row.get(0));
+                    }
+                }
+            }
+            Ok::<_, tokio_postgres::Error>(())
+        })
+    });
+    for writer in writers.collect::<Vec<_>>() {
+        writer.await.expect("task").expect("no writer failed (no deadlock, no constraint error)");
+    }
+    let drift: i64 = client.query_one("SELECT veritable.reconcile_topic_stats()", &[]).await.unwrap().get(0);
+    assert_eq!(drift, 0, "counters drifted under concurrency");
+    db.drop_db().await;
+}
+
+#[tokio::test]
+async fn reconcile_finds_and_fixes_drift() {
+    let db = FreshDb::create("reconcile_drift").await;
+    let mut client = connect(&db.url).await;
+    migrate::apply(&mut client, MIGRATIONS).await.expect("migrate");
+    seed::seed(&mut client, &Shape::of(Scale::Small), 7, false, false).await.expect("seed");
+    assert_eq!(reconcile(&client).await, 0, "the seed's derived data is exact");
+    client
+        .batch_execute(
+            "UPDATE forum_topics SET reply_count = reply_count + 5 WHERE id = 3;
+             UPDATE forum_topics SET last_activity_at = '2000-01-01' WHERE id = 4;
+             DELETE FROM forum_topic_participants WHERE topic_id = 1 AND user_id = (SELECT min(user_id) FROM forum_topic_participants WHERE topic_id = 1);
+             UPDATE forum_replies SET child_count = 42 WHERE id = 1",
+        )
+        .await
+        .unwrap();
+    assert_eq!(reconcile(&client).await, 4);
+    assert_eq!(reconcile(&client).await, 0, "fixed");
+    db.drop_db().await;
+}
+
+async fn reconcile(client: &Client) -> i64 {
+    client.query_one("SELECT veritable.reconcile_topic_stats()", &[]).await.unwrap().get(0)
+}
