@@ -38,7 +38,10 @@ CREATE TABLE unified_activity (
     kind             text        NOT NULL
                      CONSTRAINT unified_activity_kind_known CHECK (kind IN ('topic_created', 'reply_created', 'wiki_revised')),
     topic_id         bigint      REFERENCES forum_topics (id) ON DELETE CASCADE,
-    reply_id         bigint      REFERENCES forum_replies (id) ON DELETE CASCADE,
+    -- No foreign key: the row is written by the reply's BEFORE INSERT trigger,
+    -- before the reply itself exists; veritable.reply_deleted removes it with
+    -- the reply.
+    reply_id         bigint,
     wiki_page_id     bigint      REFERENCES wiki_pages (id) ON DELETE CASCADE,
     wiki_revision_id bigint      REFERENCES wiki_revisions (id) ON DELETE CASCADE,
     created_at       timestamptz NOT NULL DEFAULT now(),

@@ -11,7 +11,7 @@ CREATE TABLE events (
     -- The writing transaction; the sequencer stamps only rows whose xid is below
     -- pg_snapshot_xmin(pg_current_snapshot()), i.e. whose writer has finished.
     xid        xid8        NOT NULL DEFAULT pg_current_xact_id(),
-    seq        bigint      UNIQUE,
+    seq        bigint,
     room       text        NOT NULL
                CONSTRAINT events_room_format CHECK (room ~ '^(topic|category|wiki|user):[A-Za-z0-9_-]{1,200}$'),
     kind       text        NOT NULL CONSTRAINT events_kind_format CHECK (kind ~ '^[a-z][a-z_.]{0,63}$'),
@@ -20,3 +20,6 @@ CREATE TABLE events (
     created_at timestamptz NOT NULL DEFAULT now()
 );
 CREATE INDEX events_unstamped_idx ON events (xid, id) WHERE seq IS NULL;
+-- Unique once stamped; a partial index, so writers (who insert seq = NULL)
+-- pay for one index entry fewer.
+CREATE UNIQUE INDEX events_seq_key ON events (seq) WHERE seq IS NOT NULL;

@@ -39,7 +39,11 @@ DROP INDEX forum_replies_parent_id_idx;
 CREATE INDEX forum_replies_topic_recent_idx ON forum_replies (topic_id, created_at) WHERE NOT is_deleted;
 
 -- Topic pages: pinned first, then last activity, newest first; keyset by id.
-CREATE INDEX forum_topics_page_idx ON forum_topics (category_id, is_pinned, last_activity_at, id) WHERE NOT is_deleted;
+-- The category index is not partial, so it also serves the category foreign
+-- key and replaces the plain category index: every reply updates its topic's
+-- last_activity_at, and each index on forum_topics costs that update an entry.
+CREATE INDEX forum_topics_page_idx ON forum_topics (category_id, is_pinned, last_activity_at, id);
+DROP INDEX forum_topics_category_id_idx;
 CREATE INDEX forum_topics_page_all_idx ON forum_topics (is_pinned, last_activity_at, id) WHERE NOT is_deleted;
 
 CREATE INDEX notifications_unread_idx ON notifications (user_id, id DESC) WHERE read_at IS NULL;

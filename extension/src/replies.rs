@@ -37,15 +37,17 @@ impl TreeRow for Reply {
     }
 }
 
-/// One select list for every reply query, so rows read the same everywhere.
+/// One select list for every reply query. The rows are cut from
+/// `forum_replies` alone (its tree index gives them in order and LIMIT stops
+/// the scan) before author names are joined to those few rows.
 macro_rules! reply_query {
     ($filter:literal) => {
         concat!(
             "SELECT r.id, r.parent_id, r.depth, r.child_count, r.is_deleted, r.author_id, u.username,
                     CASE WHEN r.is_deleted THEN NULL ELSE r.body_html END, r.created_at
-               FROM public.forum_replies r JOIN public.users u ON u.id = r.author_id
-              WHERE ",
-            $filter
+               FROM (SELECT * FROM public.forum_replies r WHERE ",
+            $filter,
+            ") r JOIN public.users u ON u.id = r.author_id ORDER BY r.id"
         )
     };
 }
@@ -53,6 +55,7 @@ macro_rules! reply_query {
 const TOP_LEVEL: &str = reply_query!("r.topic_id = $1 AND r.parent_id IS NULL AND r.id > $2 ORDER BY r.id LIMIT $3");
 const CHILDREN: &str = reply_query!("r.topic_id = $1 AND r.parent_id = $2 AND r.id > $3 ORDER BY r.id LIMIT $4");
 const ONE: &str = reply_query!("r.topic_id = $1 AND r.id = $2");
+
 /// (name, sql) of every query here, for `veritable.hot_queries()`.
 pub const QUERIES: &[(&str, &str)] =
     &[("reply_tree.top_level", TOP_LEVEL), ("reply_tree.children", CHILDREN), ("reply_tree.one", ONE)];

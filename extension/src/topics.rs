@@ -33,22 +33,30 @@ pub struct TopicRow {
 }
 
 /// One select list; the filter differs for one category or all of them.
+///
+/// The page is cut from `forum_topics` alone (ORDER BY + LIMIT over the page
+/// index, which stops after page_size + 1 entries) before anything is
+/// joined: with the joins inside, the planner misjudged the keyset
+/// condition's selectivity on deep pages and hashed and sorted every older
+/// topic (measured 112 ms for page 1,000). Tag names are looked up per tag by
+/// primary key for the same reason (a hash join scanned all tags per topic).
 macro_rules! page_query {
     ($filter:literal) => {
         concat!(
             "SELECT t.id, t.title, t.author_id, u.username, u.display_name, t.category_id, c.name,
                     t.reply_count, t.view_count, t.participant_count, t.last_reply_at, t.last_activity_at,
                     t.created_at, t.is_pinned, t.is_locked,
-                    ARRAY(SELECT g.name FROM public.forum_topic_tags tt JOIN public.forum_tags g ON g.id = tt.tag_id
-                          WHERE tt.topic_id = t.id ORDER BY g.name)
-               FROM public.forum_topics t
+                    ARRAY(SELECT (SELECT g.name FROM public.forum_tags g WHERE g.id = tt.tag_id)
+                            FROM public.forum_topic_tags tt WHERE tt.topic_id = t.id ORDER BY 1)
+               FROM (SELECT * FROM public.forum_topics t
+                      WHERE NOT t.is_deleted AND ",
+            $filter,
+            "           AND (t.is_pinned, t.last_activity_at, t.id) < ($2, $3, $4)
+                      ORDER BY t.is_pinned DESC, t.last_activity_at DESC, t.id DESC
+                      LIMIT $5) t
                JOIN public.users u ON u.id = t.author_id
                JOIN public.forum_categories c ON c.id = t.category_id
-              WHERE NOT t.is_deleted AND ",
-            $filter,
-            " AND (t.is_pinned, t.last_activity_at, t.id) < ($2, $3, $4)
-              ORDER BY t.is_pinned DESC, t.last_activity_at DESC, t.id DESC
-              LIMIT $5"
+              ORDER BY t.is_pinned DESC, t.last_activity_at DESC, t.id DESC"
         )
     };
 }

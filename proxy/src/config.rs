@@ -101,6 +101,8 @@ pub struct MigrateArgs {
 pub enum Scale {
     /// A few hundred topics: loads in seconds (used by `cargo xtask up` and tests).
     Small,
+    /// A tenth of `default` (100k replies): the "10× less data" side of flatness checks.
+    Medium,
     /// The seed report's shape: 10k users, 50k topics, 1M replies.
     Default,
     /// Ten times `default`'s replies, for data-size flatness checks.

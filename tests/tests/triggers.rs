@@ -197,9 +197,9 @@ async fn mentions_activity_and_events_are_written_in_the_same_transaction() {
     let kinds: Vec<(String, String)> = events.iter().map(|(room, kind, _, _)| (room.clone(), kind.clone())).collect();
     let expected: Vec<(String, String)> = [
         ("category:1".to_owned(), "topic.created"),
+        (format!("topic:{topic}"), "reply.created"),
         ("user:1".to_owned(), "notification.created"),
         ("user:2".to_owned(), "notification.created"),
-        (format!("topic:{topic}"), "reply.created"),
     ]
     .into_iter()
     .map(|(room, kind)| (room, kind.to_owned()))

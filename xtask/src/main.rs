@@ -48,6 +48,7 @@ enum Command {
 #[derive(Clone, Copy, ValueEnum)]
 enum Scale {
     Small,
+    Medium,
     Default,
     Large,
 }
@@ -56,6 +57,7 @@ impl Scale {
     fn name(self) -> &'static str {
         match self {
             Scale::Small => "small",
+            Scale::Medium => "medium",
             Scale::Default => "default",
             Scale::Large => "large",
         }

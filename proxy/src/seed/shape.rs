@@ -36,6 +36,18 @@ impl Shape {
                 wiki_pages: 100,
                 max_revisions: 5,
             },
+            Scale::Medium => Self {
+                users: 1_000,
+                categories: 50,
+                tags: 200,
+                topics: 5_000,
+                replies: 100_000,
+                hot_topics: &[6_000, 5_500, 5_200, 5_000],
+                chains: &[1_000, 1_000],
+                max_ordinary_replies: 2_000,
+                wiki_pages: 500,
+                max_revisions: 8,
+            },
             Scale::Default => Self {
                 users: 10_000,
                 categories: 50,
@@ -80,7 +92,7 @@ mod tests {
 
     #[test]
     fn every_scale_has_room_for_its_special_topics() {
-        for scale in [Scale::Small, Scale::Default, Scale::Large] {
+        for scale in [Scale::Small, Scale::Medium, Scale::Default, Scale::Large] {
             let shape = Shape::of(scale);
             assert!(shape.special_topics() < shape.topics);
             assert!(shape.ordinary_replies() > 0);

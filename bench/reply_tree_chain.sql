@@ -1,0 +1,1 @@
+SELECT * FROM veritable.reply_tree(:chain_topic);

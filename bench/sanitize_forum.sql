@@ -1,0 +1,1 @@
+SELECT length(veritable.sanitize_html(html)) FROM bench_docs WHERE name = 'forum';

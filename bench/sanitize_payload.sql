@@ -1,0 +1,1 @@
+SELECT veritable.sanitize_html(html) FROM bench_docs WHERE name = 'payload';

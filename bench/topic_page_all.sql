@@ -1,0 +1,1 @@
+SELECT * FROM veritable.topic_page(NULL, NULL, 20);
