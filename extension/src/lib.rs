@@ -57,14 +57,12 @@ type ReplyRow = (i64, Option<i64>, i32, String, i64, String, Option<String>, Tim
 
 fn reply_rows(topic_id: Option<i64>, root: Root, max_depth: Option<i32>, max_rows: Option<i32>, after: Option<i64>) -> Vec<ReplyRow> {
     let limits = replies::limits(max_depth, max_rows);
-    let (walk, base) = replies::walk(topic_id, root, limits, after);
-    let more = walk.more;
-    walk.rows
-        .into_iter()
-        .map(|visit| {
+    let (rows, more, base) = replies::walk(topic_id, root, limits, after);
+    rows.into_iter()
+        .map(|replies::Shown { visit, details: d }| {
             let r = visit.row;
             let depth = base.saturating_add(i32::try_from(visit.depth).unwrap_or(i32::MAX));
-            (r.id, r.parent_id, depth, visit.path, r.author_id, r.author_name, r.body_html, r.created_at, r.child_count, visit.children_cut, r.is_deleted, more)
+            (r.id, r.parent_id, depth, visit.path, d.author_id, d.author_name, d.body_html, d.created_at, r.child_count, visit.children_cut, r.is_deleted, more)
         })
         .collect()
 }

@@ -4,25 +4,25 @@
 use pgrx::prelude::*;
 use pgrx::spi::{SpiClient, SpiError, SpiResult};
 use pgrx::{PgBuiltInOids, PgOid};
-use veritable_core::tree::{self, Limits, Root, Source, TreeRow, Walk, WalkError};
+use std::collections::HashMap;
+
+use veritable_core::tree::{self, Limits, Root, Source, TreeRow, Visit, Walk, WalkError};
 
 use crate::plans::with_plan;
 use crate::{errors, gucs};
 
-pub struct Reply {
+/// What the walk needs of a reply: four scalars per row. Author names and
+/// bodies are read afterwards in one query, for the rows shown only
+/// (measured on a 50,000-reply topic: 4.9 ms per 500-row walk, against 6.6 ms
+/// when every walk query joined users and carried the bodies).
+pub struct Node {
     pub id: i64,
     pub parent_id: Option<i64>,
-    pub depth: i32,
     pub child_count: i32,
     pub is_deleted: bool,
-    pub author_id: i64,
-    pub author_name: String,
-    /// NULL for a deleted reply (a tombstone keeps its place, not its text).
-    pub body_html: Option<String>,
-    pub created_at: TimestampWithTimeZone,
 }
 
-impl TreeRow for Reply {
+impl TreeRow for Node {
     fn id(&self) -> i64 {
         self.id
     }
@@ -37,61 +37,96 @@ impl TreeRow for Reply {
     }
 }
 
-/// One select list for every reply query. The rows are cut from
-/// `forum_replies` alone (its tree index gives them in order and LIMIT stops
-/// the scan) before author names are joined to those few rows.
-macro_rules! reply_query {
+/// What a shown row adds to its [`Node`].
+pub struct Details {
+    pub depth: i32,
+    pub author_id: i64,
+    pub author_name: String,
+    /// NULL for a deleted reply (a tombstone keeps its place, not its text).
+    pub body_html: Option<String>,
+    pub created_at: TimestampWithTimeZone,
+}
+
+/// One select list for every walk query. The rows come from `forum_replies`
+/// alone, in the order of its tree index, and LIMIT stops the scan.
+macro_rules! node_query {
     ($filter:literal) => {
-        concat!(
-            "SELECT r.id, r.parent_id, r.depth, r.child_count, r.is_deleted, r.author_id, u.username,
-                    CASE WHEN r.is_deleted THEN NULL ELSE r.body_html END, r.created_at
-               FROM (SELECT * FROM public.forum_replies r WHERE ",
-            $filter,
-            ") r JOIN public.users u ON u.id = r.author_id ORDER BY r.id"
-        )
+        concat!("SELECT r.id, r.parent_id, r.child_count, r.is_deleted FROM public.forum_replies r WHERE ", $filter)
     };
 }
 
-const TOP_LEVEL: &str = reply_query!("r.topic_id = $1 AND r.parent_id IS NULL AND r.id > $2 ORDER BY r.id LIMIT $3");
-const CHILDREN: &str = reply_query!("r.topic_id = $1 AND r.parent_id = $2 AND r.id > $3 ORDER BY r.id LIMIT $4");
-const ONE: &str = reply_query!("r.topic_id = $1 AND r.id = $2");
+// "ORDER BY parent_id, id" (all NULL, so id order) matches the tree index
+// exactly; with "ORDER BY id" the generic plan walked (topic_id, id) and
+// filtered out every nested reply of a 10,000-reply chain to find its one root.
+const TOP_LEVEL: &str =
+    node_query!("r.topic_id = $1 AND r.parent_id IS NULL AND r.id > $2 ORDER BY r.parent_id, r.id LIMIT $3");
+const CHILDREN: &str = node_query!("r.topic_id = $1 AND r.parent_id = $2 AND r.id > $3 ORDER BY r.id LIMIT $4");
+const ONE: &str = node_query!("r.topic_id = $1 AND r.id = $2");
+/// Text and author of the rows shown, in the order asked.
+const DETAILS: &str = "SELECT r.id, r.depth, r.author_id, u.username,
+        CASE WHEN r.is_deleted THEN NULL ELSE r.body_html END, r.created_at
+   FROM unnest($1::bigint[]) WITH ORDINALITY AS w (id, ord)
+   JOIN public.forum_replies r ON r.id = w.id
+   JOIN public.users u ON u.id = r.author_id
+  ORDER BY w.ord";
 
 /// (name, sql) of every query here, for `veritable.hot_queries()`.
-pub const QUERIES: &[(&str, &str)] =
-    &[("reply_tree.top_level", TOP_LEVEL), ("reply_tree.children", CHILDREN), ("reply_tree.one", ONE)];
+pub const QUERIES: &[(&str, &str)] = &[
+    ("reply_tree.top_level", TOP_LEVEL),
+    ("reply_tree.children", CHILDREN),
+    ("reply_tree.one", ONE),
+    ("reply_tree.details", DETAILS),
+];
 
 const TOPIC_OF: &str = "SELECT topic_id FROM public.forum_replies WHERE id = $1";
 
 const INT8: PgOid = PgOid::BuiltIn(PgBuiltInOids::INT8OID);
+const INT8_ARRAY: PgOid = PgOid::BuiltIn(PgBuiltInOids::INT8ARRAYOID);
 
 struct SpiReplies<'a, 'conn> {
     client: &'a SpiClient<'conn>,
     topic_id: i64,
 }
 
-fn read(table: pgrx::spi::SpiTupleTable<'_>) -> SpiResult<Vec<Reply>> {
+fn read(table: pgrx::spi::SpiTupleTable<'_>) -> SpiResult<Vec<Node>> {
     let mut out = Vec::with_capacity(table.len());
     for row in table {
-        out.push(Reply {
+        out.push(Node {
             id: row.get(1)?.unwrap_or_default(),
             parent_id: row.get(2)?,
-            depth: row.get(3)?.unwrap_or_default(),
-            child_count: row.get(4)?.unwrap_or_default(),
-            is_deleted: row.get(5)?.unwrap_or_default(),
-            author_id: row.get(6)?.unwrap_or_default(),
-            author_name: row.get(7)?.unwrap_or_default(),
-            body_html: row.get(8)?,
-            created_at: row.get(9)?.unwrap_or_else(TimestampWithTimeZone::negative_infinity),
+            child_count: row.get(3)?.unwrap_or_default(),
+            is_deleted: row.get(4)?.unwrap_or_default(),
         });
     }
     Ok(out)
 }
 
+/// Details of `ids`, keyed by id.
+fn details(client: &SpiClient<'_>, ids: Vec<i64>) -> SpiResult<HashMap<i64, Details>> {
+    with_plan(client, DETAILS, &[INT8_ARRAY], |plan| {
+        let table = client.select(plan, None, &[ids.into()])?;
+        let mut out = HashMap::with_capacity(table.len());
+        for row in table {
+            out.insert(
+                row.get::<i64>(1)?.unwrap_or_default(),
+                Details {
+                    depth: row.get(2)?.unwrap_or_default(),
+                    author_id: row.get(3)?.unwrap_or_default(),
+                    author_name: row.get(4)?.unwrap_or_default(),
+                    body_html: row.get(5)?,
+                    created_at: row.get(6)?.unwrap_or_else(TimestampWithTimeZone::negative_infinity),
+                },
+            );
+        }
+        Ok(out)
+    })
+}
+
 impl Source for SpiReplies<'_, '_> {
-    type Row = Reply;
+    type Row = Node;
     type Error = SpiError;
 
-    fn children(&mut self, parent: Option<i64>, after: Option<i64>, limit: usize) -> SpiResult<Vec<Reply>> {
+    fn children(&mut self, parent: Option<i64>, after: Option<i64>, limit: usize) -> SpiResult<Vec<Node>> {
         let after = after.unwrap_or(0);
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         match parent {
@@ -104,7 +139,7 @@ impl Source for SpiReplies<'_, '_> {
         }
     }
 
-    fn get(&mut self, id: i64) -> SpiResult<Option<Reply>> {
+    fn get(&mut self, id: i64) -> SpiResult<Option<Node>> {
         with_plan(self.client, ONE, &[INT8, INT8], |plan| {
             Ok(read(self.client.select(plan, None, &[self.topic_id.into(), id.into()])?)?.pop())
         })
@@ -124,9 +159,17 @@ pub fn limits(max_depth: Option<i32>, max_rows: Option<i32>) -> Limits {
     Limits { max_depth: depth.unsigned_abs(), max_rows: rows.unsigned_abs() as usize }
 }
 
-/// Walks `root` of `topic_id` (or of the root reply's topic when `topic_id` is None).
-pub fn walk(topic_id: Option<i64>, root: Root, limits: Limits, after: Option<i64>) -> (Walk<Reply>, i32) {
-    let outcome = Spi::connect(|client| -> Result<(Walk<Reply>, i32), WalkError<SpiError>> {
+/// One row of the result: where the walk put it, and what it says.
+pub struct Shown {
+    pub visit: Visit<Node>,
+    pub details: Details,
+}
+
+/// Walks `root` of `topic_id` (or of the root reply's topic when `topic_id`
+/// is None). Returns the rows, whether more follow, and the absolute depth of
+/// the walk's root level (0 for a topic, the root reply's depth for a subtree).
+pub fn walk(topic_id: Option<i64>, root: Root, limits: Limits, after: Option<i64>) -> (Vec<Shown>, bool, i32) {
+    let outcome = Spi::connect(|client| -> Result<(Vec<Shown>, bool, i32), WalkError<SpiError>> {
         let topic_id = match (topic_id, root) {
             (Some(id), _) => id,
             (None, Root::Reply(reply)) => with_plan(&client, TOPIC_OF, &[INT8], |plan| {
@@ -138,12 +181,19 @@ pub fn walk(topic_id: Option<i64>, root: Root, limits: Limits, after: Option<i64
             (None, Root::Topic) => return Err(WalkError::NoSuchRoot(0)),
         };
         let mut source = SpiReplies { client: &client, topic_id };
-        // Absolute depth of the walk's root level: 0 for a topic, the stored depth for a subtree.
+        let Walk { rows, more } = tree::walk(&mut source, root, limits, after)?;
+        let mut ids: Vec<i64> = rows.iter().map(|v| v.row.id).collect();
+        if let Root::Reply(id) = root {
+            ids.push(id);
+        }
+        let mut found = details(&client, ids).map_err(WalkError::Source)?;
         let base = match root {
             Root::Topic => 0,
-            Root::Reply(id) => source.get(id).map_err(WalkError::Source)?.map_or(0, |r| r.depth),
+            Root::Reply(id) => found.get(&id).map_or(0, |d| d.depth),
         };
-        Ok((tree::walk(&mut source, root, limits, after)?, base))
+        // A row deleted between the walk and this read has no details: leave it out.
+        let shown = rows.into_iter().filter_map(|visit| found.remove(&visit.row.id).map(|details| Shown { visit, details })).collect();
+        Ok((shown, more, base))
     });
     match outcome {
         Ok(done) => done,
@@ -152,4 +202,3 @@ pub fn walk(topic_id: Option<i64>, root: Root, limits: Limits, after: Option<i64
         Err(error @ WalkError::NoSuchRoot(_)) => errors::no_data(error.to_string()),
     }
 }
-
