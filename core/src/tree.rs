@@ -78,7 +78,6 @@ pub enum WalkError<E> {
 
 /// Children fetched per query; small enough not to over-read a page.
 const BATCH: usize = 128;
-
 struct Frame<R> {
     parent: Option<i64>,
     path: String,
@@ -408,6 +407,70 @@ mod tests {
         memory.rows.get_mut(&3).unwrap().deleted = true; // leaf: hidden
         let walk = walk(&mut memory, Root::Topic, WIDE, None).unwrap();
         assert_eq!(ids(&walk), vec![1, 2, 4, 5, 6]);
+    }
+
+    /// A forum-like random tree: a tenth top-level, the rest answering recent
+    /// replies, one in twenty deleted.
+    fn random_topic(seed: u64, n: i64) -> Memory {
+        let mut state = seed;
+        let mut next = move || {
+            state = state.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+            state >> 33
+        };
+        let mut parents = Vec::new();
+        for id in 1..=n {
+            let parent = if id == 1 || next() % 10 == 0 { None } else { Some(id - 1 - (next() as i64 % (id - 1).min(30))) };
+            parents.push((id, parent));
+        }
+        let mut memory = Memory::from_parents(&parents);
+        for id in 1..=n {
+            if next() % 20 == 0 {
+                if let Some(row) = memory.rows.get_mut(&id) {
+                    row.deleted = true;
+                }
+            }
+        }
+        memory
+    }
+
+    /// The obvious recursive walk, as the reference (small trees only).
+    fn reference(memory: &Memory, parent: Option<i64>, depth: u32, limits: Limits, out: &mut Vec<(i64, u32, bool)>) {
+        let mut children: Vec<&Row> = memory.rows.values().filter(|r| r.parent == parent).collect();
+        children.sort_by_key(|r| r.id);
+        for row in children {
+            if out.len() > limits.max_rows {
+                return;
+            }
+            if row.deleted && row.children == 0 {
+                continue;
+            }
+            let cut = row.children > 0 && depth + 1 >= limits.max_depth;
+            out.push((row.id, depth, cut));
+            if row.children > 0 && !cut {
+                reference(memory, Some(row.id), depth + 1, limits, out);
+            }
+        }
+    }
+
+    #[test]
+    fn random_topics_match_the_recursive_reference() {
+        for seed in 0..30 {
+            let mut memory = random_topic(seed, 300);
+            for limits in [
+                Limits { max_depth: 10, max_rows: 50 },
+                Limits { max_depth: 3, max_rows: 500 },
+                Limits { max_depth: 100, max_rows: 7 },
+            ] {
+                let mut expected = Vec::new();
+                reference(&memory, None, 0, limits, &mut expected);
+                let more = expected.len() > limits.max_rows;
+                expected.truncate(limits.max_rows);
+                let got = walk(&mut memory, Root::Topic, limits, None).unwrap();
+                let got_rows: Vec<(i64, u32, bool)> = got.rows.iter().map(|v| (v.row.id, v.depth, v.children_cut)).collect();
+                assert_eq!(got_rows, expected, "seed {seed} {limits:?}");
+                assert_eq!(got.more, more, "seed {seed} {limits:?}");
+            }
+        }
     }
 
     #[test]
