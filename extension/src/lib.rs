@@ -67,6 +67,10 @@ fn reply_rows(topic_id: Option<i64>, root: Root, max_depth: Option<i32>, max_row
         .collect()
 }
 
+// reply_tree and reply_subtree spell out the same TableIterator type: pgrx
+// derives the SQL signature from the tokens of the return type, and a type
+// alias there does not resolve (tried: "type ident ... did not resolve").
+
 /// The replies of a topic in display order (depth-first, siblings by id),
 /// at most `max_depth` levels and `max_rows` rows (NULL: the
 /// `veritable.max_reply_depth` / `veritable.max_reply_rows` settings).
