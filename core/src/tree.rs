@@ -424,10 +424,10 @@ mod tests {
         }
         let mut memory = Memory::from_parents(&parents);
         for id in 1..=n {
-            if next() % 20 == 0 {
-                if let Some(row) = memory.rows.get_mut(&id) {
-                    row.deleted = true;
-                }
+            if next() % 20 == 0
+                && let Some(row) = memory.rows.get_mut(&id)
+            {
+                row.deleted = true;
             }
         }
         memory

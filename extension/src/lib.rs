@@ -76,6 +76,7 @@ fn reply_rows(topic_id: Option<i64>, root: Root, max_depth: Option<i32>, max_row
 /// `veritable.max_reply_depth` / `veritable.max_reply_rows` settings).
 /// When `has_more`, call again with `after_reply_id` = the last row's id;
 /// where `children_cut`, call `reply_subtree` on that row.
+#[allow(clippy::type_complexity)] // pgrx reads the SQL signature from this type
 #[pg_extern(stable, parallel_safe)]
 fn reply_tree(
     topic_id: Option<i64>,
@@ -105,6 +106,7 @@ fn reply_tree(
 
 /// One reply and its descendants, with the same caps and continuation as
 /// `reply_tree`; `depth` stays absolute, `path` starts at this reply.
+#[allow(clippy::type_complexity)] // pgrx reads the SQL signature from this type
 #[pg_extern(stable, parallel_safe)]
 fn reply_subtree(
     reply_id: Option<i64>,
@@ -135,6 +137,7 @@ fn reply_subtree(
 /// A page of topics: pinned first, then by last activity. NULL category =
 /// all categories; NULL cursor = the first page; page_size 1..100 (NULL: 20).
 /// `next_cursor` (the same on every row) is NULL on the last page.
+#[allow(clippy::type_complexity)] // pgrx reads the SQL signature from this type
 #[pg_extern(stable, parallel_safe)]
 fn topic_page(
     category_id: Option<i64>,

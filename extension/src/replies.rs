@@ -172,7 +172,7 @@ pub fn walk(topic_id: Option<i64>, root: Root, limits: Limits, after: Option<i64
     let outcome = Spi::connect(|client| -> Result<(Vec<Shown>, bool, i32), WalkError<SpiError>> {
         let topic_id = match (topic_id, root) {
             (Some(id), _) => id,
-            (None, Root::Reply(reply)) => with_plan(&client, TOPIC_OF, &[INT8], |plan| {
+            (None, Root::Reply(reply)) => with_plan(client, TOPIC_OF, &[INT8], |plan| {
                 let table = client.select(plan, None, &[reply.into()])?;
                 Ok(table.into_iter().next().map(|row| row.get::<i64>(1)).transpose()?.flatten())
             })
@@ -180,13 +180,13 @@ pub fn walk(topic_id: Option<i64>, root: Root, limits: Limits, after: Option<i64
             .ok_or(WalkError::NoSuchRoot(reply))?,
             (None, Root::Topic) => return Err(WalkError::NoSuchRoot(0)),
         };
-        let mut source = SpiReplies { client: &client, topic_id };
+        let mut source = SpiReplies { client, topic_id };
         let Walk { rows, more } = tree::walk(&mut source, root, limits, after)?;
         let mut ids: Vec<i64> = rows.iter().map(|v| v.row.id).collect();
         if let Root::Reply(id) = root {
             ids.push(id);
         }
-        let mut found = details(&client, ids).map_err(WalkError::Source)?;
+        let mut found = details(client, ids).map_err(WalkError::Source)?;
         let base = match root {
             Root::Topic => 0,
             Root::Reply(id) => found.get(&id).map_or(0, |d| d.depth),

@@ -121,7 +121,7 @@ pub fn page(category_id: Option<i64>, cursor: Option<&str>, page_size: Option<i3
     // One row more than asked says whether a next page exists.
     let fetch = i64::from(size) + 1;
     let fetched = Spi::connect(|client| {
-        with_plan(&client, sql, &args, |plan| {
+        with_plan(client, sql, &args, |plan| {
             read(client.select(plan, None, &[category_id.into(), after.pinned.into(), at.into(), after.id.into(), fetch.into()])?)
         })
     });

@@ -12,14 +12,14 @@ async fn stats(tx: &Transaction<'_>, topic: i64) -> (i32, i32, Option<String>) {
     let row = tx
         .query_one("SELECT reply_count, participant_count, last_reply_at::text FROM forum_topics WHERE id = $1", &[&topic])
         .await
-        .unwrap();
+        .expect("topic stats");
     (row.get(0), row.get(1), row.get(2))
 }
 
 async fn new_topic(tx: &Transaction<'_>) -> i64 {
     tx.query_one("INSERT INTO forum_topics (category_id, author_id, title, body) VALUES (1, 3, 'T', 'b') RETURNING id", &[])
         .await
-        .unwrap()
+        .expect("insert a topic")
         .get(0)
 }
 
@@ -29,7 +29,7 @@ async fn reply(tx: &Transaction<'_>, topic: i64, author: i64, parent: Option<i64
         &[&topic, &author, &parent, &body],
     )
     .await
-    .unwrap()
+    .expect("insert a reply")
     .get(0)
 }
 
@@ -350,5 +350,5 @@ async fn reconcile_finds_and_fixes_drift() {
 }
 
 async fn reconcile(client: &Client) -> i64 {
-    client.query_one("SELECT veritable.reconcile_topic_stats()", &[]).await.unwrap().get(0)
+    client.query_one("SELECT veritable.reconcile_topic_stats()", &[]).await.expect("reconcile").get(0)
 }

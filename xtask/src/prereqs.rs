@@ -68,11 +68,11 @@ fn ensure_packages() -> anyhow::Result<()> {
 
 fn ensure_cargo_pgrx() -> anyhow::Result<()> {
     let current = Command::new("cargo").args(["pgrx", "--version"]).output();
-    if let Ok(out) = &current {
-        if String::from_utf8_lossy(&out.stdout).contains(PGRX_VERSION) {
-            println!("    cargo-pgrx {PGRX_VERSION} present");
-            return Ok(());
-        }
+    if let Ok(out) = &current
+        && String::from_utf8_lossy(&out.stdout).contains(PGRX_VERSION)
+    {
+        println!("    cargo-pgrx {PGRX_VERSION} present");
+        return Ok(());
     }
     println!("    installing cargo-pgrx {PGRX_VERSION} (about 6 minutes on 2 cores)");
     run::status(Command::new("cargo").args(["install", "cargo-pgrx", "--version", PGRX_VERSION, "--locked"]))

@@ -220,7 +220,7 @@ impl Loader<'_> {
         for row in rows {
             writer.as_mut().write(&row.values()).await.with_context(|| format!("copying into {table}"))?;
             count += 1;
-            if count % 4096 == 0 {
+            if count.is_multiple_of(4096) {
                 bar.set_position(count);
             }
         }

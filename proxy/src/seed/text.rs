@@ -76,10 +76,8 @@ pub fn body(rng: &mut ChaCha8Rng, paragraphs: std::ops::RangeInclusive<usize>, m
             text.push_str(&phrase(rng, 5, 16));
             text.push('.');
         }
-        if p == 0 {
-            if let Some(name) = mention {
-                text = format!("@{name} {text}");
-            }
+        if let (0, Some(name)) = (p, mention) {
+            text = format!("@{name} {text}");
         }
         if p > 0 {
             markdown.push_str("\n\n");
