@@ -7,9 +7,11 @@
 pub mod config;
 pub mod db;
 pub mod error;
+pub mod forums;
 pub mod health;
 pub mod metrics;
 pub mod migrate;
+pub mod params;
 pub mod seed;
 pub mod server;
 pub mod shutdown;

@@ -17,7 +17,7 @@ use tower_http::trace::TraceLayer;
 
 use crate::config::ServeConfig;
 use crate::metrics::Metrics;
-use crate::{AppError, db, health, metrics};
+use crate::{AppError, db, forums, health, metrics};
 
 /// What every handler can reach. Cheap to clone.
 #[derive(Clone)]
@@ -31,6 +31,9 @@ pub fn app(state: AppState, config: &ServeConfig) -> Router {
     Router::new()
         .route("/healthz", get(health::healthz))
         .route("/metrics", get(metrics::render))
+        .route("/api/v1/forums/categories", get(forums::categories))
+        .route("/api/v1/forums/topics", get(forums::topics))
+        .route("/api/v1/forums/topics/{id}/replies", get(forums::replies))
         .fallback(|| async { AppError::NotFound })
         .layer(axum::middleware::from_fn_with_state(state.clone(), metrics::track))
         .layer(TimeoutLayer::with_status_code(

@@ -1,0 +1,107 @@
+//! Forum reads: categories, topic pages (`veritable.topic_page`) and reply
+//! trees (`veritable.reply_tree`). PostgreSQL builds the JSON, so each
+//! request is one round trip and the proxy copies bytes.
+
+use axum::extract::{Path, State};
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use veritable_core::cursor::TopicKey;
+
+use crate::params::Params;
+use crate::server::AppState;
+use crate::{AppError, AppResult};
+
+/// Topic pages are 1..=100 topics; 20 unless asked.
+const MAX_PAGE: i32 = 100;
+const DEFAULT_PAGE: i32 = 20;
+/// Reply walks: the extension's ceilings.
+const MAX_DEPTH: i32 = 1_000;
+const MAX_ROWS: i32 = 10_000;
+
+fn json(text: String) -> Response {
+    ([(header::CONTENT_TYPE, "application/json")], text).into_response()
+}
+
+const CATEGORIES: &str = "SELECT coalesce(json_agg(c ORDER BY c.position, c.id), '[]')::text
+   FROM (SELECT id, slug, name, description, position FROM forum_categories ORDER BY position, id LIMIT 1000) c";
+
+/// `GET /api/v1/forums/categories` (at most 1,000).
+pub async fn categories(State(state): State<AppState>) -> AppResult<Response> {
+    let client = state.pool.get().await?;
+    let statement = client.prepare_cached(CATEGORIES).await?;
+    let row = client.query_one(&statement, &[]).await?;
+    Ok(json(format!("{{\"items\":{}}}", row.get::<_, String>(0))))
+}
+
+#[derive(Debug, Deserialize)]
+pub struct TopicsQuery {
+    category: Option<i64>,
+    cursor: Option<String>,
+    limit: Option<i32>,
+}
+
+const TOPICS: &str = "SELECT json_build_object(
+        'items', coalesce(json_agg(to_jsonb(p) - 'next_cursor' - 'ordinality' ORDER BY p.ordinality), '[]'),
+        'next_cursor', max(p.next_cursor))::text
+   FROM veritable.topic_page($1, $2, $3) WITH ORDINALITY AS p";
+
+/// `GET /api/v1/forums/topics?category=&cursor=&limit=`: pinned first, then
+/// by last activity; pass `next_cursor` back for the next page.
+pub async fn topics(State(state): State<AppState>, Params(query): Params<TopicsQuery>) -> AppResult<Response> {
+    let limit = query.limit.unwrap_or(DEFAULT_PAGE);
+    if !(1..=MAX_PAGE).contains(&limit) {
+        return Err(AppError::invalid("limit", format!("limit must be between 1 and {MAX_PAGE}")));
+    }
+    if let Some(cursor) = &query.cursor {
+        TopicKey::decode(cursor).map_err(|e| AppError::invalid("cursor", e.to_string()))?;
+    }
+    let client = state.pool.get().await?;
+    let statement = client.prepare_cached(TOPICS).await?;
+    let row = client.query_one(&statement, &[&query.category, &query.cursor, &limit]).await?;
+    Ok(json(row.get(0)))
+}
+
+#[derive(Debug, Deserialize)]
+pub struct RepliesQuery {
+    depth: Option<i32>,
+    limit: Option<i32>,
+    after: Option<i64>,
+}
+
+const REPLIES: &str = "SELECT CASE WHEN NOT EXISTS (SELECT 1 FROM forum_topics WHERE id = $1 AND NOT is_deleted) THEN NULL
+        ELSE json_build_object(
+            'items', coalesce(json_agg(to_jsonb(r) - 'has_more' - 'ordinality' ORDER BY r.ordinality), '[]'),
+            'has_more', coalesce(bool_or(r.has_more), false))::text END
+   FROM veritable.reply_tree($1, $2, $3, $4) WITH ORDINALITY AS r";
+
+/// `GET /api/v1/forums/topics/{id}/replies?depth=&limit=&after=`: the reply
+/// tree in display order; when `has_more`, ask again with `after` = the last
+/// item's id; below an item with `children_cut`, walk it with a subtree call.
+pub async fn replies(
+    State(state): State<AppState>,
+    Path(topic): Path<String>,
+    Params(query): Params<RepliesQuery>,
+) -> AppResult<Response> {
+    let topic: i64 = topic.parse().map_err(|_| AppError::invalid("id", "the topic id must be a number"))?;
+    if let Some(depth) = query.depth.filter(|d| !(1..=MAX_DEPTH).contains(d)) {
+        return Err(AppError::invalid("depth", format!("depth must be between 1 and {MAX_DEPTH}, got {depth}")));
+    }
+    if let Some(limit) = query.limit.filter(|l| !(1..=MAX_ROWS).contains(l)) {
+        return Err(AppError::invalid("limit", format!("limit must be between 1 and {MAX_ROWS}, got {limit}")));
+    }
+    if query.after.is_some_and(|a| a < 1) {
+        return Err(AppError::invalid("after", "after must be the id of a reply"));
+    }
+    let client = state.pool.get().await?;
+    let statement = client.prepare_cached(REPLIES).await?;
+    let row = match client.query_one(&statement, &[&topic, &query.depth, &query.limit, &query.after]).await {
+        Ok(row) => row,
+        // The extension refuses an `after` that is not a row of this walk.
+        Err(error) if error.code() == Some(&tokio_postgres::error::SqlState::INVALID_PARAMETER_VALUE) => {
+            return Err(AppError::invalid("after", "after is not a reply of this walk"));
+        }
+        Err(error) => return Err(error.into()),
+    };
+    row.get::<_, Option<String>>(0).map(json).ok_or(AppError::NotFound)
+}

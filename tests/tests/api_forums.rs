@@ -1,0 +1,156 @@
+//! The forum read API over real HTTP: categories, topic pages to the end,
+//! reply trees with continuation, and JSON errors for bad input.
+
+use serde_json::Value;
+use veritable_proxy::config::Scale;
+use veritable_proxy::seed::Shape;
+use veritable_tests::{TestServer, closed_port, connect, database_url};
+
+async fn get(server: &TestServer, path: &str) -> (u16, Value) {
+    let response = reqwest::get(server.url(path)).await.expect("request");
+    let status = response.status().as_u16();
+    let body = response.json().await.expect("every answer is JSON");
+    (status, body)
+}
+
+fn assert_invalid(body: &Value, field: &str) {
+    assert_eq!(body["error"]["code"], "invalid_parameter", "{body}");
+    assert_eq!(body["error"]["field"], field, "{body}");
+    assert!(body["error"]["message"].as_str().is_some_and(|m| !m.is_empty()));
+}
+
+#[tokio::test]
+async fn categories_are_listed_in_order() {
+    let server = TestServer::start(&database_url()).await;
+    let (status, body) = get(&server, "/api/v1/forums/categories").await;
+    assert_eq!(status, 200);
+    let items = body["items"].as_array().expect("items");
+    assert_eq!(items.len(), Shape::of(Scale::Small).categories as usize);
+    let positions: Vec<i64> = items.iter().map(|c| c["position"].as_i64().expect("position")).collect();
+    assert!(positions.windows(2).all(|w| w[0] <= w[1]));
+    server.stop().await.expect("stop");
+}
+
+#[tokio::test]
+async fn topic_pages_follow_next_cursor_to_the_end() {
+    let server = TestServer::start(&database_url()).await;
+    let mut ids = Vec::new();
+    let mut path = "/api/v1/forums/topics?category=1&limit=13".to_owned();
+    loop {
+        let (status, body) = get(&server, &path).await;
+        assert_eq!(status, 200, "{body}");
+        let items = body["items"].as_array().expect("items");
+        assert!(items.len() <= 13);
+        for item in items {
+            ids.push(item["id"].as_i64().expect("id"));
+            assert!(item["title"].is_string() && item["author_name"].is_string() && item["tags"].is_array());
+            assert!(item.get("next_cursor").is_none() && item.get("ordinality").is_none(), "{item}");
+        }
+        match body["next_cursor"].as_str() {
+            Some(cursor) => path = format!("/api/v1/forums/topics?category=1&limit=13&cursor={cursor}"),
+            None => break,
+        }
+    }
+    let client = connect(&database_url()).await;
+    let expected: Vec<i64> = client
+        .query(
+            "SELECT id FROM forum_topics WHERE category_id = 1 AND NOT is_deleted ORDER BY is_pinned DESC, last_activity_at DESC, id DESC",
+            &[],
+        )
+        .await
+        .expect("query")
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(ids, expected);
+    let (status, body) = get(&server, "/api/v1/forums/topics").await;
+    assert_eq!(status, 200);
+    assert_eq!(body["items"].as_array().map(Vec::len), Some(20), "20 by default, all categories");
+    server.stop().await.expect("stop");
+}
+
+#[tokio::test]
+async fn bad_topic_queries_get_400_naming_the_parameter() {
+    let server = TestServer::start(&database_url()).await;
+    for (path, field) in [
+        ("/api/v1/forums/topics?limit=0", "limit"),
+        ("/api/v1/forums/topics?limit=101", "limit"),
+        ("/api/v1/forums/topics?limit=abc", "query"),
+        ("/api/v1/forums/topics?category=abc", "query"),
+        ("/api/v1/forums/topics?cursor=garbage", "cursor"),
+        ("/api/v1/forums/topics/abc/replies", "id"),
+        ("/api/v1/forums/topics/1/replies?depth=0", "depth"),
+        ("/api/v1/forums/topics/1/replies?limit=10001", "limit"),
+        ("/api/v1/forums/topics/1/replies?after=-5", "after"),
+    ] {
+        let (status, body) = get(&server, path).await;
+        assert_eq!(status, 400, "{path}: {body}");
+        assert_invalid(&body, field);
+    }
+    server.stop().await.expect("stop");
+}
+
+#[tokio::test]
+async fn reply_trees_are_bounded_and_continue_after_the_last_item() {
+    let server = TestServer::start(&database_url()).await;
+    let chain = Shape::of(Scale::Small).hot_topics.len() + 1;
+    let (status, body) = get(&server, &format!("/api/v1/forums/topics/{chain}/replies")).await;
+    assert_eq!(status, 200, "{body}");
+    let items = body["items"].as_array().expect("items");
+    assert_eq!(items.len(), 10);
+    assert_eq!(items[9]["children_cut"], true);
+    assert_eq!(body["has_more"], false);
+
+    let mut seen = Vec::new();
+    let mut after: Option<i64> = None;
+    loop {
+        let path = match after {
+            Some(a) => format!("/api/v1/forums/topics/1/replies?limit=250&after={a}"),
+            None => "/api/v1/forums/topics/1/replies?limit=250".to_owned(),
+        };
+        let (status, body) = get(&server, &path).await;
+        assert_eq!(status, 200, "{body}");
+        let items = body["items"].as_array().expect("items");
+        seen.extend(items.iter().map(|i| i["id"].as_i64().expect("id")));
+        if body["has_more"] != true {
+            break;
+        }
+        after = items.last().and_then(|i| i["id"].as_i64());
+    }
+    let mut unique = seen.clone();
+    unique.sort_unstable();
+    unique.dedup();
+    assert_eq!(unique.len(), seen.len(), "no item twice across pages");
+    assert!(seen.len() > 250, "more than one page");
+    server.stop().await.expect("stop");
+}
+
+#[tokio::test]
+async fn missing_topics_and_foreign_continuations_are_refused() {
+    let server = TestServer::start(&database_url()).await;
+    let (status, body) = get(&server, "/api/v1/forums/topics/999999/replies").await;
+    assert_eq!(status, 404, "{body}");
+    assert_eq!(body["error"]["code"], "not_found");
+    let client = connect(&database_url()).await;
+    let foreign: i64 = client
+        .query_one("SELECT id FROM forum_replies WHERE topic_id <> 1 LIMIT 1", &[])
+        .await
+        .expect("a reply")
+        .get(0);
+    let (status, body) = get(&server, &format!("/api/v1/forums/topics/1/replies?after={foreign}")).await;
+    assert_eq!(status, 400, "{body}");
+    assert_invalid(&body, "after");
+    server.stop().await.expect("stop");
+}
+
+#[tokio::test]
+async fn reads_answer_503_when_the_database_is_down() {
+    let url = format!("postgres://veritable@127.0.0.1:{}/veritable_test", closed_port().await);
+    let server = TestServer::start(&url).await;
+    let response = reqwest::get(server.url("/api/v1/forums/topics")).await.expect("request");
+    assert_eq!(response.status(), 503);
+    assert!(response.headers().contains_key("retry-after"));
+    let body: Value = response.json().await.expect("JSON");
+    assert_eq!(body["error"]["code"], "database_unavailable");
+    server.stop().await.expect("stop");
+}
