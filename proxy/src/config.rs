@@ -78,6 +78,18 @@ pub struct ServeConfig {
     /// Longest time one HTTP request may take before it is answered 503.
     #[arg(long, env = "VERITABLE_REQUEST_TIMEOUT_MS", default_value_t = 30_000)]
     pub request_timeout_ms: u64,
+    /// Largest request body; larger ones get 413.
+    #[arg(long, env = "VERITABLE_BODY_LIMIT_BYTES", default_value_t = 256 * 1024)]
+    pub body_limit_bytes: usize,
+    /// Bytes of hot session records the cache may hold.
+    #[arg(long, env = "VERITABLE_SESSION_CACHE_BYTES", default_value_t = 8 * 1024 * 1024)]
+    pub session_cache_bytes: u64,
+    /// Mark the session cookie Secure (set when serving behind TLS).
+    #[arg(long, env = "VERITABLE_COOKIE_SECURE", default_value_t = false)]
+    pub cookie_secure: bool,
+    /// Password hashes computed at once (default: the number of cores).
+    #[arg(long, env = "VERITABLE_HASH_THREADS")]
+    pub hash_threads: Option<usize>,
 }
 
 impl ServeConfig {
@@ -85,9 +97,27 @@ impl ServeConfig {
         Duration::from_millis(self.request_timeout_ms)
     }
 
+    pub fn hash_parallelism(&self) -> usize {
+        self.hash_threads
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get))
+    }
+
+    /// How long a login waits for a hashing slot before 503 (the pool's wait).
+    pub fn pool_timeout_for_hashing(&self) -> Duration {
+        self.db.pool_timeout()
+    }
+
     /// A config for tests: defaults for everything but the database.
     pub fn for_tests(db: DbConfig) -> Self {
-        Self { addr: SocketAddr::from(([127, 0, 0, 1], 0)), db, request_timeout_ms: 30_000 }
+        Self {
+            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            db,
+            request_timeout_ms: 30_000,
+            body_limit_bytes: 256 * 1024,
+            session_cache_bytes: 8 * 1024 * 1024,
+            cookie_secure: false,
+            hash_threads: None,
+        }
     }
 }
 

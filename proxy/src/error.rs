@@ -28,6 +28,16 @@ pub enum AppError {
     /// Bad input, named by the parameter or field it came from.
     #[error("{message}")]
     Invalid { field: &'static str, message: String },
+    #[error("sign in first: no valid session")]
+    Unauthorized,
+    /// Taken already (a unique name), named by the field.
+    #[error("{message}")]
+    Conflict { field: &'static str, message: String },
+    /// Well-formed input that breaks a rule, named by the field.
+    #[error("{message}")]
+    Unprocessable { field: &'static str, message: String },
+    #[error("too busy right now; retry shortly")]
+    Busy,
     #[error("the database is unavailable")]
     DatabaseUnavailable(#[source] deadpool_postgres::PoolError),
     #[error("database error")]
@@ -57,6 +67,10 @@ impl AppError {
         match self {
             Self::NotFound => (StatusCode::NOT_FOUND, "not_found"),
             Self::Invalid { .. } => (StatusCode::BAD_REQUEST, "invalid_parameter"),
+            Self::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized"),
+            Self::Conflict { .. } => (StatusCode::CONFLICT, "conflict"),
+            Self::Unprocessable { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "validation_failed"),
+            Self::Busy => (StatusCode::SERVICE_UNAVAILABLE, "busy"),
             Self::DatabaseUnavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "database_unavailable"),
             Self::Database(_) | Self::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }
@@ -70,11 +84,16 @@ impl IntoResponse for AppError {
             Self::DatabaseUnavailable(cause) => tracing::warn!(error = %cause, "database unavailable"),
             Self::Database(cause) => tracing::error!(error = %cause, "database error"),
             Self::Internal(cause) => tracing::error!(error = format!("{cause:#}"), "internal error"),
-            Self::NotFound | Self::Invalid { .. } => {}
+            Self::NotFound
+            | Self::Invalid { .. }
+            | Self::Unauthorized
+            | Self::Conflict { .. }
+            | Self::Unprocessable { .. }
+            | Self::Busy => {}
         }
         let message = self.to_string();
         let field = match &self {
-            Self::Invalid { field, .. } => Some(*field),
+            Self::Invalid { field, .. } | Self::Conflict { field, .. } | Self::Unprocessable { field, .. } => Some(*field),
             _ => None,
         };
         let mut response = (status, Json(Body { error: Detail { code, message: &message, field } })).into_response();
@@ -83,4 +102,10 @@ impl IntoResponse for AppError {
         }
         response
     }
+}
+
+/// 413 in the API's error format (request bodies over the limit).
+pub fn too_large() -> Response {
+    let detail = Detail { code: "payload_too_large", message: "the request body is over the size limit", field: Some("body") };
+    (StatusCode::PAYLOAD_TOO_LARGE, Json(Body { error: detail })).into_response()
 }

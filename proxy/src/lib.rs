@@ -4,6 +4,7 @@
 //! tests, which start the real server on `127.0.0.1:0` (see [`server::run`]).
 #![forbid(unsafe_code)]
 
+pub mod auth;
 pub mod config;
 pub mod db;
 pub mod error;
@@ -12,8 +13,10 @@ pub mod health;
 pub mod metrics;
 pub mod migrate;
 pub mod params;
+pub mod passwords;
 pub mod seed;
 pub mod server;
+pub mod sessions;
 pub mod shutdown;
 pub mod telemetry;
 

@@ -7,7 +7,8 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use axum::Router;
-use axum::routing::get;
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{get, post};
 use deadpool_postgres::Pool;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -17,7 +18,9 @@ use tower_http::trace::TraceLayer;
 
 use crate::config::ServeConfig;
 use crate::metrics::Metrics;
-use crate::{AppError, db, forums, health, metrics};
+use crate::passwords::Hasher;
+use crate::sessions::Sessions;
+use crate::{AppError, auth, db, forums, health, metrics};
 
 /// What every handler can reach. Cheap to clone.
 #[derive(Clone)]
@@ -25,16 +28,25 @@ pub struct AppState {
     pub pool: Pool,
     pub metrics: Arc<Metrics>,
     pub reachability: db::Reachability,
+    pub sessions: Arc<Sessions>,
+    pub hasher: Hasher,
+    /// Mark the session cookie Secure (behind TLS).
+    pub cookie_secure: bool,
 }
 
 pub fn app(state: AppState, config: &ServeConfig) -> Router {
     Router::new()
         .route("/healthz", get(health::healthz))
         .route("/metrics", get(metrics::render))
+        .route("/api/v1/auth/register", post(auth::register))
+        .route("/api/v1/auth/login", post(auth::login))
+        .route("/api/v1/auth/logout", post(auth::logout))
+        .route("/api/v1/me", get(auth::me))
         .route("/api/v1/forums/categories", get(forums::categories))
         .route("/api/v1/forums/topics", get(forums::topics))
         .route("/api/v1/forums/topics/{id}/replies", get(forums::replies))
         .fallback(|| async { AppError::NotFound })
+        .layer(DefaultBodyLimit::max(config.body_limit_bytes))
         .layer(axum::middleware::from_fn_with_state(state.clone(), metrics::track))
         .layer(TimeoutLayer::with_status_code(
             axum::http::StatusCode::SERVICE_UNAVAILABLE,
@@ -66,7 +78,15 @@ pub async fn run(
     let cancel = CancellationToken::new();
     tasks.spawn(db::watch(pool.clone(), db::describe_target(&config.db.url), reachability.clone(), cancel.clone()));
 
-    let state = AppState { pool: pool.clone(), metrics, reachability };
+    let hasher = Hasher::new(config.hash_parallelism(), config.pool_timeout_for_hashing());
+    let state = AppState {
+        pool: pool.clone(),
+        metrics,
+        reachability,
+        sessions: Arc::new(Sessions::new(config.session_cache_bytes)),
+        hasher,
+        cookie_secure: config.cookie_secure,
+    };
     let router = app(state, &config);
     let local = listener.local_addr()?;
     tracing::info!(addr = %local, "veritable-proxy listening");

@@ -1,0 +1,160 @@
+//! Accounts and sessions over HTTP: register, login, logout, me. The session
+//! is accepted as the `veritable_session` cookie or `Authorization: Bearer`.
+
+use axum::extract::{FromRequestParts, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::params::Body;
+use crate::server::AppState;
+use crate::sessions::{self, COOKIE, HotSession, LIFETIME_DAYS, TokenHash};
+use crate::{AppError, AppResult};
+
+/// The signed-in user of a request; extracting it answers 401 when absent.
+pub struct CurrentUser {
+    pub session: HotSession,
+    pub token_hash: TokenHash,
+}
+
+fn presented_token(headers: &HeaderMap) -> Option<&str> {
+    if let Some(bearer) = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+    {
+        return Some(bearer.trim());
+    }
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(name, _)| *name == COOKIE)
+        .map(|(_, value)| value)
+}
+
+impl FromRequestParts<AppState> for CurrentUser {
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let hash = presented_token(&parts.headers).and_then(sessions::hash_of).ok_or(AppError::Unauthorized)?;
+        let session = state.sessions.lookup(&state.pool, &hash).await?.ok_or(AppError::Unauthorized)?;
+        Ok(Self { session, token_hash: hash })
+    }
+}
+
+fn session_cookie(token: &str, secure: bool, max_age_secs: i64) -> HeaderValue {
+    let secure = if secure { "; Secure" } else { "" };
+    let value = format!("{COOKIE}={token}; Path=/; HttpOnly; SameSite=Lax; Max-Age={max_age_secs}{secure}");
+    // Tokens are hex, so the value is always a valid header.
+    HeaderValue::from_str(&value).unwrap_or_else(|_| HeaderValue::from_static(""))
+}
+
+fn signed_in(status: StatusCode, state: &AppState, token: &str, user: serde_json::Value) -> Response {
+    let cookie = session_cookie(token, state.cookie_secure, LIFETIME_DAYS * 86_400);
+    (status, [(header::SET_COOKIE, cookie)], Json(json!({ "token": token, "user": user }))).into_response()
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Register {
+    username: String,
+    email: String,
+    password: String,
+    display_name: Option<String>,
+}
+
+fn validate(register: &Register) -> AppResult<()> {
+    let name = &register.username;
+    if !(3..=32).contains(&name.len()) || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+        return Err(AppError::Unprocessable { field: "username", message: "3 to 32 letters, digits or _".into() });
+    }
+    let email = &register.email;
+    if !(3..=254).contains(&email.len()) || email.split('@').count() != 2 || email.chars().any(char::is_whitespace) {
+        return Err(AppError::Unprocessable { field: "email", message: "not an email address".into() });
+    }
+    if !(8..=256).contains(&register.password.chars().count()) {
+        return Err(AppError::Unprocessable { field: "password", message: "8 to 256 characters".into() });
+    }
+    if let Some(display) = &register.display_name
+        && (display.trim().is_empty() || display.chars().count() > 64)
+    {
+        return Err(AppError::Unprocessable { field: "display_name", message: "1 to 64 characters".into() });
+    }
+    Ok(())
+}
+
+const INSERT_USER: &str = "INSERT INTO users (username, display_name, email, password_hash) VALUES ($1, $2, $3, $4)
+  RETURNING json_build_object('id', id, 'username', username, 'display_name', display_name, 'role', role)::text";
+
+/// `POST /api/v1/auth/register` → 201 with a session.
+pub async fn register(State(state): State<AppState>, Body(body): Body<Register>) -> AppResult<Response> {
+    validate(&body)?;
+    let hash = state.hasher.hash(body.password.clone()).await?;
+    let display = body.display_name.clone().unwrap_or_else(|| body.username.clone());
+    let client = state.pool.get().await?;
+    let row = client.query_one(INSERT_USER, &[&body.username, &display, &body.email, &hash]).await.map_err(|e| {
+        match e.as_db_error().filter(|db| db.code() == &tokio_postgres::error::SqlState::UNIQUE_VIOLATION) {
+            Some(db) if db.constraint() == Some("users_email_key") => {
+                AppError::Conflict { field: "email", message: "that email is registered already".into() }
+            }
+            Some(_) => AppError::Conflict { field: "username", message: "that username is taken".into() },
+            None => AppError::Database(e),
+        }
+    })?;
+    drop(client);
+    let user: serde_json::Value = serde_json::from_str(&row.get::<_, String>(0)).map_err(|e| AppError::Internal(e.into()))?;
+    let id = user["id"].as_i64().ok_or_else(|| AppError::Internal(anyhow::anyhow!("no id returned")))?;
+    let token = state.sessions.create(&state.pool, id).await?;
+    Ok(signed_in(StatusCode::CREATED, &state, &token, user))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Login {
+    username: String,
+    password: String,
+}
+
+const FIND_USER: &str = "SELECT id, password_hash,
+        json_build_object('id', id, 'username', username, 'display_name', display_name, 'role', role)::text
+   FROM users WHERE lower(username) = lower($1) AND NOT is_deleted";
+
+/// `POST /api/v1/auth/login` → 200 with a session; one answer for a wrong
+/// password and an unknown user.
+pub async fn login(State(state): State<AppState>, Body(body): Body<Login>) -> AppResult<Response> {
+    if body.username.len() > 64 || body.password.len() > 1024 {
+        return Err(AppError::Unauthorized);
+    }
+    let row = {
+        let client = state.pool.get().await?;
+        let statement = client.prepare_cached(FIND_USER).await?;
+        client.query_opt(&statement, &[&body.username]).await?
+    };
+    let stored = row.as_ref().map(|r| r.get::<_, String>(1));
+    if !state.hasher.verify(body.password, stored).await? {
+        return Err(AppError::Unauthorized);
+    }
+    let row = row.ok_or(AppError::Unauthorized)?;
+    let user: serde_json::Value = serde_json::from_str(&row.get::<_, String>(2)).map_err(|e| AppError::Internal(e.into()))?;
+    let token = state.sessions.create(&state.pool, row.get(0)).await?;
+    Ok(signed_in(StatusCode::OK, &state, &token, user))
+}
+
+/// `POST /api/v1/auth/logout` → 204; the token stops working everywhere.
+pub async fn logout(State(state): State<AppState>, user: CurrentUser) -> AppResult<Response> {
+    state.sessions.revoke(&state.pool, &user.token_hash).await?;
+    let cookie = session_cookie("", state.cookie_secure, 0);
+    Ok((StatusCode::NO_CONTENT, [(header::SET_COOKIE, cookie)]).into_response())
+}
+
+/// `GET /api/v1/me`: the hot record only (no query when cached).
+pub async fn me(user: CurrentUser) -> Json<serde_json::Value> {
+    let s = user.session;
+    Json(json!({ "id": s.user_id, "username": s.username, "role": s.role, "session_expires_at": s.expires_at }))
+}

@@ -1,0 +1,101 @@
+//! Sessions: a 32-byte random token, stored only as its SHA-256; the
+//! per-request check reads a hot record (id, name, role, expiry) from a
+//! byte-bounded cache with a 1 s time-to-live, so a logout anywhere holds
+//! everywhere within a second, and falls back to one indexed query.
+
+use std::time::Duration;
+
+use deadpool_postgres::Pool;
+use moka::sync::Cache;
+use rand::RngCore;
+use sha2::{Digest, Sha256};
+
+use crate::AppError;
+
+pub const COOKIE: &str = "veritable_session";
+/// A session lives 30 days after its last renewal.
+pub const LIFETIME_DAYS: i64 = 30;
+const CACHE_TTL: Duration = Duration::from_secs(1);
+
+pub type TokenHash = [u8; 32];
+
+/// What a request needs to know about its user: well under 256 bytes.
+#[derive(Debug, Clone)]
+pub struct HotSession {
+    pub user_id: i64,
+    pub username: String,
+    pub role: String,
+    /// Unix seconds.
+    pub expires_at: i64,
+}
+
+pub struct Sessions {
+    cache: Cache<TokenHash, HotSession>,
+}
+
+/// A new token (64 hex characters, given to the client once) and its hash.
+pub fn new_token() -> (String, TokenHash) {
+    let mut bytes = [0u8; 32];
+    rand::rng().fill_bytes(&mut bytes);
+    let token = hex::encode(bytes);
+    let hash = Sha256::digest(token.as_bytes()).into();
+    (token, hash)
+}
+
+/// The hash of a presented token, if it has a token's shape.
+pub fn hash_of(token: &str) -> Option<TokenHash> {
+    (token.len() == 64 && token.bytes().all(|b| b.is_ascii_hexdigit())).then(|| Sha256::digest(token.as_bytes()).into())
+}
+
+const LOOKUP: &str = "SELECT s.user_id, u.username, u.role, extract(epoch FROM s.expires_at)::bigint
+   FROM sessions s JOIN users u ON u.id = s.user_id
+  WHERE s.token_hash = $1 AND s.revoked_at IS NULL AND s.expires_at > now() AND NOT u.is_deleted";
+/// Sliding renewal, at most once a day per session.
+const RENEW: &str = "UPDATE sessions SET expires_at = now() + make_interval(days => $2::int), last_seen_at = now()
+  WHERE token_hash = $1 AND revoked_at IS NULL AND expires_at < now() + make_interval(days => $2::int - 1)";
+const CREATE: &str =
+    "INSERT INTO sessions (user_id, token_hash, expires_at) VALUES ($1, $2, now() + make_interval(days => $3::int))";
+const REVOKE: &str = "UPDATE sessions SET revoked_at = now() WHERE token_hash = $1 AND revoked_at IS NULL";
+
+impl Sessions {
+    /// A cache of at most `max_bytes` of hot records.
+    pub fn new(max_bytes: u64) -> Self {
+        let cache = Cache::builder()
+            .weigher(|_: &TokenHash, s: &HotSession| u32::try_from(32 + 24 + s.username.len() + s.role.len()).unwrap_or(u32::MAX))
+            .max_capacity(max_bytes)
+            .time_to_live(CACHE_TTL)
+            .build();
+        Self { cache }
+    }
+
+    pub async fn create(&self, pool: &Pool, user_id: i64) -> Result<String, AppError> {
+        let (token, hash) = new_token();
+        let client = pool.get().await?;
+        let days = i32::try_from(LIFETIME_DAYS).unwrap_or(30);
+        client.execute(CREATE, &[&user_id, &hash.as_slice(), &days]).await?;
+        Ok(token)
+    }
+
+    pub async fn lookup(&self, pool: &Pool, hash: &TokenHash) -> Result<Option<HotSession>, AppError> {
+        if let Some(hot) = self.cache.get(hash) {
+            return Ok(Some(hot));
+        }
+        let client = pool.get().await?;
+        let statement = client.prepare_cached(LOOKUP).await?;
+        let Some(row) = client.query_opt(&statement, &[&hash.as_slice()]).await? else {
+            return Ok(None);
+        };
+        let hot = HotSession { user_id: row.get(0), username: row.get(1), role: row.get(2), expires_at: row.get(3) };
+        let days = i32::try_from(LIFETIME_DAYS).unwrap_or(30);
+        client.execute(RENEW, &[&hash.as_slice(), &days]).await?;
+        self.cache.insert(*hash, hot.clone());
+        Ok(Some(hot))
+    }
+
+    pub async fn revoke(&self, pool: &Pool, hash: &TokenHash) -> Result<(), AppError> {
+        let client = pool.get().await?;
+        client.execute(REVOKE, &[&hash.as_slice()]).await?;
+        self.cache.invalidate(hash);
+        Ok(())
+    }
+}
