@@ -15,6 +15,7 @@ pub mod migrate;
 pub mod params;
 pub mod passwords;
 pub mod seed;
+pub mod replies;
 pub mod server;
 pub mod sessions;
 pub mod shutdown;

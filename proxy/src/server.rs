@@ -20,7 +20,7 @@ use crate::config::ServeConfig;
 use crate::metrics::Metrics;
 use crate::passwords::Hasher;
 use crate::sessions::Sessions;
-use crate::{AppError, auth, db, forums, health, metrics};
+use crate::{AppError, auth, db, forums, health, metrics, replies};
 
 /// What every handler can reach. Cheap to clone.
 #[derive(Clone)]
@@ -44,7 +44,7 @@ pub fn app(state: AppState, config: &ServeConfig) -> Router {
         .route("/api/v1/me", get(auth::me))
         .route("/api/v1/forums/categories", get(forums::categories))
         .route("/api/v1/forums/topics", get(forums::topics))
-        .route("/api/v1/forums/topics/{id}/replies", get(forums::replies))
+        .route("/api/v1/forums/topics/{id}/replies", get(forums::replies).post(replies::create))
         .fallback(|| async { AppError::NotFound })
         .layer(DefaultBodyLimit::max(config.body_limit_bytes))
         .layer(axum::middleware::from_fn_with_state(state.clone(), metrics::track))
