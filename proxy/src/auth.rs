@@ -1,7 +1,9 @@
 //! Accounts and sessions over HTTP: register, login, logout, me. The session
 //! is accepted as the `veritable_session` cookie or `Authorization: Bearer`.
 
-use axum::extract::{FromRequestParts, State};
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, FromRequestParts, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -126,8 +128,15 @@ const FIND_USER: &str = "SELECT id, password_hash,
    FROM users WHERE lower(username) = lower($1) AND NOT is_deleted";
 
 /// `POST /api/v1/auth/login` → 200 with a session; one answer for a wrong
-/// password and an unknown user.
-pub async fn login(State(state): State<AppState>, Body(body): Body<Login>) -> AppResult<Response> {
+/// password and an unknown user; 429 past the per-address or per-account
+/// limit (counted in PostgreSQL, before any hashing). The address is the TCP
+/// peer: behind a reverse proxy, all clients share its address.
+pub async fn login(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Body(body): Body<Login>,
+) -> AppResult<Response> {
+    crate::limits::login_attempt(&state.pool, state.login_limits, peer.ip(), &body.username).await?;
     if body.username.len() > 64 || body.password.len() > 1024 {
         return Err(AppError::Unauthorized);
     }

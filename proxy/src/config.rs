@@ -90,11 +90,21 @@ pub struct ServeConfig {
     /// Password hashes computed at once (default: the number of cores).
     #[arg(long, env = "VERITABLE_HASH_THREADS")]
     pub hash_threads: Option<usize>,
+    /// Login attempts per client address per minute.
+    #[arg(long, env = "VERITABLE_LOGIN_PER_IP", default_value_t = 30)]
+    pub login_per_ip: i32,
+    /// Login attempts per account per minute.
+    #[arg(long, env = "VERITABLE_LOGIN_PER_ACCOUNT", default_value_t = 10)]
+    pub login_per_account: i32,
 }
 
 impl ServeConfig {
     pub fn request_timeout(&self) -> Duration {
         Duration::from_millis(self.request_timeout_ms)
+    }
+
+    pub fn login_limits(&self) -> crate::limits::LoginLimits {
+        crate::limits::LoginLimits { per_ip: self.login_per_ip, per_account: self.login_per_account, window_secs: 60 }
     }
 
     pub fn hash_parallelism(&self) -> usize {
@@ -117,6 +127,8 @@ impl ServeConfig {
             session_cache_bytes: 8 * 1024 * 1024,
             cookie_secure: false,
             hash_threads: None,
+            login_per_ip: 30,
+            login_per_account: 10,
         }
     }
 }

@@ -38,6 +38,8 @@ pub enum AppError {
     Unprocessable { field: &'static str, message: String },
     #[error("too busy right now; retry shortly")]
     Busy,
+    #[error("too many attempts; retry in {retry_after} s")]
+    RateLimited { retry_after: u32 },
     #[error("the database is unavailable")]
     DatabaseUnavailable(#[source] deadpool_postgres::PoolError),
     #[error("database error")]
@@ -71,6 +73,7 @@ impl AppError {
             Self::Conflict { .. } => (StatusCode::CONFLICT, "conflict"),
             Self::Unprocessable { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "validation_failed"),
             Self::Busy => (StatusCode::SERVICE_UNAVAILABLE, "busy"),
+            Self::RateLimited { .. } => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
             Self::DatabaseUnavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "database_unavailable"),
             Self::Database(_) | Self::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }
@@ -89,7 +92,8 @@ impl IntoResponse for AppError {
             | Self::Unauthorized
             | Self::Conflict { .. }
             | Self::Unprocessable { .. }
-            | Self::Busy => {}
+            | Self::Busy
+            | Self::RateLimited { .. } => {}
         }
         let message = self.to_string();
         let field = match &self {
@@ -99,6 +103,9 @@ impl IntoResponse for AppError {
         let mut response = (status, Json(Body { error: Detail { code, message: &message, field } })).into_response();
         if status == StatusCode::SERVICE_UNAVAILABLE {
             response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static(RETRY_AFTER_SECS));
+        }
+        if let Self::RateLimited { retry_after } = self {
+            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(retry_after));
         }
         response
     }

@@ -10,6 +10,7 @@ pub mod db;
 pub mod error;
 pub mod forums;
 pub mod health;
+pub mod limits;
 pub mod metrics;
 pub mod migrate;
 pub mod params;

@@ -40,6 +40,7 @@ pub const MIGRATIONS: &[Migration] = &[
     migration!(006, "events"),
     migration!(007, "reply_tree_and_indexes"),
     migration!(008, "triggers"),
+    migration!(009, "rate_limits"),
 ];
 
 impl Migration {

@@ -32,6 +32,7 @@ pub struct AppState {
     pub hasher: Hasher,
     /// Mark the session cookie Secure (behind TLS).
     pub cookie_secure: bool,
+    pub login_limits: crate::limits::LoginLimits,
 }
 
 pub fn app(state: AppState, config: &ServeConfig) -> Router {
@@ -76,6 +77,7 @@ pub async fn run(
     let reachability = db::Reachability::default();
     let tasks = TaskTracker::new();
     let cancel = CancellationToken::new();
+    tasks.spawn(crate::limits::sweep(pool.clone(), cancel.clone()));
     tasks.spawn(db::watch(pool.clone(), db::describe_target(&config.db.url), reachability.clone(), cancel.clone()));
 
     let hasher = Hasher::new(config.hash_parallelism(), config.pool_timeout_for_hashing());
@@ -86,6 +88,7 @@ pub async fn run(
         sessions: Arc::new(Sessions::new(config.session_cache_bytes)),
         hasher,
         cookie_secure: config.cookie_secure,
+        login_limits: config.login_limits(),
     };
     let router = app(state, &config);
     let local = listener.local_addr()?;

@@ -1,0 +1,65 @@
+//! Rate limits kept in PostgreSQL (`veritable.rate_limit`), so every proxy
+//! instance counts against the same windows.
+
+use std::net::IpAddr;
+use std::time::Duration;
+
+use deadpool_postgres::Pool;
+use tokio_util::sync::CancellationToken;
+
+use crate::AppError;
+
+/// Attempts per window.
+#[derive(Debug, Clone, Copy)]
+pub struct LoginLimits {
+    pub per_ip: i32,
+    pub per_account: i32,
+    pub window_secs: i32,
+}
+
+impl Default for LoginLimits {
+    fn default() -> Self {
+        Self { per_ip: 30, per_account: 10, window_secs: 60 }
+    }
+}
+
+const HIT: &str = "SELECT veritable.rate_limit($1, $2, make_interval(secs => $3::int))";
+
+async fn hit(pool: &Pool, key: &str, max: i32, window_secs: i32) -> Result<(), AppError> {
+    let client = pool.get().await?;
+    let statement = client.prepare_cached(HIT).await?;
+    let wait: i32 = client.query_one(&statement, &[&key, &max, &window_secs]).await?.get(0);
+    match u32::try_from(wait) {
+        Ok(0) | Err(_) => Ok(()),
+        Ok(retry_after) => Err(AppError::RateLimited { retry_after }),
+    }
+}
+
+/// Counts a login attempt from `ip` for `username`; 429 past either limit.
+/// Checked before the password is hashed, so a flood costs no argon2 work.
+pub async fn login_attempt(pool: &Pool, limits: LoginLimits, ip: IpAddr, username: &str) -> Result<(), AppError> {
+    hit(pool, &format!("login:ip:{ip}"), limits.per_ip, limits.window_secs).await?;
+    let account: String = username.to_lowercase().chars().take(64).collect();
+    hit(pool, &format!("login:user:{account}"), limits.per_account, limits.window_secs).await
+}
+
+/// Removes windows older than an hour, every minute, until `cancel`.
+pub async fn sweep(pool: Pool, cancel: CancellationToken) {
+    loop {
+        tokio::select! {
+            () = cancel.cancelled() => return,
+            () = tokio::time::sleep(Duration::from_secs(60)) => {}
+        }
+        let swept = async {
+            let client = pool.get().await.map_err(|e| e.to_string())?;
+            client
+                .query_one("SELECT veritable.rate_limit_sweep(interval '1 hour')", &[])
+                .await
+                .map(|row| row.get::<_, i64>(0))
+                .map_err(|e| e.to_string())
+        };
+        if let Err(error) = swept.await {
+            tracing::warn!(%error, "rate-limit sweep failed; retrying in a minute");
+        }
+    }
+}
