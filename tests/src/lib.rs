@@ -58,6 +58,21 @@ impl FreshDb {
         Self { name, url }
     }
 
+    /// A fresh database with every migration applied.
+    pub async fn migrated(name: &str) -> (Self, Client) {
+        let db = Self::create(name).await;
+        let mut client = connect(&db.url).await;
+        veritable_proxy::migrate::apply(&mut client, veritable_proxy::migrate::MIGRATIONS).await.expect("migrate");
+        (db, client)
+    }
+
+    /// A fresh, migrated database loaded with `shape` (RNG seed `rng_seed`).
+    pub async fn seeded(name: &str, shape: &veritable_proxy::seed::Shape, rng_seed: u64) -> (Self, Client) {
+        let (db, mut client) = Self::migrated(name).await;
+        veritable_proxy::seed::seed(&mut client, shape, rng_seed, false, false).await.expect("seed");
+        (db, client)
+    }
+
     pub async fn drop_db(self) {
         let admin = connect(&env("VERITABLE_TEST_CREATEDB_URL")).await;
         admin.batch_execute(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name)).await.expect("drop database");

@@ -3,8 +3,7 @@
 
 use serde_json::{Value, json};
 use veritable_proxy::config::{DbConfig, ServeConfig};
-use veritable_proxy::migrate::{self, MIGRATIONS};
-use veritable_tests::{FreshDb, TestServer, connect};
+use veritable_tests::{FreshDb, TestServer};
 
 async fn login(server: &TestServer, username: &str) -> (u16, Option<String>, Value) {
     let response = reqwest::Client::new()
@@ -20,9 +19,7 @@ async fn login(server: &TestServer, username: &str) -> (u16, Option<String>, Val
 
 #[tokio::test]
 async fn login_limits_hold_across_two_proxies() {
-    let db = FreshDb::create("login_limits").await;
-    let mut client = connect(&db.url).await;
-    migrate::apply(&mut client, MIGRATIONS).await.expect("migrate");
+    let (db, client) = FreshDb::migrated("login_limits").await;
     let config = || {
         let mut config = ServeConfig::for_tests(DbConfig::from_url(&db.url).expect("url"));
         config.login_per_account = 3;

@@ -2,9 +2,8 @@
 
 use serde_json::{Value, json};
 use veritable_proxy::config::Scale;
-use veritable_proxy::migrate::{self, MIGRATIONS};
-use veritable_proxy::seed::{self, Shape};
-use veritable_tests::{FreshDb, TestServer, connect};
+use veritable_proxy::seed::Shape;
+use veritable_tests::{FreshDb, TestServer};
 
 async fn login(server: &TestServer, username: &str) -> String {
     let response = reqwest::Client::new()
@@ -29,10 +28,7 @@ async fn post(server: &TestServer, topic: &str, token: Option<&str>, body: &Valu
 
 #[tokio::test]
 async fn posting_replies_stores_sanitized_html_and_refuses_what_it_must() {
-    let db = FreshDb::create("api_replies").await;
-    let mut client = connect(&db.url).await;
-    migrate::apply(&mut client, MIGRATIONS).await.expect("migrate");
-    seed::seed(&mut client, &Shape::of(Scale::Small), 5, false, false).await.expect("seed");
+    let (db, client) = FreshDb::seeded("api_replies", &Shape::of(Scale::Small), 5).await;
     let server = TestServer::start(&db.url).await;
     let token = login(&server, "demo").await;
     let topic = "10";

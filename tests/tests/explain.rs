@@ -1,9 +1,8 @@
 //! Every hot query is served by an index: on 200,000+ replies, after ANALYZE,
 //! no plan of a hot query scans a large table sequentially.
 
-use veritable_proxy::migrate::{self, MIGRATIONS};
-use veritable_proxy::seed::{self, Shape};
-use veritable_tests::{FreshDb, connect};
+use veritable_proxy::seed::Shape;
+use veritable_tests::FreshDb;
 
 /// Big enough for the planner to prefer indexes for real (tables of many pages).
 fn medium() -> Shape {
@@ -54,10 +53,7 @@ fn extension_args(name: &str) -> &'static str {
 
 #[tokio::test]
 async fn no_hot_query_scans_a_large_table() {
-    let db = FreshDb::create("explain_hot_queries").await;
-    let mut client = connect(&db.url).await;
-    migrate::apply(&mut client, MIGRATIONS).await.expect("migrate");
-    seed::seed(&mut client, &medium(), 11, false, false).await.expect("seed");
+    let (db, client) = FreshDb::seeded("explain_hot_queries", &medium(), 11).await;
     client.batch_execute("ANALYZE").await.unwrap();
     let replies: i64 = client.query_one("SELECT count(*) FROM forum_replies", &[]).await.unwrap().get(0);
     assert!(replies >= 200_000);

@@ -3,7 +3,6 @@
 
 use tokio_postgres::{Client, Transaction};
 use veritable_proxy::config::Scale;
-use veritable_proxy::migrate::{self, MIGRATIONS};
 use veritable_proxy::seed::{self, Shape};
 use veritable_tests::{FreshDb, connect, database_url, sqlstate};
 
@@ -207,22 +206,11 @@ async fn mentions_activity_and_events_are_written_in_the_same_transaction() {
     assert_eq!(kinds, expected);
     assert!(events.iter().all(|e| e.2 && e.3 <= 4096));
     // A mention list is capped at 20 names per post.
-    let many: String = (4..40).map(|n| format!("@{} ", veritable_proxy_username(n))).collect();
+    let many: String = (4..40).map(|n| format!("@{} ", seed::username_of(n))).collect();
     let id = reply(&tx, topic, 1, None, &many).await;
     let count: i64 = tx.query_one("SELECT count(*) FROM mentions WHERE reply_id = $1", &[&id]).await.unwrap().get(0);
     assert_eq!(count, 20);
     tx.rollback().await.unwrap();
-}
-
-/// Generated users are named like `grace_17` for id 18 (see the seed).
-fn veritable_proxy_username(id: i64) -> String {
-    const FIRST: &[&str] = &[
-        "ada", "alan", "barbara", "brian", "claude", "donald", "edsger", "frances", "grace", "guido", "hedy", "ida",
-        "james", "john", "ken", "linus", "margaret", "niklaus", "radia", "rob", "sophie", "tim", "ursula", "vint",
-        "whitfield", "xavier", "yukihiro", "zed",
-    ];
-    let n = (id - 1) as usize;
-    format!("{}_{}", FIRST[n % FIRST.len()], n)
 }
 
 #[tokio::test]
@@ -282,10 +270,7 @@ async fn no_trigger_function_calls_pg_notify() {
 /// reconciliation finds nothing to fix.
 #[tokio::test]
 async fn counters_stay_exact_under_concurrent_writers() {
-    let db = FreshDb::create("concurrent_counters").await;
-    let mut client = connect(&db.url).await;
-    migrate::apply(&mut client, MIGRATIONS).await.expect("migrate");
-    seed::seed(&mut client, &Shape::of(Scale::Small), 7, false, false).await.expect("seed");
+    let (db, client) = FreshDb::seeded("concurrent_counters", &Shape::of(Scale::Small), 7).await;
 
     let writers = (0..16).map(|w: i64| {
         let url = db.url.clone();
@@ -330,10 +315,7 @@ async fn counters_stay_exact_under_concurrent_writers() {
 
 #[tokio::test]
 async fn reconcile_finds_and_fixes_drift() {
-    let db = FreshDb::create("reconcile_drift").await;
-    let mut client = connect(&db.url).await;
-    migrate::apply(&mut client, MIGRATIONS).await.expect("migrate");
-    seed::seed(&mut client, &Shape::of(Scale::Small), 7, false, false).await.expect("seed");
+    let (db, client) = FreshDb::seeded("reconcile_drift", &Shape::of(Scale::Small), 7).await;
     assert_eq!(reconcile(&client).await, 0, "the seed's derived data is exact");
     client
         .batch_execute(

@@ -535,8 +535,8 @@ async fn load_replies(
     Ok(extras)
 }
 
-/// The username the users table gives id `id` (see `load_users`).
-fn username_of(id: i64) -> String {
+/// The username the seed gives user `id` (see `load_users`).
+pub fn username_of(id: i64) -> String {
     let n = u32::try_from(id - 1).unwrap_or(0);
     match NAMED.get(n as usize) {
         Some((name, _, _)) => (*name).to_owned(),

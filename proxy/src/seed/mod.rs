@@ -23,6 +23,7 @@ use tokio_postgres::binary_copy::BinaryCopyInWriter;
 use tokio_postgres::types::{ToSql, Type};
 use tokio_postgres::{Client, Transaction};
 
+pub use self::generate::username_of;
 pub use self::shape::Shape;
 use crate::config::SeedArgs;
 use crate::db;
