@@ -58,7 +58,7 @@ fn session_cookie(token: &str, secure: bool, max_age_secs: i64) -> HeaderValue {
 }
 
 fn signed_in(status: StatusCode, state: &AppState, token: &str, user: serde_json::Value) -> Response {
-    let cookie = session_cookie(token, state.cookie_secure, LIFETIME_DAYS * 86_400);
+    let cookie = session_cookie(token, state.cookie_secure, i64::from(LIFETIME_DAYS) * 86_400);
     (status, [(header::SET_COOKIE, cookie)], Json(json!({ "token": token, "user": user }))).into_response()
 }
 

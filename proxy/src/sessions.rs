@@ -14,7 +14,7 @@ use crate::AppError;
 
 pub const COOKIE: &str = "veritable_session";
 /// A session lives 30 days after its last renewal.
-pub const LIFETIME_DAYS: i64 = 30;
+pub const LIFETIME_DAYS: i32 = 30;
 const CACHE_TTL: Duration = Duration::from_secs(1);
 
 pub type TokenHash = [u8; 32];
@@ -47,14 +47,24 @@ pub fn hash_of(token: &str) -> Option<TokenHash> {
     (token.len() == 64 && token.bytes().all(|b| b.is_ascii_hexdigit())).then(|| Sha256::digest(token.as_bytes()).into())
 }
 
-const LOOKUP: &str = "SELECT s.user_id, u.username, u.role, extract(epoch FROM s.expires_at)::bigint
-   FROM sessions s JOIN users u ON u.id = s.user_id
-  WHERE s.token_hash = $1 AND s.revoked_at IS NULL AND s.expires_at > now() AND NOT u.is_deleted";
-/// Sliding renewal, at most once a day per session.
-const RENEW: &str = "UPDATE sessions SET expires_at = now() + make_interval(days => $2::int), last_seen_at = now()
-  WHERE token_hash = $1 AND revoked_at IS NULL AND expires_at < now() + make_interval(days => $2::int - 1)";
+/// The hot record, renewing the session in the same statement when less than
+/// a day of its lifetime has been used up (sliding expiry, at most one write
+/// a day per session). One round trip per cache miss.
+const LOOKUP: &str = "WITH live AS (
+         SELECT s.user_id, u.username, u.role, s.expires_at
+           FROM sessions s JOIN users u ON u.id = s.user_id
+          WHERE s.token_hash = $1 AND s.revoked_at IS NULL AND s.expires_at > now() AND NOT u.is_deleted
+     ), renewed AS (
+         UPDATE sessions SET expires_at = now() + make_interval(days => $2), last_seen_at = now()
+          WHERE token_hash = $1 AND EXISTS (SELECT 1 FROM live)
+            AND expires_at < now() + make_interval(days => $2 - 1)
+         RETURNING expires_at
+     )
+     SELECT live.user_id, live.username, live.role,
+            extract(epoch FROM coalesce((SELECT expires_at FROM renewed), live.expires_at))::bigint
+       FROM live";
 const CREATE: &str =
-    "INSERT INTO sessions (user_id, token_hash, expires_at) VALUES ($1, $2, now() + make_interval(days => $3::int))";
+    "INSERT INTO sessions (user_id, token_hash, expires_at) VALUES ($1, $2, now() + make_interval(days => $3))";
 const REVOKE: &str = "UPDATE sessions SET revoked_at = now() WHERE token_hash = $1 AND revoked_at IS NULL";
 
 impl Sessions {
@@ -71,8 +81,7 @@ impl Sessions {
     pub async fn create(&self, pool: &Pool, user_id: i64) -> Result<String, AppError> {
         let (token, hash) = new_token();
         let client = pool.get().await?;
-        let days = i32::try_from(LIFETIME_DAYS).unwrap_or(30);
-        client.execute(CREATE, &[&user_id, &hash.as_slice(), &days]).await?;
+        client.execute(CREATE, &[&user_id, &hash.as_slice(), &LIFETIME_DAYS]).await?;
         Ok(token)
     }
 
@@ -82,12 +91,10 @@ impl Sessions {
         }
         let client = pool.get().await?;
         let statement = client.prepare_cached(LOOKUP).await?;
-        let Some(row) = client.query_opt(&statement, &[&hash.as_slice()]).await? else {
+        let Some(row) = client.query_opt(&statement, &[&hash.as_slice(), &LIFETIME_DAYS]).await? else {
             return Ok(None);
         };
         let hot = HotSession { user_id: row.get(0), username: row.get(1), role: row.get(2), expires_at: row.get(3) };
-        let days = i32::try_from(LIFETIME_DAYS).unwrap_or(30);
-        client.execute(RENEW, &[&hash.as_slice(), &days]).await?;
         self.cache.insert(*hash, hot.clone());
         Ok(Some(hot))
     }
