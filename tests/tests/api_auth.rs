@@ -141,3 +141,77 @@ async fn bad_registrations_name_the_field() {
     assert_eq!(answer["error"]["code"], "payload_too_large");
     server.stop().await.expect("stop");
 }
+
+#[tokio::test]
+async fn a_lookup_renews_a_session_near_its_end() {
+    let server = TestServer::start(&database_url()).await;
+    let (status, _, body) = post(&server, "/api/v1/auth/login", &json!({ "username": "demo", "password": "veritable-demo" }), None).await;
+    assert_eq!(status, 200, "{body}");
+    let token = body["token"].as_str().expect("token").to_owned();
+    // Never looked up yet, so not cached: the next request reads the database.
+    let client = veritable_tests::connect(&database_url()).await;
+    client
+        .execute(
+            "UPDATE sessions SET expires_at = now() + interval '1 hour' WHERE token_hash = sha256(convert_to($1, 'UTF8'))",
+            &[&token],
+        )
+        .await
+        .expect("shorten");
+    let (status, who) = me(&server, &token).await;
+    assert_eq!(status, 200, "{who}");
+    let days_left: f64 = client
+        .query_one(
+            "SELECT extract(epoch FROM expires_at - now())::float8 / 86400 FROM sessions WHERE token_hash = sha256(convert_to($1, 'UTF8'))",
+            &[&token],
+        )
+        .await
+        .expect("expiry")
+        .get(0);
+    assert!(days_left > 29.0, "renewed to 30 days: {days_left}");
+    assert!(who["session_expires_at"].as_i64().is_some());
+    server.stop().await.expect("stop");
+}
+
+/// Hashing runs on a bounded pool: past its wait, a login flood gets 503
+/// `busy` with Retry-After instead of queueing without end.
+#[tokio::test]
+async fn hashing_past_its_queue_bound_answers_503() {
+    let mut config = veritable_proxy::config::ServeConfig::for_tests(
+        veritable_proxy::config::DbConfig::from_url(&database_url()).expect("url"),
+    );
+    config.hash_threads = Some(1);
+    config.db.pool_timeout_ms = 1;
+    config.login_per_ip = 1000;
+    config.login_per_account = 1000;
+    let server = TestServer::start_with(config).await;
+    // An account of its own: the limits' counters are shared through the database.
+    let name = unique("flood");
+    let attempts = (0..8).map(|_| {
+        let url = server.url("/api/v1/auth/login");
+        let name = name.clone();
+        tokio::spawn(async move {
+            let response = reqwest::Client::new()
+                .post(url)
+                .json(&json!({ "username": name, "password": "wrong-password" }))
+                .send()
+                .await
+                .expect("request");
+            let status = response.status().as_u16();
+            let retry = response.headers().contains_key("retry-after");
+            let body: Value = response.json().await.expect("JSON");
+            (status, retry, body)
+        })
+    });
+    let mut outcomes = Vec::new();
+    for attempt in attempts.collect::<Vec<_>>() {
+        outcomes.push(attempt.await.expect("task"));
+    }
+    assert!(outcomes.iter().any(|(s, _, _)| *s == 401), "some attempts were hashed: {outcomes:?}");
+    let busy: Vec<_> = outcomes.iter().filter(|(s, _, _)| *s == 503).collect();
+    assert!(!busy.is_empty(), "one hashing thread and a 1 ms wait turn some away: {outcomes:?}");
+    for (_, retry, body) in busy {
+        assert!(*retry);
+        assert_eq!(body["error"]["code"], "busy");
+    }
+    server.stop().await.expect("stop");
+}
