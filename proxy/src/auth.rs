@@ -11,6 +11,9 @@ use axum::Json;
 use serde::Deserialize;
 use serde_json::json;
 
+use tokio_postgres::types::Type;
+
+use crate::db::Sql;
 use crate::params::Body;
 use crate::server::AppState;
 use crate::sessions::{self, COOKIE, HotSession, LIFETIME_DAYS, TokenHash};
@@ -45,7 +48,7 @@ impl FromRequestParts<AppState> for CurrentUser {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
         let hash = presented_token(&parts.headers).and_then(sessions::hash_of).ok_or(AppError::Unauthorized)?;
-        let session = state.sessions.lookup(&state.pool, &hash).await?.ok_or(AppError::Unauthorized)?;
+        let session = state.sessions.lookup(&state.db, &hash).await?.ok_or(AppError::Unauthorized)?;
         Ok(Self { session, token_hash: hash })
     }
 }
@@ -91,16 +94,20 @@ fn validate(register: &Register) -> AppResult<()> {
     Ok(())
 }
 
-const INSERT_USER: &str = "INSERT INTO users (username, display_name, email, password_hash) VALUES ($1, $2, $3, $4)
-  RETURNING json_build_object('id', id, 'username', username, 'display_name', display_name, 'role', role)::text";
+const INSERT_USER: Sql = Sql {
+    name: "user_register",
+    types: &[Type::TEXT, Type::TEXT, Type::TEXT, Type::TEXT],
+    text: "INSERT INTO users (username, display_name, email, password_hash) VALUES ($1, $2, $3, $4)
+  RETURNING json_build_object('id', id, 'username', username, 'display_name', display_name, 'role', role)::text",
+};
 
 /// `POST /api/v1/auth/register` → 201 with a session.
 pub async fn register(State(state): State<AppState>, Body(body): Body<Register>) -> AppResult<Response> {
     validate(&body)?;
     let hash = state.hasher.hash(body.password.clone()).await?;
     let display = body.display_name.clone().unwrap_or_else(|| body.username.clone());
-    let client = state.pool.get().await?;
-    let row = client.query_one(INSERT_USER, &[&body.username, &display, &body.email, &hash]).await.map_err(|e| {
+    let client = state.db.get().await?;
+    let row = client.opt(&INSERT_USER, &[&body.username, &display, &body.email, &hash]).await.map_err(|e| {
         match e.as_db_error().filter(|db| db.code() == &tokio_postgres::error::SqlState::UNIQUE_VIOLATION) {
             Some(db) if db.constraint() == Some("users_email_key") => {
                 AppError::Conflict { field: "email", message: "that email is registered already".into() }
@@ -110,9 +117,10 @@ pub async fn register(State(state): State<AppState>, Body(body): Body<Register>)
         }
     })?;
     drop(client);
+    let row = row.ok_or_else(|| AppError::Internal(anyhow::anyhow!("INSERT … RETURNING returned no row")))?;
     let user: serde_json::Value = serde_json::from_str(&row.get::<_, String>(0)).map_err(|e| AppError::Internal(e.into()))?;
     let id = user["id"].as_i64().ok_or_else(|| AppError::Internal(anyhow::anyhow!("no id returned")))?;
-    let token = state.sessions.create(&state.pool, id).await?;
+    let token = state.sessions.create(&state.db, id).await?;
     Ok(signed_in(StatusCode::CREATED, &state, &token, user))
 }
 
@@ -123,9 +131,13 @@ pub struct Login {
     password: String,
 }
 
-const FIND_USER: &str = "SELECT id, password_hash,
+const FIND_USER: Sql = Sql {
+    name: "user_find",
+    types: &[Type::TEXT],
+    text: "SELECT id, password_hash,
         json_build_object('id', id, 'username', username, 'display_name', display_name, 'role', role)::text
-   FROM users WHERE lower(username) = lower($1) AND NOT is_deleted";
+   FROM users WHERE lower(username) = lower($1) AND NOT is_deleted",
+};
 
 /// `POST /api/v1/auth/login` → 200 with a session; one answer for a wrong
 /// password and an unknown user; 429 past the per-address or per-account
@@ -136,28 +148,24 @@ pub async fn login(
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     Body(body): Body<Login>,
 ) -> AppResult<Response> {
-    crate::limits::login_attempt(&state.pool, state.login_limits, peer.ip(), &body.username).await?;
+    crate::limits::login_attempt(&state.db, state.login_limits, peer.ip(), &body.username).await?;
     if body.username.len() > 64 || body.password.len() > 1024 {
         return Err(AppError::Unauthorized);
     }
-    let row = {
-        let client = state.pool.get().await?;
-        let statement = client.prepare_cached(FIND_USER).await?;
-        client.query_opt(&statement, &[&body.username]).await?
-    };
+    let row = state.db.get().await?.opt(&FIND_USER, &[&body.username]).await?;
     let stored = row.as_ref().map(|r| r.get::<_, String>(1));
     if !state.hasher.verify(body.password, stored).await? {
         return Err(AppError::Unauthorized);
     }
     let row = row.ok_or(AppError::Unauthorized)?;
     let user: serde_json::Value = serde_json::from_str(&row.get::<_, String>(2)).map_err(|e| AppError::Internal(e.into()))?;
-    let token = state.sessions.create(&state.pool, row.get(0)).await?;
+    let token = state.sessions.create(&state.db, row.get(0)).await?;
     Ok(signed_in(StatusCode::OK, &state, &token, user))
 }
 
 /// `POST /api/v1/auth/logout` → 204; the token stops working everywhere.
 pub async fn logout(State(state): State<AppState>, user: CurrentUser) -> AppResult<Response> {
-    state.sessions.revoke(&state.pool, &user.token_hash).await?;
+    state.sessions.revoke(&state.db, &user.token_hash).await?;
     let cookie = session_cookie("", state.cookie_secure, 0);
     Ok((StatusCode::NO_CONTENT, [(header::SET_COOKIE, cookie)]).into_response())
 }

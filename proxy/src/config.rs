@@ -47,6 +47,10 @@ pub struct DbConfig {
     /// How long opening one connection may take.
     #[arg(long, env = "VERITABLE_CONNECT_TIMEOUT_MS", default_value_t = 5000)]
     pub connect_timeout_ms: u64,
+    /// `DATABASE_URL` is a pgbouncer in transaction mode: send every statement
+    /// unnamed (no prepared statements survive between transactions there).
+    #[arg(long, env = "VERITABLE_PGBOUNCER", default_value_t = false)]
+    pub pgbouncer: bool,
 }
 
 impl DbConfig {
@@ -60,7 +64,7 @@ impl DbConfig {
 
     /// A config for tests and tools: defaults for everything but the URL.
     pub fn from_url(url: &str) -> Result<Self, tokio_postgres::Error> {
-        Ok(Self { url: url.parse()?, pool_size: 16, pool_timeout_ms: 2000, connect_timeout_ms: 5000 })
+        Ok(Self { url: url.parse()?, pool_size: 16, pool_timeout_ms: 2000, connect_timeout_ms: 5000, pgbouncer: false })
     }
 }
 
@@ -96,6 +100,16 @@ pub struct ServeConfig {
     /// Login attempts per account per minute.
     #[arg(long, env = "VERITABLE_LOGIN_PER_ACCOUNT", default_value_t = 10)]
     pub login_per_account: i32,
+    /// Topics and replies one user may post per minute.
+    #[arg(long, env = "VERITABLE_POSTS_PER_MINUTE", default_value_t = 20)]
+    pub posts_per_minute: i32,
+    /// Requests handled at once; more are answered 503 with Retry-After at
+    /// once instead of queueing (health and metrics are exempt).
+    #[arg(long, env = "VERITABLE_MAX_IN_FLIGHT", default_value_t = 1024)]
+    pub max_in_flight: usize,
+    /// Milliseconds between flushes of the batched topic view counts.
+    #[arg(long, env = "VERITABLE_VIEW_FLUSH_MS", default_value_t = 2000)]
+    pub view_flush_ms: u64,
 }
 
 impl ServeConfig {
@@ -129,6 +143,9 @@ impl ServeConfig {
             hash_threads: None,
             login_per_ip: 30,
             login_per_account: 10,
+            posts_per_minute: 20,
+            max_in_flight: 1024,
+            view_flush_ms: 2000,
         }
     }
 }

@@ -5,9 +5,13 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use deadpool_postgres::{Manager, ManagerConfig, Pool, PoolError, RecyclingMethod, Runtime};
+use std::time::Instant;
+
+use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, PoolError, RecyclingMethod, Runtime};
+use prometheus::HistogramVec;
 use tokio::task::JoinHandle;
-use tokio_postgres::{Client, NoTls};
+use tokio_postgres::types::{ToSql, Type};
+use tokio_postgres::{Client, NoTls, Row};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::DbConfig;
@@ -29,6 +33,106 @@ pub fn pool(config: &DbConfig) -> anyhow::Result<Pool> {
         .runtime(Runtime::Tokio1)
         .build()?;
     Ok(pool)
+}
+
+/// One SQL statement with the types of its parameters, named for the query
+/// duration metric. Declared as constants beside the handlers that run them.
+pub struct Sql {
+    pub name: &'static str,
+    pub text: &'static str,
+    pub types: &'static [Type],
+}
+
+/// The request pool with its statement mode. Cheap to clone.
+///
+/// Normally statements are prepared once per connection and cached. In
+/// pgbouncer mode (transaction pooling, pgbouncer 1.18) a prepared statement
+/// would live on a server connection the next transaction may not get, so
+/// every statement is sent unnamed, with its types, in one round trip
+/// (`query_typed`).
+#[derive(Clone)]
+pub struct Db {
+    pool: Pool,
+    unnamed: bool,
+    timing: HistogramVec,
+}
+
+impl Db {
+    pub fn new(pool: Pool, pgbouncer: bool, timing: HistogramVec) -> Self {
+        Self { pool, unnamed: pgbouncer, timing }
+    }
+
+    pub fn pool(&self) -> &Pool {
+        &self.pool
+    }
+
+    /// A pooled connection; waits at most the pool timeout.
+    pub async fn get(&self) -> Result<Conn, PoolError> {
+        Ok(Conn { client: self.pool.get().await?, unnamed: self.unnamed, timing: self.timing.clone() })
+    }
+}
+
+/// A pooled connection that runs [`Sql`] statements and times them.
+pub struct Conn {
+    client: Object,
+    unnamed: bool,
+    timing: HistogramVec,
+}
+
+impl Conn {
+    pub async fn rows(&self, sql: &Sql, params: &[&(dyn ToSql + Sync)]) -> Result<Vec<Row>, tokio_postgres::Error> {
+        debug_assert_eq!(params.len(), sql.types.len(), "{}: parameters and types differ", sql.name);
+        let started = Instant::now();
+        let result = if self.unnamed {
+            let typed: Vec<(&(dyn ToSql + Sync), Type)> =
+                params.iter().copied().zip(sql.types.iter().cloned()).collect();
+            self.client.query_typed(sql.text, &typed).await
+        } else {
+            match self.client.prepare_typed_cached(sql.text, sql.types).await {
+                Ok(statement) => self.client.query(&statement, params).await,
+                Err(error) => Err(error),
+            }
+        };
+        self.timing.with_label_values(&[sql.name]).observe(started.elapsed().as_secs_f64());
+        result
+    }
+
+    /// The first row, if any.
+    pub async fn opt(&self, sql: &Sql, params: &[&(dyn ToSql + Sync)]) -> Result<Option<Row>, tokio_postgres::Error> {
+        Ok(self.rows(sql, params).await?.into_iter().next())
+    }
+
+    /// [`Conn::opt`] for a write: a serialization failure (40001) or a
+    /// deadlock (40P01) is retried up to three attempts in all, after 5–50 ms
+    /// of jitter times the attempt number; other errors return at once.
+    pub async fn write(&self, sql: &Sql, params: &[&(dyn ToSql + Sync)]) -> Result<Option<Row>, tokio_postgres::Error> {
+        const ATTEMPTS: u64 = 3;
+        let mut attempt = 1;
+        loop {
+            match self.opt(sql, params).await {
+                Err(error) if retryable(&error) && attempt < ATTEMPTS => {
+                    let jitter = rand::Rng::random_range(&mut rand::rng(), 5..50) * attempt;
+                    tracing::debug!(statement = sql.name, attempt, %error, "retrying a write");
+                    tokio::time::sleep(Duration::from_millis(jitter)).await;
+                    attempt += 1;
+                }
+                outcome => return outcome,
+            }
+        }
+    }
+
+    /// The first row of a statement that always returns one (an aggregate,
+    /// a function call); none is an internal error.
+    pub async fn one(&self, sql: &Sql, params: &[&(dyn ToSql + Sync)]) -> Result<Row, crate::AppError> {
+        self.opt(sql, params)
+            .await?
+            .ok_or_else(|| crate::AppError::Internal(anyhow::anyhow!("{} returned no row", sql.name)))
+    }
+}
+
+fn retryable(error: &tokio_postgres::Error) -> bool {
+    use tokio_postgres::error::SqlState;
+    matches!(error.code(), Some(code) if *code == SqlState::T_R_SERIALIZATION_FAILURE || *code == SqlState::T_R_DEADLOCK_DETECTED)
 }
 
 /// One round trip through the pool; the health check.

@@ -30,6 +30,9 @@ pub enum AppError {
     Invalid { field: &'static str, message: String },
     #[error("sign in first: no valid session")]
     Unauthorized,
+    /// Signed in, but not allowed to do this.
+    #[error("{0}")]
+    Forbidden(&'static str),
     /// Taken already (a unique name), named by the field.
     #[error("{message}")]
     Conflict { field: &'static str, message: String },
@@ -70,6 +73,7 @@ impl AppError {
             Self::NotFound => (StatusCode::NOT_FOUND, "not_found"),
             Self::Invalid { .. } => (StatusCode::BAD_REQUEST, "invalid_parameter"),
             Self::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized"),
+            Self::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
             Self::Conflict { .. } => (StatusCode::CONFLICT, "conflict"),
             Self::Unprocessable { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "validation_failed"),
             Self::Busy => (StatusCode::SERVICE_UNAVAILABLE, "busy"),
@@ -90,6 +94,7 @@ impl IntoResponse for AppError {
             Self::NotFound
             | Self::Invalid { .. }
             | Self::Unauthorized
+            | Self::Forbidden(_)
             | Self::Conflict { .. }
             | Self::Unprocessable { .. }
             | Self::Busy

@@ -8,6 +8,9 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use veritable_core::cursor::TopicKey;
 
+use tokio_postgres::types::Type;
+
+use crate::db::Sql;
 use crate::params::Params;
 use crate::server::AppState;
 use crate::{AppError, AppResult};
@@ -23,14 +26,12 @@ fn json(text: String) -> Response {
     ([(header::CONTENT_TYPE, "application/json")], text).into_response()
 }
 
-const CATEGORIES: &str = "SELECT coalesce(json_agg(c ORDER BY c.position, c.id), '[]')::text
-   FROM (SELECT id, slug, name, description, position FROM forum_categories ORDER BY position, id LIMIT 1000) c";
+const CATEGORIES: Sql = Sql { name: "categories", types: &[], text: "SELECT coalesce(json_agg(c ORDER BY c.position, c.id), '[]')::text
+   FROM (SELECT id, slug, name, description, position FROM forum_categories ORDER BY position, id LIMIT 1000) c" };
 
 /// `GET /api/v1/forums/categories` (at most 1,000).
 pub async fn categories(State(state): State<AppState>) -> AppResult<Response> {
-    let client = state.pool.get().await?;
-    let statement = client.prepare_cached(CATEGORIES).await?;
-    let row = client.query_one(&statement, &[]).await?;
+    let row = state.db.get().await?.one(&CATEGORIES, &[]).await?;
     Ok(json(format!("{{\"items\":{}}}", row.get::<_, String>(0))))
 }
 
@@ -41,10 +42,10 @@ pub struct TopicsQuery {
     limit: Option<i32>,
 }
 
-const TOPICS: &str = "SELECT json_build_object(
+const TOPICS: Sql = Sql { name: "topic_page", types: &[Type::INT8, Type::TEXT, Type::INT4], text: "SELECT json_build_object(
         'items', coalesce(json_agg(to_jsonb(p) - 'next_cursor' - 'ordinality' ORDER BY p.ordinality), '[]'),
         'next_cursor', max(p.next_cursor))::text
-   FROM veritable.topic_page($1, $2, $3) WITH ORDINALITY AS p";
+   FROM veritable.topic_page($1, $2, $3) WITH ORDINALITY AS p" };
 
 /// `GET /api/v1/forums/topics?category=&cursor=&limit=`: pinned first, then
 /// by last activity; pass `next_cursor` back for the next page.
@@ -56,9 +57,7 @@ pub async fn topics(State(state): State<AppState>, Params(query): Params<TopicsQ
     if let Some(cursor) = &query.cursor {
         TopicKey::decode(cursor).map_err(|e| AppError::invalid("cursor", e.to_string()))?;
     }
-    let client = state.pool.get().await?;
-    let statement = client.prepare_cached(TOPICS).await?;
-    let row = client.query_one(&statement, &[&query.category, &query.cursor, &limit]).await?;
+    let row = state.db.get().await?.one(&TOPICS, &[&query.category, &query.cursor, &limit]).await?;
     Ok(json(row.get(0)))
 }
 
@@ -69,11 +68,11 @@ pub struct RepliesQuery {
     after: Option<i64>,
 }
 
-const REPLIES: &str = "SELECT CASE WHEN NOT EXISTS (SELECT 1 FROM forum_topics WHERE id = $1 AND NOT is_deleted) THEN NULL
+const REPLIES: Sql = Sql { name: "reply_tree", types: &[Type::INT8, Type::INT4, Type::INT4, Type::INT8], text: "SELECT CASE WHEN NOT EXISTS (SELECT 1 FROM forum_topics WHERE id = $1 AND NOT is_deleted) THEN NULL
         ELSE json_build_object(
             'items', coalesce(json_agg(to_jsonb(r) - 'has_more' - 'ordinality' ORDER BY r.ordinality), '[]'),
             'has_more', coalesce(bool_or(r.has_more), false))::text END
-   FROM veritable.reply_tree($1, $2, $3, $4) WITH ORDINALITY AS r";
+   FROM veritable.reply_tree($1, $2, $3, $4) WITH ORDINALITY AS r" };
 
 /// `GET /api/v1/forums/topics/{id}/replies?depth=&limit=&after=`: the reply
 /// tree in display order; when `has_more`, ask again with `after` = the last
@@ -93,10 +92,9 @@ pub async fn replies(
     if query.after.is_some_and(|a| a < 1) {
         return Err(AppError::invalid("after", "after must be the id of a reply"));
     }
-    let client = state.pool.get().await?;
-    let statement = client.prepare_cached(REPLIES).await?;
-    let row = match client.query_one(&statement, &[&topic, &query.depth, &query.limit, &query.after]).await {
-        Ok(row) => row,
+    let row = match state.db.get().await?.opt(&REPLIES, &[&topic, &query.depth, &query.limit, &query.after]).await {
+        Ok(Some(row)) => row,
+        Ok(None) => return Err(AppError::NotFound),
         // The extension refuses an `after` that is not a row of this walk.
         Err(error) if error.code() == Some(&tokio_postgres::error::SqlState::INVALID_PARAMETER_VALUE) => {
             return Err(AppError::invalid("after", "after is not a reply of this walk"));

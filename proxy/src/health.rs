@@ -8,6 +8,6 @@ use crate::server::AppState;
 use crate::{AppError, AppResult, db};
 
 pub async fn healthz(State(state): State<AppState>) -> AppResult<Json<Value>> {
-    db::ping(&state.pool).await.map_err(AppError::DatabaseUnavailable)?;
+    db::ping(state.db.pool()).await.map_err(AppError::DatabaseUnavailable)?;
     Ok(Json(json!({ "status": "ok", "database": "ok" })))
 }

@@ -19,6 +19,7 @@ pub mod seed;
 pub mod replies;
 pub mod server;
 pub mod sessions;
+pub mod topics;
 pub mod shutdown;
 pub mod telemetry;
 

@@ -5,9 +5,11 @@ use std::net::IpAddr;
 use std::time::Duration;
 
 use deadpool_postgres::Pool;
+use tokio_postgres::types::Type;
 use tokio_util::sync::CancellationToken;
 
 use crate::AppError;
+use crate::db::{Db, Sql};
 
 /// Attempts per window.
 #[derive(Debug, Clone, Copy)]
@@ -23,24 +25,43 @@ impl Default for LoginLimits {
     }
 }
 
-const HIT: &str = "SELECT veritable.rate_limit($1, $2, make_interval(secs => $3::int))";
+const HIT: Sql = Sql {
+    name: "rate_limit",
+    types: &[Type::TEXT, Type::INT4, Type::INT4],
+    text: "SELECT veritable.rate_limit($1, $2, make_interval(secs => $3))",
+};
 
-async fn hit(pool: &Pool, key: &str, max: i32, window_secs: i32) -> Result<(), AppError> {
-    let client = pool.get().await?;
-    let statement = client.prepare_cached(HIT).await?;
-    let wait: i32 = client.query_one(&statement, &[&key, &max, &window_secs]).await?.get(0);
+/// Posts (topics and replies) per user per minute, counted in the same
+/// statement as the post itself.
+#[derive(Debug, Clone, Copy)]
+pub struct PostLimit {
+    pub per_minute: i32,
+}
+
+impl PostLimit {
+    pub fn key(self, user_id: i64) -> String {
+        format!("post:user:{user_id}")
+    }
+}
+
+/// The answer of `veritable.rate_limit`: 0 = go on, else 429 with the wait.
+pub fn check_wait(wait: i32) -> Result<(), AppError> {
     match u32::try_from(wait) {
         Ok(0) | Err(_) => Ok(()),
         Ok(retry_after) => Err(AppError::RateLimited { retry_after }),
     }
 }
 
+async fn hit(db: &Db, key: &str, max: i32, window_secs: i32) -> Result<(), AppError> {
+    check_wait(db.get().await?.one(&HIT, &[&key, &max, &window_secs]).await?.get(0))
+}
+
 /// Counts a login attempt from `ip` for `username`; 429 past either limit.
 /// Checked before the password is hashed, so a flood costs no argon2 work.
-pub async fn login_attempt(pool: &Pool, limits: LoginLimits, ip: IpAddr, username: &str) -> Result<(), AppError> {
-    hit(pool, &format!("login:ip:{ip}"), limits.per_ip, limits.window_secs).await?;
+pub async fn login_attempt(db: &Db, limits: LoginLimits, ip: IpAddr, username: &str) -> Result<(), AppError> {
+    hit(db, &format!("login:ip:{ip}"), limits.per_ip, limits.window_secs).await?;
     let account: String = username.to_lowercase().chars().take(64).collect();
-    hit(pool, &format!("login:user:{account}"), limits.per_account, limits.window_secs).await
+    hit(db, &format!("login:user:{account}"), limits.per_account, limits.window_secs).await
 }
 
 /// Removes windows older than an hour, every minute, until `cancel`.
@@ -53,9 +74,9 @@ pub async fn sweep(pool: Pool, cancel: CancellationToken) {
         let swept = async {
             let client = pool.get().await.map_err(|e| e.to_string())?;
             client
-                .query_one("SELECT veritable.rate_limit_sweep(interval '1 hour')", &[])
+                .simple_query("SELECT veritable.rate_limit_sweep(interval '1 hour')")
                 .await
-                .map(|row| row.get::<_, i64>(0))
+                .map(drop)
                 .map_err(|e| e.to_string())
         };
         if let Err(error) = swept.await {

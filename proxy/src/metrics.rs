@@ -10,7 +10,7 @@ use axum::http::{StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry, TextEncoder,
+    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry, TextEncoder,
 };
 
 use crate::server::AppState;
@@ -24,6 +24,11 @@ pub struct Metrics {
     pool_connections: IntGauge,
     pool_available: IntGauge,
     pool_waiting: IntGauge,
+    /// Per statement name; handed to [`crate::db::Db`].
+    pub db_query_duration: HistogramVec,
+    pub views_flushed: IntCounter,
+    pub views_dropped: IntCounter,
+    pub shed: IntCounter,
 }
 
 /// Latency buckets in seconds: fine below 10 ms, where this service should live.
@@ -47,6 +52,18 @@ impl Metrics {
         let pool_connections = IntGauge::new("db_pool_connections", "Connections the pool holds")?;
         let pool_available = IntGauge::new("db_pool_available", "Idle connections in the pool")?;
         let pool_waiting = IntGauge::new("db_pool_waiting", "Requests waiting for a connection")?;
+        let db_query_duration = HistogramVec::new(
+            HistogramOpts::new("db_query_duration_seconds", "Statement round trips by statement name")
+                .buckets(LATENCY_BUCKETS.to_vec()),
+            &["statement"],
+        )?;
+        registry.register(Box::new(db_query_duration.clone()))?;
+        let views_flushed = IntCounter::new("topic_views_flushed_total", "Topic views written to PostgreSQL")?;
+        let views_dropped = IntCounter::new("topic_views_dropped_total", "Topic views dropped: the batch was full")?;
+        let shed = IntCounter::new("http_requests_shed_total", "Requests answered 503 at the in-flight limit")?;
+        registry.register(Box::new(views_flushed.clone()))?;
+        registry.register(Box::new(views_dropped.clone()))?;
+        registry.register(Box::new(shed.clone()))?;
         registry.register(Box::new(http_requests.clone()))?;
         registry.register(Box::new(http_duration.clone()))?;
         registry.register(Box::new(database_up.clone()))?;
@@ -65,6 +82,10 @@ impl Metrics {
             pool_connections,
             pool_available,
             pool_waiting,
+            db_query_duration,
+            views_flushed,
+            views_dropped,
+            shed,
         })
     }
 
@@ -90,7 +111,7 @@ pub async fn track(State(state): State<AppState>, request: Request, next: Next) 
 /// `GET /metrics` in the Prometheus text format.
 pub async fn render(State(state): State<AppState>) -> Response {
     let metrics = &state.metrics;
-    let status = state.pool.status();
+    let status = state.db.pool().status();
     metrics.database_up.set(i64::from(state.reachability.is_up()));
     metrics.pool_max.set(gauge(status.max_size));
     metrics.pool_connections.set(gauge(status.size));

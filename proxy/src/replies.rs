@@ -1,17 +1,20 @@
-//! Writing replies. One statement per reply (the triggers do the rest in the
-//! same transaction, in their fixed lock order); serialization failures and
-//! deadlocks are retried up to three times with jitter.
-
-use std::time::Duration;
+//! Writing replies: create, edit, soft delete. Each is one statement (the
+//! triggers do the rest in the same transaction); serialization failures and
+//! deadlocks are retried by [`crate::db::Conn::write`].
+//!
+//! Lock order, the same for every write path: the author's rate-limit row,
+//! then reply rows (the reply, or the parent whose child count changes), then
+//! the topic's participant row, then the topic row.
 
 use axum::extract::{Path, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use rand::Rng;
 use serde::Deserialize;
 use tokio_postgres::error::SqlState;
+use tokio_postgres::types::Type;
 
 use crate::auth::CurrentUser;
+use crate::db::Sql;
 use crate::params::Body;
 use crate::server::AppState;
 use crate::{AppError, AppResult};
@@ -23,68 +26,198 @@ pub struct NewReply {
     parent_id: Option<i64>,
 }
 
-const INSERT: &str = "INSERT INTO forum_replies (topic_id, parent_id, author_id, body)
-  SELECT t.id, $2, $3, $4 FROM forum_topics t WHERE t.id = $1 AND NOT t.is_deleted AND NOT t.is_locked
-  RETURNING json_build_object('id', id, 'topic_id', topic_id, 'parent_id', parent_id, 'depth', depth,
-                              'author_id', author_id, 'body_html', body_html, 'created_at', created_at)::text";
-const TOPIC_STATE: &str = "SELECT is_locked FROM forum_topics WHERE id = $1 AND NOT is_deleted";
-
-/// Retries on 40001 / 40P01.
-const ATTEMPTS: u32 = 3;
-
-fn retryable(error: &tokio_postgres::Error) -> bool {
-    matches!(error.code(), Some(code) if *code == SqlState::T_R_SERIALIZATION_FAILURE || *code == SqlState::T_R_DEADLOCK_DETECTED)
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReplyEdit {
+    body: String,
 }
 
+/// The reply as the API returns it (a macro so it can be `concat!`ed into
+/// the statements below).
+macro_rules! reply_json {
+    () => {
+        "json_build_object('id', r.id, 'topic_id', r.topic_id, 'parent_id', r.parent_id, 'depth', r.depth,
+    'author_id', r.author_id, 'body', r.body, 'body_html', r.body_html, 'is_deleted', r.is_deleted,
+    'created_at', r.created_at, 'edited_at', r.edited_at)::text"
+    };
+}
+
+/// Counts the post against the author's limit, then inserts; returns the
+/// seconds to wait (0 when allowed), whether the topic is locked (NULL when
+/// it does not exist) and the stored reply.
+const INSERT: Sql = Sql {
+    name: "reply_create",
+    types: &[Type::INT8, Type::INT8, Type::INT8, Type::TEXT, Type::TEXT, Type::INT4],
+    text: concat!(
+        "WITH limited AS (SELECT veritable.rate_limit($5, $6, interval '1 minute') AS wait),
+         inserted AS (
+           INSERT INTO forum_replies AS r (topic_id, parent_id, author_id, body)
+           SELECT t.id, $2, $3, $4 FROM forum_topics t, limited
+            WHERE limited.wait = 0 AND t.id = $1 AND NOT t.is_deleted AND NOT t.is_locked
+           RETURNING ", reply_json!(), " AS reply)
+         SELECT (SELECT wait FROM limited),
+                (SELECT is_locked FROM forum_topics WHERE id = $1 AND NOT is_deleted),
+                (SELECT reply FROM inserted)"
+    ),
+};
+
+/// The reply's author and its topic's lock state (no row: no such live
+/// reply), and the changed reply when `$4` (may moderate) or the caller wrote
+/// it and the topic is open.
+const EDIT: Sql = Sql {
+    name: "reply_edit",
+    types: &[Type::INT8, Type::TEXT, Type::INT8, Type::BOOL],
+    text: concat!(
+        "WITH target AS (
+           SELECT r.id, r.author_id, t.is_locked FROM forum_replies r JOIN forum_topics t ON t.id = r.topic_id
+            WHERE r.id = $1 AND NOT r.is_deleted AND NOT t.is_deleted),
+         changed AS (
+           UPDATE forum_replies r SET body = $2, edited_at = now(), updated_at = now() FROM target
+            WHERE r.id = target.id AND NOT r.is_deleted AND ($4 OR (target.author_id = $3 AND NOT target.is_locked))
+           RETURNING ", reply_json!(), " AS reply)
+         SELECT target.author_id, target.is_locked, (SELECT reply FROM changed) FROM target"
+    ),
+};
+
+/// Soft delete: the reply keeps its place as a tombstone when it has children.
+const DELETE: Sql = Sql {
+    name: "reply_delete",
+    types: &[Type::INT8, Type::INT8, Type::BOOL],
+    text: "WITH target AS (
+           SELECT r.id, r.author_id, t.is_locked FROM forum_replies r JOIN forum_topics t ON t.id = r.topic_id
+            WHERE r.id = $1 AND NOT r.is_deleted AND NOT t.is_deleted),
+         changed AS (
+           UPDATE forum_replies r SET is_deleted = true, updated_at = now() FROM target
+            WHERE r.id = target.id AND NOT r.is_deleted AND ($3 OR (target.author_id = $2 AND NOT target.is_locked))
+           RETURNING r.id)
+         SELECT target.author_id, target.is_locked, (SELECT id FROM changed) FROM target",
+};
+
 /// What the database refused, as the client's error.
-fn refused(error: tokio_postgres::Error) -> AppError {
+pub(crate) fn refused(error: tokio_postgres::Error, foreign_key_field: &'static str) -> AppError {
     let Some(db) = error.as_db_error() else { return AppError::Database(error) };
     let code = db.code();
     if *code == SqlState::FOREIGN_KEY_VIOLATION {
-        AppError::Unprocessable { field: "parent_id", message: "parent_id is not a reply of this topic".into() }
+        AppError::Unprocessable { field: foreign_key_field, message: format!("{foreign_key_field} does not exist here") }
     } else if *code == SqlState::STRING_DATA_RIGHT_TRUNCATION || *code == SqlState::PROGRAM_LIMIT_EXCEEDED {
         // Our extension's own messages: the size or nesting limit, safe to show.
         AppError::Unprocessable { field: "body", message: db.message().to_owned() }
+    } else if *code == SqlState::CHECK_VIOLATION {
+        AppError::Unprocessable { field: "body", message: "the text breaks a content rule (length or format)".into() }
     } else {
         AppError::Database(error)
     }
 }
 
+pub(crate) fn parse_id(raw: &str, what: &'static str) -> AppResult<i64> {
+    raw.parse::<i64>()
+        .ok()
+        .filter(|id| *id > 0)
+        .ok_or_else(|| AppError::invalid("id", format!("the {what} id must be a positive number")))
+}
+
+pub(crate) fn require_text(field: &'static str, text: &str) -> AppResult<()> {
+    if text.trim().is_empty() {
+        return Err(AppError::Unprocessable { field, message: format!("{field} needs some text") });
+    }
+    Ok(())
+}
+
+pub(crate) fn created(json: String) -> Response {
+    (StatusCode::CREATED, [(header::CONTENT_TYPE, "application/json")], json).into_response()
+}
+
+pub(crate) fn ok_json(json: String) -> Response {
+    ([(header::CONTENT_TYPE, "application/json")], json).into_response()
+}
+
 /// `POST /api/v1/forums/topics/{id}/replies` → 201 with the stored reply
-/// (its sanitized HTML included); 404 for a missing topic, 409 for a locked one.
+/// (its sanitized HTML included); 404 for a missing topic, 409 for a locked
+/// one, 422 for a parent outside the topic, 429 past the posting limit.
 pub async fn create(
     State(state): State<AppState>,
     user: CurrentUser,
     Path(topic): Path<String>,
     Body(reply): Body<NewReply>,
 ) -> AppResult<Response> {
-    let topic: i64 = topic.parse().map_err(|_| AppError::invalid("id", "the topic id must be a number"))?;
-    if reply.body.trim().is_empty() {
-        return Err(AppError::Unprocessable { field: "body", message: "a reply needs some text".into() });
-    }
+    let topic = parse_id(&topic, "topic")?;
+    require_text("body", &reply.body)?;
     if reply.parent_id.is_some_and(|p| p < 1) {
         return Err(AppError::Unprocessable { field: "parent_id", message: "parent_id must be a reply id".into() });
     }
-    let client = state.pool.get().await?;
-    let statement = client.prepare_cached(INSERT).await?;
-    let mut attempt = 0;
-    let row = loop {
-        attempt += 1;
-        match client.query_opt(&statement, &[&topic, &reply.parent_id, &user.session.user_id, &reply.body]).await {
-            Ok(row) => break row,
-            Err(error) if retryable(&error) && attempt < ATTEMPTS => {
-                let jitter = rand::rng().random_range(5..50) * u64::from(attempt);
-                tokio::time::sleep(Duration::from_millis(jitter)).await;
-            }
-            Err(error) => return Err(refused(error)),
-        }
-    };
-    let Some(row) = row else {
-        let locked: Option<bool> = client.query_opt(TOPIC_STATE, &[&topic]).await?.map(|r| r.get(0));
-        return Err(match locked {
-            Some(true) => AppError::Conflict { field: "topic", message: "the topic is locked".into() },
-            _ => AppError::NotFound,
-        });
-    };
-    Ok((StatusCode::CREATED, [(header::CONTENT_TYPE, "application/json")], row.get::<_, String>(0)).into_response())
+    let key = state.post_limit.key(user.session.user_id);
+    let row = state
+        .db
+        .get()
+        .await?
+        .write(&INSERT, &[&topic, &reply.parent_id, &user.session.user_id, &reply.body, &key, &state.post_limit.per_minute])
+        .await
+        .map_err(|e| refused(e, "parent_id"))?
+        .ok_or_else(|| AppError::Internal(anyhow::anyhow!("reply_create returned no row")))?;
+    crate::limits::check_wait(row.get(0))?;
+    match (row.get::<_, Option<bool>>(1), row.get::<_, Option<String>>(2)) {
+        (_, Some(json)) => Ok(created(json)),
+        (Some(true), None) => Err(AppError::Conflict { field: "topic", message: "the topic is locked".into() }),
+        _ => Err(AppError::NotFound),
+    }
+}
+
+/// Who may change a post: its author while the topic is open, or a moderator.
+/// `changed` is `None` when the statement changed nothing.
+pub(crate) fn judge<T>(
+    user: &CurrentUser,
+    author: i64,
+    locked: bool,
+    changed: Option<T>,
+) -> AppResult<T> {
+    if let Some(changed) = changed {
+        return Ok(changed);
+    }
+    if !user.session.may_moderate() && author != user.session.user_id {
+        return Err(AppError::Forbidden("only the author or a moderator may change this"));
+    }
+    if !user.session.may_moderate() && locked {
+        return Err(AppError::Conflict { field: "topic", message: "the topic is locked".into() });
+    }
+    // Allowed, yet nothing changed: deleted by someone else meanwhile.
+    Err(AppError::NotFound)
+}
+
+/// `PATCH /api/v1/forums/replies/{id}` `{"body": "..."}` → 200 with the
+/// reply; 403 for someone else's reply, 409 in a locked topic (moderators
+/// may do both).
+pub async fn edit(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    Path(id): Path<String>,
+    Body(edit): Body<ReplyEdit>,
+) -> AppResult<Response> {
+    let id = parse_id(&id, "reply")?;
+    require_text("body", &edit.body)?;
+    let moderator = user.session.may_moderate();
+    let row = state
+        .db
+        .get()
+        .await?
+        .write(&EDIT, &[&id, &edit.body, &user.session.user_id, &moderator])
+        .await
+        .map_err(|e| refused(e, "id"))?
+        .ok_or(AppError::NotFound)?;
+    judge(&user, row.get(0), row.get(1), row.get::<_, Option<String>>(2)).map(ok_json)
+}
+
+/// `DELETE /api/v1/forums/replies/{id}` → 204 (a soft delete; replies under
+/// it stay, under a tombstone). Same rules as editing.
+pub async fn delete(State(state): State<AppState>, user: CurrentUser, Path(id): Path<String>) -> AppResult<Response> {
+    let id = parse_id(&id, "reply")?;
+    let moderator = user.session.may_moderate();
+    let row = state
+        .db
+        .get()
+        .await?
+        .write(&DELETE, &[&id, &user.session.user_id, &moderator])
+        .await?
+        .ok_or(AppError::NotFound)?;
+    judge(&user, row.get(0), row.get(1), row.get::<_, Option<i64>>(2))?;
+    Ok(StatusCode::NO_CONTENT.into_response())
 }

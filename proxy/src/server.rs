@@ -4,13 +4,18 @@
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::{Request, State};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
 
 use anyhow::Context;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::routing::{get, post};
-use deadpool_postgres::Pool;
+use axum::routing::{get, patch, post};
 use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tower_http::timeout::TimeoutLayer;
@@ -20,12 +25,12 @@ use crate::config::ServeConfig;
 use crate::metrics::Metrics;
 use crate::passwords::Hasher;
 use crate::sessions::Sessions;
-use crate::{AppError, auth, db, forums, health, metrics, replies};
+use crate::{AppError, auth, db, forums, health, metrics, replies, topics};
 
 /// What every handler can reach. Cheap to clone.
 #[derive(Clone)]
 pub struct AppState {
-    pub pool: Pool,
+    pub db: db::Db,
     pub metrics: Arc<Metrics>,
     pub reachability: db::Reachability,
     pub sessions: Arc<Sessions>,
@@ -33,7 +38,14 @@ pub struct AppState {
     /// Mark the session cookie Secure (behind TLS).
     pub cookie_secure: bool,
     pub login_limits: crate::limits::LoginLimits,
+    pub post_limit: crate::limits::PostLimit,
+    pub views: Arc<topics::Views>,
+    /// Permits for requests in flight; none left → 503 at once.
+    pub in_flight: Arc<Semaphore>,
 }
+
+/// Most distinct topics whose views wait for one flush.
+const VIEW_BATCH_TOPICS: usize = 50_000;
 
 pub fn app(state: AppState, config: &ServeConfig) -> Router {
     Router::new()
@@ -44,10 +56,13 @@ pub fn app(state: AppState, config: &ServeConfig) -> Router {
         .route("/api/v1/auth/logout", post(auth::logout))
         .route("/api/v1/me", get(auth::me))
         .route("/api/v1/forums/categories", get(forums::categories))
-        .route("/api/v1/forums/topics", get(forums::topics))
+        .route("/api/v1/forums/topics", get(forums::topics).post(topics::create))
+        .route("/api/v1/forums/topics/{id}", get(topics::detail).patch(topics::change))
         .route("/api/v1/forums/topics/{id}/replies", get(forums::replies).post(replies::create))
+        .route("/api/v1/forums/replies/{id}", patch(replies::edit).delete(replies::delete))
         .fallback(|| async { AppError::NotFound })
         .layer(DefaultBodyLimit::max(config.body_limit_bytes))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), shed_load))
         .layer(axum::middleware::from_fn_with_state(state.clone(), metrics::track))
         .layer(TimeoutLayer::with_status_code(
             axum::http::StatusCode::SERVICE_UNAVAILABLE,
@@ -55,6 +70,19 @@ pub fn app(state: AppState, config: &ServeConfig) -> Router {
         ))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
+}
+
+/// Middleware: answer 503 + Retry-After at once when `max_in_flight`
+/// requests are being handled, instead of queueing until everything times out.
+async fn shed_load(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    if matches!(request.uri().path(), "/healthz" | "/metrics") {
+        return next.run(request).await;
+    }
+    let Ok(_permit) = state.in_flight.clone().try_acquire_owned() else {
+        state.metrics.shed.inc();
+        return AppError::Busy.into_response();
+    };
+    next.run(request).await
 }
 
 /// Binds `config.addr` and serves until `shutdown` completes.
@@ -81,14 +109,20 @@ pub async fn run(
     tasks.spawn(db::watch(pool.clone(), db::describe_target(&config.db.url), reachability.clone(), cancel.clone()));
 
     let hasher = Hasher::new(config.hash_parallelism(), config.pool_timeout_for_hashing());
+    let db = db::Db::new(pool.clone(), config.db.pgbouncer, metrics.db_query_duration.clone());
+    let views = Arc::new(topics::Views::new(VIEW_BATCH_TOPICS, metrics.views_flushed.clone(), metrics.views_dropped.clone()));
+    tasks.spawn(views.clone().run(db.clone(), Duration::from_millis(config.view_flush_ms), cancel.clone()));
     let state = AppState {
-        pool: pool.clone(),
+        db,
         metrics,
         reachability,
         sessions: Arc::new(Sessions::new(config.session_cache_bytes)),
         hasher,
         cookie_secure: config.cookie_secure,
         login_limits: config.login_limits(),
+        post_limit: crate::limits::PostLimit { per_minute: config.posts_per_minute },
+        views,
+        in_flight: Arc::new(Semaphore::new(config.max_in_flight.max(1))),
     };
     let router = app(state, &config);
     let local = listener.local_addr()?;

@@ -5,12 +5,13 @@
 
 use std::time::Duration;
 
-use deadpool_postgres::Pool;
+use tokio_postgres::types::Type;
 use moka::sync::Cache;
 use rand::RngCore;
 use sha2::{Digest, Sha256};
 
 use crate::AppError;
+use crate::db::{Db, Sql};
 
 pub const COOKIE: &str = "veritable_session";
 /// A session lives 30 days after its last renewal.
@@ -27,6 +28,13 @@ pub struct HotSession {
     pub role: String,
     /// Unix seconds.
     pub expires_at: i64,
+}
+
+impl HotSession {
+    /// Moderators and admins may pin, lock, move, and change others' posts.
+    pub fn may_moderate(&self) -> bool {
+        matches!(self.role.as_str(), "moderator" | "admin")
+    }
 }
 
 pub struct Sessions {
@@ -50,7 +58,7 @@ pub fn hash_of(token: &str) -> Option<TokenHash> {
 /// The hot record, renewing the session in the same statement when less than
 /// a day of its lifetime has been used up (sliding expiry, at most one write
 /// a day per session). One round trip per cache miss.
-const LOOKUP: &str = "WITH live AS (
+const LOOKUP: Sql = Sql { name: "session_lookup", types: &[Type::BYTEA, Type::INT4], text: "WITH live AS (
          SELECT s.user_id, u.username, u.role, s.expires_at
            FROM sessions s JOIN users u ON u.id = s.user_id
           WHERE s.token_hash = $1 AND s.revoked_at IS NULL AND s.expires_at > now() AND NOT u.is_deleted
@@ -62,10 +70,17 @@ const LOOKUP: &str = "WITH live AS (
      )
      SELECT live.user_id, live.username, live.role,
             extract(epoch FROM coalesce((SELECT expires_at FROM renewed), live.expires_at))::bigint
-       FROM live";
-const CREATE: &str =
-    "INSERT INTO sessions (user_id, token_hash, expires_at) VALUES ($1, $2, now() + make_interval(days => $3))";
-const REVOKE: &str = "UPDATE sessions SET revoked_at = now() WHERE token_hash = $1 AND revoked_at IS NULL";
+       FROM live" };
+const CREATE: Sql = Sql {
+    name: "session_create",
+    types: &[Type::INT8, Type::BYTEA, Type::INT4],
+    text: "INSERT INTO sessions (user_id, token_hash, expires_at) VALUES ($1, $2, now() + make_interval(days => $3))",
+};
+const REVOKE: Sql = Sql {
+    name: "session_revoke",
+    types: &[Type::BYTEA],
+    text: "UPDATE sessions SET revoked_at = now() WHERE token_hash = $1 AND revoked_at IS NULL",
+};
 
 impl Sessions {
     /// A cache of at most `max_bytes` of hot records.
@@ -78,20 +93,17 @@ impl Sessions {
         Self { cache }
     }
 
-    pub async fn create(&self, pool: &Pool, user_id: i64) -> Result<String, AppError> {
+    pub async fn create(&self, db: &Db, user_id: i64) -> Result<String, AppError> {
         let (token, hash) = new_token();
-        let client = pool.get().await?;
-        client.execute(CREATE, &[&user_id, &hash.as_slice(), &LIFETIME_DAYS]).await?;
+        db.get().await?.rows(&CREATE, &[&user_id, &hash.as_slice(), &LIFETIME_DAYS]).await?;
         Ok(token)
     }
 
-    pub async fn lookup(&self, pool: &Pool, hash: &TokenHash) -> Result<Option<HotSession>, AppError> {
+    pub async fn lookup(&self, db: &Db, hash: &TokenHash) -> Result<Option<HotSession>, AppError> {
         if let Some(hot) = self.cache.get(hash) {
             return Ok(Some(hot));
         }
-        let client = pool.get().await?;
-        let statement = client.prepare_cached(LOOKUP).await?;
-        let Some(row) = client.query_opt(&statement, &[&hash.as_slice(), &LIFETIME_DAYS]).await? else {
+        let Some(row) = db.get().await?.opt(&LOOKUP, &[&hash.as_slice(), &LIFETIME_DAYS]).await? else {
             return Ok(None);
         };
         let hot = HotSession { user_id: row.get(0), username: row.get(1), role: row.get(2), expires_at: row.get(3) };
@@ -99,9 +111,8 @@ impl Sessions {
         Ok(Some(hot))
     }
 
-    pub async fn revoke(&self, pool: &Pool, hash: &TokenHash) -> Result<(), AppError> {
-        let client = pool.get().await?;
-        client.execute(REVOKE, &[&hash.as_slice()]).await?;
+    pub async fn revoke(&self, db: &Db, hash: &TokenHash) -> Result<(), AppError> {
+        db.get().await?.rows(&REVOKE, &[&hash.as_slice()]).await?;
         self.cache.invalidate(hash);
         Ok(())
     }

@@ -88,8 +88,7 @@ pub struct TestServer {
 
 impl TestServer {
     pub async fn start(database_url: &str) -> Self {
-        let db = DbConfig::from_url(database_url).expect("a valid database URL");
-        Self::start_with(ServeConfig::for_tests(db)).await
+        Self::start_with(serve_config(database_url)).await
     }
 
     pub async fn start_with(config: ServeConfig) -> Self {
@@ -112,6 +111,70 @@ impl TestServer {
             let _ = tx.send(());
         }
         tokio::time::timeout(Duration::from_secs(10), &mut self.task).await??
+    }
+}
+
+/// The test configuration of a proxy for `database_url`. When the pgbouncer
+/// suite runs (`VERITABLE_TEST_PGBOUNCER_PORT` set by `cargo xtask test`), the
+/// proxy reaches the same database through pgbouncer, in pgbouncer mode.
+pub fn serve_config(database_url: &str) -> ServeConfig {
+    let pgbouncer = std::env::var("VERITABLE_TEST_PGBOUNCER_PORT").ok();
+    let url = match &pgbouncer {
+        Some(port) => {
+            let (prefix, name) = database_url.rsplit_once('/').expect("a URL with a database name");
+            let (host, _) = prefix.rsplit_once(':').expect("a URL with a port");
+            format!("{host}:{port}/{name}")
+        }
+        None => database_url.to_owned(),
+    };
+    let mut db = DbConfig::from_url(&url).expect("a valid database URL");
+    db.pgbouncer = pgbouncer.is_some();
+    ServeConfig::for_tests(db)
+}
+
+/// A JSON API client for one server, signed in or not.
+#[derive(Clone)]
+pub struct Api {
+    base: String,
+    http: reqwest::Client,
+    pub token: Option<String>,
+}
+
+impl Api {
+    pub fn new(server: &TestServer) -> Self {
+        Self { base: server.url(""), http: reqwest::Client::new(), token: None }
+    }
+
+    /// Signs in as a seeded user (password `veritable-demo`).
+    pub async fn signed_in(server: &TestServer, username: &str) -> Self {
+        let mut api = Self::new(server);
+        let (status, body) = api.call("POST", "/api/v1/auth/login", Some(serde_json::json!({
+            "username": username, "password": veritable_proxy::seed::DEMO_PASSWORD
+        }))).await;
+        assert_eq!(status, 200, "login as {username}: {body}");
+        api.token = Some(body["token"].as_str().expect("a token").to_owned());
+        api
+    }
+
+    /// Sends one request; the status and the JSON body (`null` when empty).
+    pub async fn call(&self, method: &str, path: &str, body: Option<serde_json::Value>) -> (u16, serde_json::Value) {
+        let method = reqwest::Method::from_bytes(method.as_bytes()).expect("an HTTP method");
+        let mut request = self.http.request(method, format!("{}{path}", self.base));
+        if let Some(token) = &self.token {
+            request = request.bearer_auth(token);
+        }
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.expect("the proxy answers");
+        let status = response.status().as_u16();
+        let text = response.text().await.expect("a body");
+        let json = if text.is_empty() { serde_json::Value::Null } else { serde_json::from_str(&text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}")) };
+        (status, json)
+    }
+
+    pub async fn get(&self, path: &str) -> (u16, serde_json::Value) {
+        self.call("GET", path, None).await
     }
 }
 

@@ -176,9 +176,7 @@ async fn a_lookup_renews_a_session_near_its_end() {
 /// `busy` with Retry-After instead of queueing without end.
 #[tokio::test]
 async fn hashing_past_its_queue_bound_answers_503() {
-    let mut config = veritable_proxy::config::ServeConfig::for_tests(
-        veritable_proxy::config::DbConfig::from_url(&database_url()).expect("url"),
-    );
+    let mut config = veritable_tests::serve_config(&database_url());
     config.hash_threads = Some(1);
     config.db.pool_timeout_ms = 1;
     config.login_per_ip = 1000;

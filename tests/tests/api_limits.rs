@@ -2,7 +2,6 @@
 //! windows, and past a limit the answer is 429 with Retry-After.
 
 use serde_json::{Value, json};
-use veritable_proxy::config::{DbConfig, ServeConfig};
 use veritable_tests::{FreshDb, TestServer};
 
 async fn login(server: &TestServer, username: &str) -> (u16, Option<String>, Value) {
@@ -21,7 +20,7 @@ async fn login(server: &TestServer, username: &str) -> (u16, Option<String>, Val
 async fn login_limits_hold_across_two_proxies() {
     let (db, client) = FreshDb::migrated("login_limits").await;
     let config = || {
-        let mut config = ServeConfig::for_tests(DbConfig::from_url(&db.url).expect("url"));
+        let mut config = veritable_tests::serve_config(&db.url);
         config.login_per_account = 3;
         config.login_per_ip = 5;
         config

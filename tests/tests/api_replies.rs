@@ -29,7 +29,9 @@ async fn post(server: &TestServer, topic: &str, token: Option<&str>, body: &Valu
 #[tokio::test]
 async fn posting_replies_stores_sanitized_html_and_refuses_what_it_must() {
     let (db, client) = FreshDb::seeded("api_replies", &Shape::of(Scale::Small), 5).await;
-    let server = TestServer::start(&db.url).await;
+    let mut config = veritable_tests::serve_config(&db.url);
+    config.posts_per_minute = 1000;
+    let server = TestServer::start_with(config).await;
     let token = login(&server, "demo").await;
     let topic = "10";
     let before: i32 = client.query_one("SELECT reply_count FROM forum_topics WHERE id = 10", &[]).await.expect("q").get(0);
