@@ -36,6 +36,10 @@ pub enum AppError {
     /// Taken already (a unique name), named by the field.
     #[error("{message}")]
     Conflict { field: &'static str, message: String },
+    /// An edit based on a revision that is no longer current; `current` is
+    /// the page as it is now (JSON), returned beside the error.
+    #[error("the page changed since base_revision; merge with the current revision and retry")]
+    StaleRevision { current: String },
     /// Well-formed input that breaks a rule, named by the field.
     #[error("{message}")]
     Unprocessable { field: &'static str, message: String },
@@ -54,6 +58,8 @@ pub enum AppError {
 #[derive(Serialize)]
 struct Body<'a> {
     error: Detail<'a>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    current: Option<serde_json::Value>,
 }
 
 /// `{"error": {"code": "...", "message": "...", "field": null}}` (DESIGN.md).
@@ -75,13 +81,22 @@ impl AppError {
             Self::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized"),
             Self::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
             Self::Conflict { .. } => (StatusCode::CONFLICT, "conflict"),
+            Self::StaleRevision { .. } => (StatusCode::CONFLICT, "stale_revision"),
             Self::Unprocessable { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "validation_failed"),
             Self::Busy => (StatusCode::SERVICE_UNAVAILABLE, "busy"),
             Self::RateLimited { .. } => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
             Self::DatabaseUnavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "database_unavailable"),
+            Self::Database(error) if timed_out(error) => (StatusCode::SERVICE_UNAVAILABLE, "busy"),
             Self::Database(_) | Self::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }
     }
+}
+
+/// The role's statement or lock timeout ended the statement (migration
+/// 011): the database is overloaded or a lock is hot, so retrying later may work.
+fn timed_out(error: &tokio_postgres::Error) -> bool {
+    use tokio_postgres::error::SqlState;
+    matches!(error.code(), Some(code) if *code == SqlState::QUERY_CANCELED || *code == SqlState::LOCK_NOT_AVAILABLE)
 }
 
 impl IntoResponse for AppError {
@@ -89,6 +104,7 @@ impl IntoResponse for AppError {
         let (status, code) = self.status_and_code();
         match &self {
             Self::DatabaseUnavailable(cause) => tracing::warn!(error = %cause, "database unavailable"),
+            Self::Database(cause) if timed_out(cause) => tracing::warn!(error = %cause, "statement timed out"),
             Self::Database(cause) => tracing::error!(error = %cause, "database error"),
             Self::Internal(cause) => tracing::error!(error = format!("{cause:#}"), "internal error"),
             Self::NotFound
@@ -96,16 +112,23 @@ impl IntoResponse for AppError {
             | Self::Unauthorized
             | Self::Forbidden(_)
             | Self::Conflict { .. }
+            | Self::StaleRevision { .. }
             | Self::Unprocessable { .. }
             | Self::Busy
             | Self::RateLimited { .. } => {}
         }
-        let message = self.to_string();
+        let message = if code == "busy" { Self::Busy.to_string() } else { self.to_string() };
         let field = match &self {
             Self::Invalid { field, .. } | Self::Conflict { field, .. } | Self::Unprocessable { field, .. } => Some(*field),
+            Self::StaleRevision { .. } => Some("base_revision"),
             _ => None,
         };
-        let mut response = (status, Json(Body { error: Detail { code, message: &message, field } })).into_response();
+        let current = match &self {
+            Self::StaleRevision { current } => serde_json::from_str(current).ok(),
+            _ => None,
+        };
+        let mut response =
+            (status, Json(Body { error: Detail { code, message: &message, field }, current })).into_response();
         if status == StatusCode::SERVICE_UNAVAILABLE {
             response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static(RETRY_AFTER_SECS));
         }
@@ -119,5 +142,5 @@ impl IntoResponse for AppError {
 /// 413 in the API's error format (request bodies over the limit).
 pub fn too_large() -> Response {
     let detail = Detail { code: "payload_too_large", message: "the request body is over the size limit", field: Some("body") };
-    (StatusCode::PAYLOAD_TOO_LARGE, Json(Body { error: detail })).into_response()
+    (StatusCode::PAYLOAD_TOO_LARGE, Json(Body { error: detail, current: None })).into_response()
 }

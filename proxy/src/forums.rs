@@ -15,9 +15,6 @@ use crate::params::Params;
 use crate::server::AppState;
 use crate::{AppError, AppResult};
 
-/// Topic pages are 1..=100 topics; 20 unless asked.
-const MAX_PAGE: i32 = 100;
-const DEFAULT_PAGE: i32 = 20;
 /// Reply walks: the extension's ceilings.
 const MAX_DEPTH: i32 = 1_000;
 const MAX_ROWS: i32 = 10_000;
@@ -50,10 +47,7 @@ const TOPICS: Sql = Sql { name: "topic_page", types: &[Type::INT8, Type::TEXT, T
 /// `GET /api/v1/forums/topics?category=&cursor=&limit=`: pinned first, then
 /// by last activity; pass `next_cursor` back for the next page.
 pub async fn topics(State(state): State<AppState>, Params(query): Params<TopicsQuery>) -> AppResult<Response> {
-    let limit = query.limit.unwrap_or(DEFAULT_PAGE);
-    if !(1..=MAX_PAGE).contains(&limit) {
-        return Err(AppError::invalid("limit", format!("limit must be between 1 and {MAX_PAGE}")));
-    }
+    let limit = crate::params::page_size(query.limit)?;
     if let Some(cursor) = &query.cursor {
         TopicKey::decode(cursor).map_err(|e| AppError::invalid("cursor", e.to_string()))?;
     }

@@ -15,6 +15,8 @@ pub mod metrics;
 pub mod migrate;
 pub mod params;
 pub mod passwords;
+pub mod people;
+pub mod search;
 pub mod seed;
 pub mod replies;
 pub mod server;
@@ -22,5 +24,6 @@ pub mod sessions;
 pub mod topics;
 pub mod shutdown;
 pub mod telemetry;
+pub mod wiki;
 
 pub use error::{AppError, AppResult};

@@ -41,6 +41,8 @@ pub const MIGRATIONS: &[Migration] = &[
     migration!(007, "reply_tree_and_indexes"),
     migration!(008, "triggers"),
     migration!(009, "rate_limits"),
+    migration!(010, "search"),
+    migration!(011, "role_timeouts"),
 ];
 
 impl Migration {
@@ -117,6 +119,8 @@ pub async fn apply(client: &mut Client, migrations: &[Migration]) -> Result<Repo
             continue;
         }
         let started = Instant::now();
+        // Index builds on big tables outlast the role's statement timeout (011).
+        tx.batch_execute("SET LOCAL statement_timeout = 0; SET LOCAL lock_timeout = 0").await?;
         tx.batch_execute(migration.sql)
             .await
             .map_err(|source| MigrateError::Failed { file: file.clone(), source })?;

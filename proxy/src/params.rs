@@ -50,3 +50,23 @@ impl<S: Send + Sync, T: DeserializeOwned> axum::extract::FromRequest<S> for Body
         }
     }
 }
+
+/// Page sizes of every list: 1..=100, 20 unless asked.
+pub const MAX_PAGE: i32 = 100;
+pub const DEFAULT_PAGE: i32 = 20;
+
+/// The page size asked for, or 400 naming `limit`.
+pub fn page_size(limit: Option<i32>) -> Result<i32, AppError> {
+    let limit = limit.unwrap_or(DEFAULT_PAGE);
+    if !(1..=MAX_PAGE).contains(&limit) {
+        return Err(AppError::invalid("limit", format!("limit must be between 1 and {MAX_PAGE}")));
+    }
+    Ok(limit)
+}
+
+/// A numeric cursor (an id or a number from an earlier page's `next_cursor`).
+pub fn numeric_cursor(cursor: Option<&str>) -> Result<Option<i64>, AppError> {
+    cursor
+        .map(|c| c.parse::<i64>().ok().filter(|n| *n > 0).ok_or_else(|| AppError::invalid("cursor", "not a cursor from this list")))
+        .transpose()
+}

@@ -25,7 +25,7 @@ use crate::config::ServeConfig;
 use crate::metrics::Metrics;
 use crate::passwords::Hasher;
 use crate::sessions::Sessions;
-use crate::{AppError, auth, db, forums, health, metrics, replies, topics};
+use crate::{AppError, auth, db, forums, health, metrics, people, replies, search, topics, wiki};
 
 /// What every handler can reach. Cheap to clone.
 #[derive(Clone)]
@@ -55,6 +55,14 @@ pub fn app(state: AppState, config: &ServeConfig) -> Router {
         .route("/api/v1/auth/login", post(auth::login))
         .route("/api/v1/auth/logout", post(auth::logout))
         .route("/api/v1/me", get(auth::me))
+        .route("/api/v1/me/preferences", get(people::preferences).put(people::save_preferences))
+        .route("/api/v1/notifications", get(people::notifications))
+        .route("/api/v1/notifications/read", post(people::mark_read))
+        .route("/api/v1/users/{id}/activity", get(people::activity))
+        .route("/api/v1/wiki/pages", get(wiki::list))
+        .route("/api/v1/wiki/pages/{slug}", get(wiki::page).put(wiki::save))
+        .route("/api/v1/wiki/pages/{slug}/revisions", get(wiki::revisions))
+        .route("/api/v1/search", get(search::search))
         .route("/api/v1/forums/categories", get(forums::categories))
         .route("/api/v1/forums/topics", get(forums::topics).post(topics::create))
         .route("/api/v1/forums/topics/{id}", get(topics::detail).patch(topics::change))
