@@ -75,7 +75,7 @@ const MARK_READ: Sql = Sql {
 /// `POST /api/v1/notifications/read` → `{"marked": n}` (only one's own
 /// unread notifications change; other ids are ignored).
 pub async fn mark_read(State(state): State<AppState>, user: CurrentUser, Body(mark): Body<MarkRead>) -> AppResult<Response> {
-    if mark.all == !mark.ids.is_empty() {
+    if mark.all != mark.ids.is_empty() {
         return Err(AppError::Unprocessable { field: "ids", message: "give either ids or \"all\": true".into() });
     }
     if mark.ids.len() > MAX_MARK {
