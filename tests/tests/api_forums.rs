@@ -146,7 +146,9 @@ async fn missing_topics_and_foreign_continuations_are_refused() {
 #[tokio::test]
 async fn reads_answer_503_when_the_database_is_down() {
     let url = format!("postgres://veritable@127.0.0.1:{}/veritable_test", closed_port().await);
-    let server = TestServer::start(&url).await;
+    // Direct even in the pgbouncer suite: the point is the closed port.
+    let db = veritable_proxy::config::DbConfig::from_url(&url).expect("url");
+    let server = TestServer::start_with(veritable_proxy::config::ServeConfig::for_tests(db)).await;
     let response = reqwest::get(server.url("/api/v1/forums/topics")).await.expect("request");
     assert_eq!(response.status(), 503);
     assert!(response.headers().contains_key("retry-after"));

@@ -29,7 +29,7 @@ fn pg_bin(name: &str) -> PathBuf {
 }
 
 /// A command that runs as the cluster's owner: `postgres` when we are root.
-fn as_owner(program: &Path) -> Command {
+pub fn as_owner(program: &Path) -> Command {
     if run::is_root() {
         let mut cmd = Command::new("runuser");
         cmd.args(["-u", "postgres", "--"]).arg(program);
@@ -70,6 +70,17 @@ impl Cluster {
 
     /// A fresh, owner-writable parent for `cargo pgrx test --pgdata`: the
     /// postgres user must be able to create the data directory itself.
+    /// A directory under the cluster's base that the postgres user owns
+    /// (for pgbouncer's files).
+    pub fn owned_dir(&self, name: &str) -> anyhow::Result<PathBuf> {
+        let dir = self.base.join(name);
+        std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        if run::is_root() {
+            run::output(Command::new("chown").args(["postgres:postgres"]).arg(&dir))?;
+        }
+        Ok(dir)
+    }
+
     pub fn pgrx_test_data(&self) -> anyhow::Result<PathBuf> {
         let parent = self.base.join("pgrx-test");
         std::fs::create_dir_all(&parent).with_context(|| format!("cannot create {}", parent.display()))?;

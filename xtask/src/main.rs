@@ -4,6 +4,7 @@
 //! packages, cargo-pgrx), so `cargo xtask test` passes from nothing.
 
 mod cluster;
+mod pgbouncer;
 mod prereqs;
 mod run;
 mod suites;

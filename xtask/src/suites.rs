@@ -7,6 +7,7 @@ use std::time::Instant;
 use anyhow::Context;
 
 use crate::cluster::Cluster;
+use crate::pgbouncer::Pgbouncer;
 use crate::run::{self, Profile, Steps};
 use crate::prereqs;
 
@@ -70,6 +71,23 @@ pub fn test() -> anyhow::Result<()> {
         )
     })?);
 
+    outcomes.push(steps.step("API tests again through pgbouncer (transaction mode; proxy in pgbouncer mode)", || {
+        let bouncer = Pgbouncer::start(&cluster)?;
+        // The first run's login and posting windows must not spill into this one.
+        cluster.superuser(TEST_DB, "DELETE FROM rate_limits")?;
+        let bin = run::target_dir().join("debug").join("veritable-proxy");
+        let mut cmd = run::cargo();
+        cmd.args(["test", "--no-fail-fast", "-p", "veritable-tests"]);
+        for test in API_TESTS {
+            cmd.args(["--test", test]);
+        }
+        cmd.env("VERITABLE_TEST_DATABASE_URL", &url)
+            .env("VERITABLE_TEST_CREATEDB_URL", cluster.database_url("postgres"))
+            .env("VERITABLE_PROXY_BIN", bin)
+            .env("VERITABLE_TEST_PGBOUNCER_PORT", bouncer.port.to_string());
+        suite("pgbouncer", &mut cmd)
+    })?);
+
     println!("\n==> summary ({:.0} s in all)", started.elapsed().as_secs_f64());
     for o in &outcomes {
         println!(
@@ -91,6 +109,9 @@ pub fn test() -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+/// The HTTP API suites, run a second time through pgbouncer.
+const API_TESTS: &[&str] = &["api_auth", "api_forums", "api_limits", "api_people", "api_replies", "api_topics", "api_wiki"];
 
 /// Runs a cargo test command, echoing its output and adding up its
 /// `test result:` lines. A suite is ok only if the command succeeded.

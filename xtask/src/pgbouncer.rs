@@ -1,0 +1,86 @@
+//! A pgbouncer 1.18 (Debian's) in transaction pool mode in front of the
+//! private cluster, for the pgbouncer suite: the API tests run again with the
+//! proxy connecting through it in pgbouncer mode.
+
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+
+use crate::cluster::{Cluster, as_owner};
+use crate::run;
+
+const BINARY: &str = "/usr/sbin/pgbouncer";
+/// The cluster's port + 1 unless `VERITABLE_PGBOUNCER_PORT` says otherwise.
+fn port(cluster: &Cluster) -> u16 {
+    std::env::var("VERITABLE_PGBOUNCER_PORT").ok().and_then(|p| p.parse().ok()).unwrap_or(cluster.port + 1)
+}
+
+/// A running pgbouncer, stopped on drop.
+pub struct Pgbouncer {
+    pub port: u16,
+    pidfile: PathBuf,
+}
+
+impl Pgbouncer {
+    pub fn start(cluster: &Cluster) -> anyhow::Result<Self> {
+        if !Path::new(BINARY).exists() {
+            bail!("{BINARY} is missing: install the Debian package pgbouncer");
+        }
+        let dir = cluster.owned_dir("pgbouncer")?;
+        let port = port(cluster);
+        let pidfile = dir.join("pgbouncer.pid");
+        let userlist = dir.join("userlist.txt");
+        let config = dir.join("pgbouncer.ini");
+        std::fs::write(&userlist, "\"veritable\" \"\"\n\"postgres\" \"\"\n")?;
+        std::fs::write(
+            &config,
+            format!(
+                "[databases]\n* = host=127.0.0.1 port={cluster_port}\n\n\
+                 [pgbouncer]\nlisten_addr = 127.0.0.1\nlisten_port = {port}\nunix_socket_dir =\n\
+                 auth_type = trust\nauth_file = {userlist}\npool_mode = transaction\n\
+                 max_client_conn = 2000\ndefault_pool_size = 20\n\
+                 ignore_startup_parameters = extra_float_digits,options\n\
+                 server_reset_query =\nlogfile = {log}\npidfile = {pid}\n",
+                cluster_port = cluster.port,
+                userlist = userlist.display(),
+                log = dir.join("pgbouncer.log").display(),
+                pid = pidfile.display(),
+            ),
+        )?;
+        if run::is_root() {
+            run::output(std::process::Command::new("chown").args(["-R", "postgres:postgres"]).arg(&dir))?;
+        }
+        let bouncer = Self { port, pidfile };
+        bouncer.stop_leftover();
+        run::status(as_owner(Path::new(BINARY)).arg("-d").arg(&config)).context("cannot start pgbouncer")?;
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            if Instant::now() > deadline {
+                bail!("pgbouncer did not listen on 127.0.0.1:{port} within 10 s (see {})", dir.join("pgbouncer.log").display());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        println!("    pgbouncer (transaction mode) on 127.0.0.1:{port} → 127.0.0.1:{}", cluster.port);
+        Ok(bouncer)
+    }
+
+    fn pid(&self) -> Option<String> {
+        std::fs::read_to_string(&self.pidfile).ok().map(|p| p.trim().to_owned()).filter(|p| !p.is_empty())
+    }
+
+    /// A pgbouncer left by an interrupted run would hold the port.
+    fn stop_leftover(&self) {
+        if let Some(pid) = self.pid() {
+            let _ = std::process::Command::new("kill").arg(&pid).status();
+            let _ = std::fs::remove_file(&self.pidfile);
+        }
+    }
+}
+
+impl Drop for Pgbouncer {
+    fn drop(&mut self) {
+        self.stop_leftover();
+    }
+}
