@@ -10,7 +10,7 @@ use axum::http::{StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry, TextEncoder,
+    Encoder, Gauge, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry, TextEncoder,
 };
 
 use crate::server::AppState;
@@ -29,6 +29,12 @@ pub struct Metrics {
     pub views_flushed: IntCounter,
     pub views_dropped: IntCounter,
     pub shed: IntCounter,
+    pub session_cache: crate::sessions::CacheCounters,
+    session_cache_bytes: IntGauge,
+    session_cache_entries: IntGauge,
+    busy_ratio: Gauge,
+    alive_tasks: IntGauge,
+    scheduling_delay: Histogram,
 }
 
 /// Latency buckets in seconds: fine below 10 ms, where this service should live.
@@ -64,6 +70,27 @@ impl Metrics {
         registry.register(Box::new(views_flushed.clone()))?;
         registry.register(Box::new(views_dropped.clone()))?;
         registry.register(Box::new(shed.clone()))?;
+        let session_cache = crate::sessions::CacheCounters {
+            hits: IntCounter::new("session_cache_hits_total", "Session lookups answered from the cache")?,
+            misses: IntCounter::new("session_cache_misses_total", "Session lookups that queried PostgreSQL")?,
+            evictions: IntCounter::new("session_cache_evictions_total", "Sessions evicted to stay within the byte bound")?,
+        };
+        let session_cache_bytes = IntGauge::new("session_cache_bytes", "Bytes the session cache holds (weigher's count)")?;
+        let session_cache_entries = IntGauge::new("session_cache_entries", "Sessions the cache holds")?;
+        let busy_ratio = Gauge::new("tokio_busy_ratio", "Share of the last second the runtime's workers were busy (0..1)")?;
+        let alive_tasks = IntGauge::new("tokio_alive_tasks", "Tasks alive in the runtime")?;
+        let scheduling_delay = Histogram::with_opts(
+            HistogramOpts::new("tokio_scheduling_delay_seconds", "Time from spawning a probe task to its first poll (event loop lag)")
+                .buckets(LATENCY_BUCKETS.to_vec()),
+        )?;
+        registry.register(Box::new(session_cache.hits.clone()))?;
+        registry.register(Box::new(session_cache.misses.clone()))?;
+        registry.register(Box::new(session_cache.evictions.clone()))?;
+        registry.register(Box::new(session_cache_bytes.clone()))?;
+        registry.register(Box::new(session_cache_entries.clone()))?;
+        registry.register(Box::new(busy_ratio.clone()))?;
+        registry.register(Box::new(alive_tasks.clone()))?;
+        registry.register(Box::new(scheduling_delay.clone()))?;
         registry.register(Box::new(http_requests.clone()))?;
         registry.register(Box::new(http_duration.clone()))?;
         registry.register(Box::new(database_up.clone()))?;
@@ -86,6 +113,12 @@ impl Metrics {
             views_flushed,
             views_dropped,
             shed,
+            session_cache,
+            session_cache_bytes,
+            session_cache_entries,
+            busy_ratio,
+            alive_tasks,
+            scheduling_delay,
         })
     }
 
@@ -117,11 +150,42 @@ pub async fn render(State(state): State<AppState>) -> Response {
     metrics.pool_connections.set(gauge(status.size));
     metrics.pool_available.set(gauge(status.available));
     metrics.pool_waiting.set(gauge(status.waiting));
+    let (bytes, entries) = state.sessions.usage();
+    metrics.session_cache_bytes.set(i64::try_from(bytes).unwrap_or(i64::MAX));
+    metrics.session_cache_entries.set(i64::try_from(entries).unwrap_or(i64::MAX));
 
     let mut buffer = Vec::with_capacity(16 * 1024);
     match TextEncoder::new().encode(&metrics.registry.gather(), &mut buffer) {
         Ok(()) => ([(header::CONTENT_TYPE, prometheus::TEXT_FORMAT)], Body::from(buffer)).into_response(),
         Err(error) => crate::AppError::Internal(error.into()).into_response(),
+    }
+}
+
+/// Samples the tokio runtime every second until `cancel`: the workers' busy
+/// share, alive tasks, and the scheduling delay of a freshly spawned probe
+/// task (how long ready work waits for a worker: the "event loop lag").
+pub async fn probe_runtime(metrics: std::sync::Arc<Metrics>, cancel: tokio_util::sync::CancellationToken) {
+    let runtime = tokio::runtime::Handle::current().metrics();
+    let busy = |m: &tokio::runtime::RuntimeMetrics| -> std::time::Duration {
+        (0..m.num_workers()).map(|w| m.worker_total_busy_duration(w)).sum()
+    };
+    let mut last = (Instant::now(), busy(&runtime));
+    loop {
+        tokio::select! {
+            () = cancel.cancelled() => return,
+            () = tokio::time::sleep(std::time::Duration::from_secs(1)) => {}
+        }
+        let spawned = Instant::now();
+        if let Ok(delay) = tokio::spawn(async move { spawned.elapsed() }).await {
+            metrics.scheduling_delay.observe(delay.as_secs_f64());
+        }
+        let now = (Instant::now(), busy(&runtime));
+        let capacity = now.0.duration_since(last.0).as_secs_f64() * runtime.num_workers().max(1) as f64;
+        if capacity > 0.0 {
+            metrics.busy_ratio.set(((now.1.saturating_sub(last.1)).as_secs_f64() / capacity).min(1.0));
+        }
+        metrics.alive_tasks.set(gauge(runtime.num_alive_tasks()));
+        last = now;
     }
 }
 

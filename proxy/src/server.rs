@@ -4,6 +4,7 @@
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use axum::extract::{Request, State};
@@ -19,6 +20,7 @@ use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tower_http::timeout::TimeoutLayer;
+use tower_http::request_id::{MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
 
 use crate::config::ServeConfig;
@@ -76,8 +78,38 @@ pub fn app(state: AppState, config: &ServeConfig) -> Router {
             axum::http::StatusCode::SERVICE_UNAVAILABLE,
             config.request_timeout(),
         ))
-        .layer(TraceLayer::new_for_http())
+        .layer(TraceLayer::new_for_http().make_span_with(request_span))
+        .layer(PropagateRequestIdLayer::x_request_id())
+        .layer(SetRequestIdLayer::x_request_id(RequestIds::default()))
         .with_state(state)
+}
+
+/// Request ids: `x-request-id` from the client when present, else
+/// `<random per process>-<counter>`; echoed in the response and carried by
+/// every log line of the request (so an internal error the client only sees
+/// as `internal` can be found by the id it got back).
+#[derive(Clone)]
+struct RequestIds {
+    prefix: u32,
+    next: Arc<AtomicU64>,
+}
+
+impl Default for RequestIds {
+    fn default() -> Self {
+        Self { prefix: rand::random(), next: Arc::new(AtomicU64::new(1)) }
+    }
+}
+
+impl MakeRequestId for RequestIds {
+    fn make_request_id<B>(&mut self, _: &axum::http::Request<B>) -> Option<RequestId> {
+        let n = self.next.fetch_add(1, Ordering::Relaxed);
+        axum::http::HeaderValue::from_str(&format!("{:08x}-{n}", self.prefix)).ok().map(RequestId::new)
+    }
+}
+
+fn request_span<B>(request: &axum::http::Request<B>) -> tracing::Span {
+    let id = request.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("-");
+    tracing::info_span!("request", method = %request.method(), path = %request.uri().path(), request_id = %id)
 }
 
 /// Middleware: answer 503 + Retry-After at once when `max_in_flight`
@@ -118,13 +150,15 @@ pub async fn run(
 
     let hasher = Hasher::new(config.hash_parallelism(), config.pool_timeout_for_hashing());
     let db = db::Db::new(pool.clone(), config.db.pgbouncer, metrics.db_query_duration.clone());
+    tasks.spawn(metrics::probe_runtime(metrics.clone(), cancel.clone()));
+    let sessions = Arc::new(Sessions::new(config.session_cache_bytes, metrics.session_cache.clone()));
     let views = Arc::new(topics::Views::new(VIEW_BATCH_TOPICS, metrics.views_flushed.clone(), metrics.views_dropped.clone()));
     tasks.spawn(views.clone().run(db.clone(), Duration::from_millis(config.view_flush_ms), cancel.clone()));
     let state = AppState {
         db,
         metrics,
         reachability,
-        sessions: Arc::new(Sessions::new(config.session_cache_bytes)),
+        sessions,
         hasher,
         cookie_secure: config.cookie_secure,
         login_limits: config.login_limits(),

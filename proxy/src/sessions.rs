@@ -6,7 +6,9 @@
 use std::time::Duration;
 
 use tokio_postgres::types::Type;
+use moka::notification::RemovalCause;
 use moka::sync::Cache;
+use prometheus::IntCounter;
 use rand::RngCore;
 use sha2::{Digest, Sha256};
 
@@ -39,6 +41,15 @@ impl HotSession {
 
 pub struct Sessions {
     cache: Cache<TokenHash, HotSession>,
+    counters: CacheCounters,
+}
+
+/// The session cache's counters, registered by [`crate::metrics::Metrics`].
+#[derive(Clone)]
+pub struct CacheCounters {
+    pub hits: IntCounter,
+    pub misses: IntCounter,
+    pub evictions: IntCounter,
 }
 
 /// A new token (64 hex characters, given to the client once) and its hash.
@@ -84,13 +95,25 @@ const REVOKE: Sql = Sql {
 
 impl Sessions {
     /// A cache of at most `max_bytes` of hot records.
-    pub fn new(max_bytes: u64) -> Self {
+    pub fn new(max_bytes: u64, counters: CacheCounters) -> Self {
+        let evictions = counters.evictions.clone();
         let cache = Cache::builder()
             .weigher(|_: &TokenHash, s: &HotSession| u32::try_from(32 + 24 + s.username.len() + s.role.len()).unwrap_or(u32::MAX))
             .max_capacity(max_bytes)
             .time_to_live(CACHE_TTL)
+            .eviction_listener(move |_, _, cause| {
+                if cause == RemovalCause::Size {
+                    evictions.inc();
+                }
+            })
             .build();
-        Self { cache }
+        Self { cache, counters }
+    }
+
+    /// Bytes held (by the weigher's count) and entries, for `/metrics`.
+    pub fn usage(&self) -> (u64, u64) {
+        self.cache.run_pending_tasks();
+        (self.cache.weighted_size(), self.cache.entry_count())
     }
 
     pub async fn create(&self, db: &Db, user_id: i64) -> Result<String, AppError> {
@@ -101,8 +124,10 @@ impl Sessions {
 
     pub async fn lookup(&self, db: &Db, hash: &TokenHash) -> Result<Option<HotSession>, AppError> {
         if let Some(hot) = self.cache.get(hash) {
+            self.counters.hits.inc();
             return Ok(Some(hot));
         }
+        self.counters.misses.inc();
         let Some(row) = db.get().await?.opt(&LOOKUP, &[&hash.as_slice(), &LIFETIME_DAYS]).await? else {
             return Ok(None);
         };

@@ -70,6 +70,106 @@ async fn metrics_count_requests_by_route_template() {
     server.stop().await.expect("clean shutdown");
 }
 
+/// Query durations by statement, session-cache counters and bytes, and the
+/// runtime's busy share and scheduling delay are exported; every response
+/// carries a request id.
+#[tokio::test]
+async fn metrics_cover_queries_caches_and_the_runtime() {
+    let server = TestServer::start(&database_url()).await;
+    let demo = veritable_tests::Api::signed_in(&server, "demo").await;
+    for _ in 0..3 {
+        assert_eq!(demo.get("/api/v1/me").await.0, 200);
+    }
+    let response = reqwest::get(server.url("/api/v1/forums/topics")).await.expect("request");
+    let id = response.headers().get("x-request-id").and_then(|v| v.to_str().ok()).expect("a request id").to_owned();
+    assert!(!id.is_empty());
+    let chosen = reqwest::Client::new()
+        .get(server.url("/healthz"))
+        .header("x-request-id", "trace-me-42")
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(chosen.headers()["x-request-id"], "trace-me-42", "a client's id is kept");
+
+    // The runtime probe samples every second: wait for its first sample.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let text = loop {
+        let text = reqwest::get(server.url("/metrics")).await.expect("request").text().await.expect("text");
+        if text.contains("veritable_tokio_scheduling_delay_seconds_count 1") || text.contains("veritable_tokio_scheduling_delay_seconds_count 2") {
+            break text;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "no runtime sample in 10 s: {text}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    for needle in [
+        r#"veritable_db_query_duration_seconds_count{statement="topic_page"} 1"#,
+        r#"veritable_db_query_duration_seconds_count{statement="session_lookup"}"#,
+        "veritable_session_cache_hits_total",
+        "veritable_session_cache_misses_total",
+        "veritable_session_cache_evictions_total 0",
+        "veritable_session_cache_bytes",
+        "veritable_tokio_busy_ratio",
+        "veritable_tokio_alive_tasks",
+        "veritable_http_requests_shed_total 0",
+        "veritable_topic_views_dropped_total 0",
+    ] {
+        assert!(text.contains(needle), "{needle} in {text}");
+    }
+    // Every veritable metric the shipped alerts use is exported.
+    let alerts = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../docker/prometheus/alerts.yml")).expect("alerts.yml");
+    let used: std::collections::BTreeSet<&str> = alerts
+        .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+        .filter(|word| word.starts_with("veritable_"))
+        .map(|word| word.trim_end_matches("_bucket"))
+        .collect();
+    assert!(used.len() >= 8, "{used:?}");
+    for metric in used {
+        assert!(text.contains(&format!("\n{metric}")), "alerts.yml uses {metric}, which /metrics does not export");
+    }
+    let hits: f64 = text
+        .lines()
+        .find_map(|l| l.strip_prefix("veritable_session_cache_hits_total "))
+        .and_then(|v| v.parse().ok())
+        .expect("hits");
+    assert!(hits >= 2.0, "the second and third /me are cache hits: {hits}");
+    server.stop().await.expect("clean shutdown");
+}
+
+/// Past `max_in_flight` requests, more are answered 503 + Retry-After at
+/// once (not queued); health checks still answer.
+#[tokio::test]
+async fn requests_past_the_in_flight_limit_are_shed_with_503() {
+    use tokio::io::AsyncWriteExt;
+    let mut config = veritable_tests::serve_config(&database_url());
+    config.max_in_flight = 1;
+    let server = TestServer::start_with(config).await;
+    // One request held in flight: its body has not finished arriving.
+    let mut held = tokio::net::TcpStream::connect(server.addr).await.expect("connect");
+    held.write_all(b"POST /api/v1/auth/login HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: 60\r\n\r\n{")
+        .await
+        .expect("write");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let shed = loop {
+        let response = reqwest::get(server.url("/api/v1/forums/categories")).await.expect("request");
+        if response.status() == 503 {
+            break response;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "never shed");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(shed.headers()["retry-after"], "1");
+    let body: Value = shed.json().await.expect("JSON");
+    assert_eq!(body["error"]["code"], "busy");
+    assert_eq!(reqwest::get(server.url("/healthz")).await.expect("request").status(), 200, "health is exempt");
+    drop(held);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while reqwest::get(server.url("/api/v1/forums/categories")).await.expect("request").status() != 200 {
+        assert!(tokio::time::Instant::now() < deadline, "the permit came back");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    server.stop().await.expect("clean shutdown");
+}
+
 #[tokio::test]
 async fn shutdown_waits_for_nothing_and_returns_promptly() {
     let server = TestServer::start(&database_url()).await;
