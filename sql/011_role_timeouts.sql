@@ -6,6 +6,8 @@
 --   idle_in_transaction_session_timeout  30 s: a stuck client cannot hold locks
 -- The seed, migrations and reconcile runs lift them with SET LOCAL.
 
+SET LOCAL search_path = public;
+
 DO $$
 BEGIN
     EXECUTE format('ALTER ROLE %I IN DATABASE %I SET statement_timeout = %L', current_user, current_database(), '10s');
