@@ -65,7 +65,7 @@ fn signed_in(status: StatusCode, state: &AppState, token: &str, user: serde_json
     (status, [(header::SET_COOKIE, cookie)], Json(json!({ "token": token, "user": user }))).into_response()
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Register {
     username: String,
@@ -102,6 +102,7 @@ const INSERT_USER: Sql = Sql {
 };
 
 /// `POST /api/v1/auth/register` → 201 with a session.
+#[utoipa::path(post, path = "/api/v1/auth/register", tag = "auth", request_body = Register, responses((status = 201, description = "registered and signed in: token, user; sets the session cookie", body = Object), (status = 400, description = "bad parameter", body = crate::error::ErrorBody), (status = 409, description = "conflict", body = crate::error::ErrorBody), (status = 422, description = "invalid body", body = crate::error::ErrorBody), (status = 503, description = "overloaded or database unavailable (Retry-After)", body = crate::error::ErrorBody)))]
 pub async fn register(State(state): State<AppState>, Body(body): Body<Register>) -> AppResult<Response> {
     validate(&body)?;
     let hash = state.hasher.hash(body.password.clone()).await?;
@@ -124,7 +125,7 @@ pub async fn register(State(state): State<AppState>, Body(body): Body<Register>)
     Ok(signed_in(StatusCode::CREATED, &state, &token, user))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Login {
     username: String,
@@ -143,6 +144,7 @@ const FIND_USER: Sql = Sql {
 /// password and an unknown user; 429 past the per-address or per-account
 /// limit (counted in PostgreSQL, before any hashing). The address is the TCP
 /// peer: behind a reverse proxy, all clients share its address.
+#[utoipa::path(post, path = "/api/v1/auth/login", tag = "auth", request_body = Login, responses((status = 200, description = "signed in: token, user; sets the session cookie", body = Object), (status = 401, description = "no valid session", body = crate::error::ErrorBody), (status = 429, description = "rate limited (Retry-After)", body = crate::error::ErrorBody), (status = 503, description = "overloaded or database unavailable (Retry-After)", body = crate::error::ErrorBody)))]
 pub async fn login(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
@@ -164,6 +166,7 @@ pub async fn login(
 }
 
 /// `POST /api/v1/auth/logout` → 204; the token stops working everywhere.
+#[utoipa::path(post, path = "/api/v1/auth/logout", tag = "auth", responses((status = 204, description = "the session is revoked on every proxy within 1 s"), (status = 401, description = "no valid session", body = crate::error::ErrorBody)), security(("bearer" = []), ("cookie" = [])))]
 pub async fn logout(State(state): State<AppState>, user: CurrentUser) -> AppResult<Response> {
     state.sessions.revoke(&state.db, &user.token_hash).await?;
     let cookie = session_cookie("", state.cookie_secure, 0);
@@ -171,6 +174,7 @@ pub async fn logout(State(state): State<AppState>, user: CurrentUser) -> AppResu
 }
 
 /// `GET /api/v1/me`: the hot record only (no query when cached).
+#[utoipa::path(get, path = "/api/v1/me", tag = "auth", responses((status = 200, description = "id, username, role, session_expires_at", body = Object), (status = 401, description = "no valid session", body = crate::error::ErrorBody)), security(("bearer" = []), ("cookie" = [])))]
 pub async fn me(user: CurrentUser) -> Json<serde_json::Value> {
     let s = user.session;
     Json(json!({ "id": s.user_id, "username": s.username, "role": s.role, "session_expires_at": s.expires_at }))

@@ -55,16 +55,21 @@ pub enum AppError {
     Internal(#[from] anyhow::Error),
 }
 
-#[derive(Serialize)]
-struct Body<'a> {
+/// Every error the API answers.
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = Error)]
+pub struct ErrorBody<'a> {
     error: Detail<'a>,
+    /// Only with `stale_revision`: the page as it is now.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
     current: Option<serde_json::Value>,
 }
 
 /// `{"error": {"code": "...", "message": "...", "field": null}}` (DESIGN.md).
-#[derive(Serialize)]
-struct Detail<'a> {
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = ErrorDetail)]
+pub struct Detail<'a> {
     code: &'a str,
     message: &'a str,
     field: Option<&'a str>,
@@ -128,7 +133,7 @@ impl IntoResponse for AppError {
             _ => None,
         };
         let mut response =
-            (status, Json(Body { error: Detail { code, message: &message, field }, current })).into_response();
+            (status, Json(ErrorBody { error: Detail { code, message: &message, field }, current })).into_response();
         if status == StatusCode::SERVICE_UNAVAILABLE {
             response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static(RETRY_AFTER_SECS));
         }
@@ -142,5 +147,5 @@ impl IntoResponse for AppError {
 /// 413 in the API's error format (request bodies over the limit).
 pub fn too_large() -> Response {
     let detail = Detail { code: "payload_too_large", message: "the request body is over the size limit", field: Some("body") };
-    (StatusCode::PAYLOAD_TOO_LARGE, Json(Body { error: detail, current: None })).into_response()
+    (StatusCode::PAYLOAD_TOO_LARGE, Json(ErrorBody { error: detail, current: None })).into_response()
 }

@@ -27,6 +27,7 @@ const CATEGORIES: Sql = Sql { name: "categories", types: &[], text: "SELECT coal
    FROM (SELECT id, slug, name, description, position FROM forum_categories ORDER BY position, id LIMIT 1000) c" };
 
 /// `GET /api/v1/forums/categories` (at most 1,000).
+#[utoipa::path(get, path = "/api/v1/forums/categories", tag = "forums", responses((status = 200, description = "items", body = Object), (status = 503, description = "overloaded or database unavailable (Retry-After)", body = crate::error::ErrorBody)))]
 pub async fn categories(State(state): State<AppState>) -> AppResult<Response> {
     let row = state.db.get().await?.one(&CATEGORIES, &[]).await?;
     Ok(json(format!("{{\"items\":{}}}", row.get::<_, String>(0))))
@@ -46,6 +47,7 @@ const TOPICS: Sql = Sql { name: "topic_page", types: &[Type::INT8, Type::TEXT, T
 
 /// `GET /api/v1/forums/topics?category=&cursor=&limit=`: pinned first, then
 /// by last activity; pass `next_cursor` back for the next page.
+#[utoipa::path(get, path = "/api/v1/forums/topics", tag = "forums", params(("category" = Option<i64>, Query, description = "category id; all when absent"), ("cursor" = Option<String>, Query, description = "next_cursor of the previous page"), ("limit" = Option<i32>, Query, description = "page size, 1 to 100 (20)")), responses((status = 200, description = "items (pinned first, then by last activity), next_cursor", body = Object), (status = 400, description = "bad parameter", body = crate::error::ErrorBody), (status = 503, description = "overloaded or database unavailable (Retry-After)", body = crate::error::ErrorBody)))]
 pub async fn topics(State(state): State<AppState>, Params(query): Params<TopicsQuery>) -> AppResult<Response> {
     let limit = crate::params::page_size(query.limit)?;
     if let Some(cursor) = &query.cursor {
@@ -71,6 +73,7 @@ const REPLIES: Sql = Sql { name: "reply_tree", types: &[Type::INT8, Type::INT4, 
 /// `GET /api/v1/forums/topics/{id}/replies?depth=&limit=&after=`: the reply
 /// tree in display order; when `has_more`, ask again with `after` = the last
 /// item's id; below an item with `children_cut`, walk it with a subtree call.
+#[utoipa::path(get, path = "/api/v1/forums/topics/{id}/replies", tag = "forums", params(("id" = i64, Path, description = "topic id"), ("depth" = Option<i32>, Query, description = "depth cap, 1 to 1000 (GUC default 10)"), ("limit" = Option<i32>, Query, description = "row cap, 1 to 10000 (GUC default 500)"), ("after" = Option<i64>, Query, description = "continue after this reply id")), responses((status = 200, description = "items in display order, has_more", body = Object), (status = 400, description = "bad parameter", body = crate::error::ErrorBody), (status = 404, description = "not found", body = crate::error::ErrorBody)))]
 pub async fn replies(
     State(state): State<AppState>,
     Path(topic): Path<String>,

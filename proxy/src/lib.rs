@@ -12,6 +12,7 @@ pub mod forums;
 pub mod health;
 pub mod limits;
 pub mod metrics;
+pub mod openapi;
 pub mod migrate;
 pub mod params;
 pub mod passwords;

@@ -38,6 +38,7 @@ const NOTIFICATIONS: Sql = Sql {
 };
 
 /// `GET /api/v1/notifications?unread=true&cursor=&limit=`: one's own, newest first.
+#[utoipa::path(get, path = "/api/v1/notifications", tag = "users", params(("unread" = Option<bool>, Query, description = "only unread ones"), ("cursor" = Option<String>, Query, description = "next_cursor of the previous page"), ("limit" = Option<i32>, Query, description = "page size, 1 to 100 (20)")), responses((status = 200, description = "items, next_cursor", body = Object), (status = 400, description = "bad parameter", body = crate::error::ErrorBody), (status = 401, description = "no valid session", body = crate::error::ErrorBody)), security(("bearer" = []), ("cookie" = [])))]
 pub async fn notifications(
     State(state): State<AppState>,
     user: CurrentUser,
@@ -53,7 +54,7 @@ pub async fn notifications(
 const MAX_MARK: usize = 1_000;
 
 /// `{"ids": [..]}` or `{"all": true}`.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct MarkRead {
     #[serde(default)]
@@ -74,6 +75,7 @@ const MARK_READ: Sql = Sql {
 
 /// `POST /api/v1/notifications/read` → `{"marked": n}` (only one's own
 /// unread notifications change; other ids are ignored).
+#[utoipa::path(post, path = "/api/v1/notifications/read", tag = "users", request_body = MarkRead, responses((status = 200, description = "marked: how many changed", body = Object), (status = 401, description = "no valid session", body = crate::error::ErrorBody), (status = 422, description = "invalid body", body = crate::error::ErrorBody)), security(("bearer" = []), ("cookie" = [])))]
 pub async fn mark_read(State(state): State<AppState>, user: CurrentUser, Body(mark): Body<MarkRead>) -> AppResult<Response> {
     if mark.all != mark.ids.is_empty() {
         return Err(AppError::Unprocessable { field: "ids", message: "give either ids or \"all\": true".into() });
@@ -113,6 +115,7 @@ const ACTIVITY: Sql = Sql {
 
 /// `GET /api/v1/users/{id}/activity?cursor=&limit=`: what a user posted and
 /// edited, newest first (public).
+#[utoipa::path(get, path = "/api/v1/users/{id}/activity", tag = "users", params(("id" = i64, Path, description = "user id"), ("cursor" = Option<String>, Query, description = "next_cursor of the previous page"), ("limit" = Option<i32>, Query, description = "page size, 1 to 100 (20)")), responses((status = 200, description = "items, next_cursor (newest first)", body = Object), (status = 400, description = "bad parameter", body = crate::error::ErrorBody), (status = 404, description = "not found", body = crate::error::ErrorBody)))]
 pub async fn activity(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -141,12 +144,14 @@ const SAVE_PREFERENCES: Sql = Sql {
 };
 
 /// `GET /api/v1/me/preferences`: the stored object (`{}` at first).
+#[utoipa::path(get, path = "/api/v1/me/preferences", tag = "users", responses((status = 200, description = "the preferences object", body = Object), (status = 401, description = "no valid session", body = crate::error::ErrorBody)), security(("bearer" = []), ("cookie" = [])))]
 pub async fn preferences(State(state): State<AppState>, user: CurrentUser) -> AppResult<Response> {
     let row = state.db.get().await?.opt(&PREFERENCES, &[&user.session.user_id]).await?.ok_or(AppError::Unauthorized)?;
     Ok(ok_json(row.get(0)))
 }
 
 /// `PUT /api/v1/me/preferences` with a JSON object: replaces them all.
+#[utoipa::path(put, path = "/api/v1/me/preferences", tag = "users", request_body = Object, responses((status = 200, description = "the stored object", body = Object), (status = 401, description = "no valid session", body = crate::error::ErrorBody), (status = 422, description = "invalid body", body = crate::error::ErrorBody)), security(("bearer" = []), ("cookie" = [])))]
 pub async fn save_preferences(
     State(state): State<AppState>,
     user: CurrentUser,

@@ -19,14 +19,14 @@ use crate::params::Body;
 use crate::server::AppState;
 use crate::{AppError, AppResult};
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewReply {
     body: String,
     parent_id: Option<i64>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ReplyEdit {
     body: String,
@@ -134,6 +134,7 @@ pub(crate) fn ok_json(json: String) -> Response {
 /// `POST /api/v1/forums/topics/{id}/replies` → 201 with the stored reply
 /// (its sanitized HTML included); 404 for a missing topic, 409 for a locked
 /// one, 422 for a parent outside the topic, 429 past the posting limit.
+#[utoipa::path(post, path = "/api/v1/forums/topics/{id}/replies", tag = "forums", params(("id" = i64, Path, description = "topic id")), request_body = NewReply, responses((status = 201, description = "the stored reply", body = Object), (status = 400, description = "bad parameter", body = crate::error::ErrorBody), (status = 401, description = "no valid session", body = crate::error::ErrorBody), (status = 404, description = "not found", body = crate::error::ErrorBody), (status = 409, description = "conflict", body = crate::error::ErrorBody), (status = 422, description = "invalid body", body = crate::error::ErrorBody), (status = 429, description = "rate limited (Retry-After)", body = crate::error::ErrorBody)), security(("bearer" = []), ("cookie" = [])))]
 pub async fn create(
     State(state): State<AppState>,
     user: CurrentUser,
@@ -186,6 +187,7 @@ pub(crate) fn judge<T>(
 /// `PATCH /api/v1/forums/replies/{id}` `{"body": "..."}` → 200 with the
 /// reply; 403 for someone else's reply, 409 in a locked topic (moderators
 /// may do both).
+#[utoipa::path(patch, path = "/api/v1/forums/replies/{id}", tag = "forums", params(("id" = i64, Path, description = "reply id")), request_body = ReplyEdit, responses((status = 200, description = "the edited reply", body = Object), (status = 400, description = "bad parameter", body = crate::error::ErrorBody), (status = 401, description = "no valid session", body = crate::error::ErrorBody), (status = 403, description = "not allowed", body = crate::error::ErrorBody), (status = 404, description = "not found", body = crate::error::ErrorBody), (status = 409, description = "conflict", body = crate::error::ErrorBody), (status = 422, description = "invalid body", body = crate::error::ErrorBody)), security(("bearer" = []), ("cookie" = [])))]
 pub async fn edit(
     State(state): State<AppState>,
     user: CurrentUser,
@@ -208,6 +210,7 @@ pub async fn edit(
 
 /// `DELETE /api/v1/forums/replies/{id}` → 204 (a soft delete; replies under
 /// it stay, under a tombstone). Same rules as editing.
+#[utoipa::path(delete, path = "/api/v1/forums/replies/{id}", tag = "forums", params(("id" = i64, Path, description = "reply id")), responses((status = 204, description = "soft-deleted"), (status = 400, description = "bad parameter", body = crate::error::ErrorBody), (status = 401, description = "no valid session", body = crate::error::ErrorBody), (status = 403, description = "not allowed", body = crate::error::ErrorBody), (status = 404, description = "not found", body = crate::error::ErrorBody), (status = 409, description = "conflict", body = crate::error::ErrorBody)), security(("bearer" = []), ("cookie" = [])))]
 pub async fn delete(State(state): State<AppState>, user: CurrentUser, Path(id): Path<String>) -> AppResult<Response> {
     let id = parse_id(&id, "reply")?;
     let moderator = user.session.may_moderate();

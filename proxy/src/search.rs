@@ -60,6 +60,7 @@ const SEARCH: Sql = Sql {
         'next_cursor', CASE WHEN (SELECT count(*) FROM page) > $3 THEN ($2 + $3)::text END)::text",
 };
 
+#[utoipa::path(get, path = "/api/v1/search", tag = "search", params(("q" = String, Query, description = "words, quotes, OR, -word (websearch syntax); 1 to 200 characters"), ("cursor" = Option<String>, Query, description = "next_cursor of the previous page"), ("limit" = Option<i32>, Query, description = "page size, 1 to 100 (20)")), responses((status = 200, description = "ranked items (topic, reply, wiki), next_cursor", body = Object), (status = 400, description = "bad parameter", body = crate::error::ErrorBody)))]
 pub async fn search(State(state): State<AppState>, Params(query): Params<SearchQuery>) -> AppResult<Response> {
     let text = query.q.as_deref().map(str::trim).unwrap_or_default();
     if text.is_empty() || text.chars().count() > MAX_QUERY_CHARS {

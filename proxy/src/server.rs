@@ -53,6 +53,7 @@ pub fn app(state: AppState, config: &ServeConfig) -> Router {
     Router::new()
         .route("/healthz", get(health::healthz))
         .route("/metrics", get(metrics::render))
+        .route("/api/v1/openapi.json", get(crate::openapi::document))
         .route("/api/v1/auth/register", post(auth::register))
         .route("/api/v1/auth/login", post(auth::login))
         .route("/api/v1/auth/logout", post(auth::logout))

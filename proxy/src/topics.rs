@@ -23,7 +23,7 @@ use crate::{AppError, AppResult};
 const MAX_TAGS: usize = 5;
 const MAX_TITLE_CHARS: usize = 300;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewTopic {
     category_id: i64,
@@ -35,7 +35,7 @@ pub struct NewTopic {
 
 /// Every field optional; `title` and `body` for the author or a moderator,
 /// the rest for moderators only.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TopicChange {
     title: Option<String>,
@@ -93,6 +93,7 @@ const CREATE: Sql = Sql {
 
 /// `POST /api/v1/forums/topics` `{"category_id", "title", "body", "tags"?}`
 /// → 201; 422 for an unknown category or bad fields, 429 past the posting limit.
+#[utoipa::path(post, path = "/api/v1/forums/topics", tag = "forums", request_body = NewTopic, responses((status = 201, description = "the topic", body = Object), (status = 401, description = "no valid session", body = crate::error::ErrorBody), (status = 422, description = "invalid body", body = crate::error::ErrorBody), (status = 429, description = "rate limited (Retry-After)", body = crate::error::ErrorBody)), security(("bearer" = []), ("cookie" = [])))]
 pub async fn create(State(state): State<AppState>, user: CurrentUser, Body(topic): Body<NewTopic>) -> AppResult<Response> {
     check_title(&topic.title)?;
     require_text("body", &topic.body)?;
@@ -132,6 +133,7 @@ const DETAIL: Sql = Sql {
 /// `GET /api/v1/forums/topics/{id}`: the topic with its stats and tags. The
 /// view is counted in memory and written in batches ([`Views`]), so reading
 /// a topic never writes; `view_count` trails by up to one flush interval.
+#[utoipa::path(get, path = "/api/v1/forums/topics/{id}", tag = "forums", params(("id" = i64, Path, description = "topic id")), responses((status = 200, description = "the topic with its stats and tags; counts a view (batched)", body = Object), (status = 400, description = "bad parameter", body = crate::error::ErrorBody), (status = 404, description = "not found", body = crate::error::ErrorBody)))]
 pub async fn detail(State(state): State<AppState>, Path(id): Path<String>) -> AppResult<Response> {
     let id = parse_id(&id, "topic")?;
     let row = state.db.get().await?.opt(&DETAIL, &[&id]).await?.ok_or(AppError::NotFound)?;
@@ -161,6 +163,7 @@ const CHANGE: Sql = Sql {
 /// `PATCH /api/v1/forums/topics/{id}`: edit (`title`, `body`: the author
 /// while open, or a moderator), pin, lock, move (`is_pinned`, `is_locked`,
 /// `category_id`: moderators only, else 403).
+#[utoipa::path(patch, path = "/api/v1/forums/topics/{id}", tag = "forums", params(("id" = i64, Path, description = "topic id")), request_body = TopicChange, responses((status = 200, description = "the changed topic", body = Object), (status = 400, description = "bad parameter", body = crate::error::ErrorBody), (status = 401, description = "no valid session", body = crate::error::ErrorBody), (status = 403, description = "not allowed", body = crate::error::ErrorBody), (status = 404, description = "not found", body = crate::error::ErrorBody), (status = 409, description = "conflict", body = crate::error::ErrorBody), (status = 422, description = "invalid body", body = crate::error::ErrorBody)), security(("bearer" = []), ("cookie" = [])))]
 pub async fn change(
     State(state): State<AppState>,
     user: CurrentUser,

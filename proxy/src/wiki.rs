@@ -49,6 +49,7 @@ const LIST: Sql = Sql {
 };
 
 /// `GET /api/v1/wiki/pages?cursor=&limit=`: pages by slug.
+#[utoipa::path(get, path = "/api/v1/wiki/pages", tag = "wiki", params(("cursor" = Option<String>, Query, description = "next_cursor of the previous page"), ("limit" = Option<i32>, Query, description = "page size, 1 to 100 (20)")), responses((status = 200, description = "items by slug, next_cursor", body = Object), (status = 400, description = "bad parameter", body = crate::error::ErrorBody)))]
 pub async fn list(State(state): State<AppState>, Params(query): Params<ListQuery>) -> AppResult<Response> {
     let limit = page_size(query.limit)?;
     if let Some(cursor) = &query.cursor {
@@ -75,13 +76,14 @@ macro_rules! page_json {
 const PAGE: Sql = Sql { name: "wiki_page", types: &[Type::TEXT], text: page_json!() };
 
 /// `GET /api/v1/wiki/pages/{slug}`: the page and its current revision.
+#[utoipa::path(get, path = "/api/v1/wiki/pages/{slug}", tag = "wiki", params(("slug" = String, Path, description = "page slug")), responses((status = 200, description = "the page and its current revision", body = Object), (status = 400, description = "bad parameter", body = crate::error::ErrorBody), (status = 404, description = "not found", body = crate::error::ErrorBody)))]
 pub async fn page(State(state): State<AppState>, Path(slug): Path<String>) -> AppResult<Response> {
     check_slug(&slug)?;
     let row = state.db.get().await?.opt(&PAGE, &[&slug]).await?.ok_or(AppError::NotFound)?;
     Ok(ok_json(row.get(0)))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Edit {
     title: String,
@@ -117,6 +119,7 @@ const SAVE: Sql = Sql {
 /// `PUT /api/v1/wiki/pages/{slug}` `{"title", "body", "base_revision", "comment"?}`
 /// → 201 for a new page, 200 for a new revision; 409 `stale_revision` with
 /// the current page when `base_revision` is not the current one.
+#[utoipa::path(put, path = "/api/v1/wiki/pages/{slug}", tag = "wiki", params(("slug" = String, Path, description = "page slug")), request_body = Edit, responses((status = 200, description = "the new revision", body = Object), (status = 201, description = "the new page", body = Object), (status = 400, description = "bad parameter", body = crate::error::ErrorBody), (status = 401, description = "no valid session", body = crate::error::ErrorBody), (status = 409, description = "stale base_revision: the current page is in `current`", body = crate::error::ErrorBody), (status = 422, description = "invalid body", body = crate::error::ErrorBody)), security(("bearer" = []), ("cookie" = [])))]
 pub async fn save(
     State(state): State<AppState>,
     user: CurrentUser,
@@ -172,6 +175,7 @@ const REVISIONS: Sql = Sql {
 
 /// `GET /api/v1/wiki/pages/{slug}/revisions?cursor=&limit=`: newest first,
 /// without bodies.
+#[utoipa::path(get, path = "/api/v1/wiki/pages/{slug}/revisions", tag = "wiki", params(("slug" = String, Path, description = "page slug"), ("cursor" = Option<String>, Query, description = "next_cursor of the previous page"), ("limit" = Option<i32>, Query, description = "page size, 1 to 100 (20)")), responses((status = 200, description = "items newest first, next_cursor", body = Object), (status = 400, description = "bad parameter", body = crate::error::ErrorBody), (status = 404, description = "not found", body = crate::error::ErrorBody)))]
 pub async fn revisions(
     State(state): State<AppState>,
     Path(slug): Path<String>,

@@ -249,3 +249,37 @@ async fn the_binary_starts_without_a_database_logs_why_and_stops_on_sigterm() {
     let status = tokio::time::timeout(Duration::from_secs(10), child.wait()).await.expect("stops promptly").expect("status");
     assert!(status.success(), "graceful shutdown exits 0: {status}");
 }
+
+/// The OpenAPI document lists every route the router serves, with the
+/// request schemas and the error shape.
+#[tokio::test]
+async fn the_openapi_document_describes_every_route() {
+    let server = TestServer::start(&database_url()).await;
+    let response = reqwest::get(server.url("/api/v1/openapi.json")).await.expect("request");
+    assert_eq!(response.status(), 200);
+    let doc: Value = response.json().await.expect("JSON");
+    assert!(doc["openapi"].as_str().is_some_and(|v| v.starts_with("3.1")), "{}", doc["openapi"]);
+    let routes = [
+        ("get", "/healthz"), ("get", "/metrics"),
+        ("post", "/api/v1/auth/register"), ("post", "/api/v1/auth/login"), ("post", "/api/v1/auth/logout"), ("get", "/api/v1/me"),
+        ("get", "/api/v1/me/preferences"), ("put", "/api/v1/me/preferences"),
+        ("get", "/api/v1/notifications"), ("post", "/api/v1/notifications/read"), ("get", "/api/v1/users/{id}/activity"),
+        ("get", "/api/v1/forums/categories"), ("get", "/api/v1/forums/topics"), ("post", "/api/v1/forums/topics"),
+        ("get", "/api/v1/forums/topics/{id}"), ("patch", "/api/v1/forums/topics/{id}"),
+        ("get", "/api/v1/forums/topics/{id}/replies"), ("post", "/api/v1/forums/topics/{id}/replies"),
+        ("patch", "/api/v1/forums/replies/{id}"), ("delete", "/api/v1/forums/replies/{id}"),
+        ("get", "/api/v1/wiki/pages"), ("get", "/api/v1/wiki/pages/{slug}"), ("put", "/api/v1/wiki/pages/{slug}"),
+        ("get", "/api/v1/wiki/pages/{slug}/revisions"), ("get", "/api/v1/search"),
+    ];
+    for (method, path) in routes {
+        assert!(doc["paths"][path][method].is_object(), "{method} {path} is documented");
+    }
+    let documented: usize = doc["paths"].as_object().expect("paths").values().map(|p| p.as_object().map_or(0, |m| m.len())).sum();
+    assert_eq!(documented, routes.len(), "no route is documented twice or missing from this list");
+    for schema in ["NewReply", "NewTopic", "TopicChange", "Edit", "Register", "Login", "MarkRead", "Error", "ErrorDetail"] {
+        assert!(doc["components"]["schemas"][schema].is_object(), "schema {schema}");
+    }
+    assert!(doc["components"]["securitySchemes"]["bearer"].is_object());
+    assert!(doc["components"]["schemas"]["NewReply"]["required"].as_array().is_some_and(|r| r.contains(&Value::from("body"))));
+    server.stop().await.expect("clean shutdown");
+}
