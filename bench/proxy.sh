@@ -26,11 +26,16 @@ sql "SELECT 1" > /dev/null || { echo "database $DB missing: cargo xtask seed def
 "$BIN" migrate --database-url "$URL" > /dev/null 2>&1
 TOPICS=$(sql "SELECT max(id) FROM forum_topics")
 
-RUST_LOG=warn VERITABLE_LOGIN_PER_IP=100000000 VERITABLE_LOGIN_PER_ACCOUNT=100000000 \
-VERITABLE_POSTS_PER_MINUTE=100000000 "$BIN" serve --database-url "$URL" --addr "$ADDR" > "$WORK/proxy.log" 2>&1 &
-PID=$!
-trap 'kill $PID 2>/dev/null; rm -rf "$WORK"' EXIT
-until curl -sf "http://$ADDR/healthz" > /dev/null; do sleep 0.1; done
+PID=
+# start_proxy [VAR=value...]: (re)starts the release proxy with these settings.
+start_proxy() {
+    [ -n "$PID" ] && { kill "$PID"; wait "$PID" 2>/dev/null || true; }
+    env RUST_LOG=warn VERITABLE_LOGIN_PER_IP=100000000 VERITABLE_LOGIN_PER_ACCOUNT=100000000 \
+        VERITABLE_POSTS_PER_MINUTE=100000000 "$@" "$BIN" serve --database-url "$URL" --addr "$ADDR" >> "$WORK/proxy.log" 2>&1 &
+    PID=$!
+    until curl -sf "http://$ADDR/healthz" > /dev/null; do sleep 0.1; done
+}
+trap '[ -n "$PID" ] && kill $PID 2>/dev/null; rm -rf "$WORK"' EXIT
 
 # wrk_run CONNECTIONS [wrk args...]: "rps p50 p99" (ms) and non-2xx count.
 wrk_run() {
@@ -59,14 +64,19 @@ echo "# veritable-proxy benchmarks, $(date -u +%FT%TZ), $(nproc) cores, ${SECS}s
 sql "VACUUM ANALYZE forum_topics" > /dev/null
 
 echo; echo "## GET /api/v1/forums/topics (first page, all categories) vs pgbench on the same statement"
+echo "proxy uncached: VERITABLE_READ_CACHE_MS=0, every request runs the statement; cached: the default 1 s read cache"
 for round in 1 2; do
     for c in 64 256; do
-        echo "round $round  c=$c  pgbench $(pgb_run http/topics.sql "$c")"
-        echo "round $round  c=$c  proxy   $(wrk_run "$c" "http://$ADDR/api/v1/forums/topics")"
+        echo "round $round  c=$c  pgbench          $(pgb_run http/topics.sql "$c")"
+        start_proxy VERITABLE_READ_CACHE_MS=0
+        echo "round $round  c=$c  proxy uncached   $(wrk_run "$c" "http://$ADDR/api/v1/forums/topics")"
+        start_proxy
+        echo "round $round  c=$c  proxy cached     $(wrk_run "$c" "http://$ADDR/api/v1/forums/topics")"
     done
 done
+start_proxy VERITABLE_READ_CACHE_MS=0
 
-echo; echo "## Login flood: topic reads (c=64) idle, then beside 200 concurrent logins"
+echo; echo "## Login flood: topic reads (c=64, uncached) idle, then beside 200 concurrent logins"
 echo "reads idle            $(wrk_run 64 "http://$ADDR/api/v1/forums/topics")"
 wrk -t1 -c200 -d"$((SECS + 2))s" --latency -s http/login.lua "http://$ADDR/api/v1/auth/login" > "$WORK/flood.txt" 2>&1 &
 FLOOD=$!
@@ -104,7 +114,8 @@ rss() { awk '/VmRSS|VmHWM/ {printf "%s %d MB  ", $1, $2/1024}' "/proc/$PID/statu
 echo; echo "proxy memory after the runs above: $(rss)"
 
 if [ "${BENCH_SOAK:-0}" = 1 ]; then
-    echo; echo "## RSS over 1,000,000 mixed reads (topic list, topic detail, reply trees, categories), c=64"
+    start_proxy
+    echo; echo "## RSS over 1,000,000 mixed reads (topic list, topic detail, reply trees, categories), c=64, default settings"
     echo "before: $(rss)"
     start=$(date +%s)
     BENCH_REQUESTS_PER_THREAD=500000 BENCH_TOPICS=$TOPICS wrk -t2 -c64 -d3600s -s http/mixed.lua "http://$ADDR" > "$WORK/soak.txt" 2>&1

@@ -105,8 +105,14 @@ pub struct ServeConfig {
     pub posts_per_minute: i32,
     /// Requests handled at once; more are answered 503 with Retry-After at
     /// once instead of queueing (health and metrics are exempt).
-    #[arg(long, env = "VERITABLE_MAX_IN_FLIGHT", default_value_t = 1024)]
+    #[arg(long, env = "VERITABLE_MAX_IN_FLIGHT", default_value_t = 4096)]
     pub max_in_flight: usize,
+    /// Bytes of hot read responses (topic list pages, categories) cached.
+    #[arg(long, env = "VERITABLE_READ_CACHE_BYTES", default_value_t = 16 * 1024 * 1024)]
+    pub read_cache_bytes: u64,
+    /// How long a cached read response is served; 0 turns the cache off.
+    #[arg(long, env = "VERITABLE_READ_CACHE_MS", default_value_t = 1000)]
+    pub read_cache_ms: u64,
     /// Milliseconds between flushes of the batched topic view counts.
     #[arg(long, env = "VERITABLE_VIEW_FLUSH_MS", default_value_t = 2000)]
     pub view_flush_ms: u64,
@@ -144,8 +150,10 @@ impl ServeConfig {
             login_per_ip: 30,
             login_per_account: 10,
             posts_per_minute: 20,
-            max_in_flight: 1024,
+            max_in_flight: 4096,
             view_flush_ms: 2000,
+            read_cache_bytes: 16 * 1024 * 1024,
+            read_cache_ms: 0,
         }
     }
 }

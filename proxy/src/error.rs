@@ -9,6 +9,24 @@ use serde::Serialize;
 pub type AppResult<T> = Result<T, AppError>;
 
 impl AppError {
+    /// The same answer for a second request that waited on one shared,
+    /// failed load (the cache's coalesced misses). The cause stays with the
+    /// first request, which logs it.
+    pub fn for_another_waiter(&self) -> Self {
+        match self {
+            Self::NotFound => Self::NotFound,
+            Self::Invalid { field, message } => Self::Invalid { field, message: message.clone() },
+            Self::Unauthorized => Self::Unauthorized,
+            Self::Forbidden(message) => Self::Forbidden(message),
+            Self::Conflict { field, message } => Self::Conflict { field, message: message.clone() },
+            Self::StaleRevision { current } => Self::StaleRevision { current: current.clone() },
+            Self::Unprocessable { field, message } => Self::Unprocessable { field, message: message.clone() },
+            Self::RateLimited { retry_after } => Self::RateLimited { retry_after: *retry_after },
+            other if other.status_and_code().0 == StatusCode::SERVICE_UNAVAILABLE => Self::Busy,
+            _ => Self::Internal(anyhow::anyhow!("a shared load failed (logged with the first request)")),
+        }
+    }
+
     pub fn invalid(field: &'static str, message: impl Into<String>) -> Self {
         Self::Invalid { field, message: message.into() }
     }

@@ -23,14 +23,24 @@ fn json(text: String) -> Response {
     ([(header::CONTENT_TYPE, "application/json")], text).into_response()
 }
 
+fn json_shared(body: axum::body::Bytes) -> Response {
+    ([(header::CONTENT_TYPE, "application/json")], body).into_response()
+}
+
 const CATEGORIES: Sql = Sql { name: "categories", types: &[], text: "SELECT coalesce(json_agg(c ORDER BY c.position, c.id), '[]')::text
    FROM (SELECT id, slug, name, description, position FROM forum_categories ORDER BY position, id LIMIT 1000) c" };
 
 /// `GET /api/v1/forums/categories` (at most 1,000).
 #[utoipa::path(get, path = "/api/v1/forums/categories", tag = "forums", responses((status = 200, description = "items", body = Object), (status = 503, description = "overloaded or database unavailable (Retry-After)", body = crate::error::ErrorBody)))]
 pub async fn categories(State(state): State<AppState>) -> AppResult<Response> {
-    let row = state.db.get().await?.one(&CATEGORIES, &[]).await?;
-    Ok(json(format!("{{\"items\":{}}}", row.get::<_, String>(0))))
+    let body = state
+        .responses
+        .get_or_load("categories".to_owned(), async {
+            let row = state.db.get().await?.one(&CATEGORIES, &[]).await?;
+            Ok(format!("{{\"items\":{}}}", row.get::<_, String>(0)))
+        })
+        .await?;
+    Ok(json_shared(body))
 }
 
 #[derive(Debug, Deserialize)]
@@ -53,8 +63,15 @@ pub async fn topics(State(state): State<AppState>, Params(query): Params<TopicsQ
     if let Some(cursor) = &query.cursor {
         TopicKey::decode(cursor).map_err(|e| AppError::invalid("cursor", e.to_string()))?;
     }
-    let row = state.db.get().await?.one(&TOPICS, &[&query.category, &query.cursor, &limit]).await?;
-    Ok(json(row.get(0)))
+    let key = format!("topics:{:?}:{}:{limit}", query.category, query.cursor.as_deref().unwrap_or(""));
+    let body = state
+        .responses
+        .get_or_load(key, async {
+            let row = state.db.get().await?.one(&TOPICS, &[&query.category, &query.cursor, &limit]).await?;
+            Ok(row.get(0))
+        })
+        .await?;
+    Ok(json_shared(body))
 }
 
 #[derive(Debug, Deserialize)]

@@ -30,6 +30,8 @@ pub struct Metrics {
     pub views_dropped: IntCounter,
     pub shed: IntCounter,
     pub session_cache: crate::sessions::CacheCounters,
+    pub response_cache: crate::sessions::CacheCounters,
+    response_cache_bytes: IntGauge,
     session_cache_bytes: IntGauge,
     session_cache_entries: IntGauge,
     busy_ratio: Gauge,
@@ -75,6 +77,16 @@ impl Metrics {
             misses: IntCounter::new("session_cache_misses_total", "Session lookups that queried PostgreSQL")?,
             evictions: IntCounter::new("session_cache_evictions_total", "Sessions evicted to stay within the byte bound")?,
         };
+        let response_cache = crate::sessions::CacheCounters {
+            hits: IntCounter::new("response_cache_hits_total", "Read responses served from the cache")?,
+            misses: IntCounter::new("response_cache_misses_total", "Read responses loaded from PostgreSQL")?,
+            evictions: IntCounter::new("response_cache_evictions_total", "Read responses evicted to stay within the byte bound")?,
+        };
+        let response_cache_bytes = IntGauge::new("response_cache_bytes", "Bytes the read-response cache holds")?;
+        registry.register(Box::new(response_cache.hits.clone()))?;
+        registry.register(Box::new(response_cache.misses.clone()))?;
+        registry.register(Box::new(response_cache.evictions.clone()))?;
+        registry.register(Box::new(response_cache_bytes.clone()))?;
         let session_cache_bytes = IntGauge::new("session_cache_bytes", "Bytes the session cache holds (weigher's count)")?;
         let session_cache_entries = IntGauge::new("session_cache_entries", "Sessions the cache holds")?;
         let busy_ratio = Gauge::new("tokio_busy_ratio", "Share of the last second the runtime's workers were busy (0..1)")?;
@@ -114,6 +126,8 @@ impl Metrics {
             views_dropped,
             shed,
             session_cache,
+            response_cache,
+            response_cache_bytes,
             session_cache_bytes,
             session_cache_entries,
             busy_ratio,
@@ -154,6 +168,8 @@ pub async fn render(State(state): State<AppState>) -> Response {
     let (bytes, entries) = state.sessions.usage();
     metrics.session_cache_bytes.set(i64::try_from(bytes).unwrap_or(i64::MAX));
     metrics.session_cache_entries.set(i64::try_from(entries).unwrap_or(i64::MAX));
+    let (bytes, _) = state.responses.usage().await;
+    metrics.response_cache_bytes.set(i64::try_from(bytes).unwrap_or(i64::MAX));
 
     let mut buffer = Vec::with_capacity(16 * 1024);
     match TextEncoder::new().encode(&metrics.registry.gather(), &mut buffer) {

@@ -42,6 +42,8 @@ pub struct AppState {
     pub login_limits: crate::limits::LoginLimits,
     pub post_limit: crate::limits::PostLimit,
     pub views: Arc<topics::Views>,
+    /// Hot read responses (topic list pages, categories), byte-bounded, short TTL.
+    pub responses: Arc<crate::cache::ResponseCache>,
     /// Permits for requests in flight; none left → 503 at once.
     pub in_flight: Arc<Semaphore>,
 }
@@ -126,8 +128,18 @@ async fn shed_load(State(state): State<AppState>, request: Request, next: Next) 
     next.run(request).await
 }
 
+/// Raises the soft open-files limit to the hard one (often 1,024 → 20,000 or
+/// more): every client connection is a file descriptor.
+pub fn raise_open_files_limit() {
+    match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(limit) => tracing::info!(limit, "open files limit"),
+        Err(error) => tracing::warn!(%error, "cannot raise the open files limit"),
+    }
+}
+
 /// Binds `config.addr` and serves until `shutdown` completes.
 pub async fn serve(config: ServeConfig, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+    raise_open_files_limit();
     let listener = TcpListener::bind(config.addr)
         .await
         .with_context(|| format!("cannot listen on {}", config.addr))?;
@@ -152,6 +164,11 @@ pub async fn run(
     let hasher = Hasher::new(config.hash_parallelism(), config.pool_timeout_for_hashing());
     let db = db::Db::new(pool.clone(), config.db.pgbouncer, metrics.db_query_duration.clone());
     tasks.spawn(metrics::probe_runtime(metrics.clone(), cancel.clone()));
+    let responses = Arc::new(crate::cache::ResponseCache::new(
+        config.read_cache_bytes,
+        Duration::from_millis(config.read_cache_ms),
+        metrics.response_cache.clone(),
+    ));
     let sessions = Arc::new(Sessions::new(config.session_cache_bytes, metrics.session_cache.clone()));
     let views = Arc::new(topics::Views::new(VIEW_BATCH_TOPICS, metrics.views_flushed.clone(), metrics.views_dropped.clone()));
     tasks.spawn(views.clone().run(db.clone(), Duration::from_millis(config.view_flush_ms), cancel.clone()));
@@ -165,6 +182,7 @@ pub async fn run(
         login_limits: config.login_limits(),
         post_limit: crate::limits::PostLimit { per_minute: config.posts_per_minute },
         views,
+        responses,
         in_flight: Arc::new(Semaphore::new(config.max_in_flight.max(1))),
     };
     let router = app(state, &config);

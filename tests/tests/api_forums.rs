@@ -156,3 +156,78 @@ async fn reads_answer_503_when_the_database_is_down() {
     assert_eq!(body["error"]["code"], "database_unavailable");
     server.stop().await.expect("stop");
 }
+
+/// The seed report's proof of concept (20 concurrent `GET /forums/topics`)
+/// and the same with 2,000 at once, with the production defaults (pool of
+/// 16 with a 2 s wait, 1 s read cache): every request answers 200.
+#[tokio::test]
+async fn twenty_and_two_thousand_concurrent_topic_reads_all_succeed() {
+    veritable_proxy::server::raise_open_files_limit();
+    let mut config = veritable_tests::serve_config(&database_url());
+    config.read_cache_ms = 1000;
+    let server = TestServer::start_with(config).await;
+    for concurrent in [20, 2_000] {
+        let url = server.url("/api/v1/forums/topics");
+        let requests = (0..concurrent).map(|_| {
+            let url = url.clone();
+            tokio::spawn(async move {
+                // A connection each: no client-side pooling hides the concurrency.
+                let client = reqwest::Client::builder().pool_max_idle_per_host(0).build().expect("client");
+                client.get(url).send().await.map(|r| r.status().as_u16())
+            })
+        });
+        let mut statuses = std::collections::BTreeMap::new();
+        for request in requests.collect::<Vec<_>>() {
+            let status = request.await.expect("task").map_or(0, |s| s);
+            *statuses.entry(status).or_insert(0) += 1;
+        }
+        assert_eq!(statuses, std::collections::BTreeMap::from([(200, concurrent)]), "{concurrent} at once");
+    }
+    server.stop().await.expect("stop");
+}
+
+/// The read cache answers repeated list requests from memory, counts hits,
+/// keys by validated parameters, and serves a change after its TTL.
+#[tokio::test]
+async fn topic_lists_are_cached_briefly_and_bounded() {
+    let (db, client) = veritable_tests::FreshDb::seeded("api_read_cache", &Shape::of(Scale::Small), 13).await;
+    let mut config = veritable_tests::serve_config(&db.url);
+    config.read_cache_ms = 300;
+    config.read_cache_bytes = 64 * 1024;
+    let server = TestServer::start_with(config).await;
+    let (_, first) = get(&server, "/api/v1/forums/topics?limit=5").await;
+    client.execute("UPDATE forum_topics SET title = 'renamed while cached' WHERE id = $1", &[&first["items"][0]["id"].as_i64().expect("id")]).await.expect("rename");
+    let (_, again) = get(&server, "/api/v1/forums/topics?limit=5").await;
+    assert_eq!(again, first, "served from the cache within the TTL");
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let (_, now) = get(&server, "/api/v1/forums/topics?limit=5").await;
+        if now["items"][0]["title"] == "renamed while cached" {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "the cached page never expired");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    // Many distinct keys: the cache stays within its byte bound.
+    let mut cursor = None::<String>;
+    for _ in 0..40 {
+        let path = match &cursor {
+            Some(c) => format!("/api/v1/forums/topics?limit=20&cursor={c}"),
+            None => "/api/v1/forums/topics?limit=20".to_owned(),
+        };
+        let (status, page) = get(&server, &path).await;
+        assert_eq!(status, 200);
+        match page["next_cursor"].as_str() {
+            Some(next) => cursor = Some(next.to_owned()),
+            None => break,
+        }
+    }
+    let metrics = reqwest::get(server.url("/metrics")).await.expect("metrics").text().await.expect("text");
+    let value = |name: &str| -> f64 {
+        metrics.lines().find_map(|l| l.strip_prefix(&format!("{name} "))).and_then(|v| v.parse().ok()).unwrap_or_else(|| panic!("{name}"))
+    };
+    assert!(value("veritable_response_cache_hits_total") >= 1.0);
+    assert!(value("veritable_response_cache_bytes") <= 64.0 * 1024.0 * 1.1, "within its bound");
+    server.stop().await.expect("stop");
+    db.drop_db().await;
+}

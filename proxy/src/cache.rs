@@ -1,0 +1,76 @@
+//! A byte-bounded cache of hot read responses (topic list pages, the
+//! category list), so that a burst of readers costs PostgreSQL one query per
+//! page per TTL instead of one per request. Concurrent misses of one key wait
+//! for a single load (moka's `try_get_with`). Entries live `ttl` (1 s unless
+//! configured; 0 turns the cache off), so a list trails a write by at most
+//! that; the realtime event stream is meant to invalidate them sooner.
+//!
+//! Keys are built only from validated parameters, and the cache is bounded by
+//! the bytes of keys and values together, so adversarial query strings can
+//! churn it but not grow it.
+
+use std::future::Future;
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use std::time::Duration;
+
+use moka::future::Cache;
+use moka::notification::RemovalCause;
+
+use crate::AppError;
+use crate::sessions::CacheCounters;
+
+pub struct ResponseCache {
+    cache: Option<Cache<String, Bytes>>,
+    counters: CacheCounters,
+}
+
+impl ResponseCache {
+    pub fn new(max_bytes: u64, ttl: Duration, counters: CacheCounters) -> Self {
+        let evictions = counters.evictions.clone();
+        let cache = (!ttl.is_zero() && max_bytes > 0).then(|| {
+            Cache::builder()
+                .weigher(|key: &String, value: &Bytes| u32::try_from(key.len() + value.len() + 64).unwrap_or(u32::MAX))
+                .max_capacity(max_bytes)
+                .time_to_live(ttl)
+                .eviction_listener(move |_, _, cause| {
+                    if cause == RemovalCause::Size {
+                        evictions.inc();
+                    }
+                })
+                .build()
+        });
+        Self { cache, counters }
+    }
+
+    /// The cached body for `key`, or `load`'s (cached when it succeeds).
+    pub async fn get_or_load<F>(&self, key: String, load: F) -> Result<Bytes, AppError>
+    where
+        F: Future<Output = Result<String, AppError>>,
+    {
+        let Some(cache) = &self.cache else {
+            return load.await.map(Bytes::from);
+        };
+        if let Some(hit) = cache.get(&key).await {
+            self.counters.hits.inc();
+            return Ok(hit);
+        }
+        self.counters.misses.inc();
+        cache
+            .try_get_with(key, async { load.await.map(Bytes::from) })
+            .await
+            .map_err(|shared: Arc<AppError>| Arc::try_unwrap(shared).unwrap_or_else(|shared| shared.for_another_waiter()))
+    }
+
+    /// Bytes held (by the weigher's count) and entries, for `/metrics`.
+    pub async fn usage(&self) -> (u64, u64) {
+        match &self.cache {
+            Some(cache) => {
+                cache.run_pending_tasks().await;
+                (cache.weighted_size(), cache.entry_count())
+            }
+            None => (0, 0),
+        }
+    }
+}
