@@ -72,20 +72,9 @@ impl Metrics {
         registry.register(Box::new(views_flushed.clone()))?;
         registry.register(Box::new(views_dropped.clone()))?;
         registry.register(Box::new(shed.clone()))?;
-        let session_cache = crate::sessions::CacheCounters {
-            hits: IntCounter::new("session_cache_hits_total", "Session lookups answered from the cache")?,
-            misses: IntCounter::new("session_cache_misses_total", "Session lookups that queried PostgreSQL")?,
-            evictions: IntCounter::new("session_cache_evictions_total", "Sessions evicted to stay within the byte bound")?,
-        };
-        let response_cache = crate::sessions::CacheCounters {
-            hits: IntCounter::new("response_cache_hits_total", "Read responses served from the cache")?,
-            misses: IntCounter::new("response_cache_misses_total", "Read responses loaded from PostgreSQL")?,
-            evictions: IntCounter::new("response_cache_evictions_total", "Read responses evicted to stay within the byte bound")?,
-        };
+        let session_cache = cache_counters(&registry, "session", "session lookups")?;
+        let response_cache = cache_counters(&registry, "response", "read responses")?;
         let response_cache_bytes = IntGauge::new("response_cache_bytes", "Bytes the read-response cache holds")?;
-        registry.register(Box::new(response_cache.hits.clone()))?;
-        registry.register(Box::new(response_cache.misses.clone()))?;
-        registry.register(Box::new(response_cache.evictions.clone()))?;
         registry.register(Box::new(response_cache_bytes.clone()))?;
         let session_cache_bytes = IntGauge::new("session_cache_bytes", "Bytes the session cache holds (weigher's count)")?;
         let session_cache_entries = IntGauge::new("session_cache_entries", "Sessions the cache holds")?;
@@ -95,9 +84,6 @@ impl Metrics {
             HistogramOpts::new("tokio_scheduling_delay_seconds", "Time from spawning a probe task to its first poll (event loop lag)")
                 .buckets(LATENCY_BUCKETS.to_vec()),
         )?;
-        registry.register(Box::new(session_cache.hits.clone()))?;
-        registry.register(Box::new(session_cache.misses.clone()))?;
-        registry.register(Box::new(session_cache.evictions.clone()))?;
         registry.register(Box::new(session_cache_bytes.clone()))?;
         registry.register(Box::new(session_cache_entries.clone()))?;
         registry.register(Box::new(busy_ratio.clone()))?;
@@ -176,6 +162,20 @@ pub async fn render(State(state): State<AppState>) -> Response {
         Ok(()) => ([(header::CONTENT_TYPE, prometheus::TEXT_FORMAT)], Body::from(buffer)).into_response(),
         Err(error) => crate::AppError::Internal(error.into()).into_response(),
     }
+}
+
+/// `{cache}_cache_hits_total`, `_misses_total` and `_evictions_total`, registered.
+fn cache_counters(registry: &Registry, cache: &str, what: &str) -> Result<crate::sessions::CacheCounters, prometheus::Error> {
+    let counter = |suffix: &str, help: String| -> Result<IntCounter, prometheus::Error> {
+        let counter = IntCounter::new(format!("{cache}_cache_{suffix}_total"), help)?;
+        registry.register(Box::new(counter.clone()))?;
+        Ok(counter)
+    };
+    Ok(crate::sessions::CacheCounters {
+        hits: counter("hits", format!("{what} answered from the cache"))?,
+        misses: counter("misses", format!("{what} that went to PostgreSQL"))?,
+        evictions: counter("evictions", format!("{what} evicted to stay within the byte bound"))?,
+    })
 }
 
 /// Samples the tokio runtime every second until `cancel`: the workers' busy

@@ -70,3 +70,19 @@ pub fn numeric_cursor(cursor: Option<&str>) -> Result<Option<i64>, AppError> {
         .map(|c| c.parse::<i64>().ok().filter(|n| *n > 0).ok_or_else(|| AppError::invalid("cursor", "not a cursor from this list")))
         .transpose()
 }
+
+/// The JSON of one keyset page, `{"items": [...], "next_cursor": ...}`, over
+/// a subquery `p` of at most limit + 1 rows with columns `n` (the row's place
+/// in page order), `key` (text: the cursor that continues after that row) and
+/// `item` (its JSON). `$limit` is the page size's placeholder, like `"$2"`.
+/// A macro so the statements can `concat!` it.
+#[macro_export]
+macro_rules! page_json {
+    ($limit:literal) => {
+        concat!(
+            "json_build_object('items', coalesce(json_agg(p.item ORDER BY p.n) FILTER (WHERE p.n <= ", $limit,
+            "), '[]'), 'next_cursor', CASE WHEN count(*) > ", $limit, " THEN max(p.key) FILTER (WHERE p.n = ", $limit,
+            ") END)::text"
+        )
+    };
+}

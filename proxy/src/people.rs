@@ -24,17 +24,15 @@ pub struct NotificationsQuery {
 const NOTIFICATIONS: Sql = Sql {
     name: "notifications",
     types: &[Type::INT8, Type::BOOL, Type::INT8, Type::INT4],
-    text: "SELECT json_build_object(
-        'items', coalesce(json_agg(p.item ORDER BY p.n) FILTER (WHERE p.n <= $4), '[]'),
-        'next_cursor', CASE WHEN count(*) > $4 THEN max(p.id::text) FILTER (WHERE p.n = $4) END)::text
-   FROM (SELECT row_number() OVER (ORDER BY n.id DESC) AS n, n.id,
+    text: concat!("SELECT ", crate::page_json!("$4"), "
+   FROM (SELECT row_number() OVER (ORDER BY n.id DESC) AS n, n.id::text AS key,
                 json_build_object('id', n.id, 'kind', n.kind,
                     'actor', CASE WHEN a.id IS NOT NULL THEN json_build_object('id', a.id, 'username', a.username) END,
                     'topic_id', n.topic_id, 'reply_id', n.reply_id, 'wiki_page_id', n.wiki_page_id,
                     'data', n.data, 'read_at', n.read_at, 'created_at', n.created_at) AS item
            FROM notifications n LEFT JOIN users a ON a.id = n.actor_id
           WHERE n.user_id = $1 AND (NOT $2 OR n.read_at IS NULL) AND n.id < coalesce($3, 9223372036854775807)
-          ORDER BY n.id DESC LIMIT $4 + 1) p",
+          ORDER BY n.id DESC LIMIT $4 + 1) p"),
 };
 
 /// `GET /api/v1/notifications?unread=true&cursor=&limit=`: one's own, newest first.
@@ -97,11 +95,9 @@ pub struct ActivityQuery {
 const ACTIVITY: Sql = Sql {
     name: "user_activity",
     types: &[Type::INT8, Type::INT8, Type::INT4],
-    text: "SELECT CASE WHEN NOT EXISTS (SELECT 1 FROM users WHERE id = $1 AND NOT is_deleted) THEN NULL ELSE
-        json_build_object(
-            'items', coalesce(json_agg(p.item ORDER BY p.n) FILTER (WHERE p.n <= $3), '[]'),
-            'next_cursor', CASE WHEN count(*) > $3 THEN max(p.id::text) FILTER (WHERE p.n = $3) END)::text END
-   FROM (SELECT row_number() OVER (ORDER BY a.id DESC) AS n, a.id,
+    text: concat!("SELECT CASE WHEN NOT EXISTS (SELECT 1 FROM users WHERE id = $1 AND NOT is_deleted) THEN NULL
+        ELSE ", crate::page_json!("$3"), " END
+   FROM (SELECT row_number() OVER (ORDER BY a.id DESC) AS n, a.id::text AS key,
                 json_build_object('id', a.id, 'kind', a.kind, 'topic_id', a.topic_id, 'topic_title', t.title,
                     'reply_id', a.reply_id, 'wiki_slug', w.slug, 'wiki_revision_id', a.wiki_revision_id,
                     'created_at', a.created_at) AS item
@@ -110,7 +106,7 @@ const ACTIVITY: Sql = Sql {
            LEFT JOIN wiki_pages w ON w.id = a.wiki_page_id
           WHERE a.user_id = $1 AND a.id < coalesce($2, 9223372036854775807)
             AND (t.id IS NULL OR NOT t.is_deleted)
-          ORDER BY a.id DESC LIMIT $3 + 1) p",
+          ORDER BY a.id DESC LIMIT $3 + 1) p"),
 };
 
 /// `GET /api/v1/users/{id}/activity?cursor=&limit=`: what a user posted and

@@ -38,14 +38,12 @@ pub struct ListQuery {
 const LIST: Sql = Sql {
     name: "wiki_pages",
     types: &[Type::TEXT, Type::INT4],
-    text: "SELECT json_build_object(
-        'items', coalesce(json_agg(p.item ORDER BY p.n) FILTER (WHERE p.n <= $2), '[]'),
-        'next_cursor', CASE WHEN count(*) > $2 THEN max(p.slug) FILTER (WHERE p.n = $2) END)::text
-   FROM (SELECT row_number() OVER (ORDER BY slug) AS n, slug,
+    text: concat!("SELECT ", crate::page_json!("$2"), "
+   FROM (SELECT row_number() OVER (ORDER BY slug) AS n, slug AS key,
                 json_build_object('slug', slug, 'title', title, 'current_revision', current_revision,
                                   'updated_at', updated_at) AS item
            FROM wiki_pages WHERE NOT is_deleted AND slug > coalesce($1, '')
-          ORDER BY slug LIMIT $2 + 1) p",
+          ORDER BY slug LIMIT $2 + 1) p"),
 };
 
 /// `GET /api/v1/wiki/pages?cursor=&limit=`: pages by slug.
@@ -161,16 +159,14 @@ pub async fn save(
 const REVISIONS: Sql = Sql {
     name: "wiki_revisions",
     types: &[Type::TEXT, Type::INT8, Type::INT4],
-    text: "SELECT CASE WHEN NOT EXISTS (SELECT 1 FROM wiki_pages WHERE slug = $1 AND NOT is_deleted) THEN NULL ELSE
-        json_build_object(
-            'items', coalesce(json_agg(r.item ORDER BY r.n) FILTER (WHERE r.n <= $3), '[]'),
-            'next_cursor', CASE WHEN count(*) > $3 THEN max(r.number::text) FILTER (WHERE r.n = $3) END)::text END
-   FROM (SELECT row_number() OVER (ORDER BY v.revision_number DESC) AS n, v.revision_number AS number,
+    text: concat!("SELECT CASE WHEN NOT EXISTS (SELECT 1 FROM wiki_pages WHERE slug = $1 AND NOT is_deleted) THEN NULL
+        ELSE ", crate::page_json!("$3"), " END
+   FROM (SELECT row_number() OVER (ORDER BY v.revision_number DESC) AS n, v.revision_number::text AS key,
                 json_build_object('number', v.revision_number, 'title', v.title, 'author_id', v.author_id,
                                   'author', u.username, 'comment', v.comment, 'created_at', v.created_at) AS item
            FROM wiki_pages p JOIN wiki_revisions v ON v.page_id = p.id JOIN users u ON u.id = v.author_id
           WHERE p.slug = $1 AND NOT p.is_deleted AND v.revision_number < coalesce($2, 2147483647)
-          ORDER BY v.revision_number DESC LIMIT $3 + 1) r",
+          ORDER BY v.revision_number DESC LIMIT $3 + 1) p"),
 };
 
 /// `GET /api/v1/wiki/pages/{slug}/revisions?cursor=&limit=`: newest first,
