@@ -53,6 +53,14 @@ impl FromRequestParts<AppState> for CurrentUser {
     }
 }
 
+/// The signed-in user when a token is presented (a bad one is 401), else
+/// None: for endpoints open to anonymous clients.
+pub async fn optional_user(headers: &HeaderMap, state: &AppState) -> Result<Option<HotSession>, AppError> {
+    let Some(token) = presented_token(headers) else { return Ok(None) };
+    let hash = sessions::hash_of(token).ok_or(AppError::Unauthorized)?;
+    state.sessions.lookup(&state.db, &hash).await?.ok_or(AppError::Unauthorized).map(Some)
+}
+
 fn session_cookie(token: &str, secure: bool, max_age_secs: i64) -> HeaderValue {
     let secure = if secure { "; Secure" } else { "" };
     let value = format!("{COOKIE}={token}; Path=/; HttpOnly; SameSite=Lax; Max-Age={max_age_secs}{secure}");

@@ -22,6 +22,8 @@ pub enum LogFormat {
     Json,
 }
 
+// Parsed once at start and matched once: the size difference costs nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Serve the HTTP API.
@@ -113,6 +115,26 @@ pub struct ServeConfig {
     /// How long a cached read response is served; 0 turns the cache off.
     #[arg(long, env = "VERITABLE_READ_CACHE_MS", default_value_t = 1000)]
     pub read_cache_ms: u64,
+    /// The realtime listener's own connection (direct, not through pgbouncer);
+    /// `DATABASE_URL` when unset.
+    #[arg(long = "listen-url", env = "VERITABLE_LISTEN_URL", value_parser = parse_pg_config)]
+    pub listen_url: Option<tokio_postgres::Config>,
+    /// Origins besides the proxy's own host that may open WebSockets
+    /// (comma-separated, like `https://forum.example`).
+    #[arg(long, env = "VERITABLE_ALLOWED_ORIGINS", value_delimiter = ',')]
+    pub allowed_origins: Vec<String>,
+    /// WebSocket connections per signed-in user.
+    #[arg(long, env = "VERITABLE_WS_PER_USER", default_value_t = 8)]
+    pub ws_per_user: usize,
+    /// WebSocket connections per client address.
+    #[arg(long, env = "VERITABLE_WS_PER_IP", default_value_t = 256)]
+    pub ws_per_ip: usize,
+    /// Rooms one WebSocket may join.
+    #[arg(long, env = "VERITABLE_WS_ROOMS", default_value_t = 50)]
+    pub ws_rooms: usize,
+    /// Events queued for one WebSocket before it is closed as too slow (1013).
+    #[arg(long, env = "VERITABLE_WS_QUEUE", default_value_t = 256)]
+    pub ws_queue: usize,
     /// Milliseconds between flushes of the batched topic view counts.
     #[arg(long, env = "VERITABLE_VIEW_FLUSH_MS", default_value_t = 2000)]
     pub view_flush_ms: u64,
@@ -154,6 +176,12 @@ impl ServeConfig {
             view_flush_ms: 2000,
             read_cache_bytes: 16 * 1024 * 1024,
             read_cache_ms: 0,
+            listen_url: None,
+            allowed_origins: Vec::new(),
+            ws_per_user: 8,
+            ws_per_ip: 256,
+            ws_rooms: 50,
+            ws_queue: 256,
         }
     }
 }

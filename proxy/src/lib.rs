@@ -17,6 +17,7 @@ pub mod openapi;
 pub mod migrate;
 pub mod params;
 pub mod passwords;
+pub mod realtime;
 pub mod people;
 pub mod search;
 pub mod seed;

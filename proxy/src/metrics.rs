@@ -30,6 +30,7 @@ pub struct Metrics {
     pub views_dropped: IntCounter,
     pub shed: IntCounter,
     pub session_cache: crate::sessions::CacheCounters,
+    pub realtime: crate::realtime::hub::HubMetrics,
     pub response_cache: crate::sessions::CacheCounters,
     response_cache_bytes: IntGauge,
     session_cache_bytes: IntGauge,
@@ -73,6 +74,7 @@ impl Metrics {
         registry.register(Box::new(views_dropped.clone()))?;
         registry.register(Box::new(shed.clone()))?;
         let session_cache = cache_counters(&registry, "session", "session lookups")?;
+        let realtime = crate::realtime::metrics(&registry)?;
         let response_cache = cache_counters(&registry, "response", "read responses")?;
         let response_cache_bytes = IntGauge::new("response_cache_bytes", "Bytes the read-response cache holds")?;
         registry.register(Box::new(response_cache_bytes.clone()))?;
@@ -112,6 +114,7 @@ impl Metrics {
             views_dropped,
             shed,
             session_cache,
+            realtime,
             response_cache,
             response_cache_bytes,
             session_cache_bytes,

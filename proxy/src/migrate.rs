@@ -43,6 +43,7 @@ pub const MIGRATIONS: &[Migration] = &[
     migration!(009, "rate_limits"),
     migration!(010, "search"),
     migration!(011, "role_timeouts"),
+    migration!(012, "realtime"),
 ];
 
 impl Migration {

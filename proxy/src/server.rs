@@ -46,6 +46,7 @@ pub struct AppState {
     pub responses: Arc<crate::cache::ResponseCache>,
     /// Permits for requests in flight; none left → 503 at once.
     pub in_flight: Arc<Semaphore>,
+    pub realtime: Arc<crate::realtime::Realtime>,
 }
 
 /// Most distinct topics whose views wait for one flush.
@@ -68,6 +69,7 @@ pub fn app(state: AppState, config: &ServeConfig) -> Router {
         .route("/api/v1/wiki/pages/{slug}", get(wiki::page).put(wiki::save))
         .route("/api/v1/wiki/pages/{slug}/revisions", get(wiki::revisions))
         .route("/api/v1/search", get(search::search))
+        .route("/api/v1/ws", get(crate::realtime::ws::upgrade))
         .route("/api/v1/forums/categories", get(forums::categories))
         .route("/api/v1/forums/topics", get(forums::topics).post(topics::create))
         .route("/api/v1/forums/topics/{id}", get(topics::detail).patch(topics::change))
@@ -164,6 +166,19 @@ pub async fn run(
     let hasher = Hasher::new(config.hash_parallelism(), config.pool_timeout_for_hashing());
     let db = db::Db::new(pool.clone(), config.db.pgbouncer, metrics.db_query_duration.clone());
     tasks.spawn(metrics::probe_runtime(metrics.clone(), cancel.clone()));
+    let realtime = Arc::new(crate::realtime::Realtime::new(
+        crate::realtime::hub::Limits {
+            per_user: config.ws_per_user,
+            per_ip: config.ws_per_ip,
+            rooms_per_connection: config.ws_rooms,
+            queue: config.ws_queue,
+        },
+        metrics.realtime.clone(),
+        config.allowed_origins.clone(),
+        cancel.clone(),
+    ));
+    let listen = config.listen_url.clone().unwrap_or_else(|| config.db.url.clone());
+    tasks.spawn(crate::realtime::listener::run(realtime.hub.clone(), listen, cancel.clone()));
     let responses = Arc::new(crate::cache::ResponseCache::new(
         config.read_cache_bytes,
         Duration::from_millis(config.read_cache_ms),
@@ -184,6 +199,7 @@ pub async fn run(
         views,
         responses,
         in_flight: Arc::new(Semaphore::new(config.max_in_flight.max(1))),
+        realtime: realtime.clone(),
     };
     let router = app(state, &config);
     let local = listener.local_addr()?;
@@ -198,6 +214,9 @@ pub async fn run(
         .await;
 
     cancel.cancel();
+    // Upgraded sockets are not the HTTP server's to wait for: they close
+    // with 1001 on `cancel`; give them a moment to say so.
+    realtime.drain(Duration::from_secs(5)).await;
     tasks.close();
     tasks.wait().await;
     pool.close();

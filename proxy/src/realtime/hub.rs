@@ -1,0 +1,265 @@
+//! The rooms of one proxy: who is connected, who listens to which room, and
+//! the routing of sequenced events to them.
+//!
+//! Every connection is a [`Registration`]; dropping it (however the
+//! connection ends: close frame, TCP reset, slow-consumer kill, shutdown)
+//! removes its rooms and counts, so nothing outlives a connection. Routing
+//! never waits on a client: each connection has a bounded queue, and one
+//! that is full is marked for closing (1013) instead of being buffered for.
+
+use std::collections::{HashMap, HashSet};
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use prometheus::{Histogram, IntCounter, IntGauge};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+/// One sequenced outbox row, as read by the listener.
+pub struct Event {
+    pub seq: i64,
+    pub room: String,
+    /// The whole frame, serialized once for every subscriber.
+    pub frame: Arc<str>,
+    /// Seconds since the event was written (for the fan-out lag metric).
+    pub age_seconds: f64,
+}
+
+/// What the hub hands a connection's task.
+#[derive(Clone)]
+pub struct Delivery {
+    pub room: Arc<str>,
+    pub seq: i64,
+    pub frame: Arc<str>,
+}
+
+/// Bounds per proxy.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    pub per_user: usize,
+    pub per_ip: usize,
+    pub rooms_per_connection: usize,
+    pub queue: usize,
+}
+
+#[derive(Clone)]
+pub struct HubMetrics {
+    pub connections: IntGauge,
+    pub rooms: IntGauge,
+    pub subscriptions: IntGauge,
+    pub tracked_clients: IntGauge,
+    pub routed: IntCounter,
+    pub queue_drops: IntCounter,
+    pub slow_closes: IntCounter,
+    pub refused: IntCounter,
+    pub fanout_lag: Histogram,
+    pub listener_reconnects: IntCounter,
+}
+
+struct Connection {
+    user: Option<i64>,
+    ip: IpAddr,
+    tx: mpsc::Sender<Delivery>,
+    kill: CancellationToken,
+    rooms: HashSet<Arc<str>>,
+}
+
+#[derive(Default)]
+struct State {
+    connections: HashMap<u64, Connection>,
+    rooms: HashMap<Arc<str>, HashSet<u64>>,
+    per_user: HashMap<i64, usize>,
+    per_ip: HashMap<IpAddr, usize>,
+    subscriptions: usize,
+    /// The newest seq routed (0 until the listener has read the database).
+    cursor: i64,
+}
+
+pub struct Hub {
+    state: Mutex<State>,
+    /// Woken when the last connection is gone (for shutdown).
+    emptied: tokio::sync::Notify,
+    next_id: AtomicU64,
+    pub limits: Limits,
+    pub metrics: HubMetrics,
+}
+
+/// Why a connection or subscription was refused.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Refusal {
+    TooManyForUser,
+    TooManyForAddress,
+    TooManyRooms,
+}
+
+/// A live connection's place in the hub; dropping it removes everything.
+pub struct Registration {
+    hub: Arc<Hub>,
+    pub id: u64,
+    /// Cancelled when the connection must close (its queue overflowed).
+    pub kill: CancellationToken,
+}
+
+impl Drop for Registration {
+    fn drop(&mut self) {
+        self.hub.disconnect(self.id);
+    }
+}
+
+impl Hub {
+    pub fn new(limits: Limits, metrics: HubMetrics) -> Self {
+        Self { state: Mutex::new(State::default()), emptied: tokio::sync::Notify::new(), next_id: AtomicU64::new(1), limits, metrics }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn publish_sizes(&self, state: &State) {
+        let gauge = |n: usize| i64::try_from(n).unwrap_or(i64::MAX);
+        self.metrics.connections.set(gauge(state.connections.len()));
+        self.metrics.rooms.set(gauge(state.rooms.len()));
+        self.metrics.subscriptions.set(gauge(state.subscriptions));
+        self.metrics.tracked_clients.set(gauge(state.per_user.len() + state.per_ip.len()));
+    }
+
+    /// Admits a connection within the per-user and per-address caps; returns
+    /// its registration and the receiving end of its bounded queue.
+    pub fn connect(
+        self: &Arc<Self>,
+        user: Option<i64>,
+        ip: IpAddr,
+    ) -> Result<(Registration, mpsc::Receiver<Delivery>), Refusal> {
+        let mut state = self.lock();
+        if user.is_some_and(|u| state.per_user.get(&u).copied().unwrap_or(0) >= self.limits.per_user) {
+            self.metrics.refused.inc();
+            return Err(Refusal::TooManyForUser);
+        }
+        if state.per_ip.get(&ip).copied().unwrap_or(0) >= self.limits.per_ip {
+            self.metrics.refused.inc();
+            return Err(Refusal::TooManyForAddress);
+        }
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let (tx, rx) = mpsc::channel(self.limits.queue.max(1));
+        let kill = CancellationToken::new();
+        if let Some(user) = user {
+            *state.per_user.entry(user).or_default() += 1;
+        }
+        *state.per_ip.entry(ip).or_default() += 1;
+        state.connections.insert(id, Connection { user, ip, tx, kill: kill.clone(), rooms: HashSet::new() });
+        self.publish_sizes(&state);
+        Ok((Registration { hub: self.clone(), id, kill }, rx))
+    }
+
+    fn disconnect(&self, id: u64) {
+        let mut state = self.lock();
+        let Some(connection) = state.connections.remove(&id) else { return };
+        for room in &connection.rooms {
+            Self::leave(&mut state, room, id);
+        }
+        if let Some(user) = connection.user {
+            Self::release(&mut state.per_user, user);
+        }
+        Self::release(&mut state.per_ip, connection.ip);
+        self.publish_sizes(&state);
+        if state.connections.is_empty() {
+            self.emptied.notify_waiters();
+        }
+    }
+
+    /// Returns once no connection is open.
+    pub async fn empty(&self) {
+        loop {
+            let emptied = self.emptied.notified();
+            if self.lock().connections.is_empty() {
+                return;
+            }
+            emptied.await;
+        }
+    }
+
+    fn release<K: std::hash::Hash + Eq>(counts: &mut HashMap<K, usize>, key: K) {
+        if let Some(n) = counts.get_mut(&key) {
+            *n -= 1;
+            if *n == 0 {
+                counts.remove(&key);
+            }
+        }
+    }
+
+    fn leave(state: &mut State, room: &Arc<str>, id: u64) {
+        if let Some(members) = state.rooms.get_mut(room) {
+            if members.remove(&id) {
+                state.subscriptions -= 1;
+            }
+            if members.is_empty() {
+                state.rooms.remove(room);
+            }
+        }
+    }
+
+    /// Joins `room`; returns the cursor at that moment: every event routed
+    /// from now on has a greater seq, and the ones up to it are the backlog's.
+    pub fn subscribe(&self, id: u64, room: &str) -> Result<i64, Refusal> {
+        let mut state = self.lock();
+        let cursor = state.cursor;
+        let room: Arc<str> = state.rooms.get_key_value(room).map_or_else(|| Arc::from(room), |(k, _)| k.clone());
+        let Some(connection) = state.connections.get_mut(&id) else { return Ok(cursor) };
+        if connection.rooms.contains(&room) {
+            return Ok(cursor);
+        }
+        if connection.rooms.len() >= self.limits.rooms_per_connection {
+            return Err(Refusal::TooManyRooms);
+        }
+        connection.rooms.insert(room.clone());
+        state.rooms.entry(room).or_default().insert(id);
+        state.subscriptions += 1;
+        self.publish_sizes(&state);
+        Ok(cursor)
+    }
+
+    pub fn unsubscribe(&self, id: u64, room: &str) {
+        let mut state = self.lock();
+        let Some(room) = state.connections.get_mut(&id).and_then(|c| c.rooms.take(room)) else { return };
+        Self::leave(&mut state, &room, id);
+        self.publish_sizes(&state);
+    }
+
+    pub fn cursor(&self) -> i64 {
+        self.lock().cursor
+    }
+
+    /// Starts routing after `seq` (the listener's first read of the database).
+    pub fn start_at(&self, seq: i64) {
+        let mut state = self.lock();
+        state.cursor = state.cursor.max(seq);
+    }
+
+    /// Hands each event to its room's connections, in order. A connection
+    /// whose queue is full is killed (it may resume with `since`).
+    pub fn route(&self, events: &[Event]) {
+        let mut state = self.lock();
+        for event in events {
+            if event.seq <= state.cursor {
+                continue;
+            }
+            state.cursor = event.seq;
+            self.metrics.routed.inc();
+            self.metrics.fanout_lag.observe(event.age_seconds.max(0.0));
+            let Some((room, members)) = state.rooms.get_key_value(event.room.as_str()) else { continue };
+            let delivery = Delivery { room: room.clone(), seq: event.seq, frame: event.frame.clone() };
+            for id in members {
+                let Some(connection) = state.connections.get(id) else { continue };
+                if connection.kill.is_cancelled() {
+                    continue;
+                }
+                if connection.tx.try_send(delivery.clone()).is_err() {
+                    self.metrics.queue_drops.inc();
+                    self.metrics.slow_closes.inc();
+                    connection.kill.cancel();
+                }
+            }
+        }
+    }
+}

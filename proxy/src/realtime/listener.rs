@@ -1,0 +1,125 @@
+//! The proxy's one dedicated connection for realtime (never pooled, never
+//! through pgbouncer: `VERITABLE_LISTEN_URL`, else `DATABASE_URL`).
+//!
+//! Every 25 ms it asks `veritable.sequence_events()` to stamp what finished
+//! writers left in the outbox (one proxy at a time gets to; the others get
+//! NULL at once), and whenever that stamps something, a `veritable_events`
+//! notification arrives, or a second passes, it reads `seq > cursor` in order
+//! and routes the rows to the hub. The cursor is the hub's: after a dropped
+//! connection or a PostgreSQL restart it reconnects with backoff and catches
+//! up from there, so nothing is skipped or repeated.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use tokio::sync::mpsc;
+use tokio_postgres::{AsyncMessage, NoTls};
+use tokio_util::sync::CancellationToken;
+
+use super::hub::{Event, Hub};
+
+const SEQUENCE_EVERY: Duration = Duration::from_millis(25);
+const READ_AT_LEAST_EVERY: Duration = Duration::from_secs(1);
+const BATCH: i64 = 1_000;
+const BACKOFF_FIRST: Duration = Duration::from_millis(100);
+const BACKOFF_MAX: Duration = Duration::from_secs(10);
+
+const READ: &str = "SELECT seq, room,
+        json_build_object('type', 'event', 'room', room, 'id', seq, 'kind', kind, 'data', payload)::text,
+        extract(epoch FROM clock_timestamp() - created_at)::float8
+   FROM events WHERE seq > $1 ORDER BY seq LIMIT $2";
+
+/// Runs until `cancel`.
+pub async fn run(hub: Arc<Hub>, config: tokio_postgres::Config, cancel: CancellationToken) {
+    let mut backoff = BACKOFF_FIRST;
+    let mut first = true;
+    loop {
+        match session(&hub, &config, &cancel, first).await {
+            Ok(()) => return,
+            Err(error) => {
+                first = false;
+                hub.metrics.listener_reconnects.inc();
+                tracing::warn!(%error, retry_in_ms = backoff.as_millis() as u64, "realtime listener lost its connection");
+            }
+        }
+        tokio::select! {
+            () = cancel.cancelled() => return,
+            () = tokio::time::sleep(backoff) => {}
+        }
+        backoff = (backoff * 2).min(BACKOFF_MAX);
+    }
+}
+
+/// One connection's life: Ok when cancelled, Err when the connection failed.
+async fn session(hub: &Hub, config: &tokio_postgres::Config, cancel: &CancellationToken, first: bool) -> anyhow::Result<()> {
+    let mut config = config.clone();
+    config.application_name("veritable-listener");
+    let (client, mut connection) = config.connect(NoTls).await?;
+    let (wake_tx, mut wake) = mpsc::channel::<()>(1);
+    let mut messages = futures_util::stream::poll_fn(move |cx| connection.poll_message(cx));
+    let driver = tokio::spawn(async move {
+        while let Some(message) = messages.next().await {
+            match message {
+                Ok(AsyncMessage::Notification(_)) => {
+                    // Coalesced: one pending wake-up is enough.
+                    let _ = wake_tx.try_send(());
+                }
+                Ok(_) => {}
+                Err(error) => return Err(error),
+            }
+        }
+        Ok(())
+    });
+    let outcome = async {
+        client.batch_execute("LISTEN veritable_events").await?;
+        if first && hub.cursor() == 0 {
+            // A new proxy starts at the present; older events are read per
+            // subscription (`since`).
+            let newest: i64 = client.query_one("SELECT coalesce(max(seq), 0) FROM events WHERE seq IS NOT NULL", &[]).await?.get(0);
+            hub.start_at(newest);
+        }
+        let sequence = client.prepare("SELECT veritable.sequence_events()").await?;
+        let read = client.prepare(READ).await?;
+        let mut tick = tokio::time::interval(SEQUENCE_EVERY);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut last_read = tokio::time::Instant::now();
+        loop {
+            let due = tokio::select! {
+                () = cancel.cancelled() => return Ok(()),
+                _ = tick.tick() => {
+                    let stamped: Option<i64> = client.query_one(&sequence, &[]).await?.get(0);
+                    stamped.is_some() || last_read.elapsed() >= READ_AT_LEAST_EVERY
+                }
+                woken = wake.recv() => {
+                    if woken.is_none() {
+                        anyhow::bail!("the listener connection closed");
+                    }
+                    true
+                }
+            };
+            if due {
+                last_read = tokio::time::Instant::now();
+                loop {
+                    let rows = client.query(&read, &[&hub.cursor(), &BATCH]).await?;
+                    let events: Vec<Event> = rows
+                        .iter()
+                        .map(|row| Event {
+                            seq: row.get(0),
+                            room: row.get(1),
+                            frame: Arc::from(row.get::<_, String>(2)),
+                            age_seconds: row.get(3),
+                        })
+                        .collect();
+                    hub.route(&events);
+                    if i64::try_from(events.len()).unwrap_or(0) < BATCH {
+                        break;
+                    }
+                }
+            }
+        }
+    }
+    .await;
+    driver.abort();
+    outcome
+}

@@ -1,0 +1,67 @@
+//! Realtime: the outbox, sequenced in commit-safe order, fanned out to
+//! WebSocket rooms. See `listener` (PostgreSQL side), `hub` (rooms) and `ws`
+//! (the protocol).
+
+pub mod hub;
+pub mod listener;
+pub mod ws;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use prometheus::{Histogram, HistogramOpts, IntCounter, IntGauge, Registry};
+use tokio_util::sync::CancellationToken;
+
+use hub::{Hub, HubMetrics, Limits};
+
+/// What the WebSocket handler needs; one per server.
+pub struct Realtime {
+    pub hub: Arc<Hub>,
+    pub allowed_origins: Vec<String>,
+    /// Cancelled when the server shuts down: every socket closes with 1001.
+    pub shutdown: CancellationToken,
+}
+
+/// Fan-out lag buckets, seconds.
+const LAG_BUCKETS: &[f64] = &[0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0];
+
+pub fn metrics(registry: &Registry) -> Result<HubMetrics, prometheus::Error> {
+    let gauge = |name: &str, help: &str| -> Result<IntGauge, prometheus::Error> {
+        let g = IntGauge::new(name, help)?;
+        registry.register(Box::new(g.clone()))?;
+        Ok(g)
+    };
+    let counter = |name: &str, help: &str| -> Result<IntCounter, prometheus::Error> {
+        let c = IntCounter::new(name, help)?;
+        registry.register(Box::new(c.clone()))?;
+        Ok(c)
+    };
+    let fanout_lag = Histogram::with_opts(
+        HistogramOpts::new("ws_fanout_lag_seconds", "From an event's write to its routing to local rooms").buckets(LAG_BUCKETS.to_vec()),
+    )?;
+    registry.register(Box::new(fanout_lag.clone()))?;
+    Ok(HubMetrics {
+        connections: gauge("ws_connections", "Open WebSocket connections")?,
+        rooms: gauge("ws_rooms", "Rooms with at least one local subscriber")?,
+        subscriptions: gauge("ws_subscriptions", "Room subscriptions of open connections")?,
+        tracked_clients: gauge("ws_tracked_clients", "Users and addresses with open connections (for the caps)")?,
+        routed: counter("ws_events_routed_total", "Sequenced events routed to local rooms")?,
+        queue_drops: counter("ws_queue_drops_total", "Events that did not fit a connection's queue")?,
+        slow_closes: counter("ws_slow_consumer_closes_total", "Connections closed (1013) for not keeping up")?,
+        refused: counter("ws_refused_total", "Connections refused at the per-user or per-address cap")?,
+        fanout_lag,
+        listener_reconnects: counter("ws_listener_reconnects_total", "Reconnections of the realtime listener")?,
+    })
+}
+
+impl Realtime {
+    pub fn new(limits: Limits, metrics: HubMetrics, allowed_origins: Vec<String>, shutdown: CancellationToken) -> Self {
+        Self { hub: Arc::new(Hub::new(limits, metrics)), allowed_origins, shutdown }
+    }
+
+    /// After shutdown was signalled: waits (at most `limit`) for every
+    /// socket to have sent its close frame and gone.
+    pub async fn drain(&self, limit: Duration) {
+        let _ = tokio::time::timeout(limit, self.hub.empty()).await;
+    }
+}

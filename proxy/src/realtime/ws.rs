@@ -1,0 +1,362 @@
+//! `GET /api/v1/ws`: the WebSocket protocol of DESIGN.md.
+//!
+//! Client → server: `{"op":"subscribe","room":"topic:42","since":<seq|null>}`,
+//! `{"op":"unsubscribe","room":...}`, `{"op":"ping"}`.
+//! Server → client: `{"type":"event",...}`, `{"type":"subscribed","room":...,"cursor":...}`,
+//! `{"type":"resync","room":...}`, `{"type":"pong"}`, `{"type":"error","code":...,"message":...}`.
+//!
+//! One task per connection owns everything of it (its hub registration, its
+//! queue, its timers); when the task ends, all of it is dropped.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
+use axum::extract::{ConnectInfo, State};
+use axum::http::{HeaderMap, header};
+use axum::response::{IntoResponse, Response};
+use futures_util::{SinkExt, StreamExt};
+use serde::Deserialize;
+use serde_json::json;
+use tokio_postgres::types::Type;
+
+use super::hub::{Delivery, Hub, Refusal, Registration};
+use crate::db::{Db, Sql};
+use crate::server::AppState;
+use crate::sessions::HotSession;
+use crate::AppError;
+
+/// Largest frame a client may send.
+pub const MAX_INBOUND_BYTES: usize = 4 * 1024;
+const PING_EVERY: Duration = Duration::from_secs(30);
+/// Pings unanswered before the connection counts as dead.
+const MISSED_PINGS: u32 = 2;
+const SEND_TIMEOUT: Duration = Duration::from_secs(10);
+/// Inbound frames: a bucket of 40, refilled at 20 per second.
+const BURST: f64 = 40.0;
+const REFILL_PER_SEC: f64 = 20.0;
+/// Errors (malformed frames, refused subscriptions, rate) before closing 1008.
+const MAX_ERRORS: u32 = 20;
+/// Backlog for `since`: at most this many events per room, and none older
+/// than 10 minutes (in the BACKLOG statement).
+const BACKLOG_EVENTS: i64 = 1_000;
+
+/// Close codes.
+const GOING_AWAY: u16 = 1001;
+const POLICY: u16 = 1008;
+const TRY_AGAIN_LATER: u16 = 1013;
+
+#[derive(Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case", deny_unknown_fields)]
+enum Op {
+    Subscribe { room: String, since: Option<i64> },
+    Unsubscribe { room: String },
+    Ping,
+}
+
+/// Whether the upgrade's Origin may open a socket: no Origin (not a
+/// browser), an allowlisted one, or the same host the request was sent to.
+fn origin_allowed(headers: &HeaderMap, allowed: &[String]) -> bool {
+    let Some(origin) = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) else { return true };
+    if allowed.iter().any(|a| a == origin) {
+        return true;
+    }
+    let host = headers.get(header::HOST).and_then(|v| v.to_str().ok());
+    let origin_host = origin.split_once("://").map(|(_, rest)| rest.trim_end_matches('/'));
+    matches!((host, origin_host), (Some(h), Some(o)) if h.eq_ignore_ascii_case(o))
+}
+
+/// `GET /api/v1/ws`: signed in by cookie or bearer token, or anonymous
+/// (public rooms only).
+pub async fn upgrade(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    ws: WebSocketUpgrade,
+) -> Result<Response, AppError> {
+    if !origin_allowed(&headers, &state.realtime.allowed_origins) {
+        return Err(AppError::Forbidden("this Origin may not open a WebSocket here"));
+    }
+    let user = crate::auth::optional_user(&headers, &state).await?;
+    let (registration, queue) = state.realtime.hub.connect(user.as_ref().map(|u| u.user_id), peer.ip()).map_err(|refusal| {
+        AppError::RateLimited { retry_after: if refusal == Refusal::TooManyForAddress { 10 } else { 5 } }
+    })?;
+    let db = state.db.clone();
+    let hub = state.realtime.hub.clone();
+    let shutdown = state.realtime.shutdown.clone();
+    Ok(ws
+        .max_message_size(MAX_INBOUND_BYTES)
+        .max_frame_size(MAX_INBOUND_BYTES)
+        .on_upgrade(move |socket| async move {
+            Connection { hub, db, user, registration, last_sent: HashMap::new(), errors: 0 }
+                .serve(socket, queue, shutdown)
+                .await;
+        })
+        .into_response())
+}
+
+struct Connection {
+    hub: Arc<Hub>,
+    db: Db,
+    user: Option<HotSession>,
+    registration: Registration,
+    /// Per room, the newest seq sent: the seam between backlog and live events.
+    last_sent: HashMap<Arc<str>, i64>,
+    errors: u32,
+}
+
+fn error_frame(code: &str, message: &str) -> String {
+    json!({ "type": "error", "code": code, "message": message }).to_string()
+}
+
+enum Flow {
+    Continue,
+    Close(u16, &'static str),
+}
+
+impl Connection {
+    async fn serve(mut self, socket: WebSocket, mut queue: tokio::sync::mpsc::Receiver<Delivery>, shutdown: tokio_util::sync::CancellationToken) {
+        let (mut sink, mut stream) = socket.split();
+        let mut ping = tokio::time::interval(PING_EVERY);
+        ping.reset();
+        let mut missed = 0;
+        let mut tokens = BURST;
+        let mut refilled = tokio::time::Instant::now();
+        let kill = self.registration.kill.clone();
+        let close = loop {
+            let outgoing: Option<String> = tokio::select! {
+                () = shutdown.cancelled() => break Some((GOING_AWAY, "server shutting down")),
+                () = kill.cancelled() => break Some((TRY_AGAIN_LATER, "too slow: resume with since")),
+                delivery = queue.recv() => match delivery {
+                    Some(delivery) => self.deliver(delivery),
+                    None => break None,
+                },
+                _ = ping.tick() => {
+                    if missed >= MISSED_PINGS {
+                        break None;
+                    }
+                    missed += 1;
+                    if send(&mut sink, Message::Ping(Default::default())).await.is_err() {
+                        break None;
+                    }
+                    None
+                }
+                message = stream.next() => match message {
+                    None | Some(Err(_)) | Some(Ok(Message::Close(_))) => break None,
+                    Some(Ok(Message::Pong(_))) => { missed = 0; None }
+                    Some(Ok(Message::Ping(_))) => None,
+                    Some(Ok(message)) => {
+                        let now = tokio::time::Instant::now();
+                        tokens = (tokens + now.duration_since(refilled).as_secs_f64() * REFILL_PER_SEC).min(BURST);
+                        refilled = now;
+                        let flow = if tokens < 1.0 {
+                            self.refuse(&mut sink, "rate_limited", "too many frames; slow down").await
+                        } else {
+                            tokens -= 1.0;
+                            self.handle(&mut sink, message).await
+                        };
+                        if let Flow::Close(code, reason) = flow {
+                            break Some((code, reason));
+                        }
+                        None
+                    }
+                },
+            };
+            if let Some(text) = outgoing
+                && send(&mut sink, Message::Text(text.into())).await.is_err()
+            {
+                break None;
+            }
+        };
+        if let Some((code, reason)) = close {
+            let frame = CloseFrame { code, reason: Utf8Bytes::from_static(reason) };
+            let _ = send(&mut sink, Message::Close(Some(frame))).await;
+        }
+        // `self` (the registration, the queue) drops here: the hub forgets this connection.
+    }
+
+    /// A live event, unless the backlog already sent it.
+    fn deliver(&mut self, delivery: Delivery) -> Option<String> {
+        let last = self.last_sent.get_mut(&delivery.room)?;
+        if delivery.seq <= *last {
+            return None;
+        }
+        *last = delivery.seq;
+        Some(delivery.frame.to_string())
+    }
+
+    async fn refuse<S>(&mut self, sink: &mut S, code: &str, message: &str) -> Flow
+    where
+        S: SinkExt<Message> + Unpin,
+    {
+        self.errors += 1;
+        if self.errors > MAX_ERRORS {
+            return Flow::Close(POLICY, "too many bad frames");
+        }
+        if send(sink, Message::Text(error_frame(code, message).into())).await.is_err() {
+            return Flow::Close(POLICY, "unreachable");
+        }
+        Flow::Continue
+    }
+
+    async fn handle<S>(&mut self, sink: &mut S, message: Message) -> Flow
+    where
+        S: SinkExt<Message> + Unpin,
+    {
+        let Message::Text(text) = message else {
+            return self.refuse(sink, "bad_frame", "frames are JSON text").await;
+        };
+        let op = match serde_json::from_str::<Op>(text.as_str()) {
+            Ok(op) => op,
+            Err(error) => return self.refuse(sink, "bad_frame", &format!("not a known op: {error}")).await,
+        };
+        match op {
+            Op::Ping => reply(sink, json!({ "type": "pong" })).await,
+            Op::Unsubscribe { room } => {
+                self.hub.unsubscribe(self.registration.id, &room);
+                self.last_sent.remove(room.as_str());
+                reply(sink, json!({ "type": "unsubscribed", "room": room })).await
+            }
+            Op::Subscribe { room, since } => match self.subscribe(&room, since).await {
+                Ok(frames) => {
+                    for frame in frames {
+                        if send(sink, Message::Text(frame.into())).await.is_err() {
+                            return Flow::Close(POLICY, "unreachable");
+                        }
+                    }
+                    Flow::Continue
+                }
+                Err((code, message)) => self.refuse(sink, code, &message).await,
+            },
+        }
+    }
+
+    /// Authorizes, joins, and returns the frames to send: the backlog after
+    /// `since` (or `resync`), then `subscribed`.
+    async fn subscribe(&mut self, room: &str, since: Option<i64>) -> Result<Vec<String>, (&'static str, String)> {
+        let (kind, key) = room.split_once(':').ok_or(("bad_room", format!("{room} is not a room")))?;
+        let readable = match kind {
+            "user" => {
+                let own = self.user.as_ref().map(|u| u.user_id.to_string());
+                if own.as_deref() != Some(key) {
+                    return Err(("forbidden", "user rooms are their owner's only".into()));
+                }
+                true
+            }
+            "topic" | "category" | "wiki" => self.exists(kind, key).await.map_err(|_| ("unavailable", "try again".to_owned()))?,
+            _ => return Err(("bad_room", format!("unknown room kind {kind}"))),
+        };
+        if !readable {
+            return Err(("not_found", format!("no such room: {room}")));
+        }
+        let cursor = self.hub.subscribe(self.registration.id, room).map_err(|_| {
+            ("too_many_rooms", format!("at most {} rooms per connection", self.hub.limits.rooms_per_connection))
+        })?;
+        let room_key: Arc<str> = Arc::from(room);
+        let mut frames = Vec::new();
+        let mut last = cursor;
+        if let Some(since) = since.filter(|s| *s < cursor) {
+            match self.backlog(room, since, cursor).await {
+                Ok(Some(events)) => {
+                    last = since;
+                    for (seq, frame) in events {
+                        last = seq;
+                        frames.push(frame);
+                    }
+                    last = last.max(cursor);
+                }
+                Ok(None) => frames.push(json!({ "type": "resync", "room": room }).to_string()),
+                Err(_) => return Err(("unavailable", "try again".into())),
+            }
+        }
+        self.last_sent.insert(room_key, last);
+        frames.push(json!({ "type": "subscribed", "room": room, "cursor": cursor }).to_string());
+        Ok(frames)
+    }
+
+    async fn exists(&self, kind: &str, key: &str) -> Result<bool, AppError> {
+        let conn = self.db.get().await?;
+        let found = match kind {
+            "topic" => match key.parse::<i64>() {
+                Ok(id) => conn.opt(&TOPIC_EXISTS, &[&id]).await?.is_some(),
+                Err(_) => false,
+            },
+            "category" => match key.parse::<i64>() {
+                Ok(id) => conn.opt(&CATEGORY_EXISTS, &[&id]).await?.is_some(),
+                Err(_) => false,
+            },
+            _ => conn.opt(&WIKI_EXISTS, &[&key]).await?.is_some(),
+        };
+        Ok(found)
+    }
+
+    /// The room's events in (since, cursor], or None when that is more than
+    /// the backlog holds (too many, too old, or pruned): the client resyncs.
+    async fn backlog(&self, room: &str, since: i64, cursor: i64) -> Result<Option<Vec<(i64, String)>>, AppError> {
+        let conn = self.db.get().await?;
+        let rows = conn.rows(&BACKLOG, &[&room, &since, &cursor, &(BACKLOG_EVENTS + 1)]).await?;
+        let too_old = rows.iter().any(|r| r.get::<_, bool>(2));
+        let pruned = conn.one(&OLDEST, &[]).await?.get::<_, Option<i64>>(0).is_some_and(|oldest| oldest > since + 1);
+        if rows.len() as i64 > BACKLOG_EVENTS || too_old || pruned {
+            return Ok(None);
+        }
+        Ok(Some(rows.iter().map(|r| (r.get(0), r.get(1))).collect()))
+    }
+}
+
+const TOPIC_EXISTS: Sql = Sql { name: "ws_topic", types: &[Type::INT8], text: "SELECT 1 FROM forum_topics WHERE id = $1 AND NOT is_deleted" };
+const CATEGORY_EXISTS: Sql = Sql { name: "ws_category", types: &[Type::INT8], text: "SELECT 1 FROM forum_categories WHERE id = $1" };
+const WIKI_EXISTS: Sql = Sql { name: "ws_wiki", types: &[Type::TEXT], text: "SELECT 1 FROM wiki_pages WHERE slug = $1 AND NOT is_deleted" };
+const BACKLOG: Sql = Sql {
+    name: "ws_backlog",
+    types: &[Type::TEXT, Type::INT8, Type::INT8, Type::INT8],
+    text: "SELECT seq, json_build_object('type', 'event', 'room', room, 'id', seq, 'kind', kind, 'data', payload)::text,
+                  created_at < now() - interval '10 minutes'
+             FROM events WHERE room = $1 AND seq > $2 AND seq <= $3 ORDER BY seq LIMIT $4",
+};
+const OLDEST: Sql = Sql { name: "ws_oldest", types: &[], text: "SELECT min(seq) FROM events WHERE seq IS NOT NULL" };
+
+async fn send<S>(sink: &mut S, message: Message) -> Result<(), ()>
+where
+    S: SinkExt<Message> + Unpin,
+{
+    match tokio::time::timeout(SEND_TIMEOUT, sink.send(message)).await {
+        Ok(Ok(())) => Ok(()),
+        _ => Err(()),
+    }
+}
+
+async fn reply<S>(sink: &mut S, frame: serde_json::Value) -> Flow
+where
+    S: SinkExt<Message> + Unpin,
+{
+    match send(sink, Message::Text(frame.to_string().into())).await {
+        Ok(()) => Flow::Continue,
+        Err(()) => Flow::Close(POLICY, "unreachable"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn origins_are_checked_against_the_host_and_the_allowlist() {
+        let headers = |origin: Option<&str>| {
+            let mut h = HeaderMap::new();
+            h.insert(header::HOST, "forum.example:8080".parse().expect("header"));
+            if let Some(o) = origin {
+                h.insert(header::ORIGIN, o.parse().expect("header"));
+            }
+            h
+        };
+        let allowed = vec!["https://app.example".to_owned()];
+        assert!(origin_allowed(&headers(None), &allowed), "no Origin: not a browser");
+        assert!(origin_allowed(&headers(Some("http://forum.example:8080")), &allowed), "same host");
+        assert!(origin_allowed(&headers(Some("https://app.example")), &allowed), "allowlisted");
+        assert!(!origin_allowed(&headers(Some("https://evil.example")), &allowed));
+        assert!(!origin_allowed(&headers(Some("http://forum.example:8080.evil.example")), &allowed));
+    }
+}

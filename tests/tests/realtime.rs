@@ -1,0 +1,291 @@
+//! Realtime over real WebSockets: delivery, order, resume with `since`
+//! across proxies, commit-order safety, two-proxy fan-out, refusals, slow
+//! consumers, cleanup to empty, listener recovery, shutdown.
+
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+use veritable_proxy::config::Scale;
+use veritable_proxy::seed::Shape;
+use veritable_tests::{Api, FreshDb, TestServer};
+
+type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+async fn open(server: &TestServer, token: Option<&str>, origin: Option<&str>) -> Result<Socket, tokio_tungstenite::tungstenite::Error> {
+    let mut request = format!("ws://{}/api/v1/ws", server.addr).into_client_request().expect("a request");
+    if let Some(token) = token {
+        request.headers_mut().insert("authorization", format!("Bearer {token}").parse().expect("header"));
+    }
+    if let Some(origin) = origin {
+        request.headers_mut().insert("origin", origin.parse().expect("header"));
+    }
+    tokio_tungstenite::connect_async(request).await.map(|(socket, _)| socket)
+}
+
+/// The next JSON text frame (pings are skipped), within 10 s.
+async fn next(socket: &mut Socket) -> Value {
+    loop {
+        let message = tokio::time::timeout(Duration::from_secs(10), socket.next())
+            .await
+            .expect("a frame within 10 s")
+            .expect("the socket is open")
+            .expect("a frame");
+        match message {
+            Message::Text(text) => return serde_json::from_str(text.as_str()).expect("JSON"),
+            Message::Ping(_) | Message::Pong(_) => {}
+            other => panic!("unexpected frame {other:?}"),
+        }
+    }
+}
+
+async fn send(socket: &mut Socket, frame: Value) {
+    socket.send(Message::Text(frame.to_string().into())).await.expect("send");
+}
+
+async fn subscribe(socket: &mut Socket, room: &str, since: Option<i64>) -> Vec<Value> {
+    send(socket, json!({ "op": "subscribe", "room": room, "since": since })).await;
+    let mut frames = Vec::new();
+    loop {
+        let frame = next(socket).await;
+        let done = frame["type"] == "subscribed" || frame["type"] == "error";
+        frames.push(frame);
+        if done {
+            return frames;
+        }
+    }
+}
+
+/// The close code the server sends next (text frames before it are skipped).
+async fn close_code(socket: &mut Socket) -> u16 {
+    loop {
+        match tokio::time::timeout(Duration::from_secs(10), socket.next()).await.expect("a frame within 10 s") {
+            Some(Ok(Message::Close(Some(frame)))) => return u16::from(frame.code),
+            Some(Ok(Message::Close(None))) | None | Some(Err(_)) => return 0,
+            Some(Ok(_)) => {}
+        }
+    }
+}
+
+async fn reply(api: &Api, topic: i64, body: &str) -> i64 {
+    let (status, reply) = api.call("POST", &format!("/api/v1/forums/topics/{topic}/replies"), Some(json!({ "body": body }))).await;
+    assert_eq!(status, 201, "{reply}");
+    reply["id"].as_i64().expect("id")
+}
+
+fn server_config(url: &str) -> veritable_proxy::config::ServeConfig {
+    let mut config = veritable_tests::serve_config(url);
+    config.posts_per_minute = 10_000;
+    // The listener reads PostgreSQL directly, even in the pgbouncer suite.
+    config.listen_url = Some(url.parse().expect("url"));
+    config
+}
+
+async fn metric(server: &TestServer, name: &str) -> f64 {
+    let text = reqwest::get(server.url("/metrics")).await.expect("metrics").text().await.expect("text");
+    text.lines().find_map(|l| l.strip_prefix(&format!("{name} "))).and_then(|v| v.parse().ok()).unwrap_or_else(|| panic!("{name}"))
+}
+
+async fn eventually_metric(server: &TestServer, name: &str, want: f64) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let got = metric(server, name).await;
+        if (got - want).abs() < f64::EPSILON {
+            return;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{name} is {got}, want {want}");
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
+#[tokio::test]
+async fn events_arrive_in_order_and_resume_with_since_across_proxies() {
+    let (db, _client) = FreshDb::seeded("rt_resume", &Shape::of(Scale::Small), 21).await;
+    let a = TestServer::start_with(server_config(&db.url)).await;
+    let b = TestServer::start_with(server_config(&db.url)).await;
+    let writer = Api::signed_in(&b, "demo").await;
+
+    // Live: a client on A sees replies posted through B, in order.
+    let mut socket = open(&a, None, None).await.expect("connect");
+    let frames = subscribe(&mut socket, "topic:5", None).await;
+    assert_eq!(frames.last().expect("frame")["type"], "subscribed", "{frames:?}");
+    let mut posted = Vec::new();
+    for i in 0..3 {
+        posted.push(reply(&writer, 5, &format!("live {i}")).await);
+    }
+    let mut last_seq = 0;
+    for id in &posted {
+        let event = next(&mut socket).await;
+        assert_eq!((event["type"].as_str(), event["room"].as_str(), event["kind"].as_str()), (Some("event"), Some("topic:5"), Some("reply.created")), "{event}");
+        assert_eq!(event["data"]["id"], *id);
+        let seq = event["id"].as_i64().expect("seq");
+        assert!(seq > last_seq, "in order");
+        last_seq = seq;
+    }
+    drop(socket);
+
+    // Missed while away, and proxy A stopped: resume on B from the last seq.
+    a.stop().await.expect("stop A");
+    let missed = [reply(&writer, 5, "missed 1").await, reply(&writer, 5, "missed 2").await];
+    reply(&writer, 6, "another room").await;
+    let mut socket = open(&b, None, None).await.expect("connect");
+    let frames = subscribe(&mut socket, "topic:5", Some(last_seq)).await;
+    let replayed: Vec<i64> = frames.iter().filter(|f| f["type"] == "event").filter_map(|f| f["data"]["id"].as_i64()).collect();
+    assert_eq!(replayed, missed, "the missed events, once each, in order: {frames:?}");
+    let live = reply(&writer, 5, "after the seam").await;
+    let event = next(&mut socket).await;
+    assert_eq!(event["data"]["id"], live, "no duplicate or gap at the seam: {event}");
+    b.stop().await.expect("stop B");
+    db.drop_db().await;
+}
+
+/// A transaction that commits late with a lower xid is delivered, before
+/// the later one it waited behind.
+#[tokio::test]
+async fn a_late_commit_is_not_skipped() {
+    let (db, mut client) = FreshDb::seeded("rt_commit_order", &Shape::of(Scale::Small), 22).await;
+    let server = TestServer::start_with(server_config(&db.url)).await;
+    let mut socket = open(&server, None, None).await.expect("connect");
+    subscribe(&mut socket, "topic:7", None).await;
+    subscribe(&mut socket, "topic:8", None).await;
+    // Two writers on different topics (so neither waits for the other's row locks).
+    let insert = "INSERT INTO forum_replies (topic_id, author_id, body) VALUES ($1, 3, $2) RETURNING id";
+    let slow = client.transaction().await.expect("begin");
+    let early: i64 = slow.query_one(insert, &[&7_i64, &"slow writer"]).await.expect("insert").get(0);
+    let other = veritable_tests::connect(&db.url).await;
+    let late: i64 = other.query_one(insert, &[&8_i64, &"fast writer"]).await.expect("insert").get(0);
+    // The fast writer has committed, but the slow one (older xid) is open:
+    // the sequencer stamps nothing yet, rather than stamping the fast one first.
+    let stamped: Option<i64> = other.query_one("SELECT veritable.sequence_events()", &[]).await.expect("sequence").get(0);
+    assert_eq!(stamped, None, "nothing is stamped while an older writer is open");
+    slow.commit().await.expect("commit");
+    let first = next(&mut socket).await;
+    let second = next(&mut socket).await;
+    assert_eq!((first["data"]["id"].as_i64(), second["data"]["id"].as_i64()), (Some(early), Some(late)), "{first} {second}");
+    assert!(second["id"].as_i64() > first["id"].as_i64());
+    server.stop().await.expect("stop");
+    db.drop_db().await;
+}
+
+#[tokio::test]
+async fn refusals_are_explicit_and_abuse_closes() {
+    let (db, _client) = FreshDb::seeded("rt_refusals", &Shape::of(Scale::Small), 23).await;
+    let server = TestServer::start_with(server_config(&db.url)).await;
+    let demo = Api::signed_in(&server, "demo").await;
+    let demo_id = 3;
+
+    // Cross-site WebSocket hijacking: a foreign Origin is refused at the upgrade.
+    let refused = open(&server, demo.token.as_deref(), Some("https://evil.example")).await;
+    assert!(matches!(refused, Err(tokio_tungstenite::tungstenite::Error::Http(ref r)) if r.status() == 403), "{refused:?}");
+    let same_host = format!("http://{}", server.addr);
+    open(&server, None, Some(&same_host)).await.expect("the proxy's own origin is fine");
+    assert!(open(&server, Some("0123"), None).await.is_err(), "a bad token is 401, not anonymous");
+
+    let mut anonymous = open(&server, None, None).await.expect("connect");
+    let frames = subscribe(&mut anonymous, &format!("user:{demo_id}"), None).await;
+    assert_eq!(frames[0]["code"], "forbidden", "{frames:?}");
+    assert_eq!(subscribe(&mut anonymous, "topic:99999999", None).await[0]["code"], "not_found");
+    assert_eq!(subscribe(&mut anonymous, "nonsense", None).await[0]["code"], "bad_room");
+    send(&mut anonymous, json!({ "op": "dance" })).await;
+    assert_eq!(next(&mut anonymous).await["code"], "bad_frame");
+    anonymous.send(Message::Text("{not json".into())).await.expect("send");
+    assert_eq!(next(&mut anonymous).await["code"], "bad_frame");
+    send(&mut anonymous, json!({ "op": "ping" })).await;
+    assert_eq!(next(&mut anonymous).await["type"], "pong");
+
+    let mut signed_in = open(&server, demo.token.as_deref(), None).await.expect("connect");
+    let frames = subscribe(&mut signed_in, &format!("user:{demo_id}"), None).await;
+    assert_eq!(frames[0]["type"], "subscribed", "one's own notifications: {frames:?}");
+
+    // Repeated abuse closes with 1008.
+    for _ in 0..30 {
+        if anonymous.send(Message::Text("x".into())).await.is_err() {
+            break;
+        }
+    }
+    assert_eq!(close_code(&mut anonymous).await, 1008);
+
+    // An oversized frame closes the connection.
+    let mut big = open(&server, None, None).await.expect("connect");
+    let _ = big.send(Message::Text("x".repeat(64 * 1024).into())).await;
+    assert_ne!(close_code(&mut big).await, 1000);
+    server.stop().await.expect("stop");
+    db.drop_db().await;
+}
+
+/// A client that cannot keep up is closed with 1013 rather than buffered
+/// for; connections and rooms come back to empty however clients leave.
+#[tokio::test]
+async fn slow_consumers_are_closed_and_everything_is_cleaned_up() {
+    let (db, client) = FreshDb::seeded("rt_cleanup", &Shape::of(Scale::Small), 24).await;
+    let mut config = server_config(&db.url);
+    config.ws_queue = 2;
+    let server = TestServer::start_with(config).await;
+
+    let mut slow = open(&server, None, None).await.expect("connect");
+    subscribe(&mut slow, "topic:8", None).await;
+    client
+        .batch_execute("INSERT INTO forum_replies (topic_id, author_id, body) SELECT 8, 3, 'burst ' || g FROM generate_series(1, 50) g")
+        .await
+        .expect("a burst of 50 in one transaction");
+    assert_eq!(close_code(&mut slow).await, 1013);
+    assert!(metric(&server, "veritable_ws_slow_consumer_closes_total").await >= 1.0);
+
+    // 60 clients in 2 rooms each: half close cleanly, half drop the TCP
+    // connection without a close frame.
+    let mut sockets = Vec::new();
+    for i in 0..60 {
+        let mut socket = open(&server, None, None).await.expect("connect");
+        subscribe(&mut socket, &format!("topic:{}", 1 + i % 5), None).await;
+        subscribe(&mut socket, "category:1", None).await;
+        sockets.push(socket);
+    }
+    assert_eq!(metric(&server, "veritable_ws_connections").await, 60.0);
+    assert_eq!(metric(&server, "veritable_ws_subscriptions").await, 120.0);
+    for (i, mut socket) in sockets.into_iter().enumerate() {
+        match i % 2 {
+            0 => socket.close(None).await.expect("close"),
+            _ => drop(socket), // abrupt: no close frame
+        }
+    }
+    for name in ["veritable_ws_connections", "veritable_ws_rooms", "veritable_ws_subscriptions", "veritable_ws_tracked_clients"] {
+        eventually_metric(&server, name, 0.0).await;
+    }
+    server.stop().await.expect("stop");
+    db.drop_db().await;
+}
+
+/// `pg_terminate_backend` of the LISTEN connection: the listener reconnects,
+/// catches up, and the subscriber misses nothing.
+#[tokio::test]
+async fn the_listener_recovers_and_shutdown_says_1001() {
+    let (db, client) = FreshDb::seeded("rt_listener", &Shape::of(Scale::Small), 25).await;
+    let server = TestServer::start_with(server_config(&db.url)).await;
+    let writer = Api::signed_in(&server, "demo").await;
+    let mut socket = open(&server, None, None).await.expect("connect");
+    subscribe(&mut socket, "topic:9", None).await;
+    let before = reply(&writer, 9, "before").await;
+    assert_eq!(next(&mut socket).await["data"]["id"], before);
+
+    let killed: i64 = client
+        .query_one(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = 'veritable-listener' AND datname = current_database()",
+            &[],
+        )
+        .await
+        .expect("terminate")
+        .get(0);
+    assert_eq!(killed, 1, "one listener connection per proxy");
+    let during = reply(&writer, 9, "while the listener was down").await;
+    assert_eq!(next(&mut socket).await["data"]["id"], during);
+    assert!(metric(&server, "veritable_ws_listener_reconnects_total").await >= 1.0);
+
+    let stopping = tokio::spawn(server.stop());
+    assert_eq!(close_code(&mut socket).await, 1001, "going away");
+    stopping.await.expect("task").expect("stop");
+    db.drop_db().await;
+}
