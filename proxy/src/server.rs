@@ -177,6 +177,10 @@ pub async fn run(
         config.allowed_origins.clone(),
         cancel.clone(),
     ));
+    if config.db.pgbouncer && config.listen_url.is_none() {
+        tracing::warn!("pgbouncer mode without VERITABLE_LISTEN_URL: LISTEN does not work through pgbouncer; \
+                        set it to a direct PostgreSQL URL or realtime stays silent");
+    }
     let listen = config.listen_url.clone().unwrap_or_else(|| config.db.url.clone());
     tasks.spawn(crate::realtime::listener::run(realtime.hub.clone(), listen, cancel.clone()));
     let responses = Arc::new(crate::cache::ResponseCache::new(

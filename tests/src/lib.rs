@@ -129,7 +129,10 @@ pub fn serve_config(database_url: &str) -> ServeConfig {
     };
     let mut db = DbConfig::from_url(&url).expect("a valid database URL");
     db.pgbouncer = pgbouncer.is_some();
-    ServeConfig::for_tests(db)
+    let mut config = ServeConfig::for_tests(db);
+    // LISTEN needs a direct connection, pgbouncer or not.
+    config.listen_url = Some(database_url.parse().expect("a valid database URL"));
+    config
 }
 
 /// A JSON API client for one server, signed in or not.

@@ -104,7 +104,7 @@ async fn eventually_metric(server: &TestServer, name: &str, want: f64) {
 
 #[tokio::test]
 async fn events_arrive_in_order_and_resume_with_since_across_proxies() {
-    let (db, _client) = FreshDb::seeded("rt_resume", &Shape::of(Scale::Small), 21).await;
+    let (db, client) = FreshDb::seeded("rt_resume", &Shape::of(Scale::Small), 21).await;
     let a = TestServer::start_with(server_config(&db.url)).await;
     let b = TestServer::start_with(server_config(&db.url)).await;
     let writer = Api::signed_in(&b, "demo").await;
@@ -118,12 +118,16 @@ async fn events_arrive_in_order_and_resume_with_since_across_proxies() {
         posted.push(reply(&writer, 5, &format!("live {i}")).await);
     }
     let mut last_seq = 0;
+    let mut first_seq = 0;
     for id in &posted {
         let event = next(&mut socket).await;
         assert_eq!((event["type"].as_str(), event["room"].as_str(), event["kind"].as_str()), (Some("event"), Some("topic:5"), Some("reply.created")), "{event}");
         assert_eq!(event["data"]["id"], *id);
         let seq = event["id"].as_i64().expect("seq");
         assert!(seq > last_seq, "in order");
+        if first_seq == 0 {
+            first_seq = seq;
+        }
         last_seq = seq;
     }
     drop(socket);
@@ -134,11 +138,42 @@ async fn events_arrive_in_order_and_resume_with_since_across_proxies() {
     reply(&writer, 6, "another room").await;
     let mut socket = open(&b, None, None).await.expect("connect");
     let frames = subscribe(&mut socket, "topic:5", Some(last_seq)).await;
-    let replayed: Vec<i64> = frames.iter().filter(|f| f["type"] == "event").filter_map(|f| f["data"]["id"].as_i64()).collect();
+    // From the backlog, or live if B had not read them yet when we subscribed.
+    let mut replayed: Vec<i64> = frames.iter().filter(|f| f["type"] == "event").filter_map(|f| f["data"]["id"].as_i64()).collect();
+    while replayed.len() < missed.len() {
+        replayed.extend(next(&mut socket).await["data"]["id"].as_i64());
+    }
     assert_eq!(replayed, missed, "the missed events, once each, in order: {frames:?}");
     let live = reply(&writer, 5, "after the seam").await;
     let event = next(&mut socket).await;
     assert_eq!(event["data"]["id"], live, "no duplicate or gap at the seam: {event}");
+    let live_seq = event["id"].as_i64().expect("seq");
+
+    // A backlog from B's database read: everything after the first event, in order.
+    let mut again = open(&b, None, None).await.expect("connect");
+    let frames = subscribe(&mut again, "topic:5", Some(first_seq)).await;
+    let backlog: Vec<i64> = frames.iter().filter(|f| f["type"] == "event").filter_map(|f| f["data"]["id"].as_i64()).collect();
+    assert_eq!(backlog, [posted[1], posted[2], missed[0], missed[1], live], "{frames:?}");
+    assert!(frames.last().expect("frame")["cursor"].as_i64() >= Some(live_seq));
+
+    // A burst of 1,001 events in one transaction: the subscribed socket cannot
+    // take them (its queue holds 256) and is closed with 1013; resuming from
+    // before the burst is further behind than the backlog holds: resync.
+    let routed = metric(&b, "veritable_ws_events_routed_total").await;
+    client
+        .batch_execute("INSERT INTO forum_replies (topic_id, author_id, body) SELECT 5, 3, 'flood ' || g FROM generate_series(1, 1001) g")
+        .await
+        .expect("1,001 replies");
+    assert_eq!(close_code(&mut socket).await, 1013);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while metric(&b, "veritable_ws_events_routed_total").await < routed + 1001.0 {
+        assert!(tokio::time::Instant::now() < deadline, "B never routed the burst");
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    let mut behind = open(&b, None, None).await.expect("connect");
+    let frames = subscribe(&mut behind, "topic:5", Some(live_seq)).await;
+    assert_eq!(frames[0]["type"], "resync", "{frames:?}");
+    assert_eq!(frames[1]["type"], "subscribed");
     b.stop().await.expect("stop B");
     db.drop_db().await;
 }

@@ -256,7 +256,8 @@ impl Connection {
         })?;
         let room_key: Arc<str> = Arc::from(room);
         let mut frames = Vec::new();
-        let mut last = cursor;
+        // A client ahead of this proxy (it saw events elsewhere) is not sent them twice.
+        let mut last = cursor.max(since.unwrap_or(0));
         if let Some(since) = since.filter(|s| *s < cursor) {
             match self.backlog(room, since, cursor).await {
                 Ok(Some(events)) => {
