@@ -132,6 +132,9 @@ pub struct ServeConfig {
     /// Rooms one WebSocket may join.
     #[arg(long, env = "VERITABLE_WS_ROOMS", default_value_t = 50)]
     pub ws_rooms: usize,
+    /// Seconds a user stays listed in a room after their proxy stopped refreshing it.
+    #[arg(long, env = "VERITABLE_PRESENCE_TTL_SECS", default_value_t = 60)]
+    pub presence_ttl_secs: u64,
     /// Events queued for one WebSocket before it is closed as too slow (1013).
     #[arg(long, env = "VERITABLE_WS_QUEUE", default_value_t = 256)]
     pub ws_queue: usize,
@@ -182,6 +185,7 @@ impl ServeConfig {
             ws_per_ip: 256,
             ws_rooms: 50,
             ws_queue: 256,
+            presence_ttl_secs: 60,
         }
     }
 }

@@ -44,6 +44,7 @@ pub const MIGRATIONS: &[Migration] = &[
     migration!(010, "search"),
     migration!(011, "role_timeouts"),
     migration!(012, "realtime"),
+    migration!(013, "presence"),
 ];
 
 impl Migration {

@@ -182,7 +182,16 @@ pub async fn run(
                         set it to a direct PostgreSQL URL or realtime stays silent");
     }
     let listen = config.listen_url.clone().unwrap_or_else(|| config.db.url.clone());
-    tasks.spawn(crate::realtime::listener::run(realtime.hub.clone(), listen, cancel.clone()));
+    let (presence_tx, presence_rx) = tokio::sync::mpsc::channel(1024);
+    tasks.spawn(crate::realtime::listener::run(realtime.hub.clone(), listen, presence_tx, cancel.clone()));
+    tasks.spawn(crate::realtime::presence::run(
+        realtime.hub.clone(),
+        db.clone(),
+        format!("{:016x}", rand::random::<u64>()),
+        Duration::from_secs(config.presence_ttl_secs.max(3)),
+        presence_rx,
+        cancel.clone(),
+    ));
     let responses = Arc::new(crate::cache::ResponseCache::new(
         config.read_cache_bytes,
         Duration::from_millis(config.read_cache_ms),

@@ -52,8 +52,15 @@ async fn subscribe(socket: &mut Socket, room: &str, since: Option<i64>) -> Vec<V
     let mut frames = Vec::new();
     loop {
         let frame = next(socket).await;
-        let done = frame["type"] == "subscribed" || frame["type"] == "error";
+        let subscribed = frame["type"] == "subscribed";
+        let done = subscribed || frame["type"] == "error";
         frames.push(frame);
+        if subscribed && !room.starts_with("user:") {
+            // The presence snapshot follows at once.
+            let snapshot = next(socket).await;
+            assert_eq!(snapshot["type"], "presence", "{snapshot}");
+            frames.push(snapshot);
+        }
         if done {
             return frames;
         }
@@ -112,7 +119,7 @@ async fn events_arrive_in_order_and_resume_with_since_across_proxies() {
     // Live: a client on A sees replies posted through B, in order.
     let mut socket = open(&a, None, None).await.expect("connect");
     let frames = subscribe(&mut socket, "topic:5", None).await;
-    assert_eq!(frames.last().expect("frame")["type"], "subscribed", "{frames:?}");
+    assert!(frames.iter().any(|f| f["type"] == "subscribed"), "{frames:?}");
     let mut posted = Vec::new();
     for i in 0..3 {
         posted.push(reply(&writer, 5, &format!("live {i}")).await);
@@ -154,7 +161,8 @@ async fn events_arrive_in_order_and_resume_with_since_across_proxies() {
     let frames = subscribe(&mut again, "topic:5", Some(first_seq)).await;
     let backlog: Vec<i64> = frames.iter().filter(|f| f["type"] == "event").filter_map(|f| f["data"]["id"].as_i64()).collect();
     assert_eq!(backlog, [posted[1], posted[2], missed[0], missed[1], live], "{frames:?}");
-    assert!(frames.last().expect("frame")["cursor"].as_i64() >= Some(live_seq));
+    let subscribed = frames.iter().find(|f| f["type"] == "subscribed").expect("subscribed");
+    assert!(subscribed["cursor"].as_i64() >= Some(live_seq));
 
     // A burst of 1,001 events in one transaction: the subscribed socket cannot
     // take them (its queue holds 256) and is closed with 1013; resuming from
@@ -173,7 +181,7 @@ async fn events_arrive_in_order_and_resume_with_since_across_proxies() {
     let mut behind = open(&b, None, None).await.expect("connect");
     let frames = subscribe(&mut behind, "topic:5", Some(live_seq)).await;
     assert_eq!(frames[0]["type"], "resync", "{frames:?}");
-    assert_eq!(frames[1]["type"], "subscribed");
+    assert_eq!(frames[1]["type"], "subscribed", "{frames:?}");
     b.stop().await.expect("stop B");
     db.drop_db().await;
 }
@@ -322,5 +330,104 @@ async fn the_listener_recovers_and_shutdown_says_1001() {
     let stopping = tokio::spawn(server.stop());
     assert_eq!(close_code(&mut socket).await, 1001, "going away");
     stopping.await.expect("task").expect("stop");
+    db.drop_db().await;
+}
+
+/// The next frame of `kind` (others skipped), within 10 s.
+async fn next_of(socket: &mut Socket, kind: &str) -> Value {
+    loop {
+        let frame = next(socket).await;
+        if frame["type"] == kind {
+            return frame;
+        }
+    }
+}
+
+fn usernames(frame: &Value) -> Vec<String> {
+    frame["users"].as_array().expect("users").iter().filter_map(|u| u["username"].as_str().map(str::to_owned)).collect()
+}
+
+/// Presence is a snapshot on join and then on every change, the same on
+/// both proxies; a user whose proxy died is dropped after the TTL; typing
+/// reaches the other proxy's subscribers, coalesced to one per 2 s.
+#[tokio::test]
+async fn presence_and_typing_cross_proxies() {
+    let (db, client) = FreshDb::seeded("rt_presence", &Shape::of(Scale::Small), 26).await;
+    let mut config = server_config(&db.url);
+    config.presence_ttl_secs = 3;
+    let a = TestServer::start_with(config.clone()).await;
+    let b = TestServer::start_with(config).await;
+    let demo = Api::signed_in(&a, "demo").await;
+    let moderator = Api::signed_in(&b, "moderator").await;
+
+    let mut on_a = open(&a, demo.token.as_deref(), None).await.expect("connect");
+    let frames = subscribe(&mut on_a, "topic:5", None).await;
+    assert_eq!(frames.last().expect("frame")["type"], "presence");
+    let mut on_b = open(&b, moderator.token.as_deref(), None).await.expect("connect");
+    subscribe(&mut on_b, "topic:5", None).await;
+    // Both see both, whatever order the snapshots came in.
+    for socket in [&mut on_a, &mut on_b] {
+        loop {
+            let frame = next_of(socket, "presence").await;
+            if usernames(&frame) == ["demo", "moderator"] {
+                break;
+            }
+        }
+    }
+
+    // Typing on A reaches B, once per 2 s however often it is sent.
+    for _ in 0..3 {
+        send(&mut on_a, json!({ "op": "typing", "room": "topic:5" })).await;
+    }
+    let typing = next_of(&mut on_b, "typing").await;
+    assert_eq!((typing["user"]["username"].as_str(), typing["expires_in_ms"].as_i64()), (Some("demo"), Some(5000)), "{typing}");
+    let marker = reply(&demo, 5, "after typing").await;
+    loop {
+        let frame = next(&mut on_b).await;
+        assert_ne!(frame["type"], "typing", "coalesced: one typing frame within 2 s");
+        if frame["type"] == "event" && frame["data"]["id"] == marker {
+            break;
+        }
+    }
+    let mut anonymous = open(&a, None, None).await.expect("connect");
+    subscribe(&mut anonymous, "topic:5", None).await;
+    send(&mut anonymous, json!({ "op": "typing", "room": "topic:5" })).await;
+    assert_eq!(next_of(&mut anonymous, "error").await["code"], "unauthorized");
+    send(&mut on_a, json!({ "op": "typing", "room": "topic:6" })).await;
+    assert_eq!(next_of(&mut on_a, "error").await["code"], "not_subscribed");
+
+    // Leaving: B sees demo go.
+    on_a.close(None).await.expect("close");
+    loop {
+        let frame = next_of(&mut on_b, "presence").await;
+        if usernames(&frame) == ["moderator"] {
+            break;
+        }
+    }
+
+    // A proxy that died without cleaning up: its rows expire after the TTL.
+    client
+        .batch_execute(
+            "INSERT INTO presence (room, user_id, proxy, expires_at) VALUES ('topic:5', 1, 'dead-proxy', now() + interval '1 second');
+             SELECT pg_notify('veritable_presence', 'topic:5')",
+        )
+        .await
+        .expect("a dead proxy's row");
+    loop {
+        let frame = next_of(&mut on_b, "presence").await;
+        if usernames(&frame) == ["admin", "moderator"] {
+            break;
+        }
+    }
+    loop {
+        let frame = next_of(&mut on_b, "presence").await;
+        if usernames(&frame) == ["moderator"] {
+            break;
+        }
+    }
+    a.stop().await.expect("stop A");
+    b.stop().await.expect("stop B");
+    let left: i64 = client.query_one("SELECT count(*) FROM presence", &[]).await.expect("q").get(0);
+    assert_eq!(left, 0, "stopped proxies remove their rows");
     db.drop_db().await;
 }

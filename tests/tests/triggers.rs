@@ -256,12 +256,13 @@ async fn no_trigger_function_calls_pg_notify() {
         .query(
             "SELECT p.proname FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
               WHERE n.nspname = 'veritable' AND (p.prosrc ILIKE '%pg_notify%' OR p.prosrc ~* '\\mnotify\\M')
-                -- The sequencer is the one place that notifies, in its own
-                -- transaction; no function on the write path calls it.
-                AND p.proname <> 'sequence_events'
+                -- The sequencer and the presence sync notify, each in its own
+                -- transaction; no function on the write path calls them.
+                AND p.proname NOT IN ('sequence_events', 'presence_sync')
              UNION ALL
              SELECT p.proname FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
-              WHERE n.nspname = 'veritable' AND p.prosrc ILIKE '%sequence_events%' AND p.proname <> 'sequence_events'",
+              WHERE n.nspname = 'veritable' AND (p.prosrc ILIKE '%sequence_events%' OR p.prosrc ILIKE '%presence_sync%')
+                AND p.proname NOT IN ('sequence_events', 'presence_sync')",
             &[],
         )
         .await

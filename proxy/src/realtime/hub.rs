@@ -30,8 +30,23 @@ pub struct Event {
 #[derive(Clone)]
 pub struct Delivery {
     pub room: Arc<str>,
-    pub seq: i64,
+    /// The event's seq; None for presence and typing frames (not sequenced).
+    pub seq: Option<i64>,
     pub frame: Arc<str>,
+}
+
+/// A signed-in user's local presence in one room.
+struct Present {
+    connections: usize,
+    last_typing: Option<std::time::Instant>,
+}
+
+/// Typing indicators of one user in one room: at most one per this interval.
+pub const TYPING_EVERY: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Rooms with presence (user rooms are private).
+pub fn has_presence(room: &str) -> bool {
+    !room.starts_with("user:")
 }
 
 /// Bounds per proxy.
@@ -72,6 +87,8 @@ struct State {
     per_user: HashMap<i64, usize>,
     per_ip: HashMap<IpAddr, usize>,
     subscriptions: usize,
+    /// Signed-in users per room, with their local connection counts.
+    presence: HashMap<Arc<str>, HashMap<i64, Present>>,
     /// The newest seq routed (0 until the listener has read the database).
     cursor: i64,
 }
@@ -80,6 +97,8 @@ pub struct Hub {
     state: Mutex<State>,
     /// Woken when the last connection is gone (for shutdown).
     emptied: tokio::sync::Notify,
+    /// Woken when a user joins or leaves a room here (presence to write).
+    pub presence_changed: tokio::sync::Notify,
     next_id: AtomicU64,
     pub limits: Limits,
     pub metrics: HubMetrics,
@@ -109,7 +128,7 @@ impl Drop for Registration {
 
 impl Hub {
     pub fn new(limits: Limits, metrics: HubMetrics) -> Self {
-        Self { state: Mutex::new(State::default()), emptied: tokio::sync::Notify::new(), next_id: AtomicU64::new(1), limits, metrics }
+        Self { state: Mutex::new(State::default()), emptied: tokio::sync::Notify::new(), presence_changed: tokio::sync::Notify::new(), next_id: AtomicU64::new(1), limits, metrics }
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -121,7 +140,7 @@ impl Hub {
         self.metrics.connections.set(gauge(state.connections.len()));
         self.metrics.rooms.set(gauge(state.rooms.len()));
         self.metrics.subscriptions.set(gauge(state.subscriptions));
-        self.metrics.tracked_clients.set(gauge(state.per_user.len() + state.per_ip.len()));
+        self.metrics.tracked_clients.set(gauge(state.per_user.len() + state.per_ip.len() + state.presence.len()));
     }
 
     /// Admits a connection within the per-user and per-address caps; returns
@@ -156,7 +175,7 @@ impl Hub {
         let mut state = self.lock();
         let Some(connection) = state.connections.remove(&id) else { return };
         for room in &connection.rooms {
-            Self::leave(&mut state, room, id);
+            self.leave(&mut state, room, id, connection.user);
         }
         if let Some(user) = connection.user {
             Self::release(&mut state.per_user, user);
@@ -188,7 +207,7 @@ impl Hub {
         }
     }
 
-    fn leave(state: &mut State, room: &Arc<str>, id: u64) {
+    fn leave(&self, state: &mut State, room: &Arc<str>, id: u64, user: Option<i64>) {
         if let Some(members) = state.rooms.get_mut(room) {
             if members.remove(&id) {
                 state.subscriptions -= 1;
@@ -196,6 +215,66 @@ impl Hub {
             if members.is_empty() {
                 state.rooms.remove(room);
             }
+        }
+        let Some(user) = user else { return };
+        let Some(users) = state.presence.get_mut(room) else { return };
+        if let Some(present) = users.get_mut(&user) {
+            present.connections -= 1;
+            if present.connections == 0 {
+                users.remove(&user);
+                self.presence_changed.notify_one();
+            }
+        }
+        if users.is_empty() {
+            state.presence.remove(room);
+        }
+    }
+
+    /// Every (room, user) present here, for the presence table.
+    pub fn presence_snapshot(&self) -> (Vec<String>, Vec<i64>) {
+        let state = self.lock();
+        state.presence.iter().flat_map(|(room, users)| users.keys().map(move |u| (room.to_string(), *u))).unzip()
+    }
+
+    /// Whether `user` may send a typing indicator to `room` now (at most one
+    /// per [`TYPING_EVERY`]; more are coalesced into that one).
+    pub fn typing_allowed(&self, user: i64, room: &str) -> bool {
+        let mut state = self.lock();
+        let Some(present) = state.presence.get_mut(room).and_then(|users| users.get_mut(&user)) else { return false };
+        let now = std::time::Instant::now();
+        if present.last_typing.is_some_and(|last| now.duration_since(last) < TYPING_EVERY) {
+            return false;
+        }
+        present.last_typing = Some(now);
+        true
+    }
+
+    /// Whether anyone here listens to `room`.
+    pub fn has_room(&self, room: &str) -> bool {
+        self.lock().rooms.contains_key(room)
+    }
+
+    /// Hands an unsequenced frame (presence, typing) to a room's connections.
+    pub fn broadcast(&self, room: &str, frame: Arc<str>) {
+        let state = self.lock();
+        let Some((room, members)) = state.rooms.get_key_value(room) else { return };
+        let delivery = Delivery { room: room.clone(), seq: None, frame };
+        for id in members {
+            if let Some(connection) = state.connections.get(id) {
+                self.offer(connection, &delivery);
+            }
+        }
+    }
+
+    /// Queues a delivery, or marks a connection that cannot keep up for closing.
+    fn offer(&self, connection: &Connection, delivery: &Delivery) {
+        if connection.kill.is_cancelled() {
+            return;
+        }
+        if connection.tx.try_send(delivery.clone()).is_err() {
+            self.metrics.queue_drops.inc();
+            self.metrics.slow_closes.inc();
+            connection.kill.cancel();
         }
     }
 
@@ -213,6 +292,14 @@ impl Hub {
             return Err(Refusal::TooManyRooms);
         }
         connection.rooms.insert(room.clone());
+        let user = connection.user;
+        if let Some(user) = user.filter(|_| has_presence(&room)) {
+            let present = state.presence.entry(room.clone()).or_default().entry(user).or_insert(Present { connections: 0, last_typing: None });
+            present.connections += 1;
+            if present.connections == 1 {
+                self.presence_changed.notify_one();
+            }
+        }
         state.rooms.entry(room).or_default().insert(id);
         state.subscriptions += 1;
         self.publish_sizes(&state);
@@ -221,8 +308,10 @@ impl Hub {
 
     pub fn unsubscribe(&self, id: u64, room: &str) {
         let mut state = self.lock();
-        let Some(room) = state.connections.get_mut(&id).and_then(|c| c.rooms.take(room)) else { return };
-        Self::leave(&mut state, &room, id);
+        let Some(connection) = state.connections.get_mut(&id) else { return };
+        let user = connection.user;
+        let Some(room) = connection.rooms.take(room) else { return };
+        self.leave(&mut state, &room, id, user);
         self.publish_sizes(&state);
     }
 
@@ -248,16 +337,10 @@ impl Hub {
             self.metrics.routed.inc();
             self.metrics.fanout_lag.observe(event.age_seconds.max(0.0));
             let Some((room, members)) = state.rooms.get_key_value(event.room.as_str()) else { continue };
-            let delivery = Delivery { room: room.clone(), seq: event.seq, frame: event.frame.clone() };
+            let delivery = Delivery { room: room.clone(), seq: Some(event.seq), frame: event.frame.clone() };
             for id in members {
-                let Some(connection) = state.connections.get(id) else { continue };
-                if connection.kill.is_cancelled() {
-                    continue;
-                }
-                if connection.tx.try_send(delivery.clone()).is_err() {
-                    self.metrics.queue_drops.inc();
-                    self.metrics.slow_closes.inc();
-                    connection.kill.cancel();
+                if let Some(connection) = state.connections.get(id) {
+                    self.offer(connection, &delivery);
                 }
             }
         }

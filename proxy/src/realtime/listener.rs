@@ -30,12 +30,13 @@ const READ: &str = "SELECT seq, room,
         extract(epoch FROM clock_timestamp() - created_at)::float8
    FROM events WHERE seq > $1 ORDER BY seq LIMIT $2";
 
-/// Runs until `cancel`.
-pub async fn run(hub: Arc<Hub>, config: tokio_postgres::Config, cancel: CancellationToken) {
+/// Runs until `cancel`. Presence notifications go to `presence` (the
+/// presence task reads the room), typing frames straight to the hub.
+pub async fn run(hub: Arc<Hub>, config: tokio_postgres::Config, presence: mpsc::Sender<String>, cancel: CancellationToken) {
     let mut backoff = BACKOFF_FIRST;
     let mut first = true;
     loop {
-        match session(&hub, &config, &cancel, first).await {
+        match session(&hub, &config, &presence, &cancel, first).await {
             Ok(()) => return,
             Err(error) => {
                 first = false;
@@ -51,20 +52,41 @@ pub async fn run(hub: Arc<Hub>, config: tokio_postgres::Config, cancel: Cancella
     }
 }
 
+/// A typing frame from any proxy, for this proxy's subscribers of its room.
+fn typing(hub: &Hub, payload: &str) {
+    let room = serde_json::from_str::<serde_json::Value>(payload)
+        .ok()
+        .and_then(|frame| frame.get("room").and_then(|r| r.as_str()).map(str::to_owned));
+    if let Some(room) = room {
+        hub.broadcast(&room, Arc::from(payload));
+    }
+}
+
 /// One connection's life: Ok when cancelled, Err when the connection failed.
-async fn session(hub: &Hub, config: &tokio_postgres::Config, cancel: &CancellationToken, first: bool) -> anyhow::Result<()> {
+async fn session(
+    hub: &Arc<Hub>,
+    config: &tokio_postgres::Config,
+    presence: &mpsc::Sender<String>,
+    cancel: &CancellationToken,
+    first: bool,
+) -> anyhow::Result<()> {
     let mut config = config.clone();
     config.application_name("veritable-listener");
     let (client, mut connection) = config.connect(NoTls).await?;
     let (wake_tx, mut wake) = mpsc::channel::<()>(1);
     let mut messages = futures_util::stream::poll_fn(move |cx| connection.poll_message(cx));
+    let (typing_hub, presence) = (hub.clone(), presence.clone());
     let driver = tokio::spawn(async move {
         while let Some(message) = messages.next().await {
             match message {
-                Ok(AsyncMessage::Notification(_)) => {
+                Ok(AsyncMessage::Notification(note)) => match note.channel() {
                     // Coalesced: one pending wake-up is enough.
-                    let _ = wake_tx.try_send(());
-                }
+                    "veritable_events" => drop(wake_tx.try_send(())),
+                    // Dropped when the presence task is behind: the next refresh heals it.
+                    "veritable_presence" => drop(presence.try_send(note.payload().to_owned())),
+                    "veritable_typing" => typing(&typing_hub, note.payload()),
+                    _ => {}
+                },
                 Ok(_) => {}
                 Err(error) => return Err(error),
             }
@@ -72,7 +94,7 @@ async fn session(hub: &Hub, config: &tokio_postgres::Config, cancel: &Cancellati
         Ok(())
     });
     let outcome = async {
-        client.batch_execute("LISTEN veritable_events").await?;
+        client.batch_execute("LISTEN veritable_events; LISTEN veritable_presence; LISTEN veritable_typing").await?;
         if first && hub.cursor() == 0 {
             // A new proxy starts at the present; older events are read per
             // subscription (`since`).

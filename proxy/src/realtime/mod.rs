@@ -4,6 +4,7 @@
 
 pub mod hub;
 pub mod listener;
+pub mod presence;
 pub mod ws;
 
 use std::sync::Arc;

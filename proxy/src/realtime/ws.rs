@@ -53,6 +53,7 @@ const TRY_AGAIN_LATER: u16 = 1013;
 enum Op {
     Subscribe { room: String, since: Option<i64> },
     Unsubscribe { room: String },
+    Typing { room: String },
     Ping,
 }
 
@@ -177,13 +178,16 @@ impl Connection {
         // `self` (the registration, the queue) drops here: the hub forgets this connection.
     }
 
-    /// A live event, unless the backlog already sent it.
+    /// A live event, unless the backlog already sent it; presence and
+    /// typing frames of a room still subscribed.
     fn deliver(&mut self, delivery: Delivery) -> Option<String> {
         let last = self.last_sent.get_mut(&delivery.room)?;
-        if delivery.seq <= *last {
-            return None;
+        if let Some(seq) = delivery.seq {
+            if seq <= *last {
+                return None;
+            }
+            *last = seq;
         }
-        *last = delivery.seq;
         Some(delivery.frame.to_string())
     }
 
@@ -214,6 +218,10 @@ impl Connection {
         };
         match op {
             Op::Ping => reply(sink, json!({ "type": "pong" })).await,
+            Op::Typing { room } => match self.typing(&room).await {
+                Ok(()) => Flow::Continue,
+                Err((code, message)) => self.refuse(sink, code, message).await,
+            },
             Op::Unsubscribe { room } => {
                 self.hub.unsubscribe(self.registration.id, &room);
                 self.last_sent.remove(room.as_str());
@@ -274,7 +282,36 @@ impl Connection {
         }
         self.last_sent.insert(room_key, last);
         frames.push(json!({ "type": "subscribed", "room": room, "cursor": cursor }).to_string());
+        if super::hub::has_presence(room) {
+            // Who is here now; later changes arrive as further presence frames.
+            let users = self.presence_of(room).await.map_err(|_| ("unavailable", "try again".to_owned()))?;
+            frames.push(super::presence::frame(room, &users).to_string());
+        }
         Ok(frames)
+    }
+
+    async fn presence_of(&self, room: &str) -> Result<String, AppError> {
+        Ok(self.db.get().await?.one(&super::presence::PRESENCE_OF, &[&room]).await?.get(0))
+    }
+
+    /// Tells the room's other members (on every proxy) that this user is
+    /// typing; more than one per 2 s per user and room is coalesced away.
+    async fn typing(&self, room: &str) -> Result<(), (&'static str, &'static str)> {
+        let Some(user) = &self.user else { return Err(("unauthorized", "sign in to type")) };
+        if !self.last_sent.contains_key(room) || !super::hub::has_presence(room) {
+            return Err(("not_subscribed", "subscribe to the room first"));
+        }
+        if !self.hub.typing_allowed(user.user_id, room) {
+            return Ok(());
+        }
+        let frame = json!({
+            "type": "typing", "room": room, "user": { "id": user.user_id, "username": user.username },
+            "expires_in_ms": super::presence::TYPING_SHOWN_MS,
+        })
+        .to_string();
+        let conn = self.db.get().await.map_err(|_| ("unavailable", "try again"))?;
+        conn.rows(&super::presence::TYPING, &[&frame]).await.map_err(|_| ("unavailable", "try again"))?;
+        Ok(())
     }
 
     async fn exists(&self, kind: &str, key: &str) -> Result<bool, AppError> {

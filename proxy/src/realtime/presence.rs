@@ -1,0 +1,91 @@
+//! Presence across proxies, and typing indicators.
+//!
+//! Each proxy writes the (room, user) pairs present on it to the `presence`
+//! table (migration 013) whenever they change and every third of the TTL;
+//! `veritable.presence_sync` also removes other proxies' expired rows, so a
+//! proxy that died leaves its users listed for at most one TTL (60 s by
+//! default), and notifies `veritable_presence` with each changed room. On
+//! that notification every proxy sends the room's local subscribers a fresh
+//! snapshot: `{"type":"presence","room":...,"users":[{"id","username"}]}`.
+//!
+//! Typing: `{"op":"typing","room":...}` from a signed-in subscriber goes out
+//! as one `veritable_typing` notification (at most one per user and room per
+//! 2 s) carrying the frame every proxy hands its subscribers; clients show it
+//! for `expires_in_ms` (5 s).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+use tokio_postgres::types::Type;
+use tokio_util::sync::CancellationToken;
+
+use super::hub::Hub;
+use crate::db::{Db, Sql};
+
+pub const TYPING_SHOWN_MS: u64 = 5_000;
+
+pub const PRESENCE_OF: Sql = Sql {
+    name: "presence_of",
+    types: &[Type::TEXT],
+    text: "SELECT veritable.presence_of($1)::text",
+};
+
+pub const TYPING: Sql = Sql {
+    name: "typing_notify",
+    types: &[Type::TEXT],
+    text: "SELECT pg_notify('veritable_typing', $1)",
+};
+
+const SYNC: Sql = Sql {
+    name: "presence_sync",
+    types: &[Type::TEXT, Type::TEXT_ARRAY, Type::INT8_ARRAY, Type::FLOAT8],
+    text: "SELECT count(*) FROM veritable.presence_sync($1, $2, $3, make_interval(secs => $4))",
+};
+
+/// The presence frame of `room`, `users` being the JSON array.
+pub fn frame(room: &str, users: &str) -> serde_json::Value {
+    let users: serde_json::Value = serde_json::from_str(users).unwrap_or_else(|_| serde_json::json!([]));
+    serde_json::json!({ "type": "presence", "room": room, "users": users })
+}
+
+/// Keeps this proxy's rows true and pushes snapshots of changed rooms, until
+/// `cancel`; then removes this proxy's rows.
+pub async fn run(hub: Arc<Hub>, db: Db, proxy: String, ttl: Duration, mut changed_rooms: mpsc::Receiver<String>, cancel: CancellationToken) {
+    let mut tick = tokio::time::interval(ttl / 3);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            () = cancel.cancelled() => break,
+            _ = tick.tick() => sync(&hub, &db, &proxy, ttl, false).await,
+            () = hub.presence_changed.notified() => sync(&hub, &db, &proxy, ttl, false).await,
+            Some(room) = changed_rooms.recv() => push(&hub, &db, &room).await,
+        }
+    }
+    sync(&hub, &db, &proxy, ttl, true).await;
+}
+
+async fn sync(hub: &Hub, db: &Db, proxy: &str, ttl: Duration, leaving: bool) {
+    let (rooms, users) = if leaving { (Vec::new(), Vec::new()) } else { hub.presence_snapshot() };
+    let outcome = match db.get().await {
+        Ok(conn) => conn.rows(&SYNC, &[&proxy, &rooms, &users, &ttl.as_secs_f64()]).await.map(drop).map_err(|e| e.to_string()),
+        Err(error) => Err(error.to_string()),
+    };
+    if let Err(error) = outcome {
+        tracing::warn!(%error, "could not write presence; retrying at the next change or refresh");
+    }
+}
+
+async fn push(hub: &Hub, db: &Db, room: &str) {
+    if !hub.has_room(room) {
+        return;
+    }
+    let users = match db.get().await {
+        Ok(conn) => conn.one(&PRESENCE_OF, &[&room]).await.map(|row| row.get::<_, String>(0)).map_err(|e| e.to_string()),
+        Err(error) => Err(error.to_string()),
+    };
+    match users {
+        Ok(users) => hub.broadcast(room, Arc::from(frame(room, &users).to_string())),
+        Err(error) => tracing::warn!(%error, room, "could not read presence"),
+    }
+}
