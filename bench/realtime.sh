@@ -5,7 +5,7 @@
 # PostgreSQL share the cores.
 #
 #   cargo xtask seed default                                   # once
-#   cargo build --release -p veritable-proxy -p veritable-tests --bin ws-load
+#   cargo build --release -p veritable-proxy && cargo build --release -p veritable-tests --bin ws-load
 #   bench/realtime.sh                                          # ~6 minutes
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -21,7 +21,7 @@ FANOUT=${BENCH_FANOUT_CONNS:-10000}
 WORK=$(mktemp -d)
 sql() { psql -X -q -A -t -h 127.0.0.1 -p "$PORT" -U veritable -d "$DB" -c "$1"; }
 
-for b in "$BIN" "$LOAD"; do [ -x "$b" ] || { echo "build first: cargo build --release -p veritable-proxy -p veritable-tests --bin ws-load"; exit 1; }; done
+for b in "$BIN" "$LOAD"; do [ -x "$b" ] || { echo "build first: cargo build --release -p veritable-proxy and cargo build --release -p veritable-tests --bin ws-load"; exit 1; }; done
 "$BIN" migrate --database-url "$URL" > /dev/null 2>&1
 PID=
 start_proxy() {
@@ -41,6 +41,8 @@ start_proxy
 TOKEN=$(curl -sf -H 'content-type: application/json' -d '{"username":"demo","password":"veritable-demo"}' \
     "http://$ADDR/api/v1/auth/login" | grep -oP '"token":"\K[0-9a-f]+')
 HOT=$(sql "SELECT id FROM forum_topics WHERE NOT is_deleted AND NOT is_locked ORDER BY id LIMIT 1")
+export BENCH_TOPIC_IDS; BENCH_TOPIC_IDS=$(sql "SELECT string_agg(id::text, ',') FROM (SELECT id FROM forum_topics WHERE NOT is_deleted ORDER BY id LIMIT 1000) t")
+export BENCH_WIKI; BENCH_WIKI=$(sql "SELECT slug FROM wiki_pages WHERE NOT is_deleted ORDER BY id LIMIT 1")
 
 echo; echo "## RSS per idle authenticated connection, 3 rooms each, $IDLE connections"
 "$LOAD" idle "$ADDR" "$TOKEN" 200 2 > /dev/null   # warm the allocator and the pool

@@ -56,17 +56,38 @@ async fn subscribe(socket: &mut Socket, room: &str) -> anyhow::Result<()> {
     }
 }
 
+/// Live rooms to use: `BENCH_TOPIC_IDS` (comma-separated topic ids), `BENCH_WIKI` (a slug).
+fn rooms() -> (Vec<String>, String) {
+    let topics = std::env::var("BENCH_TOPIC_IDS").unwrap_or_else(|_| "1".into());
+    let topics = topics.split(',').map(|t| format!("topic:{}", t.trim())).collect();
+    (topics, format!("wiki:{}", std::env::var("BENCH_WIKI").unwrap_or_else(|_| "home".into())))
+}
+
 async fn idle(args: &[String]) -> anyhow::Result<()> {
     let (addr, token) = (arg(args, 2, "ADDR"), arg(args, 3, "TOKEN"));
     let (conns, secs): (usize, u64) = (number(args, 4, "CONNS"), number(args, 5, "SECS"));
+    let (topics, wiki) = rooms();
     let started = Instant::now();
+    // Opened 64 at a time.
     let mut sockets = Vec::with_capacity(conns);
-    for i in 0..conns {
-        let mut socket = open(&addr, &token).await?;
-        for room in [format!("topic:{}", 1 + i % 1000), format!("category:{}", 1 + i % 10), "wiki:getting-started".to_owned()] {
-            subscribe(&mut socket, &room).await?;
+    for chunk in (0..conns).collect::<Vec<_>>().chunks(64) {
+        let opening: Vec<_> = chunk
+            .iter()
+            .map(|&i| {
+                let (addr, token) = (addr.clone(), token.clone());
+                let rooms = [topics[i % topics.len()].clone(), format!("category:{}", 1 + i % 10), wiki.clone()];
+                tokio::spawn(async move {
+                    let mut socket = open(&addr, &token).await?;
+                    for room in rooms {
+                        subscribe(&mut socket, &room).await?;
+                    }
+                    anyhow::Ok(socket)
+                })
+            })
+            .collect();
+        for socket in opening {
+            sockets.push(socket.await??);
         }
-        sockets.push(socket);
     }
     println!("ready: {conns} sockets, 3 rooms each, opened in {:.1} s", started.elapsed().as_secs_f64());
     tokio::time::sleep(Duration::from_secs(secs)).await;
@@ -80,15 +101,16 @@ async fn cycles(args: &[String]) -> anyhow::Result<()> {
     let (addr, token) = (arg(args, 2, "ADDR"), arg(args, 3, "TOKEN"));
     let (count, parallel): (u64, u64) = (number(args, 4, "COUNT"), number(args, 5, "PARALLEL"));
     let next = Arc::new(AtomicU64::new(0));
+    let topics = Arc::new(rooms().0);
     let started = Instant::now();
     let workers: Vec<_> = (0..parallel)
         .map(|_| {
-            let (addr, token, next) = (addr.clone(), token.clone(), next.clone());
+            let (addr, token, next, topics) = (addr.clone(), token.clone(), next.clone(), topics.clone());
             tokio::spawn(async move {
                 while next.fetch_add(1, Ordering::Relaxed) < count {
                     let i = next.load(Ordering::Relaxed);
                     let mut socket = open(&addr, &token).await?;
-                    subscribe(&mut socket, &format!("topic:{}", 1 + i % 1000)).await?;
+                    subscribe(&mut socket, &topics[usize::try_from(i).unwrap_or(0) % topics.len()]).await?;
                     if i % 2 == 0 {
                         socket.close(None).await?;
                     } // else: dropped without a close frame
