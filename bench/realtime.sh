@@ -7,6 +7,7 @@
 #   cargo xtask seed default                                   # once
 #   cargo build --release -p veritable-proxy && cargo build --release -p veritable-tests --bin ws-load
 #   bench/realtime.sh                                          # ~6 minutes
+#   BENCH_SECTIONS="fanout writers" bench/realtime.sh          # some sections only (idle cycles fanout writers)
 set -euo pipefail
 cd "$(dirname "$0")"
 PORT=${VERITABLE_PG_PORT:-54329}
@@ -44,6 +45,10 @@ HOT=$(sql "SELECT id FROM forum_topics WHERE NOT is_deleted AND NOT is_locked OR
 export BENCH_TOPIC_IDS; BENCH_TOPIC_IDS=$(sql "SELECT string_agg(id::text, ',') FROM (SELECT id FROM forum_topics WHERE NOT is_deleted ORDER BY id LIMIT 1000) t")
 export BENCH_WIKI; BENCH_WIKI=$(sql "SELECT slug FROM wiki_pages WHERE NOT is_deleted ORDER BY id LIMIT 1")
 
+SECTIONS=${BENCH_SECTIONS:-idle cycles fanout writers}
+want() { [[ " $SECTIONS " == *" $1 "* ]]; }
+
+if want idle; then
 echo; echo "## RSS per idle authenticated connection, 3 rooms each, $IDLE connections"
 "$LOAD" idle "$ADDR" "$TOKEN" 200 2 > /dev/null   # warm the allocator and the pool
 before=$(rss_kb)
@@ -58,6 +63,9 @@ wait $LOADER
 until [ "$(metric veritable_ws_connections)" = 0 ]; do sleep 0.2; done
 echo "after they closed: RSS $(rss_kb) kB, ws_connections 0, ws_rooms $(metric veritable_ws_rooms), ws_tracked_clients $(metric veritable_ws_tracked_clients)"
 
+fi
+
+if want cycles; then
 echo; echo "## RSS over $CYCLES connect/subscribe/disconnect cycles (half close, half drop), 50 at a time"
 "$LOAD" cycles "$ADDR" "$TOKEN" 5000 50 > /dev/null   # warm-up
 until [ "$(metric veritable_ws_connections)" = 0 ]; do sleep 0.2; done
@@ -68,11 +76,16 @@ after=$(rss_kb)
 echo "RSS before ${before} kB, after ${after} kB: $(awk -v a="$after" -v b="$before" 'BEGIN {printf "%+.1f%%", (a - b) * 100 / b}')" \
      "(VmHWM $(hwm_kb) kB; ws_connections 0, ws_rooms $(metric veritable_ws_rooms), ws_tracked_clients $(metric veritable_ws_tracked_clients))"
 
+fi
+
+if want fanout; then
 echo; echo "## Commit → client latency: $FANOUT subscribers in topic:$HOT, 100 writes/s for 20 s"
 "$LOAD" fanout "$ADDR" "$TOKEN" "$FANOUT" "topic:$HOT" "$URL" 100 20
 echo "slow-consumer closes: $(metric veritable_ws_slow_consumer_closes_total), queue drops: $(metric veritable_ws_queue_drops_total)"
+fi
 stop_proxy
 
+if want writers; then
 echo; echo "## Reply inserts at 32 clients (pgbench), realtime off (no proxy) vs on (proxy + 1,000 subscribed sockets)"
 TOPICS=$(sql "SELECT max(id) FROM forum_topics")
 USERS=$(sql "SELECT max(id) FROM users")
@@ -90,3 +103,4 @@ done
 # Let a sequencer stamp what the realtime-off rounds left behind.
 start_proxy
 until [ "$(sql "SELECT count(*) FROM events WHERE seq IS NULL")" = 0 ]; do sleep 0.5; done
+fi

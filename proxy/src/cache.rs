@@ -63,6 +63,13 @@ impl ResponseCache {
             .map_err(|shared: Arc<AppError>| Arc::try_unwrap(shared).unwrap_or_else(|shared| shared.for_another_waiter()))
     }
 
+    /// Drops every cached response (a write changed what lists show).
+    pub fn invalidate_all(&self) {
+        if let Some(cache) = &self.cache {
+            cache.invalidate_all();
+        }
+    }
+
     /// Bytes held (by the weigher's count) and entries, for `/metrics`.
     pub async fn usage(&self) -> (u64, u64) {
         match &self.cache {

@@ -109,6 +109,10 @@ pub struct ServeConfig {
     /// once instead of queueing (health and metrics are exempt).
     #[arg(long, env = "VERITABLE_MAX_IN_FLIGHT", default_value_t = 4096)]
     pub max_in_flight: usize,
+    /// How long a session's hot record is trusted without asking PostgreSQL
+    /// (revocations and role changes also reach every proxy as events).
+    #[arg(long, env = "VERITABLE_SESSION_CACHE_MS", default_value_t = 1000)]
+    pub session_cache_ms: u64,
     /// Bytes of hot read responses (topic list pages, categories) cached.
     #[arg(long, env = "VERITABLE_READ_CACHE_BYTES", default_value_t = 16 * 1024 * 1024)]
     pub read_cache_bytes: u64,
@@ -179,6 +183,7 @@ impl ServeConfig {
             view_flush_ms: 2000,
             read_cache_bytes: 16 * 1024 * 1024,
             read_cache_ms: 0,
+            session_cache_ms: 1000,
             listen_url: None,
             allowed_origins: Vec::new(),
             ws_per_user: 8,

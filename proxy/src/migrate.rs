@@ -45,6 +45,7 @@ pub const MIGRATIONS: &[Migration] = &[
     migration!(011, "role_timeouts"),
     migration!(012, "realtime"),
     migration!(013, "presence"),
+    migration!(014, "account_events"),
 ];
 
 impl Migration {

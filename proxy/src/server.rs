@@ -182,8 +182,19 @@ pub async fn run(
                         set it to a direct PostgreSQL URL or realtime stays silent");
     }
     let listen = config.listen_url.clone().unwrap_or_else(|| config.db.url.clone());
+    let responses = Arc::new(crate::cache::ResponseCache::new(
+        config.read_cache_bytes,
+        Duration::from_millis(config.read_cache_ms),
+        metrics.response_cache.clone(),
+    ));
+    let sessions = Arc::new(Sessions::new(
+        config.session_cache_bytes,
+        Duration::from_millis(config.session_cache_ms),
+        metrics.session_cache.clone(),
+    ));
     let (presence_tx, presence_rx) = tokio::sync::mpsc::channel(1024);
-    tasks.spawn(crate::realtime::listener::run(realtime.hub.clone(), listen, presence_tx, cancel.clone()));
+    let invalidation = crate::realtime::Invalidation { responses: responses.clone(), sessions: sessions.clone() };
+    tasks.spawn(crate::realtime::listener::run(realtime.hub.clone(), listen, presence_tx, invalidation, cancel.clone()));
     tasks.spawn(crate::realtime::presence::run(
         realtime.hub.clone(),
         db.clone(),
@@ -192,12 +203,6 @@ pub async fn run(
         presence_rx,
         cancel.clone(),
     ));
-    let responses = Arc::new(crate::cache::ResponseCache::new(
-        config.read_cache_bytes,
-        Duration::from_millis(config.read_cache_ms),
-        metrics.response_cache.clone(),
-    ));
-    let sessions = Arc::new(Sessions::new(config.session_cache_bytes, metrics.session_cache.clone()));
     let views = Arc::new(topics::Views::new(VIEW_BATCH_TOPICS, metrics.views_flushed.clone(), metrics.views_dropped.clone()));
     tasks.spawn(views.clone().run(db.clone(), Duration::from_millis(config.view_flush_ms), cancel.clone()));
     let state = AppState {
@@ -219,6 +224,14 @@ pub async fn run(
     tracing::info!(addr = %local, "veritable-proxy listening");
 
     let stop = cancel.clone();
+    // Small frames and responses go out at once: with Nagle's algorithm, a
+    // second small write waited for the peer's delayed ACK (40 ms per
+    // subscribe, measured with WebSockets).
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp: &mut tokio::net::TcpStream| {
+        if let Err(error) = tcp.set_nodelay(true) {
+            tracing::debug!(%error, "cannot set TCP_NODELAY");
+        }
+    });
     let served = axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
         .with_graceful_shutdown(async move {
             shutdown.await;

@@ -18,13 +18,13 @@ use crate::db::{Db, Sql};
 pub const COOKIE: &str = "veritable_session";
 /// A session lives 30 days after its last renewal.
 pub const LIFETIME_DAYS: i32 = 30;
-const CACHE_TTL: Duration = Duration::from_secs(1);
 
 pub type TokenHash = [u8; 32];
 
 /// What a request needs to know about its user: well under 256 bytes.
 #[derive(Debug, Clone)]
 pub struct HotSession {
+    pub session_id: i64,
     pub user_id: i64,
     pub username: String,
     pub role: String,
@@ -70,7 +70,7 @@ pub fn hash_of(token: &str) -> Option<TokenHash> {
 /// a day of its lifetime has been used up (sliding expiry, at most one write
 /// a day per session). One round trip per cache miss.
 const LOOKUP: Sql = Sql { name: "session_lookup", types: &[Type::BYTEA, Type::INT4], text: "WITH live AS (
-         SELECT s.user_id, u.username, u.role, s.expires_at
+         SELECT s.id, s.user_id, u.username, u.role, s.expires_at
            FROM sessions s JOIN users u ON u.id = s.user_id
           WHERE s.token_hash = $1 AND s.revoked_at IS NULL AND s.expires_at > now() AND NOT u.is_deleted
      ), renewed AS (
@@ -79,7 +79,7 @@ const LOOKUP: Sql = Sql { name: "session_lookup", types: &[Type::BYTEA, Type::IN
             AND expires_at < now() + make_interval(days => $2 - 1)
          RETURNING expires_at
      )
-     SELECT live.user_id, live.username, live.role,
+     SELECT live.id, live.user_id, live.username, live.role,
             extract(epoch FROM coalesce((SELECT expires_at FROM renewed), live.expires_at))::bigint
        FROM live" };
 const CREATE: Sql = Sql {
@@ -95,12 +95,15 @@ const REVOKE: Sql = Sql {
 
 impl Sessions {
     /// A cache of at most `max_bytes` of hot records.
-    pub fn new(max_bytes: u64, counters: CacheCounters) -> Self {
+    /// Entries live `ttl` at most; revocations and role changes remove them
+    /// sooner, when their event arrives ([`Sessions::forget_session`]).
+    pub fn new(max_bytes: u64, ttl: Duration, counters: CacheCounters) -> Self {
         let evictions = counters.evictions.clone();
         let cache = Cache::builder()
-            .weigher(|_: &TokenHash, s: &HotSession| u32::try_from(32 + 24 + s.username.len() + s.role.len()).unwrap_or(u32::MAX))
+            .weigher(|_: &TokenHash, s: &HotSession| u32::try_from(32 + 32 + s.username.len() + s.role.len()).unwrap_or(u32::MAX))
             .max_capacity(max_bytes)
-            .time_to_live(CACHE_TTL)
+            .time_to_live(ttl)
+            .support_invalidation_closures()
             .eviction_listener(move |_, _, cause| {
                 if cause == RemovalCause::Size {
                     evictions.inc();
@@ -108,6 +111,20 @@ impl Sessions {
             })
             .build();
         Self { cache, counters }
+    }
+
+    /// A session revoked anywhere (its `session.revoked` event).
+    pub fn forget_session(&self, session_id: i64) {
+        if let Err(error) = self.cache.invalidate_entries_if(move |_, s| s.session_id == session_id) {
+            tracing::warn!(%error, "session cache: cannot invalidate; entries expire with their TTL");
+        }
+    }
+
+    /// Every cached session of a user whose role or account changed.
+    pub fn forget_user(&self, user_id: i64) {
+        if let Err(error) = self.cache.invalidate_entries_if(move |_, s| s.user_id == user_id) {
+            tracing::warn!(%error, "session cache: cannot invalidate; entries expire with their TTL");
+        }
     }
 
     /// Bytes held (by the weigher's count) and entries, for `/metrics`.
@@ -131,7 +148,13 @@ impl Sessions {
         let Some(row) = db.get().await?.opt(&LOOKUP, &[&hash.as_slice(), &LIFETIME_DAYS]).await? else {
             return Ok(None);
         };
-        let hot = HotSession { user_id: row.get(0), username: row.get(1), role: row.get(2), expires_at: row.get(3) };
+        let hot = HotSession {
+            session_id: row.get(0),
+            user_id: row.get(1),
+            username: row.get(2),
+            role: row.get(3),
+            expires_at: row.get(4),
+        };
         self.cache.insert(*hash, hot.clone());
         Ok(Some(hot))
     }

@@ -431,3 +431,48 @@ async fn presence_and_typing_cross_proxies() {
     assert_eq!(left, 0, "stopped proxies remove their rows");
     db.drop_db().await;
 }
+
+/// With long cache lifetimes, the event stream still makes a logout on A
+/// hold on B, and a reply through A shows in B's cached topic list, long
+/// before the caches would expire.
+#[tokio::test]
+async fn events_invalidate_other_proxies_caches() {
+    let (db, _client) = FreshDb::seeded("rt_invalidate", &Shape::of(Scale::Small), 27).await;
+    let mut config = server_config(&db.url);
+    config.session_cache_ms = 60_000;
+    config.read_cache_ms = 60_000;
+    let a = TestServer::start_with(config.clone()).await;
+    let b = TestServer::start_with(config).await;
+    let on_a = Api::signed_in(&a, "demo").await;
+    let mut on_b = Api::new(&b);
+    on_b.token = on_a.token.clone();
+    assert_eq!(on_b.get("/api/v1/me").await.0, 200, "cached on B now");
+
+    let (_, before) = on_b.get("/api/v1/forums/topics?limit=3").await;
+    // A topic not on the first page: a reply bumps it to the top.
+    let (_, page) = on_b.get("/api/v1/forums/topics?limit=100").await;
+    let bumped = page["items"].as_array().expect("items").iter().rev().find(|t| t["is_pinned"] == false).expect("an unpinned topic")["id"]
+        .as_i64()
+        .expect("id");
+    assert_ne!(before["items"][0]["id"], bumped);
+    reply(&on_a, bumped, "bump").await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let (_, now) = on_b.get("/api/v1/forums/topics?limit=3").await;
+        if now["items"].as_array().expect("items").iter().any(|t| t["id"] == bumped) {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "B's cached list never showed the bump");
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+
+    assert_eq!(on_a.call("POST", "/api/v1/auth/logout", None).await.0, 204);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while on_b.get("/api/v1/me").await.0 != 401 {
+        assert!(tokio::time::Instant::now() < deadline, "B kept the revoked session");
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    a.stop().await.expect("stop");
+    b.stop().await.expect("stop");
+    db.drop_db().await;
+}

@@ -20,6 +20,10 @@ use tokio_util::sync::CancellationToken;
 pub struct Event {
     pub seq: i64,
     pub room: String,
+    pub kind: String,
+    /// `payload.session_id` and `payload.user_id` when present (cache invalidation).
+    pub session_id: Option<i64>,
+    pub user_id: Option<i64>,
     /// The whole frame, serialized once for every subscriber.
     pub frame: Arc<str>,
     /// Seconds since the event was written (for the fan-out lag metric).

@@ -27,16 +27,23 @@ const BACKOFF_MAX: Duration = Duration::from_secs(10);
 
 const READ: &str = "SELECT seq, room,
         json_build_object('type', 'event', 'room', room, 'id', seq, 'kind', kind, 'data', payload)::text,
-        extract(epoch FROM clock_timestamp() - created_at)::float8
+        extract(epoch FROM clock_timestamp() - created_at)::float8,
+        kind, (payload->>'session_id')::bigint, (payload->>'user_id')::bigint
    FROM events WHERE seq > $1 ORDER BY seq LIMIT $2";
 
 /// Runs until `cancel`. Presence notifications go to `presence` (the
 /// presence task reads the room), typing frames straight to the hub.
-pub async fn run(hub: Arc<Hub>, config: tokio_postgres::Config, presence: mpsc::Sender<String>, cancel: CancellationToken) {
+pub async fn run(
+    hub: Arc<Hub>,
+    config: tokio_postgres::Config,
+    presence: mpsc::Sender<String>,
+    invalidation: super::Invalidation,
+    cancel: CancellationToken,
+) {
     let mut backoff = BACKOFF_FIRST;
     let mut first = true;
     loop {
-        match session(&hub, &config, &presence, &cancel, first).await {
+        match session(&hub, &config, &presence, &invalidation, &cancel, first).await {
             Ok(()) => return,
             Err(error) => {
                 first = false;
@@ -67,6 +74,7 @@ async fn session(
     hub: &Arc<Hub>,
     config: &tokio_postgres::Config,
     presence: &mpsc::Sender<String>,
+    invalidation: &super::Invalidation,
     cancel: &CancellationToken,
     first: bool,
 ) -> anyhow::Result<()> {
@@ -131,9 +139,13 @@ async fn session(
                             room: row.get(1),
                             frame: Arc::from(row.get::<_, String>(2)),
                             age_seconds: row.get(3),
+                            kind: row.get(4),
+                            session_id: row.get(5),
+                            user_id: row.get(6),
                         })
                         .collect();
                     hub.route(&events);
+                    invalidation.apply(&events);
                     if i64::try_from(events.len()).unwrap_or(0) < BATCH {
                         break;
                     }

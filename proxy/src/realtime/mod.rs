@@ -23,6 +23,30 @@ pub struct Realtime {
     pub shutdown: CancellationToken,
 }
 
+/// What the event stream makes stale in this proxy's caches: list pages on
+/// any topic or reply change, a session when it is revoked anywhere, a
+/// user's sessions when their role or account changes.
+pub struct Invalidation {
+    pub responses: Arc<crate::cache::ResponseCache>,
+    pub sessions: Arc<crate::sessions::Sessions>,
+}
+
+impl Invalidation {
+    pub fn apply(&self, events: &[hub::Event]) {
+        let mut lists = false;
+        for event in events {
+            match event.kind.as_str() {
+                "session.revoked" => event.session_id.into_iter().for_each(|id| self.sessions.forget_session(id)),
+                "user.updated" => event.user_id.into_iter().for_each(|id| self.sessions.forget_user(id)),
+                kind => lists |= kind.starts_with("topic.") || kind.starts_with("reply."),
+            }
+        }
+        if lists {
+            self.responses.invalidate_all();
+        }
+    }
+}
+
 /// Fan-out lag buckets, seconds.
 const LAG_BUCKETS: &[f64] = &[0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0];
 

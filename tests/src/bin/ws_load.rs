@@ -39,7 +39,7 @@ fn number<T: std::str::FromStr>(args: &[String], n: usize, what: &str) -> T {
 async fn open(addr: &str, token: &str) -> anyhow::Result<Socket> {
     let mut request = format!("ws://{addr}/api/v1/ws").into_client_request()?;
     request.headers_mut().insert("authorization", format!("Bearer {token}").parse()?);
-    Ok(tokio_tungstenite::connect_async(request).await?.0)
+    Ok(tokio_tungstenite::connect_async_with_config(request, None, true).await?.0)
 }
 
 /// Subscribes and waits for `subscribed` (and the presence snapshot).
@@ -139,25 +139,37 @@ async fn fanout(args: &[String]) -> anyhow::Result<()> {
     let delivered = Arc::new(AtomicU64::new(0));
     let mut readers = Vec::with_capacity(conns);
     let opened = Instant::now();
-    for _ in 0..conns {
-        let mut socket = open(&addr, &token).await?;
-        subscribe(&mut socket, &room).await?;
-        let (committed, latencies, delivered) = (committed.clone(), latencies.clone(), delivered.clone());
-        readers.push(tokio::spawn(async move {
-            while let Some(Ok(message)) = socket.next().await {
-                let Message::Text(text) = message else { continue };
-                let Ok(frame) = serde_json::from_str::<serde_json::Value>(text.as_str()) else { continue };
-                if frame["type"] != "event" {
-                    continue;
+    for chunk in (0..conns).collect::<Vec<_>>().chunks(64) {
+        let opening: Vec<_> = chunk
+            .iter()
+            .map(|_| {
+                let (addr, token, room) = (addr.clone(), token.clone(), room.clone());
+                tokio::spawn(async move {
+                    let mut socket = open(&addr, &token).await?;
+                    subscribe(&mut socket, &room).await?;
+                    anyhow::Ok(socket)
+                })
+            })
+            .collect();
+        for socket in opening {
+            let mut socket = socket.await??;
+            let (committed, latencies, delivered) = (committed.clone(), latencies.clone(), delivered.clone());
+            readers.push(tokio::spawn(async move {
+                while let Some(Ok(message)) = socket.next().await {
+                    let Message::Text(text) = message else { continue };
+                    let Ok(frame) = serde_json::from_str::<serde_json::Value>(text.as_str()) else { continue };
+                    if frame["type"] != "event" {
+                        continue;
+                    }
+                    let received = Instant::now();
+                    delivered.fetch_add(1, Ordering::Relaxed);
+                    let at = frame["data"]["id"].as_i64().and_then(|id| committed.lock().ok()?.get(&id).copied());
+                    if let (Some(at), Ok(mut all)) = (at, latencies.lock()) {
+                        all.push(received.duration_since(at).as_secs_f64() * 1000.0);
+                    }
                 }
-                let received = Instant::now();
-                delivered.fetch_add(1, Ordering::Relaxed);
-                let at = frame["data"]["id"].as_i64().and_then(|id| committed.lock().ok()?.get(&id).copied());
-                if let (Some(at), Ok(mut all)) = (at, latencies.lock()) {
-                    all.push(received.duration_since(at).as_secs_f64() * 1000.0);
-                }
-            }
-        }));
+            }));
+        }
     }
     println!("fanout: {conns} sockets in {room}, opened in {:.1} s", opened.elapsed().as_secs_f64());
 
