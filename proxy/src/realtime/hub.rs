@@ -12,6 +12,7 @@ use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
+use axum::extract::ws::Utf8Bytes;
 use prometheus::{Histogram, IntCounter, IntGauge};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -24,8 +25,8 @@ pub struct Event {
     /// `payload.session_id` and `payload.user_id` when present (cache invalidation).
     pub session_id: Option<i64>,
     pub user_id: Option<i64>,
-    /// The whole frame, serialized once for every subscriber.
-    pub frame: Arc<str>,
+    /// The whole frame, serialized once and shared (not copied) by every subscriber.
+    pub frame: Utf8Bytes,
     /// Seconds since the event was written (for the fan-out lag metric).
     pub age_seconds: f64,
 }
@@ -36,7 +37,7 @@ pub struct Delivery {
     pub room: Arc<str>,
     /// The event's seq; None for presence and typing frames (not sequenced).
     pub seq: Option<i64>,
-    pub frame: Arc<str>,
+    pub frame: Utf8Bytes,
 }
 
 /// A signed-in user's local presence in one room.
@@ -259,7 +260,7 @@ impl Hub {
     }
 
     /// Hands an unsequenced frame (presence, typing) to a room's connections.
-    pub fn broadcast(&self, room: &str, frame: Arc<str>) {
+    pub fn broadcast(&self, room: &str, frame: Utf8Bytes) {
         let state = self.lock();
         let Some((room, members)) = state.rooms.get_key_value(room) else { return };
         let delivery = Delivery { room: room.clone(), seq: None, frame };

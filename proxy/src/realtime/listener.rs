@@ -1,7 +1,7 @@
 //! The proxy's one dedicated connection for realtime (never pooled, never
 //! through pgbouncer: `VERITABLE_LISTEN_URL`, else `DATABASE_URL`).
 //!
-//! Every 25 ms it asks `veritable.sequence_events()` to stamp what finished
+//! Every 10 ms it asks `veritable.sequence_events()` to stamp what finished
 //! writers left in the outbox (one proxy at a time gets to; the others get
 //! NULL at once), and whenever that stamps something, a `veritable_events`
 //! notification arrives, or a second passes, it reads `seq > cursor` in order
@@ -19,7 +19,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::hub::{Event, Hub};
 
-const SEQUENCE_EVERY: Duration = Duration::from_millis(25);
+const SEQUENCE_EVERY: Duration = Duration::from_millis(10);
 const READ_AT_LEAST_EVERY: Duration = Duration::from_secs(1);
 const BATCH: i64 = 1_000;
 const BACKOFF_FIRST: Duration = Duration::from_millis(100);
@@ -65,7 +65,7 @@ fn typing(hub: &Hub, payload: &str) {
         .ok()
         .and_then(|frame| frame.get("room").and_then(|r| r.as_str()).map(str::to_owned));
     if let Some(room) = room {
-        hub.broadcast(&room, Arc::from(payload));
+        hub.broadcast(&room, payload.to_owned().into());
     }
 }
 
@@ -137,7 +137,7 @@ async fn session(
                         .map(|row| Event {
                             seq: row.get(0),
                             room: row.get(1),
-                            frame: Arc::from(row.get::<_, String>(2)),
+                            frame: row.get::<_, String>(2).into(),
                             age_seconds: row.get(3),
                             kind: row.get(4),
                             session_id: row.get(5),

@@ -85,7 +85,7 @@ async fn push(hub: &Hub, db: &Db, room: &str) {
         Err(error) => Err(error.to_string()),
     };
     match users {
-        Ok(users) => hub.broadcast(room, Arc::from(frame(room, &users).to_string())),
+        Ok(users) => hub.broadcast(room, frame(room, &users).to_string().into()),
         Err(error) => tracing::warn!(%error, room, "could not read presence"),
     }
 }

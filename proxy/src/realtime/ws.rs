@@ -136,7 +136,7 @@ impl Connection {
         let mut refilled = tokio::time::Instant::now();
         let kill = self.registration.kill.clone();
         let close = loop {
-            let outgoing: Option<String> = tokio::select! {
+            let outgoing: Option<Utf8Bytes> = tokio::select! {
                 () = shutdown.cancelled() => break Some((GOING_AWAY, "server shutting down")),
                 () = kill.cancelled() => break Some((TRY_AGAIN_LATER, "too slow: resume with since")),
                 delivery = queue.recv() => match delivery {
@@ -175,7 +175,7 @@ impl Connection {
                 },
             };
             if let Some(text) = outgoing
-                && send(&mut sink, Message::Text(text.into())).await.is_err()
+                && send(&mut sink, Message::Text(text)).await.is_err()
             {
                 break None;
             }
@@ -189,7 +189,7 @@ impl Connection {
 
     /// A live event, unless the backlog already sent it; presence and
     /// typing frames of a room still subscribed.
-    fn deliver(&mut self, delivery: Delivery) -> Option<String> {
+    fn deliver(&mut self, delivery: Delivery) -> Option<Utf8Bytes> {
         let last = self.last_sent.get_mut(&delivery.room)?;
         if let Some(seq) = delivery.seq {
             if seq <= *last {
@@ -197,7 +197,7 @@ impl Connection {
             }
             *last = seq;
         }
-        Some(delivery.frame.to_string())
+        Some(delivery.frame)
     }
 
     async fn refuse<S>(&mut self, sink: &mut S, code: &str, message: &str) -> Flow
