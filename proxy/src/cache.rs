@@ -21,6 +21,12 @@ use moka::notification::RemovalCause;
 use crate::AppError;
 use crate::sessions::CacheCounters;
 
+/// What one cache entry costs beyond its key and value bytes: moka's entry,
+/// its queue nodes and hash slot, the allocations' rounding. Measured with
+/// `bench/cache.sh` (~540 bytes per small entry); the weighers count it, so
+/// the configured byte bound is a bound on memory, not only on payload.
+pub const ENTRY_OVERHEAD_BYTES: usize = 640;
+
 pub struct ResponseCache {
     cache: Option<Cache<String, Bytes>>,
     counters: CacheCounters,
@@ -31,7 +37,9 @@ impl ResponseCache {
         let evictions = counters.evictions.clone();
         let cache = (!ttl.is_zero() && max_bytes > 0).then(|| {
             Cache::builder()
-                .weigher(|key: &String, value: &Bytes| u32::try_from(key.len() + value.len() + 64).unwrap_or(u32::MAX))
+                .weigher(|key: &String, value: &Bytes| {
+                    u32::try_from(key.len() + value.len() + ENTRY_OVERHEAD_BYTES).unwrap_or(u32::MAX)
+                })
                 .max_capacity(max_bytes)
                 .time_to_live(ttl)
                 .eviction_listener(move |_, _, cause| {

@@ -100,7 +100,10 @@ impl Sessions {
     pub fn new(max_bytes: u64, ttl: Duration, counters: CacheCounters) -> Self {
         let evictions = counters.evictions.clone();
         let cache = Cache::builder()
-            .weigher(|_: &TokenHash, s: &HotSession| u32::try_from(32 + 32 + s.username.len() + s.role.len()).unwrap_or(u32::MAX))
+            .weigher(|_: &TokenHash, s: &HotSession| {
+                let bytes = 32 + std::mem::size_of::<HotSession>() + s.username.len() + s.role.len();
+                u32::try_from(bytes + crate::cache::ENTRY_OVERHEAD_BYTES).unwrap_or(u32::MAX)
+            })
             .max_capacity(max_bytes)
             .time_to_live(ttl)
             .support_invalidation_closures()
