@@ -203,6 +203,7 @@ pub async fn run(
         presence_rx,
         cancel.clone(),
     ));
+    tasks.spawn(crate::realtime::prune(db.clone(), cancel.clone()));
     let views = Arc::new(topics::Views::new(VIEW_BATCH_TOPICS, metrics.views_flushed.clone(), metrics.views_dropped.clone()));
     tasks.spawn(views.clone().run(db.clone(), Duration::from_millis(config.view_flush_ms), cancel.clone()));
     let state = AppState {

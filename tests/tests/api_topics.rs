@@ -2,8 +2,6 @@
 //! counts, edit, pin, lock, move; editing and deleting replies; who may do
 //! what; the posting rate limit.
 
-use std::time::Duration;
-
 use serde_json::json;
 use veritable_proxy::config::Scale;
 use veritable_proxy::seed::Shape;
@@ -11,15 +9,10 @@ use veritable_tests::{Api, FreshDb, TestServer};
 
 /// Polls `query` (one bigint) until it returns `want`, for at most 10 s.
 async fn eventually(client: &tokio_postgres::Client, query: &str, want: i64) {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    loop {
-        let got: i64 = client.query_one(query, &[]).await.expect("query").get(0);
-        if got == want {
-            return;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "{query}: still {got}, want {want}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    veritable_tests::until(&format!("{query} = {want}"), || async {
+        client.query_one(query, &[]).await.expect("query").get::<_, i64>(0) == want
+    })
+    .await;
 }
 
 #[tokio::test]

@@ -12,7 +12,7 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 use veritable_proxy::config::Scale;
 use veritable_proxy::seed::Shape;
-use veritable_tests::{Api, FreshDb, TestServer};
+use veritable_tests::{Api, FreshDb, TestServer, until};
 
 type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
@@ -98,15 +98,7 @@ async fn metric(server: &TestServer, name: &str) -> f64 {
 }
 
 async fn eventually_metric(server: &TestServer, name: &str, want: f64) {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    loop {
-        let got = metric(server, name).await;
-        if (got - want).abs() < f64::EPSILON {
-            return;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "{name} is {got}, want {want}");
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
+    until(&format!("{name} = {want}"), || async { (metric(server, name).await - want).abs() < f64::EPSILON }).await;
 }
 
 #[tokio::test]
@@ -173,11 +165,7 @@ async fn events_arrive_in_order_and_resume_with_since_across_proxies() {
         .await
         .expect("1,001 replies");
     assert_eq!(close_code(&mut socket).await, 1013);
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    while metric(&b, "veritable_ws_events_routed_total").await < routed + 1001.0 {
-        assert!(tokio::time::Instant::now() < deadline, "B never routed the burst");
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
+    until("B routed the burst", || async { metric(&b, "veritable_ws_events_routed_total").await >= routed + 1001.0 }).await;
     let mut behind = open(&b, None, None).await.expect("connect");
     let frames = subscribe(&mut behind, "topic:5", Some(live_seq)).await;
     assert_eq!(frames[0]["type"], "resync", "{frames:?}");
@@ -456,22 +444,69 @@ async fn events_invalidate_other_proxies_caches() {
         .expect("id");
     assert_ne!(before["items"][0]["id"], bumped);
     reply(&on_a, bumped, "bump").await;
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    loop {
+    until("B's cached list shows the bump", || async {
         let (_, now) = on_b.get("/api/v1/forums/topics?limit=3").await;
-        if now["items"].as_array().expect("items").iter().any(|t| t["id"] == bumped) {
-            break;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "B's cached list never showed the bump");
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
+        now["items"].as_array().expect("items").iter().any(|t| t["id"] == bumped)
+    })
+    .await;
 
     assert_eq!(on_a.call("POST", "/api/v1/auth/logout", None).await.0, 204);
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    while on_b.get("/api/v1/me").await.0 != 401 {
-        assert!(tokio::time::Instant::now() < deadline, "B kept the revoked session");
-        tokio::time::sleep(Duration::from_millis(25)).await;
+    until("B refuses the revoked session", || async { on_b.get("/api/v1/me").await.0 == 401 }).await;
+    a.stop().await.expect("stop");
+    b.stop().await.expect("stop");
+    db.drop_db().await;
+}
+
+/// The caps: sockets per user and per address (429 at the upgrade), rooms
+/// per socket and inbound frame rate (error frames); a role change reaches
+/// other proxies' session caches as an event.
+#[tokio::test]
+async fn caps_hold_and_role_changes_reach_every_proxy() {
+    let (db, client) = FreshDb::seeded("rt_caps", &Shape::of(Scale::Small), 28).await;
+    let mut config = server_config(&db.url);
+    config.ws_per_user = 2;
+    config.ws_per_ip = 4;
+    config.ws_rooms = 3;
+    config.session_cache_ms = 60_000;
+    let a = TestServer::start_with(config.clone()).await;
+    let b = TestServer::start_with(config).await;
+    let demo = Api::signed_in(&a, "demo").await;
+
+    let first = open(&a, demo.token.as_deref(), None).await.expect("1st");
+    let mut second = open(&a, demo.token.as_deref(), None).await.expect("2nd");
+    let third = open(&a, demo.token.as_deref(), None).await;
+    assert!(matches!(third, Err(tokio_tungstenite::tungstenite::Error::Http(ref r)) if r.status() == 429), "per user: {third:?}");
+    let anonymous = [open(&a, None, None).await.expect("3rd"), open(&a, None, None).await.expect("4th")];
+    let fifth = open(&a, None, None).await;
+    assert!(matches!(fifth, Err(tokio_tungstenite::tungstenite::Error::Http(ref r)) if r.status() == 429), "per address: {fifth:?}");
+    drop(anonymous);
+    drop(first);
+
+    for room in ["topic:1", "topic:2", "topic:3"] {
+        subscribe(&mut second, room, None).await;
     }
+    // (Presence frames of the three rooms may arrive in between.)
+    let frames = subscribe(&mut second, "topic:4", None).await;
+    assert!(frames.iter().any(|f| f["code"] == "too_many_rooms"), "{frames:?}");
+    // A burst past 40 frames: the excess is refused, the socket stays open.
+    for _ in 0..50 {
+        send(&mut second, json!({ "op": "ping" })).await;
+    }
+    let mut refused = 0;
+    for _ in 0..50 {
+        let frame = next(&mut second).await;
+        if frame["code"] == "rate_limited" {
+            refused += 1;
+        }
+    }
+    assert!(refused >= 5, "{refused} refused of 50");
+
+    // A role change: B's cached session learns it from the event, not the TTL.
+    let mut on_b = Api::new(&b);
+    on_b.token = demo.token.clone();
+    assert_eq!(on_b.get("/api/v1/me").await.1["role"], "member");
+    client.execute("UPDATE users SET role = 'moderator' WHERE username = 'demo'", &[]).await.expect("promote");
+    until("B sees the new role", || async { on_b.get("/api/v1/me").await.1["role"] == "moderator" }).await;
     a.stop().await.expect("stop");
     b.stop().await.expect("stop");
     db.drop_db().await;

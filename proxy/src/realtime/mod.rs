@@ -47,6 +47,30 @@ impl Invalidation {
     }
 }
 
+/// Outbox rows are kept this long (the `since` backlog needs 10 minutes; a
+/// listener cut off for longer than this would skip what was pruned).
+const KEEP_EVENTS: &str = "1 hour";
+const PRUNE_EVERY: Duration = Duration::from_secs(300);
+
+/// Deletes old outbox rows every 5 minutes until `cancel` (every proxy does;
+/// the statement is idempotent).
+pub async fn prune(db: crate::db::Db, cancel: CancellationToken) {
+    let statement = format!("SELECT veritable.prune_events(interval '{KEEP_EVENTS}')");
+    loop {
+        tokio::select! {
+            () = cancel.cancelled() => return,
+            () = tokio::time::sleep(PRUNE_EVERY) => {}
+        }
+        let pruned = async {
+            let conn = db.pool().get().await.map_err(|e| e.to_string())?;
+            conn.simple_query(&statement).await.map(drop).map_err(|e| e.to_string())
+        };
+        if let Err(error) = pruned.await {
+            tracing::warn!(%error, "could not prune old events; retrying in 5 minutes");
+        }
+    }
+}
+
 /// Fan-out lag buckets, seconds.
 const LAG_BUCKETS: &[f64] = &[0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0];
 
