@@ -3,8 +3,7 @@
 //! request is one round trip and the proxy copies bytes.
 
 use axum::extract::{Path, State};
-use axum::http::header;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use serde::Deserialize;
 use veritable_core::cursor::TopicKey;
 
@@ -12,6 +11,7 @@ use tokio_postgres::types::Type;
 
 use crate::db::Sql;
 use crate::params::Params;
+use crate::replies::ok_json;
 use crate::server::AppState;
 use crate::{AppError, AppResult};
 
@@ -19,13 +19,6 @@ use crate::{AppError, AppResult};
 const MAX_DEPTH: i32 = 1_000;
 const MAX_ROWS: i32 = 10_000;
 
-fn json(text: String) -> Response {
-    ([(header::CONTENT_TYPE, "application/json")], text).into_response()
-}
-
-fn json_shared(body: axum::body::Bytes) -> Response {
-    ([(header::CONTENT_TYPE, "application/json")], body).into_response()
-}
 
 const CATEGORIES: Sql = Sql { name: "categories", types: &[], text: "SELECT coalesce(json_agg(c ORDER BY c.position, c.id), '[]')::text
    FROM (SELECT id, slug, name, description, position FROM forum_categories ORDER BY position, id LIMIT 1000) c" };
@@ -40,7 +33,7 @@ pub async fn categories(State(state): State<AppState>) -> AppResult<Response> {
             Ok(format!("{{\"items\":{}}}", row.get::<_, String>(0)))
         })
         .await?;
-    Ok(json_shared(body))
+    Ok(ok_json(body))
 }
 
 #[derive(Debug, Deserialize)]
@@ -71,7 +64,7 @@ pub async fn topics(State(state): State<AppState>, Params(query): Params<TopicsQ
             Ok(row.get(0))
         })
         .await?;
-    Ok(json_shared(body))
+    Ok(ok_json(body))
 }
 
 #[derive(Debug, Deserialize)]
@@ -115,5 +108,5 @@ pub async fn replies(
         }
         Err(error) => return Err(error.into()),
     };
-    row.get::<_, Option<String>>(0).map(json).ok_or(AppError::NotFound)
+    row.get::<_, Option<String>>(0).map(ok_json).ok_or(AppError::NotFound)
 }

@@ -45,7 +45,7 @@ pub async fn notifications(
     let limit = page_size(query.limit)?;
     let cursor = numeric_cursor(query.cursor.as_deref())?;
     let row = state.db.get().await?.one(&NOTIFICATIONS, &[&user.session.user_id, &query.unread, &cursor, &limit]).await?;
-    Ok(ok_json(row.get(0)))
+    Ok(ok_json(row.get::<_, String>(0)))
 }
 
 /// Most notifications one request marks by id.
@@ -143,7 +143,7 @@ const SAVE_PREFERENCES: Sql = Sql {
 #[utoipa::path(get, path = "/api/v1/me/preferences", tag = "users", responses((status = 200, description = "the preferences object", body = Object), (status = 401, description = "no valid session", body = crate::error::ErrorBody)), security(("bearer" = []), ("cookie" = [])))]
 pub async fn preferences(State(state): State<AppState>, user: CurrentUser) -> AppResult<Response> {
     let row = state.db.get().await?.opt(&PREFERENCES, &[&user.session.user_id]).await?.ok_or(AppError::Unauthorized)?;
-    Ok(ok_json(row.get(0)))
+    Ok(ok_json(row.get::<_, String>(0)))
 }
 
 /// `PUT /api/v1/me/preferences` with a JSON object: replaces them all.
@@ -168,5 +168,5 @@ pub async fn save_preferences(
         .await
         .map_err(|e| crate::replies::refused(e, "body"))?
         .ok_or(AppError::Unauthorized)?;
-    Ok(ok_json(row.get(0)))
+    Ok(ok_json(row.get::<_, String>(0)))
 }

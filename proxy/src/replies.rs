@@ -127,8 +127,9 @@ pub(crate) fn created(json: String) -> Response {
     (StatusCode::CREATED, [(header::CONTENT_TYPE, "application/json")], json).into_response()
 }
 
-pub(crate) fn ok_json(json: String) -> Response {
-    ([(header::CONTENT_TYPE, "application/json")], json).into_response()
+/// 200 with a JSON body PostgreSQL (or the read cache) produced.
+pub(crate) fn ok_json(json: impl Into<axum::body::Body>) -> Response {
+    ([(header::CONTENT_TYPE, "application/json")], json.into()).into_response()
 }
 
 /// `POST /api/v1/forums/topics/{id}/replies` → 201 with the stored reply

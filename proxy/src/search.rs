@@ -72,5 +72,5 @@ pub async fn search(State(state): State<AppState>, Params(query): Params<SearchQ
         return Err(AppError::invalid("cursor", "not a cursor from this search"));
     }
     let row = state.db.get().await?.one(&SEARCH, &[&text, &offset, &limit, &CANDIDATES_PER_KIND]).await?;
-    Ok(ok_json(row.get(0)))
+    Ok(ok_json(row.get::<_, String>(0)))
 }

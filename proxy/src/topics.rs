@@ -138,7 +138,7 @@ pub async fn detail(State(state): State<AppState>, Path(id): Path<String>) -> Ap
     let id = parse_id(&id, "topic")?;
     let row = state.db.get().await?.opt(&DETAIL, &[&id]).await?.ok_or(AppError::NotFound)?;
     state.views.count(id);
-    Ok(ok_json(row.get(0)))
+    Ok(ok_json(row.get::<_, String>(0)))
 }
 
 /// The topic's author and lock state (no row: no such live topic), and the

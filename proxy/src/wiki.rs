@@ -54,7 +54,7 @@ pub async fn list(State(state): State<AppState>, Params(query): Params<ListQuery
         check_slug(cursor).map_err(|_| AppError::invalid("cursor", "not a cursor from this list"))?;
     }
     let row = state.db.get().await?.one(&LIST, &[&query.cursor, &limit]).await?;
-    Ok(ok_json(row.get(0)))
+    Ok(ok_json(row.get::<_, String>(0)))
 }
 
 /// The page with its current revision, as GET and a 409 return it.
@@ -78,7 +78,7 @@ const PAGE: Sql = Sql { name: "wiki_page", types: &[Type::TEXT], text: page_json
 pub async fn page(State(state): State<AppState>, Path(slug): Path<String>) -> AppResult<Response> {
     check_slug(&slug)?;
     let row = state.db.get().await?.opt(&PAGE, &[&slug]).await?.ok_or(AppError::NotFound)?;
-    Ok(ok_json(row.get(0)))
+    Ok(ok_json(row.get::<_, String>(0)))
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
