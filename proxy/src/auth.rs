@@ -187,3 +187,24 @@ pub async fn me(user: CurrentUser) -> Json<serde_json::Value> {
     let s = user.session;
     Json(json!({ "id": s.user_id, "username": s.username, "role": s.role, "session_expires_at": s.expires_at }))
 }
+
+/// Who may change a post: its author while the topic is open, or a moderator.
+/// `changed` is `None` when the statement changed nothing.
+pub fn judge<T>(
+    user: &CurrentUser,
+    author: i64,
+    locked: bool,
+    changed: Option<T>,
+) -> AppResult<T> {
+    if let Some(changed) = changed {
+        return Ok(changed);
+    }
+    if !user.session.may_moderate() && author != user.session.user_id {
+        return Err(AppError::Forbidden("only the author or a moderator may change this"));
+    }
+    if !user.session.may_moderate() && locked {
+        return Err(AppError::Conflict { field: "topic", message: "the topic is locked".into() });
+    }
+    // Allowed, yet nothing changed: deleted by someone else meanwhile.
+    Err(AppError::NotFound)
+}

@@ -167,3 +167,22 @@ pub fn too_large() -> Response {
     let detail = Detail { code: "payload_too_large", message: "the request body is over the size limit", field: Some("body") };
     (StatusCode::PAYLOAD_TOO_LARGE, Json(ErrorBody { error: detail, current: None })).into_response()
 }
+
+/// What the database refused of a write, as the client's error: a missing
+/// referenced row names `foreign_key_field`; the extension's size and nesting
+/// limits and the tables' CHECKs name the body.
+pub fn refused(error: tokio_postgres::Error, foreign_key_field: &'static str) -> AppError {
+    use tokio_postgres::error::SqlState;
+    let Some(db) = error.as_db_error() else { return AppError::Database(error) };
+    let code = db.code();
+    if *code == SqlState::FOREIGN_KEY_VIOLATION {
+        AppError::Unprocessable { field: foreign_key_field, message: format!("{foreign_key_field} does not exist here") }
+    } else if *code == SqlState::STRING_DATA_RIGHT_TRUNCATION || *code == SqlState::PROGRAM_LIMIT_EXCEEDED {
+        // Our extension's own messages: the size or nesting limit, safe to show.
+        AppError::Unprocessable { field: "body", message: db.message().to_owned() }
+    } else if *code == SqlState::CHECK_VIOLATION {
+        AppError::Unprocessable { field: "body", message: "the text breaks a content rule (length or format)".into() }
+    } else {
+        AppError::Database(error)
+    }
+}

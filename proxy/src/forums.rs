@@ -11,7 +11,7 @@ use tokio_postgres::types::Type;
 
 use crate::db::Sql;
 use crate::params::Params;
-use crate::replies::ok_json;
+use crate::respond::ok_json;
 use crate::server::AppState;
 use crate::{AppError, AppResult};
 

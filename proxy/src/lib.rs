@@ -22,6 +22,7 @@ pub mod people;
 pub mod search;
 pub mod seed;
 pub mod replies;
+pub mod respond;
 pub mod server;
 pub mod sessions;
 pub mod topics;

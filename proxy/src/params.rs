@@ -86,3 +86,19 @@ macro_rules! page_json {
         )
     };
 }
+
+/// A positive id from the path, or 400 naming `id`.
+pub fn parse_id(raw: &str, what: &'static str) -> Result<i64, AppError> {
+    raw.parse::<i64>()
+        .ok()
+        .filter(|id| *id > 0)
+        .ok_or_else(|| AppError::invalid("id", format!("the {what} id must be a positive number")))
+}
+
+/// 422 naming `field` when `text` is blank.
+pub fn require_text(field: &'static str, text: &str) -> Result<(), AppError> {
+    if text.trim().is_empty() {
+        return Err(AppError::Unprocessable { field, message: format!("{field} needs some text") });
+    }
+    Ok(())
+}

@@ -9,7 +9,8 @@ use tokio_postgres::types::Type;
 use crate::auth::CurrentUser;
 use crate::db::Sql;
 use crate::params::{Body, Params, numeric_cursor, page_size};
-use crate::replies::{ok_json, parse_id};
+use crate::params::parse_id;
+use crate::respond::ok_json;
 use crate::server::AppState;
 use crate::{AppError, AppResult};
 
@@ -166,7 +167,7 @@ pub async fn save_preferences(
         .await?
         .write(&SAVE_PREFERENCES, &[&user.session.user_id, &text])
         .await
-        .map_err(|e| crate::replies::refused(e, "body"))?
+        .map_err(|e| crate::error::refused(e, "body"))?
         .ok_or(AppError::Unauthorized)?;
     Ok(ok_json(row.get::<_, String>(0)))
 }

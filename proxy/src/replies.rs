@@ -7,15 +7,16 @@
 //! the topic's participant row, then the topic row.
 
 use axum::extract::{Path, State};
-use axum::http::{StatusCode, header};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
-use tokio_postgres::error::SqlState;
 use tokio_postgres::types::Type;
 
-use crate::auth::CurrentUser;
+use crate::auth::{CurrentUser, judge};
 use crate::db::Sql;
-use crate::params::Body;
+use crate::error::refused;
+use crate::params::{Body, parse_id, require_text};
+use crate::respond::{created, ok_json};
 use crate::server::AppState;
 use crate::{AppError, AppResult};
 
@@ -93,45 +94,6 @@ const DELETE: Sql = Sql {
          SELECT target.author_id, target.is_locked, (SELECT id FROM changed) FROM target",
 };
 
-/// What the database refused, as the client's error.
-pub(crate) fn refused(error: tokio_postgres::Error, foreign_key_field: &'static str) -> AppError {
-    let Some(db) = error.as_db_error() else { return AppError::Database(error) };
-    let code = db.code();
-    if *code == SqlState::FOREIGN_KEY_VIOLATION {
-        AppError::Unprocessable { field: foreign_key_field, message: format!("{foreign_key_field} does not exist here") }
-    } else if *code == SqlState::STRING_DATA_RIGHT_TRUNCATION || *code == SqlState::PROGRAM_LIMIT_EXCEEDED {
-        // Our extension's own messages: the size or nesting limit, safe to show.
-        AppError::Unprocessable { field: "body", message: db.message().to_owned() }
-    } else if *code == SqlState::CHECK_VIOLATION {
-        AppError::Unprocessable { field: "body", message: "the text breaks a content rule (length or format)".into() }
-    } else {
-        AppError::Database(error)
-    }
-}
-
-pub(crate) fn parse_id(raw: &str, what: &'static str) -> AppResult<i64> {
-    raw.parse::<i64>()
-        .ok()
-        .filter(|id| *id > 0)
-        .ok_or_else(|| AppError::invalid("id", format!("the {what} id must be a positive number")))
-}
-
-pub(crate) fn require_text(field: &'static str, text: &str) -> AppResult<()> {
-    if text.trim().is_empty() {
-        return Err(AppError::Unprocessable { field, message: format!("{field} needs some text") });
-    }
-    Ok(())
-}
-
-pub(crate) fn created(json: String) -> Response {
-    (StatusCode::CREATED, [(header::CONTENT_TYPE, "application/json")], json).into_response()
-}
-
-/// 200 with a JSON body PostgreSQL (or the read cache) produced.
-pub(crate) fn ok_json(json: impl Into<axum::body::Body>) -> Response {
-    ([(header::CONTENT_TYPE, "application/json")], json.into()).into_response()
-}
-
 /// `POST /api/v1/forums/topics/{id}/replies` → 201 with the stored reply
 /// (its sanitized HTML included); 404 for a missing topic, 409 for a locked
 /// one, 422 for a parent outside the topic, 429 past the posting limit.
@@ -162,27 +124,6 @@ pub async fn create(
         (Some(true), None) => Err(AppError::Conflict { field: "topic", message: "the topic is locked".into() }),
         _ => Err(AppError::NotFound),
     }
-}
-
-/// Who may change a post: its author while the topic is open, or a moderator.
-/// `changed` is `None` when the statement changed nothing.
-pub(crate) fn judge<T>(
-    user: &CurrentUser,
-    author: i64,
-    locked: bool,
-    changed: Option<T>,
-) -> AppResult<T> {
-    if let Some(changed) = changed {
-        return Ok(changed);
-    }
-    if !user.session.may_moderate() && author != user.session.user_id {
-        return Err(AppError::Forbidden("only the author or a moderator may change this"));
-    }
-    if !user.session.may_moderate() && locked {
-        return Err(AppError::Conflict { field: "topic", message: "the topic is locked".into() });
-    }
-    // Allowed, yet nothing changed: deleted by someone else meanwhile.
-    Err(AppError::NotFound)
 }
 
 /// `PATCH /api/v1/forums/replies/{id}` `{"body": "..."}` → 200 with the

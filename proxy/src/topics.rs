@@ -15,7 +15,10 @@ use tokio_util::sync::CancellationToken;
 use crate::auth::CurrentUser;
 use crate::db::{Db, Sql};
 use crate::params::Body;
-use crate::replies::{created, judge, ok_json, parse_id, refused, require_text};
+use crate::auth::judge;
+use crate::error::refused;
+use crate::params::{parse_id, require_text};
+use crate::respond::{created, ok_json};
 use crate::server::AppState;
 use crate::{AppError, AppResult};
 

@@ -14,7 +14,9 @@ use tokio_postgres::types::Type;
 use crate::auth::CurrentUser;
 use crate::db::Sql;
 use crate::params::{Body, Params, page_size};
-use crate::replies::{created, ok_json, refused, require_text};
+use crate::error::refused;
+use crate::params::require_text;
+use crate::respond::{created, ok_json};
 use crate::server::AppState;
 use crate::{AppError, AppResult};
 
