@@ -286,3 +286,23 @@ impl Views {
         self.flush(&db).await;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_view_batch_is_bounded_and_counts_what_it_drops() {
+        let (flushed, dropped) = (IntCounter::new("f", "f").expect("counter"), IntCounter::new("d", "d").expect("counter"));
+        let views = Views::new(2, flushed, dropped.clone());
+        for topic in [1, 1, 2, 2, 2] {
+            views.count(topic);
+        }
+        assert_eq!(views.pending(), 2);
+        views.count(3);
+        views.count(3);
+        assert_eq!((views.pending(), dropped.get()), (2, 2), "a third topic does not fit; its views are counted as dropped");
+        views.count(1);
+        assert_eq!(dropped.get(), 2, "topics already waiting still count");
+    }
+}

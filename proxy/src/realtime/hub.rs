@@ -351,3 +351,80 @@ impl Hub {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::net::{IpAddr, Ipv4Addr};
+
+    use prometheus::{HistogramOpts, IntCounter, IntGauge};
+
+    use super::*;
+
+    fn hub(queue: usize) -> Arc<Hub> {
+        let gauge = |n: &str| IntGauge::new(n, n).expect("gauge");
+        let counter = |n: &str| IntCounter::new(n, n).expect("counter");
+        let metrics = HubMetrics {
+            connections: gauge("c"),
+            rooms: gauge("r"),
+            subscriptions: gauge("s"),
+            tracked_clients: gauge("t"),
+            routed: counter("ro"),
+            queue_drops: counter("q"),
+            slow_closes: counter("sl"),
+            refused: counter("re"),
+            fanout_lag: Histogram::with_opts(HistogramOpts::new("l", "l")).expect("histogram"),
+            listener_reconnects: counter("li"),
+        };
+        Arc::new(Hub::new(Limits { per_user: 2, per_ip: 3, rooms_per_connection: 2, queue }, metrics))
+    }
+
+    fn event(seq: i64, room: &str) -> Event {
+        Event {
+            seq,
+            room: room.into(),
+            kind: "reply.created".into(),
+            session_id: None,
+            user_id: None,
+            frame: format!("{{\"id\":{seq}}}").into(),
+            age_seconds: 0.0,
+        }
+    }
+
+    const IP: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
+
+    #[test]
+    fn caps_routing_and_cleanup() {
+        let hub = hub(2);
+        let (alice, mut alice_queue) = hub.connect(Some(1), IP).expect("first");
+        let (_second, _) = hub.connect(Some(1), IP).expect("second");
+        assert_eq!(hub.connect(Some(1), IP).err(), Some(Refusal::TooManyForUser));
+        let (_anonymous, _) = hub.connect(None, IP).expect("third from the address");
+        assert_eq!(hub.connect(None, IP).err(), Some(Refusal::TooManyForAddress));
+
+        assert_eq!(hub.subscribe(alice.id, "topic:1"), Ok(0));
+        assert_eq!(hub.subscribe(alice.id, "topic:2"), Ok(0));
+        assert_eq!(hub.subscribe(alice.id, "topic:3"), Err(Refusal::TooManyRooms));
+        hub.route(&[event(1, "topic:1"), event(2, "topic:9"), event(1, "topic:1")]);
+        let delivered = alice_queue.try_recv().expect("one event");
+        assert_eq!((delivered.seq, &*delivered.room), (Some(1), "topic:1"));
+        assert!(alice_queue.try_recv().is_err(), "other rooms and repeated seqs are not delivered");
+        assert_eq!(hub.cursor(), 2);
+
+        // A queue of 2 overflows on the third undelivered event: the connection is marked to close.
+        hub.route(&[event(3, "topic:2"), event(4, "topic:2"), event(5, "topic:2")]);
+        assert!(alice.kill.is_cancelled());
+        assert_eq!(hub.metrics.slow_closes.get(), 1);
+
+        assert!(hub.typing_allowed(1, "topic:1"));
+        assert!(!hub.typing_allowed(1, "topic:1"), "coalesced within 2 s");
+        assert_eq!(hub.presence_snapshot().1, vec![1, 1]);
+        drop(alice);
+        drop(_second);
+        drop(_anonymous);
+        assert_eq!(hub.metrics.connections.get(), 0);
+        assert_eq!(hub.metrics.rooms.get(), 0);
+        assert_eq!(hub.metrics.subscriptions.get(), 0);
+        assert_eq!(hub.metrics.tracked_clients.get(), 0, "no user, address or presence entry is left");
+        assert!(hub.presence_snapshot().0.is_empty());
+    }
+}
