@@ -142,6 +142,9 @@ pub struct ServeConfig {
     /// Events queued for one WebSocket before it is closed as too slow (1013).
     #[arg(long, env = "VERITABLE_WS_QUEUE", default_value_t = 256)]
     pub ws_queue: usize,
+    /// Seconds between WebSocket pings; two unanswered close the connection.
+    #[arg(long, env = "VERITABLE_WS_PING_SECS", default_value_t = 30)]
+    pub ws_ping_secs: u64,
     /// Milliseconds between flushes of the batched topic view counts.
     #[arg(long, env = "VERITABLE_VIEW_FLUSH_MS", default_value_t = 2000)]
     pub view_flush_ms: u64,
@@ -190,6 +193,7 @@ impl ServeConfig {
             ws_per_ip: 256,
             ws_rooms: 50,
             ws_queue: 256,
+            ws_ping_secs: 30,
             presence_ttl_secs: 60,
         }
     }

@@ -172,6 +172,7 @@ pub async fn run(
             per_ip: config.ws_per_ip,
             rooms_per_connection: config.ws_rooms,
             queue: config.ws_queue,
+            ping_every: Duration::from_secs(config.ws_ping_secs.max(1)),
         },
         metrics.realtime.clone(),
         config.allowed_origins.clone(),

@@ -290,6 +290,36 @@ async fn slow_consumers_are_closed_and_everything_is_cleaned_up() {
     db.drop_db().await;
 }
 
+/// Server pings: a client that answers them (as every WebSocket library
+/// does while it reads) stays; one that never answers is closed after two
+/// unanswered pings, and its resources go with it.
+#[tokio::test]
+async fn heartbeats_keep_answering_clients_and_close_silent_ones() {
+    let (db, _client) = FreshDb::migrated("rt_heartbeat").await;
+    let mut config = server_config(&db.url);
+    config.ws_ping_secs = 1;
+    let server = TestServer::start_with(config).await;
+    let mut answering = open(&server, None, None).await.expect("connect");
+    let silent = open(&server, None, None).await.expect("connect"); // never read, so never answers
+    assert_eq!(metric(&server, "veritable_ws_connections").await, 2.0);
+
+    let mut pings = 0;
+    while pings < 4 {
+        match tokio::time::timeout(Duration::from_secs(10), answering.next()).await.expect("a ping within 10 s") {
+            Some(Ok(Message::Ping(_))) => pings += 1,
+            other => panic!("expected pings, got {other:?}"),
+        }
+    }
+    eventually_metric(&server, "veritable_ws_heartbeat_closes_total", 1.0).await;
+    eventually_metric(&server, "veritable_ws_connections", 1.0).await;
+    eventually_metric(&server, "veritable_ws_tracked_clients", 1.0).await;
+    send(&mut answering, json!({ "op": "ping" })).await;
+    assert_eq!(next(&mut answering).await["type"], "pong", "the answering client is still served after four pings");
+    drop(silent);
+    server.stop().await.expect("stop");
+    db.drop_db().await;
+}
+
 /// `pg_terminate_backend` of the LISTEN connection: the listener reconnects,
 /// catches up, and the subscriber misses nothing.
 #[tokio::test]
@@ -331,12 +361,40 @@ async fn next_of(socket: &mut Socket, kind: &str) -> Value {
     }
 }
 
-fn usernames(frame: &Value) -> Vec<String> {
-    frame["users"].as_array().expect("users").iter().filter_map(|u| u["username"].as_str().map(str::to_owned)).collect()
+/// A room's members as a client sees them: a snapshot (`users`), then changes (`joined`, `left`).
+#[derive(Default)]
+struct Members(std::collections::BTreeMap<i64, String>);
+
+impl Members {
+    fn apply(&mut self, frame: &Value) {
+        let listed = |key: &str| frame[key].as_array().cloned().unwrap_or_default();
+        let entry = |u: &Value| (u["id"].as_i64().expect("id"), u["username"].as_str().expect("username").to_owned());
+        if frame.get("users").is_some() {
+            self.0 = listed("users").iter().map(entry).collect();
+        } else {
+            assert!(frame.get("joined").is_some() && frame.get("left").is_some(), "a snapshot or a change: {frame}");
+            listed("joined").iter().map(entry).for_each(|(id, name)| drop(self.0.insert(id, name)));
+            listed("left").iter().for_each(|u| drop(self.0.remove(&entry(u).0)));
+        }
+    }
+
+    fn usernames(&self) -> Vec<String> {
+        let mut names: Vec<String> = self.0.values().cloned().collect();
+        names.sort();
+        names
+    }
+
+    /// Reads presence frames until the room holds exactly `want`.
+    async fn until(&mut self, socket: &mut Socket, want: &[&str]) {
+        while self.usernames() != want {
+            let frame = next_of(socket, "presence").await;
+            self.apply(&frame);
+        }
+    }
 }
 
-/// Presence is a snapshot on join and then on every change, the same on
-/// both proxies; a user whose proxy died is dropped after the TTL; typing
+/// Presence is a snapshot on join and then the changes (who joined, who
+/// left), the same on both proxies; a user whose proxy died is dropped after the TTL; typing
 /// reaches the other proxy's subscribers, coalesced to one per 2 s.
 #[tokio::test]
 async fn presence_and_typing_cross_proxies() {
@@ -349,19 +407,17 @@ async fn presence_and_typing_cross_proxies() {
     let moderator = Api::signed_in(&b, "moderator").await;
 
     let mut on_a = open(&a, demo.token.as_deref(), None).await.expect("connect");
+    let (mut seen_a, mut seen_b) = (Members::default(), Members::default());
     let frames = subscribe(&mut on_a, "topic:5", None).await;
-    assert_eq!(frames.last().expect("frame")["type"], "presence");
+    let snapshot = frames.last().expect("frame");
+    assert_eq!(snapshot["type"], "presence");
+    assert!(snapshot.get("users").is_some(), "a snapshot on join: {snapshot}");
+    seen_a.apply(snapshot);
     let mut on_b = open(&b, moderator.token.as_deref(), None).await.expect("connect");
-    subscribe(&mut on_b, "topic:5", None).await;
-    // Both see both, whatever order the snapshots came in.
-    for socket in [&mut on_a, &mut on_b] {
-        loop {
-            let frame = next_of(socket, "presence").await;
-            if usernames(&frame) == ["demo", "moderator"] {
-                break;
-            }
-        }
-    }
+    seen_b.apply(subscribe(&mut on_b, "topic:5", None).await.last().expect("frame"));
+    // Both see both, whatever order the frames came in.
+    seen_a.until(&mut on_a, &["demo", "moderator"]).await;
+    seen_b.until(&mut on_b, &["demo", "moderator"]).await;
 
     // Typing on A reaches B, once per 2 s however often it is sent.
     for _ in 0..3 {
@@ -386,12 +442,12 @@ async fn presence_and_typing_cross_proxies() {
 
     // Leaving: B sees demo go.
     on_a.close(None).await.expect("close");
-    loop {
-        let frame = next_of(&mut on_b, "presence").await;
-        if usernames(&frame) == ["moderator"] {
-            break;
-        }
+    let mut last = Value::Null;
+    while seen_b.usernames() != ["moderator"] {
+        last = next_of(&mut on_b, "presence").await;
+        seen_b.apply(&last);
     }
+    assert_eq!(last["left"][0]["username"], "demo", "a change, not a snapshot: {last}");
 
     // A proxy that died without cleaning up: its rows expire after the TTL.
     client
@@ -401,18 +457,8 @@ async fn presence_and_typing_cross_proxies() {
         )
         .await
         .expect("a dead proxy's row");
-    loop {
-        let frame = next_of(&mut on_b, "presence").await;
-        if usernames(&frame) == ["admin", "moderator"] {
-            break;
-        }
-    }
-    loop {
-        let frame = next_of(&mut on_b, "presence").await;
-        if usernames(&frame) == ["moderator"] {
-            break;
-        }
-    }
+    seen_b.until(&mut on_b, &["admin", "moderator"]).await;
+    seen_b.until(&mut on_b, &["moderator"]).await;
     a.stop().await.expect("stop A");
     b.stop().await.expect("stop B");
     let left: i64 = client.query_one("SELECT count(*) FROM presence", &[]).await.expect("q").get(0);

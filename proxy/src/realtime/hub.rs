@@ -61,6 +61,8 @@ pub struct Limits {
     pub per_ip: usize,
     pub rooms_per_connection: usize,
     pub queue: usize,
+    /// Between server pings; a connection that leaves two unanswered is closed.
+    pub ping_every: std::time::Duration,
 }
 
 #[derive(Clone)]
@@ -72,6 +74,7 @@ pub struct HubMetrics {
     pub routed: IntCounter,
     pub queue_drops: IntCounter,
     pub slow_closes: IntCounter,
+    pub heartbeat_closes: IntCounter,
     pub refused: IntCounter,
     pub fanout_lag: Histogram,
     pub listener_reconnects: IntCounter,
@@ -371,11 +374,12 @@ mod tests {
             routed: counter("ro"),
             queue_drops: counter("q"),
             slow_closes: counter("sl"),
+            heartbeat_closes: counter("hb"),
             refused: counter("re"),
             fanout_lag: Histogram::with_opts(HistogramOpts::new("l", "l")).expect("histogram"),
             listener_reconnects: counter("li"),
         };
-        Arc::new(Hub::new(Limits { per_user: 2, per_ip: 3, rooms_per_connection: 2, queue }, metrics))
+        Arc::new(Hub::new(Limits { per_user: 2, per_ip: 3, rooms_per_connection: 2, queue, ping_every: std::time::Duration::from_secs(30) }, metrics))
     }
 
     fn event(seq: i64, room: &str) -> Event {

@@ -97,6 +97,7 @@ pub fn metrics(registry: &Registry) -> Result<HubMetrics, prometheus::Error> {
         routed: counter("ws_events_routed_total", "Sequenced events routed to local rooms")?,
         queue_drops: counter("ws_queue_drops_total", "Events that did not fit a connection's queue")?,
         slow_closes: counter("ws_slow_consumer_closes_total", "Connections closed (1013) for not keeping up")?,
+        heartbeat_closes: counter("ws_heartbeat_closes_total", "Connections closed after two unanswered pings")?,
         refused: counter("ws_refused_total", "Connections refused at the per-user or per-address cap")?,
         fanout_lag,
         listener_reconnects: counter("ws_listener_reconnects_total", "Reconnections of the realtime listener")?,

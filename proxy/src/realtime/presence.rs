@@ -13,6 +13,7 @@
 //! 2 s) carrying the frame every proxy hands its subscribers; clients show it
 //! for `expires_in_ms` (5 s).
 
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -43,10 +44,37 @@ const SYNC: Sql = Sql {
     text: "SELECT count(*) FROM veritable.presence_sync($1, $2, $3, make_interval(secs => $4))",
 };
 
-/// The presence frame of `room`, `users` being the JSON array.
+/// The presence snapshot frame of `room`, `users` being the JSON array.
 pub fn frame(room: &str, users: &str) -> serde_json::Value {
     let users: serde_json::Value = serde_json::from_str(users).unwrap_or_else(|_| serde_json::json!([]));
     serde_json::json!({ "type": "presence", "room": room, "users": users })
+}
+
+#[derive(serde::Deserialize)]
+struct Member {
+    id: i64,
+    username: String,
+}
+
+/// A room's members by id, as last read.
+type Members = BTreeMap<i64, String>;
+
+fn members(users: &str) -> Members {
+    serde_json::from_str::<Vec<Member>>(users).unwrap_or_default().into_iter().map(|m| (m.id, m.username)).collect()
+}
+
+/// The frame telling subscribers how `room` went from `before` to `now`;
+/// None when nothing changed.
+fn change_frame(room: &str, before: &Members, now: &Members) -> Option<serde_json::Value> {
+    let listed = |from: &Members, without: &Members| -> Vec<serde_json::Value> {
+        from.iter()
+            .filter(|(id, _)| !without.contains_key(id))
+            .map(|(id, username)| serde_json::json!({ "id": id, "username": username }))
+            .collect()
+    };
+    let (joined, left) = (listed(now, before), listed(before, now));
+    (!joined.is_empty() || !left.is_empty())
+        .then(|| serde_json::json!({ "type": "presence", "room": room, "joined": joined, "left": left }))
 }
 
 /// Keeps this proxy's rows true and pushes snapshots of changed rooms, until
@@ -54,12 +82,17 @@ pub fn frame(room: &str, users: &str) -> serde_json::Value {
 pub async fn run(hub: Arc<Hub>, db: Db, proxy: String, ttl: Duration, mut changed_rooms: mpsc::Receiver<String>, cancel: CancellationToken) {
     let mut tick = tokio::time::interval(ttl / 3);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // The last reading of each room with local subscribers (bounded by the hub's rooms).
+    let mut known: HashMap<String, Members> = HashMap::new();
     loop {
         tokio::select! {
             () = cancel.cancelled() => break,
-            _ = tick.tick() => sync(&hub, &db, &proxy, ttl, false).await,
+            _ = tick.tick() => {
+                known.retain(|room, _| hub.has_room(room));
+                sync(&hub, &db, &proxy, ttl, false).await;
+            }
             () = hub.presence_changed.notified() => sync(&hub, &db, &proxy, ttl, false).await,
-            Some(room) = changed_rooms.recv() => push(&hub, &db, &room).await,
+            Some(room) = changed_rooms.recv() => push(&hub, &db, &mut known, room).await,
         }
     }
     sync(&hub, &db, &proxy, ttl, true).await;
@@ -76,16 +109,46 @@ async fn sync(hub: &Hub, db: &Db, proxy: &str, ttl: Duration, leaving: bool) {
     }
 }
 
-async fn push(hub: &Hub, db: &Db, room: &str) {
-    if !hub.has_room(room) {
+async fn push(hub: &Hub, db: &Db, known: &mut HashMap<String, Members>, room: String) {
+    if !hub.has_room(&room) {
+        known.remove(&room);
         return;
     }
     let users = match db.get().await {
         Ok(conn) => conn.one(&PRESENCE_OF, &[&room]).await.map(|row| row.get::<_, String>(0)).map_err(|e| e.to_string()),
         Err(error) => Err(error.to_string()),
     };
-    match users {
-        Ok(users) => hub.broadcast(room, frame(room, &users).to_string().into()),
-        Err(error) => tracing::warn!(%error, room, "could not read presence"),
+    let users = match users {
+        Ok(users) => users,
+        Err(error) => {
+            // Without a reading the next change is sent as a snapshot.
+            known.remove(&room);
+            return tracing::warn!(%error, room, "could not read presence");
+        }
+    };
+    let now = members(&users);
+    let update = match known.get(&room) {
+        Some(before) => change_frame(&room, before, &now),
+        None => Some(frame(&room, &users)),
+    };
+    if let Some(update) = update {
+        hub.broadcast(&room, update.to_string().into());
+    }
+    known.insert(room, now);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn changes_list_who_joined_and_who_left() {
+        let before = members(r#"[{"id":1,"username":"ann"},{"id":2,"username":"bob"}]"#);
+        let now = members(r#"[{"id":2,"username":"bob"},{"id":3,"username":"cy"}]"#);
+        let change = change_frame("topic:1", &before, &now).expect("a change");
+        assert_eq!(change["joined"], serde_json::json!([{ "id": 3, "username": "cy" }]));
+        assert_eq!(change["left"], serde_json::json!([{ "id": 1, "username": "ann" }]));
+        assert_eq!(change_frame("topic:1", &now, &now), None, "nothing changed, nothing sent");
+        assert!(members("not json").is_empty());
     }
 }

@@ -34,7 +34,6 @@ pub const MAX_INBOUND_BYTES: usize = 4 * 1024;
 const SOCKET_BUFFER_BYTES: usize = 4 * 1024;
 /// What may pile up unsent when writes fail, before the socket errors.
 const MAX_WRITE_BUFFER_BYTES: usize = 1024 * 1024;
-const PING_EVERY: Duration = Duration::from_secs(30);
 /// Pings unanswered before the connection counts as dead.
 const MISSED_PINGS: u32 = 2;
 const SEND_TIMEOUT: Duration = Duration::from_secs(10);
@@ -129,7 +128,7 @@ enum Flow {
 impl Connection {
     async fn serve(mut self, socket: WebSocket, mut queue: tokio::sync::mpsc::Receiver<Delivery>, shutdown: tokio_util::sync::CancellationToken) {
         let (mut sink, mut stream) = socket.split();
-        let mut ping = tokio::time::interval(PING_EVERY);
+        let mut ping = tokio::time::interval(self.hub.limits.ping_every);
         ping.reset();
         let mut missed = 0;
         let mut tokens = BURST;
@@ -145,7 +144,8 @@ impl Connection {
                 },
                 _ = ping.tick() => {
                     if missed >= MISSED_PINGS {
-                        break None;
+                        self.hub.metrics.heartbeat_closes.inc();
+                        break Some((GOING_AWAY, "no answer to pings"));
                     }
                     missed += 1;
                     if send(&mut sink, Message::Ping(Default::default())).await.is_err() {
