@@ -557,3 +557,126 @@ async fn caps_hold_and_role_changes_reach_every_proxy() {
     b.stop().await.expect("stop");
     db.drop_db().await;
 }
+
+/// The browser client (`client/veritable-realtime.js`), run by Node against
+/// the real proxy through `tests/js/drive.mjs`: one JSON line per callback.
+struct JsClient {
+    child: tokio::process::Child,
+    stdin: tokio::process::ChildStdin,
+    lines: tokio::io::Lines<tokio::io::BufReader<tokio::process::ChildStdout>>,
+    /// Every reply id delivered as an event, in arrival order.
+    replies: Vec<i64>,
+}
+
+/// The client's size budget (DESIGN.md: a few KB, dependency-free).
+const CLIENT_BUDGET_BYTES: u64 = 8 * 1024;
+
+impl JsClient {
+    fn script(path: &str) -> std::path::PathBuf {
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(path)
+    }
+
+    async fn start(server: &TestServer, token: Option<&str>) -> Self {
+        let mut command = tokio::process::Command::new("node");
+        command
+            .arg("--experimental-websocket")
+            .arg(Self::script("js/drive.mjs"))
+            .arg(format!("ws://{}/api/v1/ws", server.addr))
+            .args(token)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .kill_on_drop(true);
+        let mut child = command.spawn().expect("node (Node.js >= 20) runs the client; `cargo xtask test` installs it");
+        let stdin = child.stdin.take().expect("stdin");
+        let stdout = child.stdout.take().expect("stdout");
+        use tokio::io::AsyncBufReadExt;
+        Self { child, stdin, lines: tokio::io::BufReader::new(stdout).lines(), replies: Vec::new() }
+    }
+
+    async fn command(&mut self, command: Value) {
+        use tokio::io::AsyncWriteExt;
+        self.stdin.write_all(format!("{command}\n").as_bytes()).await.expect("write to node");
+    }
+
+    /// Reads callbacks until one satisfies `wanted` (within 10 s each).
+    async fn until(&mut self, what: &str, wanted: impl Fn(&Value) -> bool) -> Value {
+        loop {
+            let line = tokio::time::timeout(Duration::from_secs(10), self.lines.next_line())
+                .await
+                .unwrap_or_else(|_| panic!("waiting for {what}"))
+                .expect("read from node")
+                .unwrap_or_else(|| panic!("node exited while waiting for {what}"));
+            let line: Value = serde_json::from_str(&line).expect("JSON line");
+            if line["on"] == "event" && line["event"]["kind"] == "reply.created" {
+                self.replies.push(line["event"]["data"]["id"].as_i64().expect("reply id"));
+            }
+            if wanted(&line) {
+                return line;
+            }
+        }
+    }
+
+    async fn status(&mut self, state: &str) {
+        self.until(state, |l| l["on"] == "status" && l["state"] == state).await;
+    }
+
+    async fn reply(&mut self, id: i64) {
+        self.until(&format!("reply {id}"), |l| l["on"] == "event" && l["event"]["data"]["id"] == id).await;
+    }
+
+    async fn presence(&mut self, users: Value) {
+        self.until(&format!("presence {users}"), |l| l["on"] == "presence" && l["users"] == users).await;
+    }
+}
+
+#[tokio::test]
+async fn the_js_client_resumes_without_gaps_and_tracks_presence_and_typing() {
+    let size = std::fs::metadata(JsClient::script("../client/veritable-realtime.js")).expect("the client").len();
+    assert!(size <= CLIENT_BUDGET_BYTES, "the realtime client is {size} bytes, over its {CLIENT_BUDGET_BYTES}-byte budget");
+
+    let (db, _client) = FreshDb::seeded("rt_js_client", &Shape::of(Scale::Small), 28).await;
+    let server = TestServer::start_with(server_config(&db.url)).await;
+    let demo = Api::signed_in(&server, "demo").await;
+    let writer = Api::signed_in(&server, "moderator").await;
+    let mut js = JsClient::start(&server, demo.token.as_deref()).await;
+    js.status("open").await;
+    js.command(json!({ "do": "subscribe", "room": "topic:5" })).await;
+    js.until("subscribed", |l| l["on"] == "subscribed" && l["room"] == "topic:5").await;
+    js.presence(json!(["demo"])).await;
+    let mut posted = vec![reply(&writer, 5, "live").await];
+    js.reply(posted[0]).await;
+
+    // Another member arrives and types; the typing indicator expires by itself.
+    let mut other = open(&server, writer.token.as_deref(), None).await.expect("connect");
+    subscribe(&mut other, "topic:5", None).await;
+    js.presence(json!(["demo", "moderator"])).await;
+    send(&mut other, json!({ "op": "typing", "room": "topic:5" })).await;
+    js.until("typing", |l| l["on"] == "typing" && l["users"] == json!(["moderator"])).await;
+    js.until("typing expired", |l| l["on"] == "typing" && l["users"] == json!([])).await;
+
+    // Offline while two replies are posted: they come first on reconnect, once.
+    js.command(json!({ "do": "close" })).await;
+    js.status("closed").await;
+    posted.push(reply(&writer, 5, "missed 1").await);
+    posted.push(reply(&writer, 5, "missed 2").await);
+    js.command(json!({ "do": "connect" })).await;
+    js.until("resubscribed", |l| l["on"] == "subscribed").await;
+    posted.push(reply(&writer, 5, "after reconnect").await);
+    js.reply(posted[3]).await;
+
+    // A dropped socket: the client reconnects by itself and resumes.
+    js.command(json!({ "do": "drop" })).await;
+    js.status("closed").await;
+    posted.push(reply(&writer, 5, "during the drop").await);
+    js.until("resubscribed", |l| l["on"] == "subscribed").await;
+    posted.push(reply(&writer, 5, "after the drop").await);
+    js.reply(posted[5]).await;
+    assert_eq!(js.replies, posted, "every reply once, in order, across a close and a drop");
+
+    other.close(None).await.expect("close");
+    js.presence(json!(["demo"])).await;
+    js.command(json!({ "do": "exit" })).await;
+    assert!(js.child.wait().await.expect("node exits").success());
+    server.stop().await.expect("stop");
+    db.drop_db().await;
+}
