@@ -59,10 +59,10 @@ fn reply_rows(topic_id: Option<i64>, root: Root, max_depth: Option<i32>, max_row
     let limits = replies::limits(max_depth, max_rows);
     let (rows, more, base) = replies::walk(topic_id, root, limits, after);
     rows.into_iter()
-        .map(|replies::Shown { visit, details: d }| {
+        .map(|replies::Shown { visit, author_name }| {
             let r = visit.row;
             let depth = base.saturating_add(i32::try_from(visit.depth).unwrap_or(i32::MAX));
-            (r.id, r.parent_id, depth, visit.path, d.author_id, d.author_name, d.body_html, d.created_at, r.child_count, visit.children_cut, r.is_deleted, more)
+            (r.id, r.parent_id, depth, visit.path, r.author_id, author_name, r.body_html, r.created_at, r.child_count, visit.children_cut, r.is_deleted, more)
         })
         .collect()
 }

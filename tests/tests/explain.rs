@@ -44,7 +44,7 @@ fn extension_args(name: &str) -> &'static str {
         "reply_tree.top_level" => "(1, 0, 129)",
         "reply_tree.children" => "(1, 5, 0, 129)",
         "reply_tree.one" => "(1, 5)",
-        "reply_tree.details" => "(ARRAY[5, 6, 7]::bigint[])",
+        "reply_tree.authors" => "(ARRAY[5, 6, 7]::bigint[])",
         "topic_page.category" => "(3, true, 'infinity', 9223372036854775807, 21)",
         "topic_page.all" => "(NULL, true, 'infinity', 9223372036854775807, 21)",
         other => panic!("add EXECUTE arguments for the new hot query {other}"),
