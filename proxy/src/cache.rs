@@ -1,9 +1,13 @@
 //! A byte-bounded cache of hot read responses (topic list pages, the
-//! category list), so that a burst of readers costs PostgreSQL one query per
+//! category list, wiki pages), so that a burst of readers costs PostgreSQL one query per
 //! page per TTL instead of one per request. Concurrent misses of one key wait
 //! for a single load (moka's `try_get_with`). Entries live `ttl` (1 s unless
-//! configured; 0 turns the cache off), so a list trails a write by at most
-//! that; the realtime event stream is meant to invalidate them sooner.
+//! configured; 0 turns the cache off), so a response trails a write by at
+//! most that; the realtime event stream invalidates them sooner, on every
+//! proxy (`realtime::Invalidation`): lists on any topic or reply event, a
+//! wiki page on its own events. A load that was already running when its
+//! entry was invalidated can still store what it read: that is bounded by
+//! the TTL too.
 //!
 //! Keys are built only from validated parameters, and the cache is bounded by
 //! the bytes of keys and values together, so adversarial query strings can
@@ -69,6 +73,13 @@ impl ResponseCache {
             .try_get_with(key, async { load.await.map(Bytes::from) })
             .await
             .map_err(|shared: Arc<AppError>| Arc::try_unwrap(shared).unwrap_or_else(|shared| shared.for_another_waiter()))
+    }
+
+    /// Drops one cached response.
+    pub async fn invalidate(&self, key: &str) {
+        if let Some(cache) = &self.cache {
+            cache.invalidate(key).await;
+        }
     }
 
     /// Drops every cached response (a write changed what lists show).

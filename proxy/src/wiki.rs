@@ -75,12 +75,25 @@ macro_rules! page_json {
 
 const PAGE: Sql = Sql { name: "wiki_page", types: &[Type::TEXT], text: page_json!() };
 
-/// `GET /api/v1/wiki/pages/{slug}`: the page and its current revision.
+/// The read cache's key of a wiki page: its realtime room, so the page's
+/// events name the entry they make stale.
+fn cache_key(slug: &str) -> String {
+    format!("wiki:{slug}")
+}
+
+/// `GET /api/v1/wiki/pages/{slug}`: the page and its current revision
+/// (through the read cache).
 #[utoipa::path(get, path = "/api/v1/wiki/pages/{slug}", tag = "wiki", params(("slug" = String, Path, description = "page slug")), responses((status = 200, description = "the page and its current revision", body = Object), (status = 400, description = "bad parameter", body = crate::error::ErrorBody), (status = 404, description = "not found", body = crate::error::ErrorBody)))]
 pub async fn page(State(state): State<AppState>, Path(slug): Path<String>) -> AppResult<Response> {
     check_slug(&slug)?;
-    let row = state.db.get().await?.opt(&PAGE, &[&slug]).await?.ok_or(AppError::NotFound)?;
-    Ok(ok_json(row.get::<_, String>(0)))
+    let body = state
+        .responses
+        .get_or_load(cache_key(&slug), async {
+            let row = state.db.get().await?.opt(&PAGE, &[&slug]).await?.ok_or(AppError::NotFound)?;
+            Ok(row.get::<_, String>(0))
+        })
+        .await?;
+    Ok(ok_json(body))
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -145,6 +158,8 @@ pub async fn save(
         .map_err(|e| refused(e, "slug"))?
         .ok_or_else(|| AppError::Internal(anyhow::anyhow!("wiki_save returned no row")))?;
     if let Some(saved) = row.get::<_, Option<String>>(1) {
+        // This proxy at once; the others when the revision's event reaches them.
+        state.responses.invalidate(&cache_key(&slug)).await;
         return Ok(if edit.base_revision == 0 { created(saved) } else { ok_json(saved) });
     }
     // Stale: someone saved first (or the page does not exist yet, or exists

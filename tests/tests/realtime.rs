@@ -467,8 +467,8 @@ async fn presence_and_typing_cross_proxies() {
 }
 
 /// With long cache lifetimes, the event stream still makes a logout on A
-/// hold on B, and a reply through A shows in B's cached topic list, long
-/// before the caches would expire.
+/// hold on B, and a reply or a wiki revision through A shows in B's cached
+/// topic list or wiki page, long before the caches would expire.
 #[tokio::test]
 async fn events_invalidate_other_proxies_caches() {
     let (db, _client) = FreshDb::seeded("rt_invalidate", &Shape::of(Scale::Small), 27).await;
@@ -495,6 +495,16 @@ async fn events_invalidate_other_proxies_caches() {
         now["items"].as_array().expect("items").iter().any(|t| t["id"] == bumped)
     })
     .await;
+
+    // A wiki page cached on B: a new revision through A replaces it there.
+    let path = "/api/v1/wiki/pages/cached-page";
+    let first = json!({ "title": "Cached", "body": "first", "base_revision": 0 });
+    assert_eq!(on_a.call("PUT", path, Some(first)).await.0, 201);
+    assert_eq!(on_b.get(path).await.1["current_revision"], 1, "cached on B now");
+    let (status, _) = on_a.call("PUT", path, Some(json!({ "title": "Cached", "body": "second", "base_revision": 1 }))).await;
+    assert_eq!(status, 200);
+    assert_eq!(on_a.get(path).await.1["current_revision"], 2, "the writer's proxy forgets its copy at once");
+    until("B's cached wiki page shows revision 2", || async { on_b.get(path).await.1["current_revision"] == 2 }).await;
 
     assert_eq!(on_a.call("POST", "/api/v1/auth/logout", None).await.0, 204);
     until("B refuses the revoked session", || async { on_b.get("/api/v1/me").await.0 == 401 }).await;

@@ -145,7 +145,7 @@ async fn session(
                         })
                         .collect();
                     hub.route(&events);
-                    invalidation.apply(&events);
+                    invalidation.apply(&events).await;
                     if i64::try_from(events.len()).unwrap_or(0) < BATCH {
                         break;
                     }

@@ -24,20 +24,22 @@ pub struct Realtime {
 }
 
 /// What the event stream makes stale in this proxy's caches: list pages on
-/// any topic or reply change, a session when it is revoked anywhere, a
-/// user's sessions when their role or account changes.
+/// any topic or reply change, a wiki page on its own changes, a session when
+/// it is revoked anywhere, a user's sessions when their role or account
+/// changes.
 pub struct Invalidation {
     pub responses: Arc<crate::cache::ResponseCache>,
     pub sessions: Arc<crate::sessions::Sessions>,
 }
 
 impl Invalidation {
-    pub fn apply(&self, events: &[hub::Event]) {
+    pub async fn apply(&self, events: &[hub::Event]) {
         let mut lists = false;
         for event in events {
             match event.kind.as_str() {
                 "session.revoked" => event.session_id.into_iter().for_each(|id| self.sessions.forget_session(id)),
                 "user.updated" => event.user_id.into_iter().for_each(|id| self.sessions.forget_user(id)),
+                kind if kind.starts_with("wiki.") => self.responses.invalidate(&event.room).await,
                 kind => lists |= kind.starts_with("topic.") || kind.starts_with("reply."),
             }
         }
