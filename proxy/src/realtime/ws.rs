@@ -30,8 +30,11 @@ use crate::AppError;
 
 /// Largest frame a client may send.
 pub const MAX_INBOUND_BYTES: usize = 4 * 1024;
-/// Read chunk per socket; writes go out as each message is sent.
+/// Read chunk per socket, and how many bytes of queued events are coalesced
+/// into one write (a single frame still goes out at once).
 const SOCKET_BUFFER_BYTES: usize = 4 * 1024;
+/// Events taken from a connection's queue per wake-up and written together.
+const DELIVERY_BATCH: usize = 32;
 /// What may pile up unsent when writes fail, before the socket errors.
 const MAX_WRITE_BUFFER_BYTES: usize = 1024 * 1024;
 /// Pings unanswered before the connection counts as dead.
@@ -96,7 +99,7 @@ pub async fn upgrade(
         // tungstenite's defaults (128 KiB to read, 128 KiB to write) made an
         // idle socket cost ~60 KB of RSS; frames here are small.
         .read_buffer_size(SOCKET_BUFFER_BYTES)
-        .write_buffer_size(0)
+        .write_buffer_size(SOCKET_BUFFER_BYTES)
         .max_write_buffer_size(MAX_WRITE_BUFFER_BYTES)
         .on_upgrade(move |socket| async move {
             Connection { hub, db, user, registration, last_sent: HashMap::new(), errors: 0 }
@@ -139,7 +142,18 @@ impl Connection {
                 () = shutdown.cancelled() => break Some((GOING_AWAY, "server shutting down")),
                 () = kill.cancelled() => break Some((TRY_AGAIN_LATER, "too slow: resume with since")),
                 delivery = queue.recv() => match delivery {
-                    Some(delivery) => self.deliver(delivery),
+                    Some(delivery) => {
+                        // Whatever else is queued goes out in the same writes.
+                        let mut batch: Vec<Utf8Bytes> = self.deliver(delivery).into_iter().collect();
+                        while batch.len() < DELIVERY_BATCH {
+                            let Ok(more) = queue.try_recv() else { break };
+                            batch.extend(self.deliver(more));
+                        }
+                        if send_all(&mut sink, batch).await.is_err() {
+                            break None;
+                        }
+                        None
+                    }
                     None => break None,
                 },
                 _ = ping.tick() => {
@@ -370,6 +384,26 @@ where
     S: SinkExt<Message> + Unpin,
 {
     match tokio::time::timeout(SEND_TIMEOUT, sink.send(message)).await {
+        Ok(Ok(())) => Ok(()),
+        _ => Err(()),
+    }
+}
+
+/// Writes `frames` and flushes once: queued events share syscalls.
+async fn send_all<S>(sink: &mut S, frames: Vec<Utf8Bytes>) -> Result<(), ()>
+where
+    S: SinkExt<Message> + Unpin,
+{
+    if frames.is_empty() {
+        return Ok(());
+    }
+    let written = async {
+        for frame in frames {
+            sink.feed(Message::Text(frame)).await?;
+        }
+        sink.flush().await
+    };
+    match tokio::time::timeout(SEND_TIMEOUT, written).await {
         Ok(Ok(())) => Ok(()),
         _ => Err(()),
     }
