@@ -131,6 +131,12 @@ impl TreeScan {
                 attnum(c"created_at"),
                 attnum(c"body_html"),
             ];
+            if key_columns.iter().chain(&columns).any(|attnum| *attnum <= 0) {
+                errors::internal("public.forum_replies lacks a column the reply tree reads".to_owned());
+            }
+            if !pg_sys::ActiveSnapshotSet() {
+                errors::internal("reply_tree needs a snapshot: call it from a query".to_owned());
+            }
             let heap = pg_sys::table_open(table, pg_sys::AccessShareLock as pg_sys::LOCKMODE);
             let index = pg_sys::index_open(index, pg_sys::AccessShareLock as pg_sys::LOCKMODE);
             let info = &*(*index).rd_index;
