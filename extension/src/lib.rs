@@ -281,13 +281,6 @@ mod tests {
     }
 
     #[pg_test]
-    fn kept_plans_leave_the_sessions_plan_cache_mode_alone() {
-        Spi::run("SELECT count(*) FROM veritable.topic_page(NULL, NULL, 5)").expect("SPI works");
-        let mode = Spi::get_one::<String>("SELECT current_setting('plan_cache_mode')").expect("SPI works");
-        assert_eq!(mode.as_deref(), Some("auto"));
-    }
-
-    #[pg_test]
     fn gucs_have_their_defaults() {
         for (name, value) in [("veritable.max_reply_depth", "10"), ("veritable.max_reply_rows", "500"), ("veritable.max_content_bytes", "100000")] {
             let shown = Spi::get_one::<String>(&format!("SELECT current_setting('{name}')")).expect("SPI works");

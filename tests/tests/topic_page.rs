@@ -103,3 +103,20 @@ async fn bad_input_gets_22023_and_empty_categories_an_empty_page() {
     let default = client.query("SELECT * FROM veritable.topic_page(NULL, NULL)", &[]).await.unwrap();
     assert_eq!(default.len(), 20, "page_size defaults to 20");
 }
+
+/// The extension runs its kept plans generic (planned once per backend) by
+/// holding `plan_cache_mode` during their execution; the session's own value
+/// is back afterwards, also after a call that failed.
+#[tokio::test]
+async fn the_sessions_plan_cache_mode_survives_the_extensions_calls() {
+    let client = connect(&database_url()).await;
+    for setting in ["auto", "force_custom_plan"] {
+        client.batch_execute(&format!("SET plan_cache_mode = {setting}")).await.unwrap();
+        client.query("SELECT * FROM veritable.topic_page(NULL, NULL, 20)", &[]).await.unwrap();
+        client.query("SELECT * FROM veritable.reply_subtree((SELECT min(id) FROM forum_replies))", &[]).await.unwrap();
+        // A subtree of a reply that does not exist fails after its first kept plan ran.
+        assert_eq!(sqlstate(client.query("SELECT * FROM veritable.reply_subtree(-1)", &[]).await), "P0002");
+        let now: String = client.query_one("SELECT current_setting('plan_cache_mode')", &[]).await.unwrap().get(0);
+        assert_eq!(now, setting);
+    }
+}
