@@ -21,6 +21,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tower_http::timeout::TimeoutLayer;
 use tower_http::request_id::{MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer};
+use tower_http::classify::ServerErrorsFailureClass;
 use tower_http::trace::TraceLayer;
 
 use crate::config::ServeConfig;
@@ -83,7 +84,7 @@ pub fn app(state: AppState, config: &ServeConfig) -> Router {
             axum::http::StatusCode::SERVICE_UNAVAILABLE,
             config.request_timeout(),
         ))
-        .layer(TraceLayer::new_for_http().make_span_with(request_span))
+        .layer(TraceLayer::new_for_http().make_span_with(request_span).on_failure(log_failure))
         .layer(PropagateRequestIdLayer::x_request_id())
         .layer(SetRequestIdLayer::x_request_id(RequestIds::default()))
         .with_state(state)
@@ -115,6 +116,18 @@ impl MakeRequestId for RequestIds {
 fn request_span<B>(request: &axum::http::Request<B>) -> tracing::Span {
     let id = request.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("-");
     tracing::info_span!("request", method = %request.method(), path = %request.uri().path(), request_id = %id)
+}
+
+/// 503s are the proxy protecting itself (shed, busy, timed out) and are
+/// counted in `/metrics`; at ERROR they would flood the log exactly when it
+/// is needed. Other failures (500s, broken responses) stay errors.
+fn log_failure(class: ServerErrorsFailureClass, latency: Duration, _span: &tracing::Span) {
+    match class {
+        ServerErrorsFailureClass::StatusCode(axum::http::StatusCode::SERVICE_UNAVAILABLE) => {
+            tracing::debug!(latency_ms = latency.as_millis(), "503: shed, busy or timed out");
+        }
+        other => tracing::error!(classification = %other, latency_ms = latency.as_millis(), "response failed"),
+    }
 }
 
 /// Middleware: answer 503 + Retry-After at once when `max_in_flight`
