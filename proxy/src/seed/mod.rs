@@ -109,7 +109,7 @@ pub async fn seed(
     let mut load = Loader { tx: &tx, progress, summary: Summary::default() };
     generate::load_all(&mut load, shape, rng_seed, &password_hash).await?;
     derive(&mut load).await?;
-    rebuild_indexes(&tx, &full_text).await?;
+    rebuild_indexes(&tx, &full_text, progress).await?;
     reset_sequences(&tx).await?;
     for table in TRIGGERED_TABLES {
         tx.batch_execute(&format!("ALTER TABLE {table} ENABLE TRIGGER USER")).await?;
@@ -190,10 +190,15 @@ async fn drop_gin_indexes(tx: &Transaction<'_>) -> anyhow::Result<Vec<String>> {
 }
 
 /// Builds the indexes `drop_gin_indexes` took away.
-async fn rebuild_indexes(tx: &Transaction<'_>, definitions: &[String]) -> anyhow::Result<()> {
+async fn rebuild_indexes(tx: &Transaction<'_>, definitions: &[String], progress: bool) -> anyhow::Result<()> {
+    let started = Instant::now();
     tx.batch_execute("SET LOCAL maintenance_work_mem = '256MB'").await?;
     for definition in definitions {
         tx.batch_execute(definition).await.with_context(|| format!("rebuilding {definition}"))?;
+    }
+    if progress {
+        let label = "full-text indexes (built)";
+        println!("seed: {label:<26} {:>10} built in {:.1} s", definitions.len(), started.elapsed().as_secs_f64());
     }
     Ok(())
 }
