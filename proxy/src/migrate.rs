@@ -46,6 +46,7 @@ pub const MIGRATIONS: &[Migration] = &[
     migration!(012, "realtime"),
     migration!(013, "presence"),
     migration!(014, "account_events"),
+    migration!(015, "reconcile_by_difference"),
 ];
 
 impl Migration {

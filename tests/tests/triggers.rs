@@ -329,11 +329,19 @@ async fn reconcile_finds_and_fixes_drift() {
             "UPDATE forum_topics SET reply_count = reply_count + 5 WHERE id = 3;
              UPDATE forum_topics SET last_activity_at = '2000-01-01' WHERE id = 4;
              DELETE FROM forum_topic_participants WHERE topic_id = 1 AND user_id = (SELECT min(user_id) FROM forum_topic_participants WHERE topic_id = 1);
-             UPDATE forum_replies SET child_count = 42 WHERE id = 1",
+             UPDATE forum_replies SET child_count = 42 WHERE id = 1;
+             UPDATE forum_topic_participants SET reply_count = reply_count + 3
+              WHERE (topic_id, user_id) = (SELECT topic_id, user_id FROM forum_topic_participants WHERE topic_id = 5 ORDER BY user_id LIMIT 1);
+             INSERT INTO forum_topic_participants (topic_id, user_id, reply_count)
+             SELECT 2, u.id, 1 FROM users u
+              WHERE NOT EXISTS (SELECT 1 FROM forum_replies r WHERE r.topic_id = 2 AND r.author_id = u.id AND NOT r.is_deleted)
+              ORDER BY u.id LIMIT 1",
         )
         .await
         .unwrap();
-    assert_eq!(reconcile(&client).await, 4);
+    // A topic's counters, its activity time, a child count, and a participant
+    // missing, miscounted and invented.
+    assert_eq!(reconcile(&client).await, 6);
     assert_eq!(reconcile(&client).await, 0, "fixed");
     db.drop_db().await;
 }
