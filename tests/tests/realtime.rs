@@ -644,7 +644,7 @@ async fn the_js_client_resumes_without_gaps_and_tracks_presence_and_typing() {
     let size = std::fs::metadata(JsClient::script("../client/veritable-realtime.js")).expect("the client").len();
     assert!(size <= CLIENT_BUDGET_BYTES, "the realtime client is {size} bytes, over its {CLIENT_BUDGET_BYTES}-byte budget");
 
-    let (db, _client) = FreshDb::seeded("rt_js_client", &Shape::of(Scale::Small), 28).await;
+    let (db, client) = FreshDb::seeded("rt_js_client", &Shape::of(Scale::Small), 28).await;
     let server = TestServer::start_with(server_config(&db.url)).await;
     let demo = Api::signed_in(&server, "demo").await;
     let writer = Api::signed_in(&server, "moderator").await;
@@ -685,6 +685,21 @@ async fn the_js_client_resumes_without_gaps_and_tracks_presence_and_typing() {
 
     other.close(None).await.expect("close");
     js.presence(json!(["demo"])).await;
+
+    // Away for more than the backlog holds (1,000 events): told to resync, then live again.
+    js.command(json!({ "do": "close" })).await;
+    js.status("closed").await;
+    client
+        .batch_execute("INSERT INTO forum_replies (topic_id, author_id, body) SELECT 5, 3, 'flood ' || g FROM generate_series(1, 1001) g")
+        .await
+        .expect("more than the backlog");
+    js.command(json!({ "do": "connect" })).await;
+    js.until("resync", |l| l["on"] == "resync" && l["room"] == "topic:5").await;
+    js.until("resubscribed", |l| l["on"] == "subscribed").await;
+    let after_resync = reply(&writer, 5, "after the resync").await;
+    js.reply(after_resync).await;
+    assert_eq!(js.replies.last(), Some(&after_resync));
+    assert_eq!(js.replies.len(), posted.len() + 1, "the flood is not replayed: the app reloads the room instead");
     js.command(json!({ "do": "exit" })).await;
     assert!(js.child.wait().await.expect("node exits").success());
     server.stop().await.expect("stop");
