@@ -689,10 +689,12 @@ async fn the_js_client_resumes_without_gaps_and_tracks_presence_and_typing() {
     // Away for more than the backlog holds (1,000 events): told to resync, then live again.
     js.command(json!({ "do": "close" })).await;
     js.status("closed").await;
+    let routed = metric(&server, "veritable_ws_events_routed_total").await;
     client
         .batch_execute("INSERT INTO forum_replies (topic_id, author_id, body) SELECT 5, 3, 'flood ' || g FROM generate_series(1, 1001) g")
         .await
         .expect("more than the backlog");
+    until("the proxy has read the flood", || async { metric(&server, "veritable_ws_events_routed_total").await >= routed + 1001.0 }).await;
     js.command(json!({ "do": "connect" })).await;
     js.until("resync", |l| l["on"] == "resync" && l["room"] == "topic:5").await;
     js.until("resubscribed", |l| l["on"] == "subscribed").await;
