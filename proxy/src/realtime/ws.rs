@@ -143,7 +143,7 @@ impl Connection {
         let (shutting_down, killed) = (shutdown.cancelled(), kill.cancelled());
         tokio::pin!(shutting_down, killed);
         let close = loop {
-            let outgoing: Option<Utf8Bytes> = tokio::select! {
+            tokio::select! {
                 () = &mut shutting_down => break Some((GOING_AWAY, "server shutting down")),
                 () = &mut killed => break Some((TRY_AGAIN_LATER, "too slow: resume with since")),
                 delivery = queue.recv() => match delivery {
@@ -157,7 +157,6 @@ impl Connection {
                         if send_all(&mut sink, batch).await.is_err() {
                             break None;
                         }
-                        None
                     }
                     None => break None,
                 },
@@ -170,12 +169,11 @@ impl Connection {
                     if send(&mut sink, Message::Ping(Default::default())).await.is_err() {
                         break None;
                     }
-                    None
                 }
                 message = stream.next() => match message {
                     None | Some(Err(_)) | Some(Ok(Message::Close(_))) => break None,
-                    Some(Ok(Message::Pong(_))) => { missed = 0; None }
-                    Some(Ok(Message::Ping(_))) => None,
+                    Some(Ok(Message::Pong(_))) => missed = 0,
+                    Some(Ok(Message::Ping(_))) => {}
                     Some(Ok(message)) => {
                         let now = tokio::time::Instant::now();
                         tokens = (tokens + now.duration_since(refilled).as_secs_f64() * REFILL_PER_SEC).min(BURST);
@@ -189,14 +187,8 @@ impl Connection {
                         if let Flow::Close(code, reason) = flow {
                             break Some((code, reason));
                         }
-                        None
                     }
                 },
-            };
-            if let Some(text) = outgoing
-                && send(&mut sink, Message::Text(text)).await.is_err()
-            {
-                break None;
             }
         };
         if let Some((code, reason)) = close {
