@@ -149,10 +149,10 @@ impl Connection {
                 delivery = queue.recv() => match delivery {
                     Some(delivery) => {
                         // Whatever else is queued goes out in the same writes.
-                        let mut batch: Vec<Utf8Bytes> = self.deliver(delivery).into_iter().collect();
+                        let mut batch: Vec<Message> = self.deliver(delivery).map(Message::Text).into_iter().collect();
                         while batch.len() < DELIVERY_BATCH {
                             let Ok(more) = queue.try_recv() else { break };
-                            batch.extend(self.deliver(more));
+                            batch.extend(self.deliver(more).map(Message::Text));
                         }
                         if send_all(&mut sink, batch).await.is_err() {
                             break None;
@@ -380,23 +380,21 @@ async fn send<S>(sink: &mut S, message: Message) -> Result<(), ()>
 where
     S: SinkExt<Message> + Unpin,
 {
-    match tokio::time::timeout(SEND_TIMEOUT, sink.send(message)).await {
-        Ok(Ok(())) => Ok(()),
-        _ => Err(()),
-    }
+    send_all(sink, vec![message]).await
 }
 
-/// Writes `frames` and flushes once: queued events share syscalls.
-async fn send_all<S>(sink: &mut S, frames: Vec<Utf8Bytes>) -> Result<(), ()>
+/// Writes `messages` and flushes once, within `SEND_TIMEOUT`: queued
+/// events share syscalls.
+async fn send_all<S>(sink: &mut S, messages: Vec<Message>) -> Result<(), ()>
 where
     S: SinkExt<Message> + Unpin,
 {
-    if frames.is_empty() {
+    if messages.is_empty() {
         return Ok(());
     }
     let written = async {
-        for frame in frames {
-            sink.feed(Message::Text(frame)).await?;
+        for message in messages {
+            sink.feed(message).await?;
         }
         sink.flush().await
     };
