@@ -47,6 +47,7 @@ pub const MIGRATIONS: &[Migration] = &[
     migration!(013, "presence"),
     migration!(014, "account_events"),
     migration!(015, "reconcile_by_difference"),
+    migration!(016, "topic_tag_names"),
 ];
 
 impl Migration {

@@ -127,8 +127,7 @@ const DETAIL: Sql = Sql {
         'reply_count', t.reply_count, 'participant_count', t.participant_count, 'view_count', t.view_count,
         'last_reply_at', t.last_reply_at, 'last_activity_at', t.last_activity_at,
         'created_at', t.created_at, 'updated_at', t.updated_at,
-        'tags', coalesce((SELECT json_agg(g.name ORDER BY g.name) FROM forum_topic_tags tt
-                            JOIN forum_tags g ON g.id = tt.tag_id WHERE tt.topic_id = t.id), '[]'))::text
+        'tags', to_json(t.tag_names))::text
    FROM forum_topics t JOIN forum_categories c ON c.id = t.category_id JOIN users u ON u.id = t.author_id
   WHERE t.id = $1 AND NOT t.is_deleted",
 };

@@ -320,6 +320,67 @@ async fn counters_stay_exact_under_concurrent_writers() {
     db.drop_db().await;
 }
 
+/// The names a topic carries for its page, and the truth from the tag tables.
+async fn tag_names(tx: &Transaction<'_>, topic: i64) -> (Vec<String>, Vec<String>) {
+    let row = tx
+        .query_one("SELECT tag_names, veritable.tag_names_of(id) FROM forum_topics WHERE id = $1", &[&topic])
+        .await
+        .expect("tag names");
+    (row.get(0), row.get(1))
+}
+
+#[tokio::test]
+async fn topic_tag_names_follow_tagging_untagging_renames_and_tag_deletion() {
+    let mut client = connect(&database_url()).await;
+    let tx = client.transaction().await.unwrap();
+    let (a, b) = (new_topic(&tx).await, new_topic(&tx).await);
+    let ids: Vec<i64> = tx
+        .query("INSERT INTO forum_tags (name) VALUES ('zz-names-b'), ('zz-names-a'), ('zz-names-c') RETURNING id", &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    let (tb, ta, tc) = (ids[0], ids[1], ids[2]);
+    let name = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+
+    // Several topics and tags in one statement: each topic refreshed, names in order.
+    tx.execute(
+        "INSERT INTO forum_topic_tags (topic_id, tag_id) VALUES ($1, $2), ($1, $3), ($4, $3)",
+        &[&a, &tb, &ta, &b],
+    )
+    .await
+    .unwrap();
+    assert_eq!(tag_names(&tx, a).await, (name(&["zz-names-a", "zz-names-b"]), name(&["zz-names-a", "zz-names-b"])));
+    assert_eq!(tag_names(&tx, b).await.0, name(&["zz-names-a"]));
+
+    tx.execute("UPDATE forum_tags SET name = 'zz-names-0' WHERE id = $1", &[&ta]).await.unwrap();
+    assert_eq!(tag_names(&tx, a).await.0, name(&["zz-names-0", "zz-names-b"]), "renamed and re-sorted");
+    assert_eq!(tag_names(&tx, b).await.0, name(&["zz-names-0"]));
+
+    tx.execute("UPDATE forum_topic_tags SET tag_id = $1 WHERE topic_id = $2 AND tag_id = $3", &[&tc, &a, &tb])
+        .await
+        .unwrap();
+    assert_eq!(tag_names(&tx, a).await.0, name(&["zz-names-0", "zz-names-c"]), "a tag swapped for another");
+
+    tx.execute("DELETE FROM forum_topic_tags WHERE topic_id = $1 AND tag_id = $2", &[&a, &tc]).await.unwrap();
+    assert_eq!(tag_names(&tx, a).await.0, name(&["zz-names-0"]));
+    tx.execute("DELETE FROM forum_tags WHERE id = $1", &[&ta]).await.unwrap();
+    for topic in [a, b] {
+        assert_eq!(tag_names(&tx, topic).await, (vec![], vec![]), "a deleted tag leaves its topics");
+    }
+
+    // The page shows what the row carries.
+    tx.execute("INSERT INTO forum_topic_tags (topic_id, tag_id) VALUES ($1, $2)", &[&b, &tb]).await.unwrap();
+    let shown: Vec<String> = tx
+        .query_one("SELECT tags FROM veritable.topic_page(1, NULL, 100) WHERE id = $1", &[&b])
+        .await
+        .expect("the new topic is on the first page of its category")
+        .get(0);
+    assert_eq!(shown, name(&["zz-names-b"]));
+    tx.rollback().await.unwrap();
+}
+
 #[tokio::test]
 async fn reconcile_finds_and_fixes_drift() {
     let (db, client) = FreshDb::seeded("reconcile_drift", &Shape::of(Scale::Small), 7).await;
@@ -335,13 +396,14 @@ async fn reconcile_finds_and_fixes_drift() {
              INSERT INTO forum_topic_participants (topic_id, user_id, reply_count)
              SELECT 2, u.id, 1 FROM users u
               WHERE NOT EXISTS (SELECT 1 FROM forum_replies r WHERE r.topic_id = 2 AND r.author_id = u.id AND NOT r.is_deleted)
-              ORDER BY u.id LIMIT 1",
+              ORDER BY u.id LIMIT 1;
+             UPDATE forum_topics SET tag_names = '{not-a-tag}' WHERE id = 6",
         )
         .await
         .unwrap();
-    // A topic's counters, its activity time, a child count, and a participant
-    // missing, miscounted and invented.
-    assert_eq!(reconcile(&client).await, 6);
+    // A topic's counters, its activity time, a child count, a participant
+    // missing, miscounted and invented, and a topic's tag names.
+    assert_eq!(reconcile(&client).await, 7);
     assert_eq!(reconcile(&client).await, 0, "fixed");
     db.drop_db().await;
 }

@@ -1,11 +1,11 @@
 //! `veritable-proxy seed`: deterministic demo and scale data, loaded with
 //! binary COPY inside one transaction (all or nothing).
 //!
-//! The tables' row triggers are off while the seed loads (one transaction,
-//! so nobody sees that): what they would derive row by row is computed
-//! set-based instead. Topic counters, participants and the activity feed come
-//! from SQL after the base rows are in, the way `veritable.reconcile_topic_stats()`
-//! would; reply depths and child counts come from the generator; bodies are
+//! The tables' triggers are off while the seed loads (one transaction, so
+//! nobody sees that): what they would derive row by row is computed
+//! set-based instead. Topic counters and tag names, participants and the
+//! activity feed come from SQL after the base rows are in, the way
+//! `veritable.reconcile_topic_stats()` would; reply depths and child counts come from the generator; bodies are
 //! plain paragraphs whose HTML the generator writes exactly as
 //! `veritable.render_markdown` renders it (an integration test checks this),
 //! so rows carry the current policy version.
@@ -49,7 +49,7 @@ pub const SEEDED_TABLES: &[&str] = &[
 ];
 
 /// Tables whose row triggers the seed replaces with set-based work.
-const TRIGGERED_TABLES: &[&str] = &["forum_topics", "forum_replies", "wiki_revisions", "notifications"];
+const TRIGGERED_TABLES: &[&str] = &["forum_topics", "forum_topic_tags", "forum_replies", "wiki_revisions", "notifications"];
 
 #[derive(Debug, Default)]
 pub struct Summary {
@@ -130,15 +130,21 @@ async fn derive(load: &mut Loader<'_>) -> anyhow::Result<()> {
              WHERE NOT is_deleted GROUP BY topic_id, author_id",
         ),
         (
-            "forum_topics (stats)",
+            // One pass, so each topic row gets one new version.
+            "forum_topics (stats, tags)",
             "UPDATE forum_topics t
-             SET reply_count = s.replies, participant_count = s.participants,
+             SET reply_count = coalesce(s.replies, 0), participant_count = coalesce(s.participants, 0),
                  last_reply_at = s.last_reply_at,
-                 last_activity_at = greatest(t.created_at, s.last_reply_at)
-             FROM (SELECT r.topic_id, count(*) AS replies, max(r.created_at) AS last_reply_at,
+                 last_activity_at = greatest(t.created_at, s.last_reply_at),
+                 tag_names = coalesce(g.names, '{}')
+             FROM forum_topics base
+             LEFT JOIN (SELECT r.topic_id, count(*) AS replies, max(r.created_at) AS last_reply_at,
                           (SELECT count(*) FROM forum_topic_participants p WHERE p.topic_id = r.topic_id) AS participants
-                   FROM forum_replies r WHERE NOT r.is_deleted GROUP BY r.topic_id) s
-             WHERE s.topic_id = t.id",
+                   FROM forum_replies r WHERE NOT r.is_deleted GROUP BY r.topic_id) s ON s.topic_id = base.id
+             LEFT JOIN (SELECT tt.topic_id, array_agg(tag.name ORDER BY tag.name) AS names
+                   FROM forum_topic_tags tt JOIN forum_tags tag ON tag.id = tt.tag_id GROUP BY tt.topic_id) g
+                    ON g.topic_id = base.id
+             WHERE base.id = t.id AND (s.topic_id IS NOT NULL OR g.topic_id IS NOT NULL)",
         ),
         (
             "unified_activity",
