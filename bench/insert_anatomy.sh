@@ -1,0 +1,69 @@
+#!/usr/bin/env bash
+# What a reply insert costs with the triggers, against the bare insert and
+# against the floor (the sanitizer and the outbox row only), side by side.
+#
+#   cargo xtask seed medium      # once: the data copied for the experiment
+#   bench/insert_anatomy.sh      # ~2 minutes
+#
+# Works on a throwaway copy of veritable_medium (veritable_exp, dropped at the
+# end), because the floor variant replaces the reply trigger's function. Per
+# variant: TPS at 32 clients, WAL bytes and records per transaction
+# (pg_stat_wal), and CPU per transaction of the 32 backends and of pgbench
+# (/proc/PID/stat over the middle of the run, divided by the commits counted).
+# pgbench and PostgreSQL share the two cores.
+set -euo pipefail
+cd "$(dirname "$0")"
+PORT=${VERITABLE_PG_PORT:-54329}
+SECS=${BENCH_SECS:-10}
+ROUNDS=${BENCH_ROUNDS:-3}
+DB=veritable_exp
+as_super() { psql -X -q -h 127.0.0.1 -p "$PORT" -U postgres -d postgres "$@"; }
+sql() { psql -X -q -A -t -h 127.0.0.1 -p "$PORT" -U veritable -d "$DB" "$@"; }
+
+as_super -c "DROP DATABASE IF EXISTS $DB" -c "CREATE DATABASE $DB TEMPLATE veritable_medium OWNER veritable"
+trap 'as_super -c "DROP DATABASE IF EXISTS $DB WITH (FORCE)" > /dev/null' EXIT
+
+# The floor: the reply trigger without the counters, participants and activity row.
+full=$(sql -c "SELECT pg_get_functiondef('veritable.reply_write'::regproc)")
+floor=$(printf '%s\n' "$full" | awk '/IF NOT NEW.is_deleted THEN/ {skip = 1} /INSERT INTO public.events/ {skip = 0} !skip')
+topics=$(sql -c "SELECT max(id) FROM forum_topics")
+users=$(sql -c "SELECT max(id) FROM users")
+tick=$(getconf CLK_TCK)
+cpu() { local t=0 p; for p in "$@"; do [ -r "/proc/$p/stat" ] && t=$((t + $(awk '{print $14 + $15}' "/proc/$p/stat"))); done; echo "$t"; }
+wal() { sql -c "SELECT wal_records || ' ' || wal_bytes FROM pg_stat_wal"; }
+commits() { sql -c "SELECT xact_commit FROM pg_stat_database WHERE datname = current_database()"; }
+
+run() {
+    local variant=$1 out pid backends pgb b0 g0 c0 b1 g1 c1 r0 w0 r1 w1 n
+    case $variant in
+        bare) sql -c "ALTER TABLE forum_replies DISABLE TRIGGER USER" ;;
+        floor) printf '%s\n' "$floor" | sql ;;
+        all) printf '%s\n' "$full" | sql ;;
+    esac
+    read -r r0 w0 <<< "$(wal)"
+    out=$(mktemp)
+    pgbench -h 127.0.0.1 -p "$PORT" -U veritable -n -f insert_reply.sql -c 32 -j 2 -T "$SECS" \
+        -D users="$users" -D topics="$topics" "$DB" > "$out" 2>&1 &
+    pid=$!
+    sleep 2
+    backends=$(sql -c "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND application_name = 'pgbench'")
+    pgb=$(pgrep -P $$ -x pgbench || true)
+    b0=$(cpu $backends); g0=$(cpu $pgb); c0=$(commits)
+    sleep $((SECS - 4))
+    b1=$(cpu $backends); g1=$(cpu $pgb); c1=$(commits)
+    wait "$pid"
+    read -r r1 w1 <<< "$(wal)"
+    [ "$variant" = bare ] && sql -c "ALTER TABLE forum_replies ENABLE TRIGGER USER"
+    local txns tps; txns=$(grep -oP 'actually processed: \K[0-9]+' "$out"); tps=$(grep -oP 'tps = \K[0-9.]+' "$out")
+    n=$((c1 - c0))
+    printf '%-6s %8.0f tps | WAL per txn %5d bytes, %2d records | CPU per txn: backends %4d µs, pgbench %3d µs\n' \
+        "$variant" "$tps" $(((w1 - w0) / txns)) $(((r1 - r0) / txns)) \
+        $(((b1 - b0) * 1000000 / tick / n)) $(((g1 - g0) * 1000000 / tick / n))
+    rm -f "$out"
+}
+
+echo "# reply insert anatomy, $(date -u +%FT%TZ), $(nproc) cores, 32 clients, ${SECS}s per run, copy of veritable_medium"
+for round in $(seq 1 "$ROUNDS"); do
+    echo "## round $round"
+    for variant in bare floor all; do run "$variant"; done
+done
