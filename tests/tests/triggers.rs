@@ -56,6 +56,16 @@ async fn a_dbas_raw_insert_is_sanitized_and_versioned() {
         .unwrap()
         .get(0);
     assert_eq!(rerendered, html);
+    // After a policy change a DBA re-renders by resetting the version (README).
+    let row = tx
+        .query_one(
+            "UPDATE forum_replies SET render_version = 0 WHERE topic_id = $1
+             RETURNING body_html, render_version = veritable.policy_version()",
+            &[&topic],
+        )
+        .await
+        .unwrap();
+    assert_eq!((row.get::<_, String>(0), row.get::<_, bool>(1)), (html, true));
     let topic_html: String = tx.query_one("SELECT body_html FROM forum_topics WHERE id = $1", &[&topic]).await.unwrap().get(0);
     assert_eq!(topic_html, "<p>b</p>\n");
     tx.rollback().await.unwrap();
