@@ -48,6 +48,7 @@ pub const MIGRATIONS: &[Migration] = &[
     migration!(014, "account_events"),
     migration!(015, "reconcile_by_difference"),
     migration!(016, "topic_tag_names"),
+    migration!(017, "topic_stats"),
 ];
 
 impl Migration {

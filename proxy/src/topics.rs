@@ -124,11 +124,12 @@ const DETAIL: Sql = Sql {
         'author', json_build_object('id', u.id, 'username', u.username, 'display_name', u.display_name),
         'title', t.title, 'body', t.body, 'body_html', t.body_html,
         'is_pinned', t.is_pinned, 'is_locked', t.is_locked,
-        'reply_count', t.reply_count, 'participant_count', t.participant_count, 'view_count', t.view_count,
-        'last_reply_at', t.last_reply_at, 'last_activity_at', t.last_activity_at,
+        'reply_count', s.reply_count, 'participant_count', s.participant_count, 'view_count', t.view_count,
+        'last_reply_at', s.last_reply_at, 'last_activity_at', s.last_activity_at,
         'created_at', t.created_at, 'updated_at', t.updated_at,
         'tags', to_json(t.tag_names))::text
-   FROM forum_topics t JOIN forum_categories c ON c.id = t.category_id JOIN users u ON u.id = t.author_id
+   FROM forum_topics t JOIN forum_topic_stats s ON s.topic_id = t.id
+   JOIN forum_categories c ON c.id = t.category_id JOIN users u ON u.id = t.author_id
   WHERE t.id = $1 AND NOT t.is_deleted",
 };
 

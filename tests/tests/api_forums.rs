@@ -54,7 +54,7 @@ async fn topic_pages_follow_next_cursor_to_the_end() {
     let client = connect(&database_url()).await;
     let expected: Vec<i64> = client
         .query(
-            "SELECT id FROM forum_topics WHERE category_id = 1 AND NOT is_deleted ORDER BY is_pinned DESC, last_activity_at DESC, id DESC",
+            "SELECT topic_id FROM forum_topic_stats WHERE category_id = 1 AND NOT is_deleted ORDER BY is_pinned DESC, last_activity_at DESC, topic_id DESC",
             &[],
         )
         .await

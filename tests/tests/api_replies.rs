@@ -34,7 +34,7 @@ async fn posting_replies_stores_sanitized_html_and_refuses_what_it_must() {
     let server = TestServer::start_with(config).await;
     let token = login(&server, "demo").await;
     let topic = "10";
-    let before: i32 = client.query_one("SELECT reply_count FROM forum_topics WHERE id = 10", &[]).await.expect("q").get(0);
+    let before: i32 = client.query_one("SELECT reply_count FROM forum_topic_stats WHERE topic_id = 10", &[]).await.expect("q").get(0);
 
     let (status, body) = post(&server, topic, None, &json!({ "body": "hi" })).await;
     assert_eq!((status, body["error"]["code"].as_str()), (401, Some("unauthorized")));
@@ -47,7 +47,7 @@ async fn posting_replies_stores_sanitized_html_and_refuses_what_it_must() {
     let (status, child) = post(&server, topic, Some(&token), &json!({ "body": "answer", "parent_id": parent })).await;
     assert_eq!(status, 201, "{child}");
     assert_eq!(child["depth"], 1);
-    let after: i32 = client.query_one("SELECT reply_count FROM forum_topics WHERE id = 10", &[]).await.expect("q").get(0);
+    let after: i32 = client.query_one("SELECT reply_count FROM forum_topic_stats WHERE topic_id = 10", &[]).await.expect("q").get(0);
     assert_eq!(after, before + 2);
 
     let foreign: i64 = client.query_one("SELECT id FROM forum_replies WHERE topic_id <> 10 LIMIT 1", &[]).await.expect("q").get(0);

@@ -114,7 +114,7 @@ async fn topics_are_created_read_counted_and_moderated() {
     assert_eq!(status, 200, "{edited}");
     assert_eq!(demo.call("PATCH", &reply_path, Some(json!({ "body": " " }))).await.0, 422);
     assert_eq!(demo.call("PATCH", &reply_path, Some(json!({ "text": "x" }))).await.0, 422);
-    let count = format!("SELECT reply_count::bigint FROM forum_topics WHERE id = {id}");
+    let count = format!("SELECT reply_count::bigint FROM forum_topic_stats WHERE topic_id = {id}");
     eventually(&client, &count, 1).await;
     assert_eq!(demo.call("DELETE", &reply_path, None).await.0, 204);
     eventually(&client, &count, 0).await;
@@ -217,8 +217,8 @@ async fn two_hundred_writers_on_one_topic_end_without_deadlocks_or_drift() {
     let (count, live): (i32, i64) = {
         let row = client
             .query_one(
-                "SELECT t.reply_count, (SELECT count(*) FROM forum_replies r WHERE r.topic_id = t.id AND NOT r.is_deleted)
-                   FROM forum_topics t WHERE t.id = $1",
+                "SELECT t.reply_count, (SELECT count(*) FROM forum_replies r WHERE r.topic_id = t.topic_id AND NOT r.is_deleted)
+                   FROM forum_topic_stats t WHERE t.topic_id = $1",
                 &[&i64::from(topic)],
             )
             .await

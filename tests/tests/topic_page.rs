@@ -41,8 +41,9 @@ async fn paging_to_the_end_returns_every_live_topic_once_in_order() {
         let ids = walk_all(&client, category, 7).await;
         let expected: Vec<i64> = client
             .query(
-                "SELECT id FROM forum_topics WHERE NOT is_deleted AND ($1::bigint IS NULL OR category_id = $1)
-                 ORDER BY is_pinned DESC, last_activity_at DESC, id DESC",
+                "SELECT t.id FROM forum_topics t JOIN forum_topic_stats s ON s.topic_id = t.id
+                  WHERE NOT t.is_deleted AND ($1::bigint IS NULL OR t.category_id = $1)
+                 ORDER BY t.is_pinned DESC, s.last_activity_at DESC, t.id DESC",
                 &[&category],
             )
             .await
@@ -64,10 +65,11 @@ async fn rows_carry_the_stored_stats_author_category_and_tags() {
         let id: i64 = row.get("id");
         let truth = client
             .query_one(
-                "SELECT t.reply_count, t.participant_count, t.view_count, u.username, c.name,
+                "SELECT s.reply_count, s.participant_count, t.view_count, u.username, c.name,
                         ARRAY(SELECT g.name FROM forum_topic_tags tt JOIN forum_tags g ON g.id = tt.tag_id
                               WHERE tt.topic_id = t.id ORDER BY g.name)
-                   FROM forum_topics t JOIN users u ON u.id = t.author_id JOIN forum_categories c ON c.id = t.category_id
+                   FROM forum_topics t JOIN forum_topic_stats s ON s.topic_id = t.id
+                   JOIN users u ON u.id = t.author_id JOIN forum_categories c ON c.id = t.category_id
                   WHERE t.id = $1",
                 &[&id],
             )

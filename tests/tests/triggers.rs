@@ -9,7 +9,7 @@ use veritable_tests::{FreshDb, connect, database_url, sqlstate};
 /// reply_count, participant_count, last_reply_at (text) of a topic.
 async fn stats(tx: &Transaction<'_>, topic: i64) -> (i32, i32, Option<String>) {
     let row = tx
-        .query_one("SELECT reply_count, participant_count, last_reply_at::text FROM forum_topics WHERE id = $1", &[&topic])
+        .query_one("SELECT reply_count, participant_count, last_reply_at::text FROM forum_topic_stats WHERE topic_id = $1", &[&topic])
         .await
         .expect("topic stats");
     (row.get(0), row.get(1), row.get(2))
@@ -330,6 +330,31 @@ async fn counters_stay_exact_under_concurrent_writers() {
     db.drop_db().await;
 }
 
+#[tokio::test]
+async fn a_topics_stats_row_is_created_with_it_and_follows_its_category_pin_and_deletion() {
+    let mut client = connect(&database_url()).await;
+    let tx = client.transaction().await.unwrap();
+    let topic = new_topic(&tx).await;
+    let stats_row = "SELECT s.category_id, s.is_pinned, s.is_deleted, s.last_activity_at = t.created_at
+                       FROM forum_topic_stats s JOIN forum_topics t ON t.id = s.topic_id WHERE s.topic_id = $1";
+    let row = tx.query_one(stats_row, &[&topic]).await.expect("a new topic has its stats row");
+    assert_eq!((row.get::<_, i64>(0), row.get::<_, bool>(1), row.get::<_, bool>(2), row.get::<_, bool>(3)), (1, false, false, true));
+    assert_eq!(stats(&tx, topic).await, (0, 0, None));
+
+    tx.execute("UPDATE forum_topics SET category_id = 2, is_pinned = true WHERE id = $1", &[&topic]).await.unwrap();
+    let row = tx.query_one(stats_row, &[&topic]).await.unwrap();
+    assert_eq!((row.get::<_, i64>(0), row.get::<_, bool>(1), row.get::<_, bool>(2)), (2, true, false));
+    let first: i64 = tx.query_one("SELECT id FROM veritable.topic_page(2, NULL, 1)", &[]).await.unwrap().get(0);
+    assert_eq!(first, topic, "pinned and newest: first in its new category");
+
+    tx.execute("UPDATE forum_topics SET is_deleted = true WHERE id = $1", &[&topic]).await.unwrap();
+    let row = tx.query_one(stats_row, &[&topic]).await.unwrap();
+    assert!(row.get::<_, bool>(2));
+    let shown = tx.query("SELECT 1 FROM veritable.topic_page(2, NULL, 100) WHERE id = $1", &[&topic]).await.unwrap();
+    assert!(shown.is_empty(), "a deleted topic leaves the pages");
+    tx.rollback().await.unwrap();
+}
+
 /// The names a topic carries for its page, and the truth from the tag tables.
 async fn tag_names(tx: &Transaction<'_>, topic: i64) -> (Vec<String>, Vec<String>) {
     let row = tx
@@ -397,8 +422,8 @@ async fn reconcile_finds_and_fixes_drift() {
     assert_eq!(reconcile(&client).await, 0, "the seed's derived data is exact");
     client
         .batch_execute(
-            "UPDATE forum_topics SET reply_count = reply_count + 5 WHERE id = 3;
-             UPDATE forum_topics SET last_activity_at = '2000-01-01' WHERE id = 4;
+            "UPDATE forum_topic_stats SET reply_count = reply_count + 5 WHERE topic_id = 3;
+             UPDATE forum_topic_stats SET last_activity_at = '2000-01-01' WHERE topic_id = 4;
              DELETE FROM forum_topic_participants WHERE topic_id = 1 AND user_id = (SELECT min(user_id) FROM forum_topic_participants WHERE topic_id = 1);
              UPDATE forum_replies SET child_count = 42 WHERE id = 1;
              UPDATE forum_topic_participants SET reply_count = reply_count + 3
@@ -407,13 +432,16 @@ async fn reconcile_finds_and_fixes_drift() {
              SELECT 2, u.id, 1 FROM users u
               WHERE NOT EXISTS (SELECT 1 FROM forum_replies r WHERE r.topic_id = 2 AND r.author_id = u.id AND NOT r.is_deleted)
               ORDER BY u.id LIMIT 1;
-             UPDATE forum_topics SET tag_names = '{not-a-tag}' WHERE id = 6",
+             UPDATE forum_topics SET tag_names = '{not-a-tag}' WHERE id = 6;
+             UPDATE forum_topic_stats SET is_pinned = NOT is_pinned WHERE topic_id = 7;
+             DELETE FROM forum_topic_stats WHERE topic_id = 8",
         )
         .await
         .unwrap();
     // A topic's counters, its activity time, a child count, a participant
-    // missing, miscounted and invented, and a topic's tag names.
-    assert_eq!(reconcile(&client).await, 7);
+    // missing, miscounted and invented, a topic's tag names, the page
+    // order's copy of a pin, and a missing stats row.
+    assert_eq!(reconcile(&client).await, 9);
     assert_eq!(reconcile(&client).await, 0, "fixed");
     db.drop_db().await;
 }

@@ -290,7 +290,6 @@ impl Row for TopicRow {
             &self.is_deleted,
             &self.created_at,
             &self.created_at,
-            &self.created_at,
             &POLICY_VERSION,
         ]
     }
@@ -337,7 +336,6 @@ async fn load_topics(load: &mut Loader<'_>, shape: &Shape, seed: u64, topics: &[
             ("is_deleted", Type::BOOL),
             ("created_at", Type::TIMESTAMPTZ),
             ("updated_at", Type::TIMESTAMPTZ),
-            ("last_activity_at", Type::TIMESTAMPTZ),
             ("render_version", Type::INT4),
         ],
         topics.len() as u64,

@@ -38,6 +38,7 @@ pub const SEEDED_TABLES: &[&str] = &[
     "notifications",
     "wiki_revisions",
     "wiki_pages",
+    "forum_topic_stats",
     "forum_topic_participants",
     "forum_topic_tags",
     "forum_replies",
@@ -130,21 +131,22 @@ async fn derive(load: &mut Loader<'_>) -> anyhow::Result<()> {
              WHERE NOT is_deleted GROUP BY topic_id, author_id",
         ),
         (
-            // One pass, so each topic row gets one new version.
-            "forum_topics (stats, tags)",
-            "UPDATE forum_topics t
-             SET reply_count = coalesce(s.replies, 0), participant_count = coalesce(s.participants, 0),
-                 last_reply_at = s.last_reply_at,
-                 last_activity_at = greatest(t.created_at, s.last_reply_at),
-                 tag_names = coalesce(g.names, '{}')
-             FROM forum_topics base
+            "forum_topic_stats",
+            "INSERT INTO forum_topic_stats (topic_id, category_id, is_pinned, is_deleted, reply_count,
+                                            participant_count, last_reply_at, last_activity_at)
+             SELECT t.id, t.category_id, t.is_pinned, t.is_deleted, coalesce(s.replies, 0),
+                    coalesce(s.participants, 0), s.last_reply_at, greatest(t.created_at, s.last_reply_at)
+             FROM forum_topics t
              LEFT JOIN (SELECT r.topic_id, count(*) AS replies, max(r.created_at) AS last_reply_at,
                           (SELECT count(*) FROM forum_topic_participants p WHERE p.topic_id = r.topic_id) AS participants
-                   FROM forum_replies r WHERE NOT r.is_deleted GROUP BY r.topic_id) s ON s.topic_id = base.id
-             LEFT JOIN (SELECT tt.topic_id, array_agg(tag.name ORDER BY tag.name) AS names
+                   FROM forum_replies r WHERE NOT r.is_deleted GROUP BY r.topic_id) s ON s.topic_id = t.id",
+        ),
+        (
+            "forum_topics (tag names)",
+            "UPDATE forum_topics t SET tag_names = g.names
+             FROM (SELECT tt.topic_id, array_agg(tag.name ORDER BY tag.name) AS names
                    FROM forum_topic_tags tt JOIN forum_tags tag ON tag.id = tt.tag_id GROUP BY tt.topic_id) g
-                    ON g.topic_id = base.id
-             WHERE base.id = t.id AND (s.topic_id IS NOT NULL OR g.topic_id IS NOT NULL)",
+             WHERE g.topic_id = t.id",
         ),
         (
             "unified_activity",
