@@ -85,13 +85,24 @@ ms=$(psql -X -q -h 127.0.0.1 -p "$PORT" -U veritable -d $DEFAULT_DB -c '\timing 
      | grep -oP 'Time: \K[0-9.]+')
 echo "forum HTML, function only (200 docs in one statement, one backend): $(awk -v ms="$ms" -v b="$forum_bytes" 'BEGIN {printf "%.1f", 200*b/1e6/(ms/1000)}') MB/s"
 
+# Before each insert run: vacuum what the last run wrote and merge the GIN
+# pending lists, so no run pays for its predecessor's maintenance (autovacuum
+# of 50,000 bare inserts used to land in the triggered run that followed).
+settle() {
+    psql -X -q -A -t -h 127.0.0.1 -p "$PORT" -U veritable -d "$1" -c "SET statement_timeout = 0" \
+        -c "VACUUM forum_replies, events, unified_activity, forum_topic_participants, forum_topic_stats" \
+        -c "SELECT gin_clean_pending_list('forum_replies_search_idx'::regclass)" > /dev/null
+}
+
 echo; echo "## reply insert at 32 clients: all triggers vs the bare insert of the same row (triggers off), alternating"
 users=$(sql $DEFAULT_DB "SELECT count(*) FROM users"); topics=$(sql $DEFAULT_DB "SELECT count(*) FROM forum_topics")
 bare=(); full=()
 for round in 1 2 3; do
+    settle $DEFAULT_DB
     sql $DEFAULT_DB "ALTER TABLE forum_replies DISABLE TRIGGER USER" > /dev/null
     bare+=("$(throughput $DEFAULT_DB insert_reply.sql 32 -D users="$users" -D topics="$topics")")
     sql $DEFAULT_DB "ALTER TABLE forum_replies ENABLE TRIGGER USER" > /dev/null
+    settle $DEFAULT_DB
     full+=("$(throughput $DEFAULT_DB insert_reply.sql 32 -D users="$users" -D topics="$topics")")
     echo "round $round: bare ${bare[-1]} tps, with triggers ${full[-1]} tps"
 done

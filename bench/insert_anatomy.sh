@@ -3,7 +3,7 @@
 # against the floor (the sanitizer and the outbox row only), side by side.
 #
 #   cargo xtask seed medium      # once: the data copied for the experiment
-#   bench/insert_anatomy.sh      # ~2 minutes
+#   bench/insert_anatomy.sh      # ~4 minutes
 #
 # Works on a throwaway copy of veritable_medium (veritable_exp, dropped at the
 # end), because the floor variant replaces the reply trigger's function. Per
@@ -15,7 +15,7 @@ set -euo pipefail
 cd "$(dirname "$0")"
 PORT=${VERITABLE_PG_PORT:-54329}
 SECS=${BENCH_SECS:-10}
-ROUNDS=${BENCH_ROUNDS:-3}
+ROUNDS=${BENCH_ROUNDS:-5}
 DB=veritable_exp
 as_super() { psql -X -q -h 127.0.0.1 -p "$PORT" -U postgres -d postgres "$@"; }
 sql() { psql -X -q -A -t -h 127.0.0.1 -p "$PORT" -U veritable -d "$DB" "$@"; }
@@ -33,6 +33,13 @@ cpu() { local t=0 p; for p in "$@"; do [ -r "/proc/$p/stat" ] && t=$((t + $(awk 
 wal() { sql -c "SELECT wal_records || ' ' || wal_bytes FROM pg_stat_wal"; }
 commits() { sql -c "SELECT xact_commit FROM pg_stat_database WHERE datname = current_database()"; }
 
+# Vacuum what the last run wrote and merge the GIN pending lists, so no run
+# pays for its predecessor's maintenance.
+settle() {
+    sql -c "VACUUM forum_replies, events, unified_activity, forum_topic_participants, forum_topic_stats, forum_topics" \
+        -c "SELECT gin_clean_pending_list('forum_replies_search_idx'::regclass), gin_clean_pending_list('forum_topics_search_idx'::regclass)" > /dev/null
+}
+
 run() {
     local variant=$1 out pid backends pgb b0 g0 c0 b1 g1 c1 r0 w0 r1 w1 n
     case $variant in
@@ -40,6 +47,7 @@ run() {
         floor) printf '%s\n' "$floor" | sql ;;
         all) printf '%s\n' "$full" | sql ;;
     esac
+    settle
     read -r r0 w0 <<< "$(wal)"
     out=$(mktemp)
     pgbench -h 127.0.0.1 -p "$PORT" -U veritable -n -f insert_reply.sql -c 32 -j 2 -T "$SECS" \
