@@ -39,7 +39,7 @@ for db in $DEFAULT_DB $MEDIUM_DB; do
 done
 
 # Earlier insert runs leave dead index entries where page 1 reads; start clean.
-for db in $DEFAULT_DB $MEDIUM_DB; do sql "$db" "VACUUM ANALYZE forum_topics" > /dev/null; done
+for db in $DEFAULT_DB $MEDIUM_DB; do sql "$db" "VACUUM ANALYZE forum_topic_stats" > /dev/null; done
 
 echo; echo "## topic_page (20 topics), flat in data size: default (1M replies) vs medium (100k)"
 for round in 1 2; do
@@ -49,15 +49,15 @@ for round in 1 2; do
     done
 done
 # A cursor 1,000 pages deep (row 20,000 in all-categories order).
-deep=$(sql $DEFAULT_DB "SELECT 't1.' || is_pinned::int || '.' || ((extract(epoch FROM last_activity_at) - 946684800) * 1000000)::bigint || '.' || id
-                          FROM forum_topics WHERE NOT is_deleted ORDER BY is_pinned DESC, last_activity_at DESC, id DESC OFFSET 19999 LIMIT 1")
+deep=$(sql $DEFAULT_DB "SELECT 't1.' || is_pinned::int || '.' || ((extract(epoch FROM last_activity_at) - 946684800) * 1000000)::bigint || '.' || topic_id
+                          FROM forum_topic_stats WHERE NOT is_deleted ORDER BY is_pinned DESC, last_activity_at DESC, topic_id DESC OFFSET 19999 LIMIT 1")
 latency $DEFAULT_DB topic_page_deep.sql -D "deep_cursor='$deep'"
 echo "topic_page at 32 clients (default): $(throughput $DEFAULT_DB topic_page_first.sql 32) tps"
 
 echo; echo "## reply_tree with the default caps (depth 10, 500 rows), default data"
-hot=$(sql $DEFAULT_DB "SELECT id FROM forum_topics WHERE reply_count BETWEEN 49000 AND 51000 ORDER BY id LIMIT 1")
+hot=$(sql $DEFAULT_DB "SELECT topic_id FROM forum_topic_stats WHERE reply_count BETWEEN 49000 AND 51000 ORDER BY topic_id LIMIT 1")
 chain=$(sql $DEFAULT_DB "SELECT topic_id FROM forum_replies GROUP BY topic_id ORDER BY max(depth) DESC LIMIT 1")
-echo "hot topic $hot: $(sql $DEFAULT_DB "SELECT reply_count FROM forum_topics WHERE id = $hot") replies; chain topic $chain: depth $(sql $DEFAULT_DB "SELECT max(depth) + 1 FROM forum_replies WHERE topic_id = $chain")"
+echo "hot topic $hot: $(sql $DEFAULT_DB "SELECT reply_count FROM forum_topic_stats WHERE topic_id = $hot") replies; chain topic $chain: depth $(sql $DEFAULT_DB "SELECT max(depth) + 1 FROM forum_replies WHERE topic_id = $chain")"
 latency $DEFAULT_DB reply_tree_hot.sql -D hot_topic="$hot"
 latency $DEFAULT_DB reply_tree_chain.sql -D chain_topic="$chain"
 

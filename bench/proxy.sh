@@ -61,7 +61,7 @@ pgb_run() {
 }
 
 echo "# veritable-proxy benchmarks, $(date -u +%FT%TZ), $(nproc) cores, ${SECS}s per run, database $DB ($TOPICS topics)"
-sql "VACUUM ANALYZE forum_topics" > /dev/null
+sql "VACUUM ANALYZE forum_topics, forum_topic_stats" > /dev/null
 
 echo; echo "## GET /api/v1/forums/topics (first page, all categories) vs pgbench on the same statement"
 echo "proxy uncached: VERITABLE_READ_CACHE_MS=0, every request runs the statement; cached: the default 1 s read cache"
