@@ -11,8 +11,10 @@
 -- The stats row mirrors the three topic columns the page order needs
 -- (category_id, is_pinned, is_deleted); veritable.topic_updated keeps them
 -- in step. Lock order of a reply write becomes: the reply, its parent reply,
--- the participant row, the stats row (then the foreign-key check's KEY SHARE
--- lock on the topic row, which no reply ever locks more strongly).
+-- the topic row (KEY SHARE, the lock its foreign-key check takes anyway,
+-- taken first), the participant row, the stats row. Taking the topic row
+-- first keeps a reply and a hard delete of its topic (which locks the topic,
+-- then cascades to the stats row) from waiting on each other in a circle.
 
 SET LOCAL search_path = public;
 
@@ -58,6 +60,8 @@ DECLARE
     last_reply timestamptz;
 BEGIN
     IF p_delta > 0 THEN
+        -- The topic row before the participant and stats rows (lock order above).
+        PERFORM 1 FROM public.forum_topics WHERE id = p_topic FOR KEY SHARE;
         INSERT INTO public.forum_topic_participants AS p (topic_id, user_id, reply_count)
         VALUES (p_topic, p_author, 1)
         ON CONFLICT (topic_id, user_id) DO UPDATE SET reply_count = p.reply_count + 1
