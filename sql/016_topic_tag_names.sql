@@ -30,8 +30,9 @@ DECLARE
     changed bigint;
 BEGIN
     PERFORM 1 FROM public.forum_topics WHERE id = ANY (p_topics) ORDER BY id FOR NO KEY UPDATE;
-    UPDATE public.forum_topics t SET tag_names = veritable.tag_names_of(t.id)
-     WHERE t.id = ANY (p_topics) AND t.tag_names IS DISTINCT FROM veritable.tag_names_of(t.id);
+    UPDATE public.forum_topics t SET tag_names = truth.names
+      FROM (SELECT u.id, veritable.tag_names_of(u.id) AS names FROM unnest(p_topics) AS u (id)) truth
+     WHERE t.id = truth.id AND t.tag_names IS DISTINCT FROM truth.names;
     GET DIAGNOSTICS changed = ROW_COUNT;
     RETURN changed;
 END $$;
