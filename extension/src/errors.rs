@@ -19,11 +19,16 @@ pub fn internal(message: String) -> ! {
     ereport!(ERROR, PgSqlErrorCode::ERRCODE_INTERNAL_ERROR, message);
 }
 
-/// 22001 for oversized input (never truncated), 54000 for nesting past the bound.
+/// 22001 for oversized input (never truncated); 54000 for input within the
+/// size limit that the sanitizer's cost bounds refuse (nesting, parser work,
+/// an overlong tag, rendered HTML past its bound).
 pub fn content(error: SanitizeError) -> ! {
     let code = match error {
         SanitizeError::TooLarge(_) => PgSqlErrorCode::ERRCODE_STRING_DATA_RIGHT_TRUNCATION,
-        SanitizeError::TooDeep(_) => PgSqlErrorCode::ERRCODE_PROGRAM_LIMIT_EXCEEDED,
+        SanitizeError::TooDeep(_)
+        | SanitizeError::TooComplex(_)
+        | SanitizeError::TokenTooLong(_)
+        | SanitizeError::RendersTooLarge { .. } => PgSqlErrorCode::ERRCODE_PROGRAM_LIMIT_EXCEEDED,
     };
     ereport!(ERROR, code, error.to_string());
 }

@@ -33,16 +33,19 @@ fn policy_version() -> i32 {
 }
 
 /// Sanitized HTML (ammonia, linear time). Input over `veritable.max_content_bytes`
-/// is refused with SQLSTATE 22001, nesting deeper than 256 levels with 54000.
+/// is refused with SQLSTATE 22001; input the sanitizer's cost bounds refuse
+/// (nesting deeper than 256 levels, parser work past a budget linear in the
+/// input, a tag or comment over 4 KB) with 54000.
 #[pg_extern(immutable, strict, parallel_safe)]
 fn sanitize_html(html: &str) -> String {
-    sanitize::sanitize_html(html, gucs::max_content_bytes()).unwrap_or_else(|e| errors::content(e))
+    render::sanitize_html(html)
 }
 
-/// Markdown rendered with pulldown-cmark, then sanitized like `sanitize_html`.
+/// Markdown rendered with pulldown-cmark, then sanitized like `sanitize_html`;
+/// HTML output over 8× the input limit is refused with 54000.
 #[pg_extern(immutable, strict, parallel_safe)]
 fn render_markdown(markdown: &str) -> String {
-    sanitize::render_markdown(markdown, gucs::max_content_bytes()).unwrap_or_else(|e| errors::content(e))
+    render::render_markdown(markdown)
 }
 
 /// Distinct lower-cased `@usernames` in a text, at most 20, in order.

@@ -20,6 +20,21 @@ pub enum RenderTriggerError {
     Datum(#[from] TryFromDatumError),
 }
 
+/// Checks for query cancellation and `statement_timeout` while parsing: the
+/// sanitizer calls it between chunks, so a cancel takes effect within
+/// milliseconds instead of when the call returns.
+fn interrupts() {
+    pgrx::check_for_interrupts!();
+}
+
+pub fn sanitize_html(html: &str) -> String {
+    sanitize::sanitize_html_with(html, gucs::max_content_bytes(), &mut interrupts).unwrap_or_else(|e| errors::content(e))
+}
+
+pub fn render_markdown(markdown: &str) -> String {
+    sanitize::render_markdown_with(markdown, gucs::max_content_bytes(), &mut interrupts).unwrap_or_else(|e| errors::content(e))
+}
+
 #[pg_trigger]
 fn render_body<'a>(
     trigger: &'a PgTrigger<'a>,
@@ -27,7 +42,7 @@ fn render_body<'a>(
     let mut row = trigger.new().ok_or(RenderTriggerError::WrongEvent)?.into_owned();
     let body: Option<String> = row.get_by_name("body")?;
     let html = match body {
-        Some(body) => sanitize::render_markdown(&body, gucs::max_content_bytes()).unwrap_or_else(|e| errors::content(e)),
+        Some(body) => render_markdown(&body),
         None => String::new(),
     };
     row.set_by_name("body_html", html)?;
