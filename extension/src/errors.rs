@@ -28,7 +28,8 @@ pub fn content(error: SanitizeError) -> ! {
         SanitizeError::TooDeep(_)
         | SanitizeError::TooComplex(_)
         | SanitizeError::TokenTooLong(_)
-        | SanitizeError::RendersTooLarge { .. } => PgSqlErrorCode::ERRCODE_PROGRAM_LIMIT_EXCEEDED,
+        | SanitizeError::RendersTooLarge { .. }
+        | SanitizeError::TooManyReferences { .. } => PgSqlErrorCode::ERRCODE_PROGRAM_LIMIT_EXCEEDED,
     };
     ereport!(ERROR, code, error.to_string());
 }

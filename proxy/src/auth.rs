@@ -87,8 +87,13 @@ fn validate(register: &Register) -> AppResult<()> {
     if !(3..=32).contains(&name.len()) || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
         return Err(AppError::Unprocessable { field: "username", message: "3 to 32 letters, digits or _".into() });
     }
+    // The table's CHECK: 3 to 254 characters matching ^[^@\s]+@[^@\s]+$
+    // (Rust's whitespace is a superset of PostgreSQL's \s).
     let email = &register.email;
-    if !(3..=254).contains(&email.len()) || email.split('@').count() != 2 || email.chars().any(char::is_whitespace) {
+    let well_formed = email
+        .split_once('@')
+        .is_some_and(|(local, domain)| !local.is_empty() && !domain.is_empty() && !domain.contains('@'));
+    if !(3..=254).contains(&email.chars().count()) || !well_formed || email.chars().any(char::is_whitespace) {
         return Err(AppError::Unprocessable { field: "email", message: "not an email address".into() });
     }
     if !(8..=256).contains(&register.password.chars().count()) {

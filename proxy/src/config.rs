@@ -145,6 +145,10 @@ pub struct ServeConfig {
     /// Seconds between WebSocket pings; two unanswered close the connection.
     #[arg(long, env = "VERITABLE_WS_PING_SECS", default_value_t = 30)]
     pub ws_ping_secs: u64,
+    /// Send presence and typing frames (who reads and writes where) to
+    /// anonymous WebSockets too; by default only signed-in users see them.
+    #[arg(long, env = "VERITABLE_WS_ANONYMOUS_PRESENCE")]
+    pub ws_anonymous_presence: bool,
     /// Milliseconds between flushes of the batched topic view counts.
     #[arg(long, env = "VERITABLE_VIEW_FLUSH_MS", default_value_t = 2000)]
     pub view_flush_ms: u64,
@@ -194,6 +198,7 @@ impl ServeConfig {
             ws_rooms: 50,
             ws_queue: 256,
             ws_ping_secs: 30,
+            ws_anonymous_presence: false,
             presence_ttl_secs: 60,
         }
     }

@@ -21,6 +21,7 @@ impl AppError {
             Self::Conflict { field, message } => Self::Conflict { field, message: message.clone() },
             Self::StaleRevision { current } => Self::StaleRevision { current: current.clone() },
             Self::Unprocessable { field, message } => Self::Unprocessable { field, message: message.clone() },
+            Self::BadText { field, message } => Self::BadText { field: field.clone(), message },
             Self::RateLimited { retry_after } => Self::RateLimited { retry_after: *retry_after },
             other if other.status_and_code().0 == StatusCode::SERVICE_UNAVAILABLE => Self::Busy,
             _ => Self::Internal(anyhow::anyhow!("a shared load failed (logged with the first request)")),
@@ -61,12 +62,19 @@ pub enum AppError {
     /// Well-formed input that breaks a rule, named by the field.
     #[error("{message}")]
     Unprocessable { field: &'static str, message: String },
+    /// Text that PostgreSQL cannot store (a NUL), named by where it was:
+    /// a JSON path or a query parameter, so not a static name.
+    #[error("{field}: {message}")]
+    BadText { field: String, message: &'static str },
     #[error("too busy right now; retry shortly")]
     Busy,
     #[error("too many attempts; retry in {retry_after} s")]
     RateLimited { retry_after: u32 },
     #[error("the database is unavailable")]
     DatabaseUnavailable(#[source] deadpool_postgres::PoolError),
+    /// The health probe's remembered outcome (its cause was logged when probed).
+    #[error("the database is unavailable")]
+    DatabaseDown,
     #[error("database error")]
     Database(#[from] tokio_postgres::Error),
     #[error("internal error")]
@@ -105,10 +113,10 @@ impl AppError {
             Self::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
             Self::Conflict { .. } => (StatusCode::CONFLICT, "conflict"),
             Self::StaleRevision { .. } => (StatusCode::CONFLICT, "stale_revision"),
-            Self::Unprocessable { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "validation_failed"),
+            Self::Unprocessable { .. } | Self::BadText { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "validation_failed"),
             Self::Busy => (StatusCode::SERVICE_UNAVAILABLE, "busy"),
             Self::RateLimited { .. } => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
-            Self::DatabaseUnavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "database_unavailable"),
+            Self::DatabaseUnavailable(_) | Self::DatabaseDown => (StatusCode::SERVICE_UNAVAILABLE, "database_unavailable"),
             Self::Database(error) if timed_out(error) => (StatusCode::SERVICE_UNAVAILABLE, "busy"),
             Self::Database(_) | Self::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }
@@ -137,12 +145,15 @@ impl IntoResponse for AppError {
             | Self::Conflict { .. }
             | Self::StaleRevision { .. }
             | Self::Unprocessable { .. }
+            | Self::BadText { .. }
             | Self::Busy
+            | Self::DatabaseDown
             | Self::RateLimited { .. } => {}
         }
         let message = if code == "busy" { Self::Busy.to_string() } else { self.to_string() };
         let field = match &self {
             Self::Invalid { field, .. } | Self::Conflict { field, .. } | Self::Unprocessable { field, .. } => Some(*field),
+            Self::BadText { field, .. } => Some(field.as_str()),
             Self::StaleRevision { .. } => Some("base_revision"),
             _ => None,
         };

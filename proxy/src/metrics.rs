@@ -29,6 +29,7 @@ pub struct Metrics {
     pub views_flushed: IntCounter,
     pub views_dropped: IntCounter,
     pub shed: IntCounter,
+    pub health_probes: IntCounter,
     pub session_cache: crate::sessions::CacheCounters,
     pub realtime: crate::realtime::hub::HubMetrics,
     pub response_cache: crate::sessions::CacheCounters,
@@ -73,6 +74,8 @@ impl Metrics {
         registry.register(Box::new(views_flushed.clone()))?;
         registry.register(Box::new(views_dropped.clone()))?;
         registry.register(Box::new(shed.clone()))?;
+        let health_probes = IntCounter::new("health_probes_total", "Database probes run for /healthz (at most one a second)")?;
+        registry.register(Box::new(health_probes.clone()))?;
         let session_cache = cache_counters(&registry, "session", "session lookups")?;
         let realtime = crate::realtime::metrics(&registry)?;
         let response_cache = cache_counters(&registry, "response", "read responses")?;
@@ -113,6 +116,7 @@ impl Metrics {
             views_flushed,
             views_dropped,
             shed,
+            health_probes,
             session_cache,
             realtime,
             response_cache,
@@ -134,7 +138,12 @@ impl Metrics {
 /// Middleware: count and time every request under its route template.
 pub async fn track(State(state): State<AppState>, request: Request, next: Next) -> Response {
     let started = Instant::now();
-    let method = request.method().as_str().to_owned();
+    // Methods are a label: anything but the standard ones folds into one.
+    let method = match request.method().as_str() {
+        m @ ("GET" | "HEAD" | "POST" | "PUT" | "PATCH" | "DELETE" | "OPTIONS") => m,
+        _ => "other",
+    }
+    .to_owned();
     let route = request
         .extensions()
         .get::<MatchedPath>()

@@ -15,6 +15,11 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for Params<T> {
     type Rejection = AppError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        if let Some(query) = parts.uri.query()
+            && let Some(field) = nul_in_query(query)
+        {
+            return Err(AppError::BadText { field, message: NUL_MESSAGE });
+        }
         match Query::<T>::from_request_parts(parts, state).await {
             Ok(Query(value)) => Ok(Self(value)),
             Err(rejection) => Err(rejected(&rejection)),
@@ -24,6 +29,45 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for Params<T> {
 
 fn rejected(rejection: &QueryRejection) -> AppError {
     AppError::invalid("query", rejection.body_text())
+}
+
+/// PostgreSQL's `text` cannot hold U+0000, so a NUL anywhere in the input
+/// is refused at the edge, with the place it was found, instead of failing
+/// inside a statement.
+pub const NUL_MESSAGE: &str = "text cannot contain the NUL character (U+0000)";
+
+/// The query parameter (decoded) whose name or value holds a NUL.
+fn nul_in_query(query: &str) -> Option<String> {
+    if !query.contains("%00") && !query.contains('\0') {
+        return None;
+    }
+    url::form_urlencoded::parse(query.as_bytes())
+        .find(|(key, value)| key.contains('\0') || value.contains('\0'))
+        .map(|(key, _)| key.replace('\0', "\\u0000"))
+}
+
+/// The path (`title`, `tags[2]`, `preferences.theme`) of the first string
+/// or key in `value` that holds a NUL.
+fn nul_in_json(value: &serde_json::Value) -> Option<String> {
+    use serde_json::Value;
+    let mut stack: Vec<(String, &Value)> = vec![(String::new(), value)];
+    while let Some((path, value)) = stack.pop() {
+        match value {
+            Value::String(text) if text.contains('\0') => return Some(if path.is_empty() { "body".into() } else { path }),
+            Value::Array(items) => stack.extend(items.iter().enumerate().map(|(i, item)| (format!("{path}[{i}]"), item))),
+            Value::Object(members) => {
+                for (key, item) in members {
+                    let at = if path.is_empty() { key.clone() } else { format!("{path}.{key}") };
+                    if key.contains('\0') {
+                        return Some(at.replace('\0', "\\u0000"));
+                    }
+                    stack.push((at, item));
+                }
+            }
+            _ => {}
+        }
+    }
+    None
 }
 
 /// `Json<T>`, answering bad bodies with the API's JSON errors: malformed JSON
@@ -36,14 +80,35 @@ impl<S: Send + Sync, T: DeserializeOwned> axum::extract::FromRequest<S> for Body
     async fn from_request(request: axum::extract::Request, state: &S) -> Result<Self, Self::Rejection> {
         use axum::extract::rejection::JsonRejection;
         use axum::response::IntoResponse;
-        match axum::Json::<T>::from_request(request, state).await {
+        let is_json = request
+            .headers()
+            .get(axum::http::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(';').next())
+            .is_some_and(|mime| {
+                let mime = mime.trim().to_ascii_lowercase();
+                mime == "application/json" || (mime.starts_with("application/") && mime.ends_with("+json"))
+            });
+        if !is_json {
+            return Err(AppError::invalid("body", "Expected request with `Content-Type: application/json`").into_response());
+        }
+        let bytes = match axum::body::Bytes::from_request(request, state).await {
+            Ok(bytes) => bytes,
+            Err(rejection) if rejection.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE => return Err(crate::error::too_large()),
+            Err(rejection) => return Err(AppError::invalid("body", rejection.body_text()).into_response()),
+        };
+        // A NUL can only arrive escaped; look closer only when one may be there.
+        if bytes.windows(6).any(|w| w == b"\\u0000")
+            && let Ok(value) = serde_json::from_slice::<serde_json::Value>(&bytes)
+            && let Some(field) = nul_in_json(&value)
+        {
+            return Err(AppError::BadText { field, message: NUL_MESSAGE }.into_response());
+        }
+        match axum::Json::<T>::from_bytes(&bytes) {
             Ok(axum::Json(value)) => Ok(Self(value)),
             Err(rejection) => Err(match &rejection {
                 JsonRejection::JsonDataError(e) => {
                     AppError::Unprocessable { field: "body", message: e.body_text() }.into_response()
-                }
-                JsonRejection::BytesRejection(_) if rejection.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE => {
-                    crate::error::too_large()
                 }
                 other => AppError::invalid("body", other.body_text()).into_response(),
             }),
@@ -101,4 +166,22 @@ pub fn require_text(field: &'static str, text: &str) -> Result<(), AppError> {
         return Err(AppError::Unprocessable { field, message: format!("{field} needs some text") });
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_nul_bytes_and_names_where() {
+        let value = serde_json::json!({"title": "ok", "tags": ["a", "b\u{0}"], "prefs": {"x": {"y": "\u{0}"}}});
+        let found = nul_in_json(&value).expect("a NUL");
+        assert!(found == "tags[1]" || found == "prefs.x.y", "{found}");
+        assert_eq!(nul_in_json(&serde_json::json!({"a\u{0}b": 1})).as_deref(), Some("a\\u0000b"));
+        assert_eq!(nul_in_json(&serde_json::json!("\u{0}")).as_deref(), Some("body"));
+        assert_eq!(nul_in_json(&serde_json::json!({"a": ["fine", 1, null, {"b": "also"}]})), None);
+        assert_eq!(nul_in_query("q=a%00b&limit=2").as_deref(), Some("q"));
+        assert_eq!(nul_in_query("x%00=1").as_deref(), Some("x\\u0000"));
+        assert_eq!(nul_in_query("q=a%2500"), None, "an escaped percent sign is not a NUL");
+    }
 }

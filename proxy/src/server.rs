@@ -48,6 +48,8 @@ pub struct AppState {
     /// Permits for requests in flight; none left → 503 at once.
     pub in_flight: Arc<Semaphore>,
     pub realtime: Arc<crate::realtime::Realtime>,
+    /// `/healthz`'s remembered probe.
+    pub health: Arc<health::Probe>,
 }
 
 /// Most distinct topics whose views wait for one flush.
@@ -186,6 +188,7 @@ pub async fn run(
             rooms_per_connection: config.ws_rooms,
             queue: config.ws_queue,
             ping_every: Duration::from_secs(config.ws_ping_secs.max(1)),
+            anonymous_presence: config.ws_anonymous_presence,
         },
         metrics.realtime.clone(),
         config.allowed_origins.clone(),
@@ -233,6 +236,7 @@ pub async fn run(
         responses,
         in_flight: Arc::new(Semaphore::new(config.max_in_flight.max(1))),
         realtime: realtime.clone(),
+        health: Arc::default(),
     };
     let router = app(state, &config);
     let local = listener.local_addr()?;

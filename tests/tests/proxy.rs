@@ -35,6 +35,43 @@ async fn healthz_is_503_with_retry_after_when_the_database_is_down() {
     server.stop().await.expect("clean shutdown without a database");
 }
 
+/// A flood of probes costs the database one query a second, not one each.
+#[tokio::test]
+async fn healthz_probes_the_database_at_most_once_a_second() {
+    let server = TestServer::start(&database_url()).await;
+    let started = std::time::Instant::now();
+    let http = reqwest::Client::new();
+    let calls = (0..200).map(|_| http.get(server.url("/healthz")).send());
+    for response in futures_util::future::join_all(calls).await {
+        assert_eq!(response.expect("request").status(), 200);
+    }
+    let seconds = started.elapsed().as_secs();
+    let text = reqwest::get(server.url("/metrics")).await.expect("metrics").text().await.expect("text");
+    let probes: u64 = text
+        .lines()
+        .find_map(|l| l.strip_prefix("veritable_health_probes_total "))
+        .and_then(|v| v.trim().parse().ok())
+        .expect("the probe counter");
+    assert!((1..=seconds + 1).contains(&probes), "{probes} probes for 200 calls in {seconds} s");
+    server.stop().await.expect("stop");
+}
+
+/// Unknown methods fold into one label: a client cannot grow /metrics.
+#[tokio::test]
+async fn metrics_labels_stay_bounded() {
+    let server = TestServer::start(&database_url()).await;
+    let http = reqwest::Client::new();
+    for i in 0..20 {
+        let method = reqwest::Method::from_bytes(format!("BREW{i}").as_bytes()).expect("a token");
+        http.request(method, server.url(&format!("/no/such/path/{i}"))).send().await.expect("request");
+    }
+    let text = reqwest::get(server.url("/metrics")).await.expect("metrics").text().await.expect("text");
+    assert!(!text.contains("BREW"), "raw methods leak into labels");
+    assert!(!text.contains("/no/such"), "raw paths leak into labels");
+    assert!(text.contains(r#"method="other",route="unmatched""#), "{text}");
+    server.stop().await.expect("stop");
+}
+
 #[tokio::test]
 async fn unknown_routes_get_a_json_404() {
     let server = TestServer::start(&database_url()).await;

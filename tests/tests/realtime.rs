@@ -89,6 +89,9 @@ fn server_config(url: &str) -> veritable_proxy::config::ServeConfig {
     config.posts_per_minute = 10_000;
     // The listener reads PostgreSQL directly, even in the pgbouncer suite.
     config.listen_url = Some(url.parse().expect("url"));
+    // Most tests read presence on anonymous sockets too (the `subscribe`
+    // helper expects the snapshot); the default, off, has its own test.
+    config.ws_anonymous_presence = true;
     config
 }
 
@@ -704,6 +707,39 @@ async fn the_js_client_resumes_without_gaps_and_tracks_presence_and_typing() {
     assert_eq!(js.replies.len(), posted.len() + 1, "the flood is not replayed: the app reloads the room instead");
     js.command(json!({ "do": "exit" })).await;
     assert!(js.child.wait().await.expect("node exits").success());
+    server.stop().await.expect("stop");
+    db.drop_db().await;
+}
+
+/// By default an anonymous socket learns nothing of who reads or types in a
+/// room: no snapshot, no joins, no typing; events still arrive.
+#[tokio::test]
+async fn anonymous_sockets_get_no_presence_by_default() {
+    let (db, _client) = FreshDb::seeded("rt_anon_presence", &Shape::of(Scale::Small), 29).await;
+    let mut config = server_config(&db.url);
+    config.ws_anonymous_presence = false;
+    let server = TestServer::start_with(config).await;
+    let demo = Api::signed_in(&server, "demo").await;
+
+    let mut anonymous = open(&server, None, None).await.expect("connect");
+    send(&mut anonymous, json!({ "op": "subscribe", "room": "topic:5", "since": null })).await;
+    assert_eq!(next(&mut anonymous).await["type"], "subscribed");
+    // A member joins and types; the member itself sees the presence.
+    let mut member = open(&server, demo.token.as_deref(), None).await.expect("connect");
+    let frames = subscribe(&mut member, "topic:5", None).await;
+    assert_eq!(frames.last().expect("frame")["type"], "presence");
+    send(&mut member, json!({ "op": "typing", "room": "topic:5" })).await;
+    // Then an event: everything the hub sent before it was presence or typing.
+    let marker = reply(&demo, 5, "after the presence").await;
+    loop {
+        let frame = next_of(&mut member, "event").await;
+        if frame["data"]["id"] == marker {
+            break;
+        }
+    }
+    let frame = next(&mut anonymous).await;
+    assert_eq!(frame["type"], "event", "the first frame after subscribing is the event: {frame}");
+    assert_eq!(frame["data"]["id"], marker);
     server.stop().await.expect("stop");
     db.drop_db().await;
 }

@@ -70,6 +70,21 @@ pub struct Shape {
     pub work: usize,
 }
 
+/// Inputs this short with this few `<` are accepted without the guard's
+/// parse, because it could not refuse them: fewer than [`SILENT_CHUNKS`]
+/// chunks cannot be silent long enough, 32 tags open at most about 100
+/// elements (each tag adds at most two implied ones), and formatting-element
+/// reconstruction can clone at most 32 × 33 of them, far inside the budget.
+/// Most replies are like this, and pay for one parse, not two.
+pub const SMALL_BYTES: usize = (SILENT_CHUNKS - 1) * CHUNK;
+pub const SMALL_TAGS: usize = 32;
+
+/// Whether `html` is small enough that [`check`] would accept it unparsed.
+#[must_use]
+pub fn is_small(html: &str) -> bool {
+    html.len() <= SMALL_BYTES && html.bytes().filter(|&b| b == b'<').count() <= SMALL_TAGS
+}
+
 /// Parses `html` as ammonia will and refuses it if it nests deeper than
 /// [`MAX_NESTING`] or costs more than its budget. `tick` runs between chunks.
 pub fn check(html: &str, tick: &mut dyn FnMut()) -> Result<Shape, Refusal> {

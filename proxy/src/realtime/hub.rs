@@ -63,6 +63,8 @@ pub struct Limits {
     pub queue: usize,
     /// Between server pings; a connection that leaves two unanswered is closed.
     pub ping_every: std::time::Duration,
+    /// Presence and typing frames for anonymous connections too.
+    pub anonymous_presence: bool,
 }
 
 #[derive(Clone)]
@@ -379,7 +381,7 @@ mod tests {
             fanout_lag: Histogram::with_opts(HistogramOpts::new("l", "l")).expect("histogram"),
             listener_reconnects: counter("li"),
         };
-        Arc::new(Hub::new(Limits { per_user: 2, per_ip: 3, rooms_per_connection: 2, queue, ping_every: std::time::Duration::from_secs(30) }, metrics))
+        Arc::new(Hub::new(Limits { per_user: 2, per_ip: 3, rooms_per_connection: 2, queue, ping_every: std::time::Duration::from_secs(30), anonymous_presence: false }, metrics))
     }
 
     fn event(seq: i64, room: &str) -> Event {

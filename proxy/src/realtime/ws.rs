@@ -201,6 +201,9 @@ impl Connection {
     /// A live event, unless the backlog already sent it; presence and
     /// typing frames of a room still subscribed.
     fn deliver(&mut self, delivery: Delivery) -> Option<Utf8Bytes> {
+        if delivery.seq.is_none() && !self.sees_presence() {
+            return None;
+        }
         let last = self.last_sent.get_mut(&delivery.room)?;
         if let Some(seq) = delivery.seq {
             if seq <= *last {
@@ -302,12 +305,17 @@ impl Connection {
         }
         self.last_sent.insert(room_key, last);
         frames.push(json!({ "type": "subscribed", "room": room, "cursor": cursor }).to_string());
-        if super::hub::has_presence(room) {
+        if super::hub::has_presence(room) && self.sees_presence() {
             // Who is here now; later changes arrive as further presence frames.
             let users = self.presence_of(room).await.map_err(|_| ("unavailable", "try again".to_owned()))?;
             frames.push(super::presence::frame(room, &users).to_string());
         }
         Ok(frames)
+    }
+
+    /// Who reads and types where is for signed-in users, unless configured.
+    fn sees_presence(&self) -> bool {
+        self.user.is_some() || self.hub.limits.anonymous_presence
     }
 
     async fn presence_of(&self, room: &str) -> Result<String, AppError> {
