@@ -153,7 +153,7 @@ impl TreeScan {
     /// Children of `parent` (None: top level) in `topic`, id > `after`, by id.
     fn children(&mut self, topic: i64, parent: Option<i64>, after: i64, limit: usize) -> Vec<Node> {
         // Once per family: a walk of thousands of rows stays cancellable.
-        pgrx::check_for_interrupts!();
+        crate::render::interrupts();
         let mut out = Vec::new();
         // SAFETY: the scan and slot are open (see `open`); the keys are
         // copied by index_rescan; values are read while the slot holds the row.

@@ -26,13 +26,14 @@ pub struct CurrentUser {
 }
 
 fn presented_token(headers: &HeaderMap) -> Option<&str> {
-    if let Some(bearer) = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-    {
-        return Some(bearer.trim());
-    }
+    bearer_token(headers).or_else(|| cookie_token(headers))
+}
+
+fn bearer_token(headers: &HeaderMap) -> Option<&str> {
+    headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer ")).map(str::trim)
+}
+
+fn cookie_token(headers: &HeaderMap) -> Option<&str> {
     headers
         .get_all(header::COOKIE)
         .iter()
@@ -47,6 +48,13 @@ impl FromRequestParts<AppState> for CurrentUser {
     type Rejection = AppError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        // A cookie rides along on cross-site requests; a bearer token does not.
+        if bearer_token(&parts.headers).is_none()
+            && cookie_token(&parts.headers).is_some()
+            && !crate::origin::write_allowed(&parts.method, &parts.headers, &state.realtime.allowed_origins, state.cookie_secure)
+        {
+            return Err(AppError::Forbidden("a cookie-signed write must come from this site (Origin / Sec-Fetch-Site)"));
+        }
         let hash = presented_token(&parts.headers).and_then(sessions::hash_of).ok_or(AppError::Unauthorized)?;
         let session = state.sessions.lookup(&state.db, &hash).await?.ok_or(AppError::Unauthorized)?;
         Ok(Self { session, token_hash: hash })

@@ -14,6 +14,7 @@ pub mod health;
 pub mod limits;
 pub mod metrics;
 pub mod openapi;
+pub mod origin;
 pub mod migrate;
 pub mod params;
 pub mod passwords;

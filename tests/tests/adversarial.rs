@@ -9,6 +9,14 @@ use serde_json::json;
 use veritable_core::sanitize::corpus::{self, Format};
 use veritable_tests::{Api, TestServer, connect, database_url, sqlstate};
 
+/// A topic of the test's own: the seeded topics belong to other suites' assertions.
+async fn own_topic(api: &Api) -> i64 {
+    let (status, topic) =
+        api.call("POST", "/api/v1/forums/topics", Some(json!({"category_id": 1, "title": "adversarial", "body": "x"}))).await;
+    assert_eq!(status, 201, "{topic}");
+    topic["id"].as_i64().expect("id")
+}
+
 /// Each corpus shape through the extension itself: refused with 54000
 /// (a cost bound) or rendered; never another error, never unbounded output.
 #[tokio::test]
@@ -55,9 +63,7 @@ async fn statement_timeout_stops_a_long_call_inside_the_sanitizer() {
 async fn a_crafted_reply_is_a_422_not_a_busy_database() {
     let server = TestServer::start(&database_url()).await;
     let api = Api::signed_in(&server, "demo").await;
-    let (status, topics) = api.get("/api/v1/forums/topics?limit=1").await;
-    assert_eq!(status, 200, "{topics}");
-    let topic = topics["items"][0]["id"].as_i64().expect("a topic");
+    let topic = own_topic(&api).await;
     // The shape of the reported 80 KB reply: comments HTML ends early hide
     // thousands of open elements from a byte scanner.
     let body = "<!--><div>\n".repeat(7_000);
@@ -115,5 +121,42 @@ async fn registration_validates_what_the_table_checks() {
             assert_eq!((status, answer["error"]["field"].as_str()), (422, Some("email")), "{email:?}: {answer}");
         }
     }
+    server.stop().await.expect("stop");
+}
+
+/// Cookie-signed writes from another site are refused (CSRF); the same
+/// write with a bearer token, or from this site, goes through.
+#[tokio::test]
+async fn cookie_writes_from_another_site_are_refused() {
+    let server = TestServer::start(&database_url()).await;
+    let api = Api::signed_in(&server, "demo").await;
+    let token = api.token.clone().expect("token");
+    let http = reqwest::Client::new();
+    let url = server.url(&format!("/api/v1/forums/topics/{}/replies", own_topic(&api).await));
+    let own = format!("http://{}", server.addr);
+    let post = |headers: Vec<(&'static str, String)>| {
+        let mut request = http.post(&url).json(&json!({ "body": "csrf check" }));
+        for (name, value) in headers {
+            request = request.header(name, value);
+        }
+        request.send()
+    };
+    let cookie = format!("veritable_session={token}");
+    let cases = [
+        (vec![("cookie", cookie.clone()), ("origin", "https://evil.example".to_owned())], 403),
+        (vec![("cookie", cookie.clone()), ("sec-fetch-site", "cross-site".to_owned())], 403),
+        (vec![("cookie", cookie.clone()), ("origin", format!("https://{}", server.addr))], 403),
+        (vec![("cookie", cookie.clone()), ("origin", own.clone()), ("sec-fetch-site", "same-origin".to_owned())], 201),
+        (vec![("cookie", cookie.clone())], 201),
+        (vec![("authorization", format!("Bearer {token}")), ("origin", "https://evil.example".to_owned())], 201),
+    ];
+    for (headers, want) in cases {
+        let shown = format!("{headers:?}");
+        let response = post(headers).await.expect("request");
+        assert_eq!(response.status().as_u16(), want, "{shown}");
+    }
+    // Reading with a cookie from anywhere is fine: reads change nothing.
+    let me = http.get(server.url("/api/v1/me")).header("cookie", cookie).header("sec-fetch-site", "cross-site").send().await;
+    assert_eq!(me.expect("request").status(), 200);
     server.stop().await.expect("stop");
 }

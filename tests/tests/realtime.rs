@@ -217,6 +217,8 @@ async fn refusals_are_explicit_and_abuse_closes() {
     assert!(matches!(refused, Err(tokio_tungstenite::tungstenite::Error::Http(ref r)) if r.status() == 403), "{refused:?}");
     let same_host = format!("http://{}", server.addr);
     open(&server, None, Some(&same_host)).await.expect("the proxy's own origin is fine");
+    let other_scheme = open(&server, None, Some(&format!("https://{}", server.addr))).await;
+    assert!(matches!(other_scheme, Err(tokio_tungstenite::tungstenite::Error::Http(ref r)) if r.status() == 403), "scheme counts: {other_scheme:?}");
     assert!(open(&server, Some("0123"), None).await.is_err(), "a bad token is 401, not anonymous");
 
     let mut anonymous = open(&server, None, None).await.expect("connect");

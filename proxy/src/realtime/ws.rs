@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
 use axum::extract::{ConnectInfo, State};
-use axum::http::{HeaderMap, header};
+use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use futures_util::{SinkExt, StreamExt};
 use serde::Deserialize;
@@ -63,17 +63,6 @@ enum Op {
     Ping,
 }
 
-/// Whether the upgrade's Origin may open a socket: no Origin (not a
-/// browser), an allowlisted one, or the same host the request was sent to.
-fn origin_allowed(headers: &HeaderMap, allowed: &[String]) -> bool {
-    let Some(origin) = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) else { return true };
-    if allowed.iter().any(|a| a == origin) {
-        return true;
-    }
-    let host = headers.get(header::HOST).and_then(|v| v.to_str().ok());
-    let origin_host = origin.split_once("://").map(|(_, rest)| rest.trim_end_matches('/'));
-    matches!((host, origin_host), (Some(h), Some(o)) if h.eq_ignore_ascii_case(o))
-}
 
 /// `GET /api/v1/ws`: signed in by cookie or bearer token, or anonymous
 /// (public rooms only).
@@ -83,7 +72,7 @@ pub async fn upgrade(
     headers: HeaderMap,
     ws: WebSocketUpgrade,
 ) -> Result<Response, AppError> {
-    if !origin_allowed(&headers, &state.realtime.allowed_origins) {
+    if !crate::origin::allowed(&headers, &state.realtime.allowed_origins, state.cookie_secure) {
         return Err(AppError::Forbidden("this Origin may not open a WebSocket here"));
     }
     let user = crate::auth::optional_user(&headers, &state).await?;
@@ -419,28 +408,5 @@ where
     match send(sink, Message::Text(frame.to_string().into())).await {
         Ok(()) => Flow::Continue,
         Err(()) => Flow::Close(POLICY, "unreachable"),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn origins_are_checked_against_the_host_and_the_allowlist() {
-        let headers = |origin: Option<&str>| {
-            let mut h = HeaderMap::new();
-            h.insert(header::HOST, "forum.example:8080".parse().expect("header"));
-            if let Some(o) = origin {
-                h.insert(header::ORIGIN, o.parse().expect("header"));
-            }
-            h
-        };
-        let allowed = vec!["https://app.example".to_owned()];
-        assert!(origin_allowed(&headers(None), &allowed), "no Origin: not a browser");
-        assert!(origin_allowed(&headers(Some("http://forum.example:8080")), &allowed), "same host");
-        assert!(origin_allowed(&headers(Some("https://app.example")), &allowed), "allowlisted");
-        assert!(!origin_allowed(&headers(Some("https://evil.example")), &allowed));
-        assert!(!origin_allowed(&headers(Some("http://forum.example:8080.evil.example")), &allowed));
     }
 }
