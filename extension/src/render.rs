@@ -23,22 +23,8 @@ pub enum RenderTriggerError {
 /// Checks for query cancellation and `statement_timeout` while parsing: the
 /// sanitizer calls it between chunks, so a cancel takes effect within
 /// milliseconds instead of when the call returns.
-///
-/// `pgrx::check_for_interrupts!` reads `InterruptPending` as a plain static.
-/// Inlined into the guard's loop, whose body (html5ever, monomorphized in
-/// this crate) LLVM sees whole, that load was hoisted out of the loop and a
-/// 2 ms statement_timeout stopped a 1 MB call only when it returned (53 ms,
-/// measured). A volatile read keeps one load per call.
 pub fn interrupts() {
-    // SAFETY: InterruptPending is a sig_atomic_t that PostgreSQL's signal
-    // handlers set; reading it is always valid. ProcessInterrupts is the
-    // function CHECK_FOR_INTERRUPTS calls; pgrx guards the FFI boundary, so
-    // the ERROR it raises unwinds through Rust frames as a panic.
-    unsafe {
-        if std::ptr::read_volatile(std::ptr::addr_of!(pg_sys::InterruptPending)) != 0 {
-            pg_sys::ProcessInterrupts();
-        }
-    }
+    pgrx::check_for_interrupts!();
 }
 
 pub fn sanitize_html(html: &str) -> String {

@@ -37,11 +37,9 @@ async fn every_adversarial_shape_is_refused_or_bounded_in_the_database() {
     }
 }
 
-/// A call at the largest allowed input is stopped by `statement_timeout`
-/// no later than one call's time: every call is short by construction. (The
-/// chunk-level checks inside the guard's parse were measured not to take
-/// effect yet; cancels land at the next Markdown-event check or when the
-/// call returns. BENCHMARKS.md, "Adversarial input".)
+/// A single call that runs longer than the statement timeout is stopped
+/// inside the sanitizer, not when it returns, on a fresh connection (whose
+/// first ERROR through Rust once cost 85 ms of backtrace symbolizing).
 #[tokio::test]
 async fn statement_timeout_stops_a_long_call_inside_the_sanitizer() {
     let client = connect(&database_url()).await;
@@ -59,7 +57,7 @@ async fn statement_timeout_stops_a_long_call_inside_the_sanitizer() {
     let stopped = started.elapsed();
     assert_eq!(code, "57014", "canceled by statement_timeout");
     assert!(
-        stopped < one_call * 2 + std::time::Duration::from_millis(50),
+        stopped < one_call / 2,
         "a {timeout_ms} ms timeout stopped a {one_call:?} call only after {stopped:?}"
     );
 }
