@@ -11,7 +11,15 @@ use veritable_proxy::config::Scale;
 use veritable_proxy::seed::Shape;
 use veritable_tests::{Api, FreshDb, TestServer, connect, database_url, sqlstate};
 
-/// A topic of the test's own: the seeded topics belong to other suites' assertions.
+/// A proxy on a database of the test's own: these tests write users, topics
+/// and replies that other suites' assertions on the shared seed would see.
+async fn fresh_server(name: &str) -> (FreshDb, TestServer) {
+    let (db, _client) = FreshDb::seeded(name, &Shape::of(Scale::Small), 31).await;
+    let server = TestServer::start(&db.url).await;
+    (db, server)
+}
+
+/// A topic of the test's own.
 async fn own_topic(api: &Api) -> i64 {
     let (status, topic) =
         api.call("POST", "/api/v1/forums/topics", Some(json!({"category_id": 1, "title": "adversarial", "body": "x"}))).await;
@@ -64,8 +72,7 @@ async fn statement_timeout_stops_a_long_call_inside_the_sanitizer() {
 
 #[tokio::test]
 async fn a_crafted_reply_is_a_422_not_a_busy_database() {
-    let (db, _client) = FreshDb::seeded("adv_a_crafted_reply_is_a", &Shape::of(Scale::Small), 31).await;
-    let server = TestServer::start(&db.url).await;
+    let (db, server) = fresh_server("adv_crafted_reply").await;
     let api = Api::signed_in(&server, "demo").await;
     let topic = own_topic(&api).await;
     // The shape of the reported 80 KB reply: comments HTML ends early hide
@@ -85,8 +92,7 @@ async fn a_crafted_reply_is_a_422_not_a_busy_database() {
 
 #[tokio::test]
 async fn nul_bytes_are_a_422_naming_the_field() {
-    let (db, _client) = FreshDb::seeded("adv_nul_bytes_are_a_422_", &Shape::of(Scale::Small), 31).await;
-    let server = TestServer::start(&db.url).await;
+    let (db, server) = fresh_server("adv_nul_bytes").await;
     let api = Api::signed_in(&server, "demo").await;
     let cases = [
         ("POST", "/api/v1/forums/topics", json!({"category_id": 1, "title": "a\u{0}b", "body": "x"}), "title"),
@@ -116,8 +122,7 @@ async fn nul_bytes_are_a_422_naming_the_field() {
 /// left to become a 500 or a misleading "taken".
 #[tokio::test]
 async fn registration_validates_what_the_table_checks() {
-    let (db, _client) = FreshDb::seeded("adv_registration_validat", &Shape::of(Scale::Small), 31).await;
-    let server = TestServer::start(&db.url).await;
+    let (db, server) = fresh_server("adv_registration").await;
     let api = Api::new(&server);
     for (email, ok) in [("ab@", false), ("@ab", false), ("é@", false), ("a@b", true), ("a b@c", false), ("a@b\u{a0}c", false)] {
         let name = format!("reg_{}", email.len() * 7 + usize::from(ok) + email.chars().count());
@@ -137,8 +142,7 @@ async fn registration_validates_what_the_table_checks() {
 /// write with a bearer token, or from this site, goes through.
 #[tokio::test]
 async fn cookie_writes_from_another_site_are_refused() {
-    let (db, _client) = FreshDb::seeded("adv_cookie_writes_from_a", &Shape::of(Scale::Small), 31).await;
-    let server = TestServer::start(&db.url).await;
+    let (db, server) = fresh_server("adv_csrf").await;
     let api = Api::signed_in(&server, "demo").await;
     let token = api.token.clone().expect("token");
     let http = reqwest::Client::new();

@@ -148,12 +148,18 @@ struct Node {
 }
 
 impl Node {
-    fn new(name: Option<QualName>, is_text: bool) -> Handle {
+    /// A node that is not an element: the document, a comment, a
+    /// processing instruction, template contents, or (`is_text`) a text run.
+    fn other(is_text: bool) -> Handle {
+        Node::with(None, is_text, ElementFlags::default())
+    }
+
+    fn with(name: Option<QualName>, is_text: bool, flags: ElementFlags) -> Handle {
         Rc::new(Node {
             name,
             is_text,
-            mathml_integration_point: false,
-            template_contents: None,
+            mathml_integration_point: flags.mathml_annotation_xml_integration_point,
+            template_contents: flags.template.then(|| Node::other(false)),
             parent: RefCell::new(Weak::new()),
             children: RefCell::new(Vec::new()),
             depth: Cell::new(0),
@@ -172,7 +178,7 @@ struct ShapeSink {
 impl ShapeSink {
     fn new(budget: usize) -> Self {
         ShapeSink {
-            document: Node::new(None, false),
+            document: Node::other(false),
             budget,
             work: Cell::new(0),
             max_depth: Cell::new(0),
@@ -224,7 +230,7 @@ impl ShapeSink {
     fn text_or_node(&self, child: NodeOrText<Handle>) -> Handle {
         match child {
             NodeOrText::AppendNode(node) => node,
-            NodeOrText::AppendText(_) => Node::new(None, true),
+            NodeOrText::AppendText(_) => Node::other(true),
         }
     }
 }
@@ -256,26 +262,17 @@ impl TreeSink for ShapeSink {
 
     fn create_element(&self, name: QualName, attrs: Vec<html5ever::Attribute>, flags: ElementFlags) -> Handle {
         self.charge(1 + attrs.len());
-        let template_contents = flags.template.then(|| Node::new(None, false));
-        Rc::new(Node {
-            name: Some(name),
-            is_text: false,
-            mathml_integration_point: flags.mathml_annotation_xml_integration_point,
-            template_contents,
-            parent: RefCell::new(Weak::new()),
-            children: RefCell::new(Vec::new()),
-            depth: Cell::new(0),
-        })
+        Node::with(Some(name), false, flags)
     }
 
     fn create_comment(&self, _text: StrTendril) -> Handle {
         self.charge(1);
-        Node::new(None, false)
+        Node::other(false)
     }
 
     fn create_pi(&self, _target: StrTendril, _data: StrTendril) -> Handle {
         self.charge(1);
-        Node::new(None, false)
+        Node::other(false)
     }
 
     fn append(&self, parent: &Handle, child: NodeOrText<Handle>) {
@@ -305,7 +302,7 @@ impl TreeSink for ShapeSink {
     fn get_template_contents(&self, target: &Handle) -> Handle {
         // The tree builder only asks this of templates, which have contents;
         // anything else gets a detached fragment rather than a panic.
-        target.template_contents.clone().unwrap_or_else(|| Node::new(None, false))
+        target.template_contents.clone().unwrap_or_else(|| Node::other(false))
     }
 
     fn same_node(&self, x: &Handle, y: &Handle) -> bool {

@@ -284,9 +284,9 @@ mod tests {
         let divs = |depth: usize| format!("{}x{}", "<div>".repeat(depth), "</div>".repeat(depth));
         assert!(sanitize(&divs(MAX_NESTING - 1)).contains('x'));
         assert_eq!(sanitize_html(&divs(MAX_NESTING), LIMIT), Err(SanitizeError::TooDeep(TooDeep { limit: MAX_NESTING })));
-        let lists = |depth: usize| format!("{}x{}", "<ul><li>".repeat(depth), "</li></ul>".repeat(depth));
-        assert!(sanitize(&lists(MAX_NESTING / 2 - 1)).contains('x'));
-        assert_eq!(sanitize_html(&lists(10_000), 1_000_000), Err(SanitizeError::TooDeep(TooDeep { limit: MAX_NESTING })));
+        let nested_lists = |depth: usize| format!("{}x{}", "<ul><li>".repeat(depth), "</li></ul>".repeat(depth));
+        assert!(sanitize(&nested_lists(MAX_NESTING / 2 - 1)).contains('x'));
+        assert_eq!(sanitize_html(&nested_lists(10_000), 1_000_000), Err(SanitizeError::TooDeep(TooDeep { limit: MAX_NESTING })));
         let quotes = format!("{}x", "> ".repeat(10_000));
         assert!(matches!(render_markdown(&quotes, LIMIT), Err(SanitizeError::TooDeep(_) | SanitizeError::RendersTooLarge { .. })));
         let lists = format!("{}x", "- ".repeat(10_000));
@@ -301,12 +301,8 @@ mod tests {
         // HTML ignores the slash of a non-void element: `<b/>` opens a `b`.
         assert!(matches!(sanitize_html(&"<b/>".repeat(1_000), LIMIT), Err(SanitizeError::TooDeep(_))));
         // Many shallow nests in a row are fine: the bound is on depth, not count.
-        let many = lists_of(100).repeat(20);
+        let many = nested_lists(100).repeat(20);
         assert!(sanitize_html(&many, LIMIT).is_ok());
-    }
-
-    fn lists_of(depth: usize) -> String {
-        format!("{}x{}", "<ul><li>".repeat(depth), "</li></ul>".repeat(depth))
     }
 
     #[test]
@@ -403,6 +399,8 @@ mod tests {
     fn rendered_html_is_bounded() {
         let definition = format!("[r]: https://x.test/{}\n\n", "a".repeat(1_000));
         let amplified = definition + &"[r] ".repeat(20_000);
+        // Nested quotes: each `> ` opens a blockquote, closed again at the end.
+        assert_eq!(render_markdown(&"> ".repeat(LIMIT / 2), LIMIT), Err(SanitizeError::RendersTooLarge { limit: html_limit(LIMIT) }));
         // pulldown-cmark stops expanding references itself; whatever it does, the bound holds.
         assert!(render_markdown(&amplified, LIMIT).is_ok_and(|html| html.len() <= html_limit(LIMIT)));
         let links = "[a](b) ".repeat(14_000);
