@@ -61,6 +61,22 @@ impl FromRequestParts<AppState> for CurrentUser {
     }
 }
 
+/// The signed-in user of a write other than a post, counted against the
+/// per-user write limit in PostgreSQL (every proxy shares it) before the
+/// handler runs: 429 with Retry-After past it. Posts count in their own
+/// statement instead (`limits::PostLimit`).
+pub struct Writer(pub CurrentUser);
+
+impl FromRequestParts<AppState> for Writer {
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let user = CurrentUser::from_request_parts(parts, state).await?;
+        crate::limits::write_attempt(&state.db, state.write_limit, user.session.user_id).await?;
+        Ok(Self(user))
+    }
+}
+
 /// The signed-in user when a token is presented (a bad one is 401), else
 /// None: for endpoints open to anonymous clients.
 pub async fn optional_user(headers: &HeaderMap, state: &AppState) -> Result<Option<HotSession>, AppError> {
@@ -115,6 +131,13 @@ fn validate(register: &Register) -> AppResult<()> {
     Ok(())
 }
 
+const TAKEN: Sql = Sql {
+    name: "user_taken",
+    types: &[Type::TEXT, Type::TEXT],
+    text: "SELECT EXISTS (SELECT 1 FROM users WHERE lower(username) = lower($1)),
+                  EXISTS (SELECT 1 FROM users WHERE lower(email) = lower($2))",
+};
+
 const INSERT_USER: Sql = Sql {
     name: "user_register",
     types: &[Type::TEXT, Type::TEXT, Type::TEXT, Type::TEXT],
@@ -123,9 +146,23 @@ const INSERT_USER: Sql = Sql {
 };
 
 /// `POST /api/v1/auth/register` → 201 with a session.
-#[utoipa::path(post, path = "/api/v1/auth/register", tag = "auth", request_body = Register, responses((status = 201, description = "registered and signed in: token, user; sets the session cookie", body = Object), (status = 400, description = "bad parameter", body = crate::error::ErrorBody), (status = 409, description = "conflict", body = crate::error::ErrorBody), (status = 422, description = "invalid body", body = crate::error::ErrorBody), (status = 503, description = "overloaded or database unavailable (Retry-After)", body = crate::error::ErrorBody)))]
-pub async fn register(State(state): State<AppState>, Body(body): Body<Register>) -> AppResult<Response> {
+#[utoipa::path(post, path = "/api/v1/auth/register", tag = "auth", request_body = Register, responses((status = 201, description = "registered and signed in: token, user; sets the session cookie", body = Object), (status = 400, description = "bad parameter", body = crate::error::ErrorBody), (status = 409, description = "conflict", body = crate::error::ErrorBody), (status = 422, description = "invalid body", body = crate::error::ErrorBody), (status = 429, description = "rate limited (Retry-After)", body = crate::error::ErrorBody), (status = 503, description = "overloaded or database unavailable (Retry-After)", body = crate::error::ErrorBody)))]
+pub async fn register(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Body(body): Body<Register>,
+) -> AppResult<Response> {
     validate(&body)?;
+    crate::limits::registration_attempt(&state.db, state.registrations_per_hour, peer.ip()).await?;
+    // A taken name or address is answered before argon2 runs; the unique
+    // indexes below still decide a race between two registrations.
+    let taken = state.db.get().await?.one(&TAKEN, &[&body.username, &body.email]).await?;
+    if taken.get::<_, bool>(0) {
+        return Err(AppError::Conflict { field: "username", message: "that username is taken".into() });
+    }
+    if taken.get::<_, bool>(1) {
+        return Err(AppError::Conflict { field: "email", message: "that email is registered already".into() });
+    }
     let hash = state.hasher.hash(body.password.clone()).await?;
     let display = body.display_name.clone().unwrap_or_else(|| body.username.clone());
     let client = state.db.get().await?;

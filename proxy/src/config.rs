@@ -99,12 +99,20 @@ pub struct ServeConfig {
     /// Login attempts per client address per minute.
     #[arg(long, env = "VERITABLE_LOGIN_PER_IP", default_value_t = 30)]
     pub login_per_ip: i32,
-    /// Login attempts per account per minute.
+    /// Login attempts per account and client address per minute (a bucket
+    /// per pair, so nobody can lock an account out from elsewhere).
     #[arg(long, env = "VERITABLE_LOGIN_PER_ACCOUNT", default_value_t = 10)]
     pub login_per_account: i32,
     /// Topics and replies one user may post per minute.
     #[arg(long, env = "VERITABLE_POSTS_PER_MINUTE", default_value_t = 20)]
     pub posts_per_minute: i32,
+    /// Other writes (edits, deletes, wiki saves, marking read, preferences)
+    /// one user may make per minute.
+    #[arg(long, env = "VERITABLE_WRITES_PER_MINUTE", default_value_t = 60)]
+    pub writes_per_minute: i32,
+    /// Registrations per client address per hour.
+    #[arg(long, env = "VERITABLE_REGISTRATIONS_PER_HOUR", default_value_t = 20)]
+    pub registrations_per_hour: i32,
     /// Requests handled at once; more are answered 503 with Retry-After at
     /// once instead of queueing (health and metrics are exempt).
     #[arg(long, env = "VERITABLE_MAX_IN_FLIGHT", default_value_t = 4096)]
@@ -186,6 +194,8 @@ impl ServeConfig {
             login_per_ip: 30,
             login_per_account: 10,
             posts_per_minute: 20,
+            writes_per_minute: 60,
+            registrations_per_hour: 20,
             max_in_flight: 4096,
             view_flush_ms: 2000,
             read_cache_bytes: 16 * 1024 * 1024,

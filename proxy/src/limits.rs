@@ -44,6 +44,24 @@ impl PostLimit {
     }
 }
 
+/// Writes other than posts (edits, deletes, wiki saves, marking read,
+/// preferences) per user per minute; counted by [`crate::auth::Writer`].
+#[derive(Debug, Clone, Copy)]
+pub struct WriteLimit {
+    pub per_minute: i32,
+}
+
+/// Counts one write of `user_id`; 429 past the limit.
+pub async fn write_attempt(db: &Db, limit: WriteLimit, user_id: i64) -> Result<(), AppError> {
+    hit(db, &format!("write:user:{user_id}"), limit.per_minute, 60).await
+}
+
+/// Counts one registration from `ip`; 429 past `per_hour`. Checked before
+/// the password is hashed.
+pub async fn registration_attempt(db: &Db, per_hour: i32, ip: IpAddr) -> Result<(), AppError> {
+    hit(db, &format!("register:ip:{ip}"), per_hour, 3600).await
+}
+
 /// The answer of `veritable.rate_limit`: 0 = go on, else 429 with the wait.
 pub fn check_wait(wait: i32) -> Result<(), AppError> {
     match u32::try_from(wait) {
@@ -58,10 +76,15 @@ async fn hit(db: &Db, key: &str, max: i32, window_secs: i32) -> Result<(), AppEr
 
 /// Counts a login attempt from `ip` for `username`; 429 past either limit.
 /// Checked before the password is hashed, so a flood costs no argon2 work.
+///
+/// The account's window is kept per account *and* address: a window per
+/// account alone would let anyone lock any user out by failing its logins.
+/// Guessing one account's password from many addresses is bounded by each
+/// address's own window and by argon2's cost per attempt.
 pub async fn login_attempt(db: &Db, limits: LoginLimits, ip: IpAddr, username: &str) -> Result<(), AppError> {
     hit(db, &format!("login:ip:{ip}"), limits.per_ip, limits.window_secs).await?;
     let account: String = username.to_lowercase().chars().take(64).collect();
-    hit(db, &format!("login:user:{account}"), limits.per_account, limits.window_secs).await
+    hit(db, &format!("login:user:{account}:ip:{ip}"), limits.per_account, limits.window_secs).await
 }
 
 /// Removes windows older than an hour, every minute, until `cancel`.

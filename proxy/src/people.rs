@@ -6,7 +6,7 @@ use axum::response::Response;
 use serde::Deserialize;
 use tokio_postgres::types::Type;
 
-use crate::auth::CurrentUser;
+use crate::auth::{CurrentUser, Writer};
 use crate::db::Sql;
 use crate::params::{Body, Params, numeric_cursor, page_size};
 use crate::params::parse_id;
@@ -74,8 +74,8 @@ const MARK_READ: Sql = Sql {
 
 /// `POST /api/v1/notifications/read` → `{"marked": n}` (only one's own
 /// unread notifications change; other ids are ignored).
-#[utoipa::path(post, path = "/api/v1/notifications/read", tag = "users", request_body = MarkRead, responses((status = 200, description = "marked: how many changed", body = Object), (status = 401, description = "no valid session", body = crate::error::ErrorBody), (status = 422, description = "invalid body", body = crate::error::ErrorBody)), security(("bearer" = []), ("cookie" = [])))]
-pub async fn mark_read(State(state): State<AppState>, user: CurrentUser, Body(mark): Body<MarkRead>) -> AppResult<Response> {
+#[utoipa::path(post, path = "/api/v1/notifications/read", tag = "users", request_body = MarkRead, responses((status = 200, description = "marked: how many changed", body = Object), (status = 401, description = "no valid session", body = crate::error::ErrorBody), (status = 422, description = "invalid body", body = crate::error::ErrorBody), (status = 429, description = "rate limited (Retry-After)", body = crate::error::ErrorBody)), security(("bearer" = []), ("cookie" = [])))]
+pub async fn mark_read(State(state): State<AppState>, Writer(user): Writer, Body(mark): Body<MarkRead>) -> AppResult<Response> {
     if mark.all != mark.ids.is_empty() {
         return Err(AppError::Unprocessable { field: "ids", message: "give either ids or \"all\": true".into() });
     }
@@ -148,10 +148,10 @@ pub async fn preferences(State(state): State<AppState>, user: CurrentUser) -> Ap
 }
 
 /// `PUT /api/v1/me/preferences` with a JSON object: replaces them all.
-#[utoipa::path(put, path = "/api/v1/me/preferences", tag = "users", request_body = Object, responses((status = 200, description = "the stored object", body = Object), (status = 401, description = "no valid session", body = crate::error::ErrorBody), (status = 422, description = "invalid body", body = crate::error::ErrorBody)), security(("bearer" = []), ("cookie" = [])))]
+#[utoipa::path(put, path = "/api/v1/me/preferences", tag = "users", request_body = Object, responses((status = 200, description = "the stored object", body = Object), (status = 401, description = "no valid session", body = crate::error::ErrorBody), (status = 422, description = "invalid body", body = crate::error::ErrorBody), (status = 429, description = "rate limited (Retry-After)", body = crate::error::ErrorBody)), security(("bearer" = []), ("cookie" = [])))]
 pub async fn save_preferences(
     State(state): State<AppState>,
-    user: CurrentUser,
+    Writer(user): Writer,
     Body(preferences): Body<serde_json::Value>,
 ) -> AppResult<Response> {
     if !preferences.is_object() {

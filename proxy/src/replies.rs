@@ -12,7 +12,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use tokio_postgres::types::Type;
 
-use crate::auth::{CurrentUser, judge};
+use crate::auth::{CurrentUser, Writer, judge};
 use crate::db::Sql;
 use crate::error::refused;
 use crate::params::{Body, parse_id, require_text};
@@ -129,10 +129,10 @@ pub async fn create(
 /// `PATCH /api/v1/forums/replies/{id}` `{"body": "..."}` → 200 with the
 /// reply; 403 for someone else's reply, 409 in a locked topic (moderators
 /// may do both).
-#[utoipa::path(patch, path = "/api/v1/forums/replies/{id}", tag = "forums", params(("id" = i64, Path, description = "reply id")), request_body = ReplyEdit, responses((status = 200, description = "the edited reply", body = Object), (status = 400, description = "bad parameter", body = crate::error::ErrorBody), (status = 401, description = "no valid session", body = crate::error::ErrorBody), (status = 403, description = "not allowed", body = crate::error::ErrorBody), (status = 404, description = "not found", body = crate::error::ErrorBody), (status = 409, description = "conflict", body = crate::error::ErrorBody), (status = 422, description = "invalid body", body = crate::error::ErrorBody)), security(("bearer" = []), ("cookie" = [])))]
+#[utoipa::path(patch, path = "/api/v1/forums/replies/{id}", tag = "forums", params(("id" = i64, Path, description = "reply id")), request_body = ReplyEdit, responses((status = 200, description = "the edited reply", body = Object), (status = 400, description = "bad parameter", body = crate::error::ErrorBody), (status = 401, description = "no valid session", body = crate::error::ErrorBody), (status = 403, description = "not allowed", body = crate::error::ErrorBody), (status = 404, description = "not found", body = crate::error::ErrorBody), (status = 409, description = "conflict", body = crate::error::ErrorBody), (status = 422, description = "invalid body", body = crate::error::ErrorBody), (status = 429, description = "rate limited (Retry-After)", body = crate::error::ErrorBody)), security(("bearer" = []), ("cookie" = [])))]
 pub async fn edit(
     State(state): State<AppState>,
-    user: CurrentUser,
+    Writer(user): Writer,
     Path(id): Path<String>,
     Body(edit): Body<ReplyEdit>,
 ) -> AppResult<Response> {
@@ -152,8 +152,8 @@ pub async fn edit(
 
 /// `DELETE /api/v1/forums/replies/{id}` → 204 (a soft delete; replies under
 /// it stay, under a tombstone). Same rules as editing.
-#[utoipa::path(delete, path = "/api/v1/forums/replies/{id}", tag = "forums", params(("id" = i64, Path, description = "reply id")), responses((status = 204, description = "soft-deleted"), (status = 400, description = "bad parameter", body = crate::error::ErrorBody), (status = 401, description = "no valid session", body = crate::error::ErrorBody), (status = 403, description = "not allowed", body = crate::error::ErrorBody), (status = 404, description = "not found", body = crate::error::ErrorBody), (status = 409, description = "conflict", body = crate::error::ErrorBody)), security(("bearer" = []), ("cookie" = [])))]
-pub async fn delete(State(state): State<AppState>, user: CurrentUser, Path(id): Path<String>) -> AppResult<Response> {
+#[utoipa::path(delete, path = "/api/v1/forums/replies/{id}", tag = "forums", params(("id" = i64, Path, description = "reply id")), responses((status = 204, description = "soft-deleted"), (status = 400, description = "bad parameter", body = crate::error::ErrorBody), (status = 401, description = "no valid session", body = crate::error::ErrorBody), (status = 403, description = "not allowed", body = crate::error::ErrorBody), (status = 404, description = "not found", body = crate::error::ErrorBody), (status = 409, description = "conflict", body = crate::error::ErrorBody), (status = 429, description = "rate limited (Retry-After)", body = crate::error::ErrorBody)), security(("bearer" = []), ("cookie" = [])))]
+pub async fn delete(State(state): State<AppState>, Writer(user): Writer, Path(id): Path<String>) -> AppResult<Response> {
     let id = parse_id(&id, "reply")?;
     let moderator = user.session.may_moderate();
     let row = state

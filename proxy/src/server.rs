@@ -42,6 +42,8 @@ pub struct AppState {
     pub cookie_secure: bool,
     pub login_limits: crate::limits::LoginLimits,
     pub post_limit: crate::limits::PostLimit,
+    pub write_limit: crate::limits::WriteLimit,
+    pub registrations_per_hour: i32,
     pub views: Arc<topics::Views>,
     /// Hot read responses (topic list pages, categories), byte-bounded, short TTL.
     pub responses: Arc<crate::cache::ResponseCache>,
@@ -232,6 +234,8 @@ pub async fn run(
         cookie_secure: config.cookie_secure,
         login_limits: config.login_limits(),
         post_limit: crate::limits::PostLimit { per_minute: config.posts_per_minute },
+        write_limit: crate::limits::WriteLimit { per_minute: config.writes_per_minute },
+        registrations_per_hour: config.registrations_per_hour,
         views,
         responses,
         in_flight: Arc::new(Semaphore::new(config.max_in_flight.max(1))),

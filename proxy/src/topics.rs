@@ -12,7 +12,7 @@ use tokio::sync::Notify;
 use tokio_postgres::types::Type;
 use tokio_util::sync::CancellationToken;
 
-use crate::auth::CurrentUser;
+use crate::auth::{CurrentUser, Writer};
 use crate::db::{Db, Sql};
 use crate::params::Body;
 use crate::auth::judge;
@@ -166,10 +166,10 @@ const CHANGE: Sql = Sql {
 /// `PATCH /api/v1/forums/topics/{id}`: edit (`title`, `body`: the author
 /// while open, or a moderator), pin, lock, move (`is_pinned`, `is_locked`,
 /// `category_id`: moderators only, else 403).
-#[utoipa::path(patch, path = "/api/v1/forums/topics/{id}", tag = "forums", params(("id" = i64, Path, description = "topic id")), request_body = TopicChange, responses((status = 200, description = "the changed topic", body = Object), (status = 400, description = "bad parameter", body = crate::error::ErrorBody), (status = 401, description = "no valid session", body = crate::error::ErrorBody), (status = 403, description = "not allowed", body = crate::error::ErrorBody), (status = 404, description = "not found", body = crate::error::ErrorBody), (status = 409, description = "conflict", body = crate::error::ErrorBody), (status = 422, description = "invalid body", body = crate::error::ErrorBody)), security(("bearer" = []), ("cookie" = [])))]
+#[utoipa::path(patch, path = "/api/v1/forums/topics/{id}", tag = "forums", params(("id" = i64, Path, description = "topic id")), request_body = TopicChange, responses((status = 200, description = "the changed topic", body = Object), (status = 400, description = "bad parameter", body = crate::error::ErrorBody), (status = 401, description = "no valid session", body = crate::error::ErrorBody), (status = 403, description = "not allowed", body = crate::error::ErrorBody), (status = 404, description = "not found", body = crate::error::ErrorBody), (status = 409, description = "conflict", body = crate::error::ErrorBody), (status = 422, description = "invalid body", body = crate::error::ErrorBody), (status = 429, description = "rate limited (Retry-After)", body = crate::error::ErrorBody)), security(("bearer" = []), ("cookie" = [])))]
 pub async fn change(
     State(state): State<AppState>,
-    user: CurrentUser,
+    Writer(user): Writer,
     Path(id): Path<String>,
     Body(change): Body<TopicChange>,
 ) -> AppResult<Response> {

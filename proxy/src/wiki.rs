@@ -11,7 +11,7 @@ use axum::response::Response;
 use serde::Deserialize;
 use tokio_postgres::types::Type;
 
-use crate::auth::CurrentUser;
+use crate::auth::Writer;
 use crate::db::Sql;
 use crate::params::{Body, Params, page_size};
 use crate::error::refused;
@@ -132,10 +132,10 @@ const SAVE: Sql = Sql {
 /// `PUT /api/v1/wiki/pages/{slug}` `{"title", "body", "base_revision", "comment"?}`
 /// → 201 for a new page, 200 for a new revision; 409 `stale_revision` with
 /// the current page when `base_revision` is not the current one.
-#[utoipa::path(put, path = "/api/v1/wiki/pages/{slug}", tag = "wiki", params(("slug" = String, Path, description = "page slug")), request_body = Edit, responses((status = 200, description = "the new revision", body = Object), (status = 201, description = "the new page", body = Object), (status = 400, description = "bad parameter", body = crate::error::ErrorBody), (status = 401, description = "no valid session", body = crate::error::ErrorBody), (status = 409, description = "stale base_revision: the current page is in `current`", body = crate::error::ErrorBody), (status = 422, description = "invalid body", body = crate::error::ErrorBody)), security(("bearer" = []), ("cookie" = [])))]
+#[utoipa::path(put, path = "/api/v1/wiki/pages/{slug}", tag = "wiki", params(("slug" = String, Path, description = "page slug")), request_body = Edit, responses((status = 200, description = "the new revision", body = Object), (status = 201, description = "the new page", body = Object), (status = 400, description = "bad parameter", body = crate::error::ErrorBody), (status = 401, description = "no valid session", body = crate::error::ErrorBody), (status = 409, description = "stale base_revision: the current page is in `current`", body = crate::error::ErrorBody), (status = 422, description = "invalid body", body = crate::error::ErrorBody), (status = 429, description = "rate limited (Retry-After)", body = crate::error::ErrorBody)), security(("bearer" = []), ("cookie" = [])))]
 pub async fn save(
     State(state): State<AppState>,
-    user: CurrentUser,
+    Writer(user): Writer,
     Path(slug): Path<String>,
     Body(edit): Body<Edit>,
 ) -> AppResult<Response> {
