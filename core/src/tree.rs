@@ -2,8 +2,10 @@
 //!
 //! Display order is depth-first with siblings by id (ids are assigned in
 //! insert order). The walk keeps an explicit stack (never the Rust call
-//! stack), stops after `max_rows` rows and does not descend below
-//! `max_depth` levels, so a 10,000-deep chain costs what a 10-deep one does.
+//! stack), stops after `max_rows` rows or once the rows hold `max_bytes`
+//! (bodies can be large: a page of huge ones stops early and continues like
+//! any other), and does not descend below `max_depth` levels, so a
+//! 10,000-deep chain costs what a 10-deep one does.
 //! A visited set makes a cycle in corrupt `parent_id` data harmless.
 //!
 //! It is generic over where rows come from ([`Source`]): the extension reads
@@ -18,6 +20,10 @@ pub trait TreeRow {
     /// Direct children of any state (a walk only asks for children when > 0).
     fn child_count(&self) -> i64;
     fn is_deleted(&self) -> bool;
+    /// Bytes the row adds to a result (its body), for the byte budget.
+    fn size(&self) -> usize {
+        0
+    }
 }
 
 pub trait Source {
@@ -44,6 +50,9 @@ pub struct Limits {
     /// Levels returned: depth 0 .. max_depth-1 relative to the walk's root level.
     pub max_depth: u32,
     pub max_rows: usize,
+    /// The rows' [`TreeRow::size`] in all; the row that would pass it ends
+    /// the page (the first row always fits, however large).
+    pub max_bytes: usize,
 }
 
 /// One row of the result, in display order.
@@ -131,6 +140,7 @@ pub fn walk<S: Source>(
     }
 
     let mut more = false;
+    let mut bytes = rows.iter().map(|v| v.row.size()).sum::<usize>();
     while let Some(frame) = stack.last_mut() {
         let Some(row) = frame.buffer.pop_front() else {
             if frame.exhausted {
@@ -155,10 +165,11 @@ pub fn walk<S: Source>(
         if row.is_deleted() && row.child_count() == 0 {
             continue;
         }
-        if rows.len() == limits.max_rows {
+        if rows.len() == limits.max_rows || (!rows.is_empty() && bytes.saturating_add(row.size()) > limits.max_bytes) {
             more = true;
             break;
         }
+        bytes = bytes.saturating_add(row.size());
         let depth = frame.depth;
         let path = child_path(&frame.path, id);
         let expandable = row.child_count() > 0;
@@ -235,6 +246,8 @@ mod tests {
         parent: Option<i64>,
         children: i64,
         deleted: bool,
+        /// The body's bytes, for the byte budget.
+        bytes: usize,
     }
 
     impl TreeRow for Row {
@@ -250,6 +263,9 @@ mod tests {
         fn is_deleted(&self) -> bool {
             self.deleted
         }
+        fn size(&self) -> usize {
+            self.bytes
+        }
     }
 
     /// An in-memory topic that counts its queries.
@@ -263,7 +279,7 @@ mod tests {
         fn from_parents(parents: &[(i64, Option<i64>)]) -> Self {
             let mut memory = Memory::default();
             for &(id, parent) in parents {
-                memory.rows.insert(id, Row { id, parent, children: 0, deleted: false });
+                memory.rows.insert(id, Row { id, parent, children: 0, deleted: false, bytes: 0 });
             }
             for &(_, parent) in parents {
                 if let Some(p) = parent.and_then(|p| memory.rows.get_mut(&p)) {
@@ -299,7 +315,7 @@ mod tests {
         walk.rows.iter().map(|v| v.row.id()).collect()
     }
 
-    const WIDE: Limits = Limits { max_depth: 100, max_rows: 1000 };
+    const WIDE: Limits = Limits { max_depth: 100, max_rows: 1000, max_bytes: usize::MAX };
 
     fn sample() -> Memory {
         // 1 ─ 2 ─ 4
@@ -323,17 +339,40 @@ mod tests {
 
     #[test]
     fn depth_cap_marks_cut_children() {
-        let walk = walk(&mut sample(), Root::Topic, Limits { max_depth: 2, max_rows: 100 }, None).unwrap();
+        let walk = walk(&mut sample(), Root::Topic, Limits { max_depth: 2, max_rows: 100, max_bytes: usize::MAX }, None).unwrap();
         assert_eq!(ids(&walk), vec![1, 2, 3, 5, 6]);
         let cut: Vec<i64> = walk.rows.iter().filter(|v| v.children_cut).map(|v| v.row.id).collect();
         assert_eq!(cut, vec![2]);
     }
 
     #[test]
+    fn a_byte_budget_ends_pages_early_and_they_continue_like_any_other() {
+        let mut memory = sample();
+        for (id, row) in &mut memory.rows {
+            row.bytes = if *id == 4 { 1_000 } else { 10 };
+        }
+        let limits = Limits { max_depth: 100, max_rows: 100, max_bytes: 25 };
+        let mut pages = Vec::new();
+        let mut after = None;
+        loop {
+            let page = walk(&mut memory, Root::Topic, limits, after).unwrap();
+            assert!(!page.rows.is_empty(), "every page makes progress");
+            let bytes: usize = page.rows.iter().map(|v| v.row.bytes).sum();
+            assert!(bytes <= 25 || page.rows.len() == 1, "over budget only with one huge row: {bytes}");
+            pages.push(ids(&page));
+            if !page.more {
+                break;
+            }
+            after = page.rows.last().map(|v| v.row.id);
+        }
+        assert_eq!(pages, vec![vec![1, 2], vec![4], vec![3, 5], vec![6]], "row 4 alone is over the budget");
+    }
+
+    #[test]
     fn pages_continue_after_the_last_row_without_gaps_or_duplicates() {
         let mut memory = sample();
         for size in 1..=6 {
-            let limits = Limits { max_depth: 100, max_rows: size };
+            let limits = Limits { max_depth: 100, max_rows: size, max_bytes: usize::MAX };
             let mut seen = Vec::new();
             let mut after = None;
             loop {
@@ -352,8 +391,8 @@ mod tests {
     fn continuation_paths_match_the_single_walk() {
         let mut memory = sample();
         let whole = walk(&mut memory, Root::Topic, WIDE, None).unwrap();
-        let first = walk(&mut memory, Root::Topic, Limits { max_depth: 100, max_rows: 3 }, None).unwrap();
-        let rest = walk(&mut memory, Root::Topic, Limits { max_depth: 100, max_rows: 10 }, Some(4)).unwrap();
+        let first = walk(&mut memory, Root::Topic, Limits { max_depth: 100, max_rows: 3, max_bytes: usize::MAX }, None).unwrap();
+        let rest = walk(&mut memory, Root::Topic, Limits { max_depth: 100, max_rows: 10, max_bytes: usize::MAX }, Some(4)).unwrap();
         let paged: Vec<String> = first.rows.iter().chain(rest.rows.iter()).map(|v| v.path.clone()).collect();
         let single: Vec<String> = whole.rows.iter().map(|v| v.path.clone()).collect();
         assert_eq!(paged, single);
@@ -365,10 +404,10 @@ mod tests {
         let sub = walk(&mut memory, Root::Reply(1), WIDE, None).unwrap();
         assert_eq!(ids(&sub), vec![1, 2, 4, 3]);
         assert_eq!(sub.rows[0].depth, 0);
-        let page = walk(&mut memory, Root::Reply(1), Limits { max_depth: 100, max_rows: 2 }, None).unwrap();
+        let page = walk(&mut memory, Root::Reply(1), Limits { max_depth: 100, max_rows: 2, max_bytes: usize::MAX }, None).unwrap();
         assert_eq!(ids(&page), vec![1, 2]);
         assert!(page.more);
-        let rest = walk(&mut memory, Root::Reply(1), Limits { max_depth: 100, max_rows: 2 }, Some(2)).unwrap();
+        let rest = walk(&mut memory, Root::Reply(1), Limits { max_depth: 100, max_rows: 2, max_bytes: usize::MAX }, Some(2)).unwrap();
         assert_eq!(ids(&rest), vec![4, 3]);
         let after_root = walk(&mut memory, Root::Reply(1), WIDE, Some(1)).unwrap();
         assert_eq!(ids(&after_root), vec![2, 4, 3]);
@@ -380,12 +419,12 @@ mod tests {
     fn a_ten_thousand_deep_chain_is_bounded() {
         let parents: Vec<(i64, Option<i64>)> = (1..=10_000).map(|id| (id, (id > 1).then(|| id - 1))).collect();
         let mut memory = Memory::from_parents(&parents);
-        let walk = walk(&mut memory, Root::Topic, Limits { max_depth: 10, max_rows: 500 }, None).unwrap();
+        let walk = walk(&mut memory, Root::Topic, Limits { max_depth: 10, max_rows: 500, max_bytes: usize::MAX }, None).unwrap();
         assert_eq!(ids(&walk), (1..=10).collect::<Vec<_>>());
         assert!(walk.rows[9].children_cut);
         assert!(memory.queries <= 12, "{} queries", memory.queries);
         // Even with the depth cap lifted, the row cap bounds the walk.
-        let deep = super::walk(&mut memory, Root::Topic, Limits { max_depth: 20_000, max_rows: 10_000 }, None).unwrap();
+        let deep = super::walk(&mut memory, Root::Topic, Limits { max_depth: 20_000, max_rows: 10_000, max_bytes: usize::MAX }, None).unwrap();
         assert_eq!(deep.rows.len(), 10_000);
     }
 
@@ -457,9 +496,9 @@ mod tests {
         for seed in 0..30 {
             let mut memory = random_topic(seed, 300);
             for limits in [
-                Limits { max_depth: 10, max_rows: 50 },
-                Limits { max_depth: 3, max_rows: 500 },
-                Limits { max_depth: 100, max_rows: 7 },
+                Limits { max_depth: 10, max_rows: 50, max_bytes: usize::MAX },
+                Limits { max_depth: 3, max_rows: 500, max_bytes: usize::MAX },
+                Limits { max_depth: 100, max_rows: 7, max_bytes: usize::MAX },
             ] {
                 let mut expected = Vec::new();
                 reference(&memory, None, 0, limits, &mut expected);
@@ -475,7 +514,7 @@ mod tests {
 
     #[test]
     fn zero_limits_return_nothing() {
-        let walk = walk(&mut sample(), Root::Topic, Limits { max_depth: 0, max_rows: 10 }, None).unwrap();
+        let walk = walk(&mut sample(), Root::Topic, Limits { max_depth: 0, max_rows: 10, max_bytes: usize::MAX }, None).unwrap();
         assert!(walk.rows.is_empty() && !walk.more);
     }
 }

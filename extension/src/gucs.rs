@@ -6,12 +6,15 @@ use pgrx::{GucContext, GucFlags, GucRegistry, GucSetting};
 pub static MAX_REPLY_DEPTH: GucSetting<i32> = GucSetting::<i32>::new(10);
 pub static MAX_REPLY_ROWS: GucSetting<i32> = GucSetting::<i32>::new(500);
 pub static MAX_CONTENT_BYTES: GucSetting<i32> = GucSetting::<i32>::new(100_000);
+pub static MAX_REPLY_BYTES: GucSetting<i32> = GucSetting::<i32>::new(1_000_000);
 
 /// Hard ceilings: a call asking for more is refused, whatever the settings say.
 pub const DEPTH_CEILING: i32 = 1_000;
 pub const ROWS_CEILING: i32 = 10_000;
 /// The tables' CHECK constraints allow bodies of at most 1,000,000 bytes.
 pub const CONTENT_CEILING: i32 = 1_000_000;
+/// One page of a reply walk holds at most this much HTML, whatever the setting.
+pub const REPLY_BYTES_CEILING: i32 = 64_000_000;
 
 pub fn register() {
     GucRegistry::define_int_guc(
@@ -35,6 +38,16 @@ pub fn register() {
         GucFlags::default(),
     );
     GucRegistry::define_int_guc(
+        c"veritable.max_reply_bytes",
+        c"Bytes of body HTML one page of veritable.reply_tree may hold.",
+        c"The row that would pass it ends the page (has_more); the first row always fits.",
+        &MAX_REPLY_BYTES,
+        1,
+        REPLY_BYTES_CEILING,
+        GucContext::Userset,
+        GucFlags::default(),
+    );
+    GucRegistry::define_int_guc(
         c"veritable.max_content_bytes",
         c"Largest input, in bytes, that sanitize_html and render_markdown accept.",
         c"Larger input is refused with SQLSTATE 22001; it is never truncated.",
@@ -44,6 +57,10 @@ pub fn register() {
         GucContext::Userset,
         GucFlags::default(),
     );
+}
+
+pub fn max_reply_bytes() -> usize {
+    usize::try_from(MAX_REPLY_BYTES.get()).unwrap_or(0)
 }
 
 pub fn max_content_bytes() -> usize {

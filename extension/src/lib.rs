@@ -301,7 +301,7 @@ mod tests {
 
     #[pg_test]
     fn gucs_have_their_defaults() {
-        for (name, value) in [("veritable.max_reply_depth", "10"), ("veritable.max_reply_rows", "500"), ("veritable.max_content_bytes", "100000")] {
+        for (name, value) in [("veritable.max_reply_depth", "10"), ("veritable.max_reply_rows", "500"), ("veritable.max_content_bytes", "100000"), ("veritable.max_reply_bytes", "1000000")] {
             let shown = Spi::get_one::<String>(&format!("SELECT current_setting('{name}')")).expect("SPI works");
             assert_eq!(shown.as_deref(), Some(value), "{name}");
         }

@@ -40,6 +40,9 @@ impl TreeRow for Node {
     fn is_deleted(&self) -> bool {
         self.is_deleted
     }
+    fn size(&self) -> usize {
+        self.body_html.as_ref().map_or(0, String::len)
+    }
 }
 
 /// One select list for every walk query. The rows come from `forum_replies`
@@ -273,7 +276,7 @@ pub fn limits(max_depth: Option<i32>, max_rows: Option<i32>) -> Limits {
     if !(1..=gucs::ROWS_CEILING).contains(&rows) {
         errors::invalid_parameter(format!("max_rows must be between 1 and {}, got {rows}", gucs::ROWS_CEILING));
     }
-    Limits { max_depth: depth.unsigned_abs(), max_rows: rows.unsigned_abs() as usize }
+    Limits { max_depth: depth.unsigned_abs(), max_rows: rows.unsigned_abs() as usize, max_bytes: gucs::max_reply_bytes() }
 }
 
 /// One row of the result: where the walk put it, what it says, who wrote it.

@@ -17,7 +17,9 @@ use crate::{AppError, AppResult};
 
 /// Reply walks: the extension's ceilings.
 const MAX_DEPTH: i32 = 1_000;
-const MAX_ROWS: i32 = 10_000;
+/// Rows of one reply page over HTTP: what a page of a UI shows, far below
+/// the SQL function's ceiling (a DBA may ask for 10,000).
+const MAX_ROWS: i32 = 500;
 
 
 const CATEGORIES: Sql = Sql { name: "categories", types: &[], text: "SELECT coalesce(json_agg(c ORDER BY c.position, c.id), '[]')::text
@@ -83,7 +85,7 @@ const REPLIES: Sql = Sql { name: "reply_tree", types: &[Type::INT8, Type::INT4, 
 /// `GET /api/v1/forums/topics/{id}/replies?depth=&limit=&after=`: the reply
 /// tree in display order; when `has_more`, ask again with `after` = the last
 /// item's id; below an item with `children_cut`, walk it with a subtree call.
-#[utoipa::path(get, path = "/api/v1/forums/topics/{id}/replies", tag = "forums", params(("id" = i64, Path, description = "topic id"), ("depth" = Option<i32>, Query, description = "depth cap, 1 to 1000 (GUC default 10)"), ("limit" = Option<i32>, Query, description = "row cap, 1 to 10000 (GUC default 500)"), ("after" = Option<i64>, Query, description = "continue after this reply id")), responses((status = 200, description = "items in display order, has_more", body = Object), (status = 400, description = "bad parameter", body = crate::error::ErrorBody), (status = 404, description = "not found", body = crate::error::ErrorBody)))]
+#[utoipa::path(get, path = "/api/v1/forums/topics/{id}/replies", tag = "forums", params(("id" = i64, Path, description = "topic id"), ("depth" = Option<i32>, Query, description = "depth cap, 1 to 1000 (GUC default 10)"), ("limit" = Option<i32>, Query, description = "row cap, 1 to 500 (GUC default 500); a page also ends at veritable.max_reply_bytes (1 MB) of HTML"), ("after" = Option<i64>, Query, description = "continue after this reply id")), responses((status = 200, description = "items in display order, has_more", body = Object), (status = 400, description = "bad parameter", body = crate::error::ErrorBody), (status = 404, description = "not found", body = crate::error::ErrorBody)))]
 pub async fn replies(
     State(state): State<AppState>,
     Path(topic): Path<String>,

@@ -49,6 +49,7 @@ pub const MIGRATIONS: &[Migration] = &[
     migration!(015, "reconcile_by_difference"),
     migration!(016, "topic_tag_names"),
     migration!(017, "topic_stats"),
+    migration!(018, "body_html_bound"),
 ];
 
 impl Migration {

@@ -81,6 +81,7 @@ async fn bad_topic_queries_get_400_naming_the_parameter() {
         ("/api/v1/forums/topics/abc/replies", "id"),
         ("/api/v1/forums/topics/1/replies?depth=0", "depth"),
         ("/api/v1/forums/topics/1/replies?limit=10001", "limit"),
+        ("/api/v1/forums/topics/1/replies?limit=501", "limit"),
         ("/api/v1/forums/topics/1/replies?after=-5", "after"),
     ] {
         let (status, body) = get(&server, path).await;

@@ -193,3 +193,31 @@ async fn a_ten_thousand_deep_chain_and_a_cycle_return_bounded_results() {
     assert_eq!(from_cycle.len(), 1000, "the walk ends: the cycle is visited once, then the depth cap holds");
     tx.rollback().await.unwrap();
 }
+
+/// A page also ends at `veritable.max_reply_bytes` of body HTML (the first
+/// row always fits), and continuing after its last row gives the same walk.
+#[tokio::test]
+async fn a_byte_budget_ends_pages_early_without_gaps() {
+    let client = connect(&database_url()).await;
+    let whole = tree(&client, HOT_TOPIC, Some(1000), Some(300), None).await;
+    let size = |v: &Visit| v.body_html.as_ref().map_or(0, String::len);
+    let budget = whole.iter().map(size).max().unwrap_or(1) * 3;
+    client.batch_execute(&format!("SET veritable.max_reply_bytes = {budget}")).await.expect("set");
+    let mut paged: Vec<Visit> = Vec::new();
+    let mut after = None;
+    let mut pages = 0;
+    while paged.len() < whole.len() {
+        let page = tree(&client, HOT_TOPIC, Some(1000), Some(300), after).await;
+        assert!(!page.is_empty(), "every page makes progress");
+        assert!(page.iter().map(size).sum::<usize>() <= budget, "within {budget} bytes");
+        assert!(page.last().is_some_and(|v| v.has_more) || paged.len() + page.len() >= whole.len());
+        after = page.last().map(|v| v.id);
+        paged.extend(page);
+        pages += 1;
+    }
+    assert!(pages > 1, "the budget split the walk ({pages} pages)");
+    for (a, b) in paged.iter().zip(&whole) {
+        assert_eq!((a.id, &a.path), (b.id, &b.path));
+    }
+    assert!(veritable_tests::sqlstate(client.batch_execute("SET veritable.max_reply_bytes = 0").await) == "22023");
+}

@@ -88,3 +88,30 @@ async fn events_carry_the_writing_transaction_id() {
     assert!(row.get::<_, bool>(1), "seq is stamped later, by the sequencer");
     tx.rollback().await.unwrap();
 }
+
+/// Stored HTML is bounded by a CHECK that follows from the source limit
+/// (8 × the 1,000,000-byte ceiling), even for a writer that bypasses the
+/// render trigger; the constraints are validated, not just declared.
+#[tokio::test]
+async fn stored_html_has_a_size_bound() {
+    let (db, client) = veritable_tests::FreshDb::migrated("html_bound").await;
+    let validated: i64 = client
+        .query_one("SELECT count(*) FROM pg_constraint WHERE conname LIKE '%_body_html_size' AND convalidated", &[])
+        .await
+        .expect("q")
+        .get(0);
+    assert_eq!(validated, 3, "topics, replies and wiki revisions");
+    client
+        .batch_execute(
+            "INSERT INTO users (username, display_name, email, password_hash) VALUES ('html_bound', 'H', 'h@b.test', 'h');
+             INSERT INTO forum_categories (slug, name) VALUES ('c', 'C');
+             ALTER TABLE forum_topics DISABLE TRIGGER forum_topics_render",
+        )
+        .await
+        .expect("setup");
+    let insert = "INSERT INTO forum_topics (category_id, author_id, title, body, body_html)
+                  SELECT c.id, u.id, 't', 'b', repeat('x', $1) FROM forum_categories c, users u";
+    client.execute(insert, &[&8_000_000i32]).await.expect("at the bound");
+    assert_eq!(sqlstate(client.execute(insert, &[&8_000_001i32]).await), CHECK_VIOLATION);
+    db.drop_db().await;
+}
