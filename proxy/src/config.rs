@@ -110,6 +110,12 @@ pub struct ServeConfig {
     /// one user may make per minute.
     #[arg(long, env = "VERITABLE_WRITES_PER_MINUTE", default_value_t = 60)]
     pub writes_per_minute: i32,
+    /// Searches running at once in this proxy; more are answered 503 at once.
+    #[arg(long, env = "VERITABLE_SEARCH_CONCURRENCY", default_value_t = 4)]
+    pub search_concurrency: usize,
+    /// Milliseconds a search may run in PostgreSQL before it is canceled (422).
+    #[arg(long, env = "VERITABLE_SEARCH_TIMEOUT_MS", default_value_t = 500)]
+    pub search_timeout_ms: u64,
     /// Registrations per client address per hour.
     #[arg(long, env = "VERITABLE_REGISTRATIONS_PER_HOUR", default_value_t = 20)]
     pub registrations_per_hour: i32,
@@ -196,6 +202,8 @@ impl ServeConfig {
             posts_per_minute: 20,
             writes_per_minute: 60,
             registrations_per_hour: 20,
+            search_concurrency: 4,
+            search_timeout_ms: 500,
             max_in_flight: 4096,
             view_flush_ms: 2000,
             read_cache_bytes: 16 * 1024 * 1024,

@@ -97,6 +97,31 @@ impl Conn {
         result
     }
 
+    /// [`Conn::rows`], but a statement still running after `limit` is
+    /// canceled in PostgreSQL (a cancel request, which works through
+    /// pgbouncer too) and answers `Ok(None)`; the connection is returned
+    /// only once the canceled statement has ended.
+    pub async fn rows_within(
+        &self,
+        sql: &Sql,
+        params: &[&(dyn ToSql + Sync)],
+        limit: Duration,
+    ) -> Result<Option<Vec<Row>>, tokio_postgres::Error> {
+        let query = self.rows(sql, params);
+        tokio::pin!(query);
+        tokio::select! {
+            rows = &mut query => return rows.map(Some),
+            () = tokio::time::sleep(limit) => {}
+        }
+        if let Err(error) = self.client.cancel_token().cancel_query(NoTls).await {
+            tracing::warn!(statement = sql.name, %error, "cannot cancel a statement past its time");
+        }
+        match query.await {
+            Err(error) if error.code() == Some(&tokio_postgres::error::SqlState::QUERY_CANCELED) => Ok(None),
+            other => other.map(Some),
+        }
+    }
+
     /// The first row, if any.
     pub async fn opt(&self, sql: &Sql, params: &[&(dyn ToSql + Sync)]) -> Result<Option<Row>, tokio_postgres::Error> {
         Ok(self.rows(sql, params).await?.into_iter().next())

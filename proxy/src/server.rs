@@ -44,6 +44,8 @@ pub struct AppState {
     pub post_limit: crate::limits::PostLimit,
     pub write_limit: crate::limits::WriteLimit,
     pub registrations_per_hour: i32,
+    /// Searches that may run at once, and for how long each.
+    pub search: crate::search::Budget,
     pub views: Arc<topics::Views>,
     /// Hot read responses (topic list pages, categories), byte-bounded, short TTL.
     pub responses: Arc<crate::cache::ResponseCache>,
@@ -236,6 +238,7 @@ pub async fn run(
         post_limit: crate::limits::PostLimit { per_minute: config.posts_per_minute },
         write_limit: crate::limits::WriteLimit { per_minute: config.writes_per_minute },
         registrations_per_hour: config.registrations_per_hour,
+        search: crate::search::Budget::new(config.search_concurrency, Duration::from_millis(config.search_timeout_ms)),
         views,
         responses,
         in_flight: Arc::new(Semaphore::new(config.max_in_flight.max(1))),

@@ -175,3 +175,60 @@ async fn cookie_writes_from_another_site_are_refused() {
     server.stop().await.expect("stop");
     db.drop_db().await;
 }
+
+/// Search has a cost bound of its own: a search past its time budget is
+/// canceled inside PostgreSQL (422 on `q`), only a few run at once (503
+/// past them), and long queries are refused before they run.
+#[tokio::test]
+async fn searches_are_bounded_in_time_and_number() {
+    let (db, client) = FreshDb::seeded("adv_search", &Shape::of(Scale::Small), 31).await;
+    // 500 replies whose ranking re-reads 100 KB each: seconds of work.
+    client
+        .batch_execute(
+            "SET statement_timeout = 0;
+             INSERT INTO forum_replies (topic_id, author_id, body)
+             SELECT 3, 1, repeat('zebra stripes and more stripes ', 3200) FROM generate_series(1, 500);
+             ANALYZE forum_replies",
+        )
+        .await
+        .expect("slow data");
+    let mut config = veritable_tests::serve_config(&db.url);
+    config.search_timeout_ms = 100;
+    config.search_concurrency = 1;
+    let server = TestServer::start_with(config).await;
+    let api = Api::new(&server);
+
+    let started = Instant::now();
+    let (status, error) = api.get("/api/v1/search?q=zebra+stripes").await;
+    assert_eq!((status, error["error"]["field"].as_str()), (422, Some("q")), "{error}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(5), "canceled, not run to the end: {:?}", started.elapsed());
+    let still: i64 = client
+        .query_one("SELECT count(*) FROM pg_stat_activity WHERE state = 'active' AND query LIKE 'WITH q AS (SELECT websearch_to_tsquery%'", &[])
+        .await
+        .expect("q")
+        .get(0);
+    assert_eq!(still, 0, "the canceled search is not running any more");
+
+    let words = vec!["w"; 17].join("+");
+    assert_eq!(api.get(&format!("/api/v1/search?q={words}")).await.0, 400);
+
+    // One slot: while a slow search runs, a second is answered 503 at once.
+    let slow = {
+        let api = api.clone();
+        tokio::spawn(async move { api.get("/api/v1/search?q=zebra").await.0 })
+    };
+    veritable_tests::until("the slow search is running", || async {
+        let active: i64 = client
+            .query_one("SELECT count(*) FROM pg_stat_activity WHERE state = 'active' AND query LIKE 'WITH q AS (SELECT websearch_to_tsquery%'", &[])
+            .await
+            .expect("q")
+            .get(0);
+        active == 1
+    })
+    .await;
+    let (status, error) = api.get("/api/v1/search?q=stripes").await;
+    assert_eq!((status, error["error"]["code"].as_str()), (503, Some("busy")), "{error}");
+    assert_eq!(slow.await.expect("task"), 422);
+    server.stop().await.expect("stop");
+    db.drop_db().await;
+}
