@@ -110,6 +110,14 @@ pub struct ServeConfig {
     /// one user may make per minute.
     #[arg(long, env = "VERITABLE_WRITES_PER_MINUTE", default_value_t = 60)]
     pub writes_per_minute: i32,
+    /// HTTP connections open at once; a new one past this is answered 503
+    /// and closed (WebSockets, once upgraded, count against their own limits).
+    #[arg(long, env = "VERITABLE_MAX_CONNECTIONS", default_value_t = 10_000)]
+    pub max_connections: usize,
+    /// Seconds a connection may take to send a request head, and may sit
+    /// idle between requests, before it is closed.
+    #[arg(long, env = "VERITABLE_HEADER_TIMEOUT_SECS", default_value_t = 10)]
+    pub header_timeout_secs: u64,
     /// Searches running at once in this proxy; more are answered 503 at once.
     #[arg(long, env = "VERITABLE_SEARCH_CONCURRENCY", default_value_t = 4)]
     pub search_concurrency: usize,
@@ -202,6 +210,8 @@ impl ServeConfig {
             posts_per_minute: 20,
             writes_per_minute: 60,
             registrations_per_hour: 20,
+            max_connections: 10_000,
+            header_timeout_secs: 10,
             search_concurrency: 4,
             search_timeout_ms: 500,
             max_in_flight: 4096,

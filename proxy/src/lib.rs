@@ -7,6 +7,7 @@
 pub mod auth;
 pub mod cache;
 pub mod config;
+pub mod connections;
 pub mod db;
 pub mod error;
 pub mod forums;

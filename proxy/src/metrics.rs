@@ -30,6 +30,7 @@ pub struct Metrics {
     pub views_dropped: IntCounter,
     pub shed: IntCounter,
     pub health_probes: IntCounter,
+    pub connections_refused: IntCounter,
     pub session_cache: crate::sessions::CacheCounters,
     pub realtime: crate::realtime::hub::HubMetrics,
     pub response_cache: crate::sessions::CacheCounters,
@@ -76,6 +77,9 @@ impl Metrics {
         registry.register(Box::new(shed.clone()))?;
         let health_probes = IntCounter::new("health_probes_total", "Database probes run for /healthz (at most one a second)")?;
         registry.register(Box::new(health_probes.clone()))?;
+        let connections_refused =
+            IntCounter::new("http_connections_refused_total", "Connections answered 503 and closed at the connection cap")?;
+        registry.register(Box::new(connections_refused.clone()))?;
         let session_cache = cache_counters(&registry, "session", "session lookups")?;
         let realtime = crate::realtime::metrics(&registry)?;
         let response_cache = cache_counters(&registry, "response", "read responses")?;
@@ -117,6 +121,7 @@ impl Metrics {
             views_dropped,
             shed,
             health_probes,
+            connections_refused,
             session_cache,
             realtime,
             response_cache,

@@ -2,7 +2,6 @@
 //! listener until the given shutdown future completes.
 
 use std::future::Future;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -245,25 +244,21 @@ pub async fn run(
         realtime: realtime.clone(),
         health: Arc::default(),
     };
+    let refused_connections = state.metrics.connections_refused.clone();
     let router = app(state, &config);
     let local = listener.local_addr()?;
     tracing::info!(addr = %local, "veritable-proxy listening");
 
     let stop = cancel.clone();
-    // Small frames and responses go out at once: with Nagle's algorithm, a
-    // second small write waited for the peer's delayed ACK (40 ms per
-    // subscribe, measured with WebSockets).
-    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp: &mut tokio::net::TcpStream| {
-        if let Err(error) = tcp.set_nodelay(true) {
-            tracing::debug!(%error, "cannot set TCP_NODELAY");
-        }
-    });
-    let served = axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
-        .with_graceful_shutdown(async move {
-            shutdown.await;
-            stop.cancel();
-        })
-        .await;
+    let edge = crate::connections::Edge {
+        max_connections: config.max_connections,
+        header_timeout: Duration::from_secs(config.header_timeout_secs.max(1)),
+    };
+    crate::connections::serve(listener, router, edge, refused_connections, async move {
+        shutdown.await;
+        stop.cancel();
+    })
+    .await;
 
     cancel.cancel();
     // Upgraded sockets are not the HTTP server's to wait for: they close
@@ -273,5 +268,5 @@ pub async fn run(
     tasks.wait().await;
     pool.close();
     tracing::info!("veritable-proxy stopped");
-    served.context("HTTP server failed")
+    Ok(())
 }
