@@ -202,7 +202,7 @@ const FIND_USER: Sql = Sql {
 /// password and an unknown user; 429 past the per-address or per-account
 /// limit (counted in PostgreSQL, before any hashing). The address is the TCP
 /// peer: behind a reverse proxy, all clients share its address.
-#[utoipa::path(post, path = "/api/v1/auth/login", tag = "auth", request_body = Login, responses((status = 200, description = "signed in: token, user; sets the session cookie", body = Object), (status = 401, description = "no valid session", body = crate::error::ErrorBody), (status = 429, description = "rate limited (Retry-After)", body = crate::error::ErrorBody), (status = 503, description = "overloaded or database unavailable (Retry-After)", body = crate::error::ErrorBody)))]
+#[utoipa::path(post, path = "/api/v1/auth/login", tag = "auth", request_body = Login, responses((status = 200, description = "signed in: token, user; sets the session cookie", body = Object), (status = 400, description = "malformed body", body = crate::error::ErrorBody), (status = 422, description = "invalid body", body = crate::error::ErrorBody), (status = 401, description = "no valid session", body = crate::error::ErrorBody), (status = 429, description = "rate limited (Retry-After)", body = crate::error::ErrorBody), (status = 503, description = "overloaded or database unavailable (Retry-After)", body = crate::error::ErrorBody)))]
 pub async fn login(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,

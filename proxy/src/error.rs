@@ -21,7 +21,7 @@ impl AppError {
             Self::Conflict { field, message } => Self::Conflict { field, message: message.clone() },
             Self::StaleRevision { current } => Self::StaleRevision { current: current.clone() },
             Self::Unprocessable { field, message } => Self::Unprocessable { field, message: message.clone() },
-            Self::BadText { field, message } => Self::BadText { field: field.clone(), message },
+            Self::BadText { field, message, in_query } => Self::BadText { field: field.clone(), message, in_query: *in_query },
             Self::RateLimited { retry_after } => Self::RateLimited { retry_after: *retry_after },
             other if other.status_and_code().0 == StatusCode::SERVICE_UNAVAILABLE => Self::Busy,
             _ => Self::Internal(anyhow::anyhow!("a shared load failed (logged with the first request)")),
@@ -63,9 +63,10 @@ pub enum AppError {
     #[error("{message}")]
     Unprocessable { field: &'static str, message: String },
     /// Text that PostgreSQL cannot store (a NUL), named by where it was:
-    /// a JSON path or a query parameter, so not a static name.
+    /// a JSON path or a query parameter, so not a static name. In a query
+    /// parameter it is a bad parameter (400), in a body a bad field (422).
     #[error("{field}: {message}")]
-    BadText { field: String, message: &'static str },
+    BadText { field: String, message: &'static str, in_query: bool },
     #[error("too busy right now; retry shortly")]
     Busy,
     #[error("too many attempts; retry in {retry_after} s")]
@@ -108,12 +109,14 @@ impl AppError {
     fn status_and_code(&self) -> (StatusCode, &'static str) {
         match self {
             Self::NotFound => (StatusCode::NOT_FOUND, "not_found"),
-            Self::Invalid { .. } => (StatusCode::BAD_REQUEST, "invalid_parameter"),
+            Self::Invalid { .. } | Self::BadText { in_query: true, .. } => (StatusCode::BAD_REQUEST, "invalid_parameter"),
             Self::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized"),
             Self::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
             Self::Conflict { .. } => (StatusCode::CONFLICT, "conflict"),
             Self::StaleRevision { .. } => (StatusCode::CONFLICT, "stale_revision"),
-            Self::Unprocessable { .. } | Self::BadText { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "validation_failed"),
+            Self::Unprocessable { .. } | Self::BadText { in_query: false, .. } => {
+                (StatusCode::UNPROCESSABLE_ENTITY, "validation_failed")
+            }
             Self::Busy => (StatusCode::SERVICE_UNAVAILABLE, "busy"),
             Self::RateLimited { .. } => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
             Self::DatabaseUnavailable(_) | Self::DatabaseDown => (StatusCode::SERVICE_UNAVAILABLE, "database_unavailable"),

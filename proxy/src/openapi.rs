@@ -24,7 +24,7 @@ use crate::{auth, forums, health, metrics, people, replies, search, topics, wiki
         wiki::list, wiki::page, wiki::save, wiki::revisions,
         search::search,
     ),
-    modifiers(&SessionSchemes),
+    modifiers(&SessionSchemes, &EdgeResponses),
 )]
 pub struct ApiDoc;
 
@@ -39,6 +39,34 @@ impl Modify for SessionSchemes {
             "cookie",
             SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::new(crate::sessions::COOKIE))),
         );
+    }
+}
+
+/// Answers the edge gives any operation, whatever its handler does: a body
+/// that is not JSON (400) or over the limit (413), a proxy shedding load or
+/// timing out (503). Added here once instead of in every annotation.
+struct EdgeResponses;
+
+impl Modify for EdgeResponses {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::{Content, Ref, ResponseBuilder};
+        let error = |description: &str| {
+            ResponseBuilder::new()
+                .description(description)
+                .content("application/json", Content::new(Some(Ref::from_schema_name("Error"))))
+                .build()
+        };
+        for item in openapi.paths.paths.values_mut() {
+            let operations = [&mut item.get, &mut item.put, &mut item.post, &mut item.delete, &mut item.patch];
+            for operation in operations.into_iter().flatten() {
+                let responses = &mut operation.responses.responses;
+                if operation.request_body.is_some() {
+                    responses.entry("400".into()).or_insert_with(|| error("malformed body or bad parameter").into());
+                    responses.entry("413".into()).or_insert_with(|| error("body over the size limit").into());
+                }
+                responses.entry("503".into()).or_insert_with(|| error("overloaded or timed out (Retry-After)").into());
+            }
+        }
     }
 }
 

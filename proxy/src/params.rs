@@ -18,7 +18,7 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for Params<T> {
         if let Some(query) = parts.uri.query()
             && let Some(field) = nul_in_query(query)
         {
-            return Err(AppError::BadText { field, message: NUL_MESSAGE });
+            return Err(AppError::BadText { field, message: NUL_MESSAGE, in_query: true });
         }
         match Query::<T>::from_request_parts(parts, state).await {
             Ok(Query(value)) => Ok(Self(value)),
@@ -102,7 +102,7 @@ impl<S: Send + Sync, T: DeserializeOwned> axum::extract::FromRequest<S> for Body
             && let Ok(value) = serde_json::from_slice::<serde_json::Value>(&bytes)
             && let Some(field) = nul_in_json(&value)
         {
-            return Err(AppError::BadText { field, message: NUL_MESSAGE }.into_response());
+            return Err(AppError::BadText { field, message: NUL_MESSAGE, in_query: false }.into_response());
         }
         match axum::Json::<T>::from_bytes(&bytes) {
             Ok(axum::Json(value)) => Ok(Self(value)),

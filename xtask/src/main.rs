@@ -7,6 +7,7 @@ mod cluster;
 mod pgbouncer;
 mod prereqs;
 mod run;
+mod schemathesis;
 mod suites;
 
 use std::process::ExitCode;

@@ -9,7 +9,7 @@ use anyhow::Context;
 use crate::cluster::Cluster;
 use crate::pgbouncer::Pgbouncer;
 use crate::run::{self, Profile, Steps};
-use crate::prereqs;
+use crate::{prereqs, schemathesis};
 
 pub const TEST_DB: &str = "veritable_test";
 
@@ -26,7 +26,10 @@ pub fn test() -> anyhow::Result<()> {
     let started = Instant::now();
     let mut steps = Steps::new();
     let mut outcomes = Vec::new();
-    steps.step("checking prerequisites (Debian packages, cargo-pgrx)", prereqs::ensure)?;
+    steps.step("checking prerequisites (Debian packages, cargo-pgrx, schemathesis)", || {
+        prereqs::ensure()?;
+        schemathesis::ensure_installed()
+    })?;
     let cluster = Cluster::locate()?;
 
     outcomes.push(steps.step("unit tests (cargo test, without the extension)", || {
@@ -87,6 +90,17 @@ pub fn test() -> anyhow::Result<()> {
             .env("VERITABLE_TEST_PGBOUNCER_PORT", bouncer.port.to_string());
         suite("pgbouncer", &mut cmd)
     })?);
+
+    // Last: the fuzzer writes into the shared test data.
+    outcomes.push(steps.step(
+        &format!("schemathesis against the OpenAPI document ({} s; 0 server errors, 0 undocumented status codes)", schemathesis::BUDGET_SECS),
+        || {
+            let started = Instant::now();
+            let ok = schemathesis::run(&url, schemathesis::BUDGET_SECS)?;
+            let (passed, failed) = if ok { (1, 0) } else { (0, 1) };
+            Ok(Outcome { name: "schemathesis", passed, failed, ignored: 0, ok, seconds: started.elapsed().as_secs_f64() })
+        },
+    )?);
 
     println!("\n==> summary ({:.0} s in all)", started.elapsed().as_secs_f64());
     for o in &outcomes {
