@@ -1,6 +1,6 @@
 // veritable realtime client: one WebSocket, rooms that resume where they left
 // off after any reconnect, presence and typing. Dependency-free ES module for
-// browsers and Node >= 20 (global WebSocket). Protocol: shared/DESIGN.md.
+// browsers and Node >= 20 (global WebSocket). Protocol: docs/ARCHITECTURE.md.
 //
 //   const rt = new Realtime("wss://forum.example/api/v1/ws", {
 //     onEvent: (e) => ..., onPresence: (room, users) => ..., onResync: (room) => ...,

@@ -6,8 +6,9 @@
 //! `--unguarded` adds a column: one call of the policy alone (ammonia, no
 //! guard, Markdown rendered without bounds), i.e. the cost before the guard.
 //! `--ab` compares the throughput of ordinary HTML with and without the
-//! guard, alternating rounds in one process. `--dump DIR` writes each shape
-//! to DIR/NN.html or NN.md (the in-database benchmark loads them from there).
+//! guard, alternating rounds in one process. `--dump DIR [SIZE]` writes each
+//! shape to DIR/NN.html or NN.md (the in-database benchmark and the fuzzer's
+//! seed corpus load them from there).
 use std::time::Instant;
 
 use veritable_core::sanitize::corpus::{self, Format, Shape};
@@ -20,7 +21,10 @@ fn ms(start: Instant) -> f64 {
 fn main() -> std::io::Result<()> {
     let mut args: Vec<String> = std::env::args().skip(1).collect();
     match args.first().map(String::as_str) {
-        Some("--dump") => return dump(args.get(1).map_or("corpus", String::as_str)),
+        Some("--dump") => {
+            let size = args.get(2).and_then(|a| a.parse().ok()).unwrap_or(100_000);
+            return dump(args.get(1).map_or("corpus", String::as_str), size);
+        }
         Some("--ab") => {
             ab();
             return Ok(());
@@ -112,9 +116,9 @@ fn ab() {
     }
 }
 
-fn dump(dir: &str) -> std::io::Result<()> {
+fn dump(dir: &str, size: usize) -> std::io::Result<()> {
     std::fs::create_dir_all(dir)?;
-    for (i, shape) in corpus::shapes(100_000).iter().enumerate() {
+    for (i, shape) in corpus::shapes(size).iter().enumerate() {
         let ext = if shape.format == Format::Html { "html" } else { "md" };
         std::fs::write(format!("{dir}/{i:02}.{ext}"), &shape.text)?;
         println!("{dir}/{i:02}.{ext}\t{}", shape.name);

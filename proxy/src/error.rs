@@ -93,7 +93,7 @@ pub struct ErrorBody<'a> {
     current: Option<serde_json::Value>,
 }
 
-/// `{"error": {"code": "...", "message": "...", "field": null}}` (DESIGN.md).
+/// `{"error": {"code": "...", "message": "...", "field": null}}` (docs/ARCHITECTURE.md).
 #[derive(Serialize, utoipa::ToSchema)]
 #[schema(as = ErrorDetail)]
 pub struct Detail<'a> {

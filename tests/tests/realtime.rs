@@ -583,7 +583,7 @@ struct JsClient {
     replies: Vec<i64>,
 }
 
-/// The client's size budget (DESIGN.md: a few KB, dependency-free).
+/// The client's size budget (docs/ARCHITECTURE.md: a few KB, dependency-free).
 const CLIENT_BUDGET_BYTES: u64 = 8 * 1024;
 
 impl JsClient {

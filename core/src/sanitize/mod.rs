@@ -394,6 +394,27 @@ mod tests {
         assert!(!guard::is_small(&"x".repeat(guard::SMALL_BYTES + 1)));
     }
 
+    /// Every input the fuzzer kept (fuzz/corpus/sanitize: the seeds, what
+    /// raised coverage, and any finding) is refused or rendered within the
+    /// bounds, as the fuzz target requires.
+    #[test]
+    fn fuzz_corpus_stays_within_its_bounds() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz/corpus/sanitize");
+        let Ok(entries) = std::fs::read_dir(&dir) else { panic!("no corpus at {}", dir.display()) };
+        let mut replayed = 0;
+        for entry in entries {
+            let bytes = std::fs::read(entry.expect("an entry").path()).expect("readable");
+            let Some((&mode, rest)) = bytes.split_first() else { continue };
+            let text = String::from_utf8_lossy(rest);
+            let out = if mode % 2 == 0 { sanitize_html(&text, LIMIT) } else { render_markdown(&text, LIMIT) };
+            if let Ok(html) = out {
+                assert!(html.len() <= html_limit(LIMIT));
+            }
+            replayed += 1;
+        }
+        assert!(replayed >= corpus::shapes(LIMIT).len(), "{replayed} inputs");
+    }
+
     #[test]
     fn tick_runs_while_parsing() {
         let mut ticks = 0;

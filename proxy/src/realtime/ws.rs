@@ -1,4 +1,4 @@
-//! `GET /api/v1/ws`: the WebSocket protocol of DESIGN.md.
+//! `GET /api/v1/ws`: the WebSocket protocol of docs/ARCHITECTURE.md.
 //!
 //! Client → server: `{"op":"subscribe","room":"topic:42","since":<seq|null>}`,
 //! `{"op":"unsubscribe","room":...}`, `{"op":"ping"}`.
