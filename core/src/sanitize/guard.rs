@@ -50,11 +50,13 @@ pub const SILENT_CHUNKS: usize = 4;
 /// building anything: about the longest tag or comment accepted.
 pub const MAX_SILENT_BYTES: usize = SILENT_CHUNKS * CHUNK;
 
-/// Work units allowed per input byte, plus [`BASE_BUDGET`]. Ordinary markup
-/// costs under one unit per byte (an element costs two: its creation and its
-/// insertion; a text run one).
+/// Work units allowed per input byte, plus [`BASE_BUDGET`]. An element costs
+/// its creation, its insertion and its depth; a text run its insertion and
+/// its depth. Ordinary markup, a few levels deep, costs about one unit per byte.
 pub const WORK_PER_BYTE: usize = 3;
-pub const BASE_BUDGET: usize = 16_384;
+/// Enough for one straight nest to [`MAX_NESTING`] (the sum of the depths,
+/// about 33,000) on top of the input's own allowance.
+pub const BASE_BUDGET: usize = 65_536;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Refusal {
@@ -71,13 +73,16 @@ pub struct Shape {
 }
 
 /// Inputs this short with this few `<` are accepted without the guard's
-/// parse, because it could not refuse them: fewer than [`SILENT_CHUNKS`]
-/// chunks cannot be silent long enough, 32 tags open at most about 100
-/// elements (each tag adds at most two implied ones), and formatting-element
-/// reconstruction can clone at most 32 × 33 of them, far inside the budget.
+/// parse, because it could not refuse them. Fewer than [`SILENT_CHUNKS`]
+/// chunks cannot be silent long enough. T tags (each `<` at most one) open
+/// at most 3T elements (a tag implies at most two more), text runs number at
+/// most T + 1, and re-opening formatting elements clones at most T per
+/// token over at most 2T + 1 tokens: at most 2T² + 5T + 1 nodes, none deeper
+/// than 3T + 2, each charged at most its depth + 2. For T = 20 that is
+/// 901 × 64 = 57,664 units, under [`BASE_BUDGET`], and depth 62 < 256.
 /// Most replies are like this, and pay for one parse, not two.
 pub const SMALL_BYTES: usize = (SILENT_CHUNKS - 1) * CHUNK;
-pub const SMALL_TAGS: usize = 32;
+pub const SMALL_TAGS: usize = 20;
 
 /// Whether `html` is small enough that [`check`] would accept it unparsed.
 #[must_use]
@@ -195,11 +200,16 @@ impl ShapeSink {
     }
 
     /// Sets the depth of `node` and of everything below it (a moved node
-    /// brings its subtree along), charging one unit per node visited.
+    /// brings its subtree along), charging each node its depth. The tree
+    /// builder's work for a node is proportional to its stack of open
+    /// elements, which is the node's depth: re-opening formatting elements
+    /// checks each one against the whole stack (the fuzzer found 3.8 KB of
+    /// `<p><b x=N></p>` variants, 241 deep, that cost 10 ms while charging
+    /// one unit a node kept them inside the budget).
     fn place(&self, node: &Handle, depth: usize) {
         let mut stack = vec![(node.clone(), depth)];
         while let Some((n, d)) = stack.pop() {
-            self.charge(1);
+            self.charge(d.max(1));
             n.depth.set(d);
             if !n.is_text && d > self.max_depth.get() {
                 self.max_depth.set(d);
