@@ -1,8 +1,12 @@
 //! The sanitizer under coverage-guided fuzzing: any input within the 100 KB
 //! limit, as HTML (first byte even) or Markdown (odd), must not panic, must
-//! not render past its bound, and must not take more than 50 ms (the
-//! slowest of three tries, so a busy machine is not a finding). Allocation
-//! is bounded by libFuzzer's `-malloc_limit_mb=64` (see README.md here).
+//! not render past its bound, and must not take longer than 50 ms would be
+//! in a plain release build (the fastest of three tries, so a busy machine
+//! is not a finding). Coverage instrumentation makes the code about 7-8x
+//! slower (measured: 100 KB of forum HTML 45 ms here vs 5.9 ms, the
+//! slowest accepted corpus shape 314 vs 47 ms), so the bound here is
+//! `FUZZ_SLOWEST_MS`, 400 unless set. Allocation is bounded by libFuzzer's
+//! `-malloc_limit_mb=64` (see README.md here).
 #![no_main]
 
 use std::time::{Duration, Instant};
@@ -11,7 +15,11 @@ use libfuzzer_sys::fuzz_target;
 use veritable_core::sanitize::{html_limit, render_markdown, sanitize_html};
 
 const LIMIT: usize = 100_000;
-const SLOWEST: Duration = Duration::from_millis(50);
+
+fn slowest() -> Duration {
+    let ms = std::env::var("FUZZ_SLOWEST_MS").ok().and_then(|v| v.parse().ok()).unwrap_or(400);
+    Duration::from_millis(ms)
+}
 
 fuzz_target!(|data: &[u8]| {
     let Some((&mode, rest)) = data.split_first() else { return };
@@ -25,8 +33,9 @@ fuzz_target!(|data: &[u8]| {
     if let Ok(html) = &out {
         assert!(html.len() <= html_limit(LIMIT), "rendered {} bytes from {}", html.len(), text.len());
     }
-    if took > SLOWEST {
+    let slowest = slowest();
+    if took > slowest {
         let fastest = (0..2).map(|_| run().0).min().unwrap_or(took).min(took);
-        assert!(fastest <= SLOWEST, "{} bytes took {fastest:?} at best", text.len());
+        assert!(fastest <= slowest, "{} bytes took {fastest:?} at best", text.len());
     }
 });
