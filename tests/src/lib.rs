@@ -92,7 +92,8 @@ impl TestServer {
     }
 
     pub async fn start_with(config: ServeConfig) -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind an ephemeral port");
+        // The proxy's own listening socket (its accept backlog), on an ephemeral port.
+        let listener = veritable_proxy::server::listen(([127, 0, 0, 1], 0).into()).expect("bind an ephemeral port");
         let addr = listener.local_addr().expect("a bound listener has an address");
         let (tx, rx) = oneshot::channel::<()>();
         let task = tokio::spawn(veritable_proxy::server::run(listener, config, async move {
