@@ -5,13 +5,15 @@
 //! slower (measured: 100 KB of forum HTML 45 ms here vs 5.9 ms, the
 //! slowest accepted corpus shape 314 vs 47 ms), so the bound here is
 //! `FUZZ_SLOWEST_MS`, 400 unless set. Allocation is bounded by libFuzzer's
-//! `-malloc_limit_mb=64` (see README.md here).
+//! `-malloc_limit_mb=64` (see README.md here). HTML the guard accepts must
+//! come out exactly as ammonia alone cleans it: the guard watches the parse,
+//! it must not change the tree.
 #![no_main]
 
 use std::time::Duration;
 
 use libfuzzer_sys::fuzz_target;
-use veritable_core::sanitize::{html_limit, render_markdown, sanitize_html};
+use veritable_core::sanitize::{html_limit, render_markdown, sanitize_html, unguarded};
 
 const LIMIT: usize = 100_000;
 
@@ -41,6 +43,9 @@ fuzz_target!(|data: &[u8]| {
     let (took, out) = run();
     if let Ok(html) = &out {
         assert!(html.len() <= html_limit(LIMIT), "rendered {} bytes from {}", html.len(), text.len());
+        if mode % 2 == 0 {
+            assert_eq!(*html, unguarded(&text), "the guarded parse changed the tree");
+        }
     }
     let slowest = slowest();
     if took > slowest {

@@ -67,6 +67,7 @@ pub fn shapes(size: usize) -> Vec<Shape> {
         ("many tags of 1,000 attributes", Html, repeat_to(size, "", &|i| {
             if i % 1000 == 999 { ">\n<b ".to_owned() } else { format!("a{i:x} ") }
         })),
+        ("repeated <html>, new attributes", Html, repeat_to(size, "", &|i| format!("<html a{i:x}>"))),
         ("javascript: urls", Html, repeat_to(size, "", &fixed("<a href=\"java&#x09;script:alert(1)\">x</a>"))),
         ("the seed's payload", Html, format!("<script>{}{}</script>", "(".repeat(size / 2 - 9), ")".repeat(size / 2 - 9))),
         // Markdown: its own nesting, and output much larger than its input.

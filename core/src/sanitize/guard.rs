@@ -1,13 +1,14 @@
 //! The cost bound of the sanitizer, counted on what html5ever builds.
 //!
-//! ammonia parses its input with html5ever into a DOM and then cleans it; it
-//! has no hook into that parse. Before handing input to ammonia, this module
-//! runs the *same* parser (html5ever, fragment mode, `<div>` context, as
-//! ammonia does) into a light tree sink that keeps only the shape of the tree
-//! (names, parents, children) and charges every operation the real DOM would
-//! do: element and text creation, and the sibling scans that foster
-//! parenting and the adoption agency cost in ammonia's DOM. It refuses, and
-//! stops feeding the parser, as soon as
+//! ammonia parses its input with html5ever into its DOM (`RcDom`) and then
+//! cleans it. This module does that parse instead (html5ever, fragment mode,
+//! `<div>` context, as ammonia does) through a tree sink that wraps ammonia's
+//! own `RcDom` and charges every operation the DOM does: element and text
+//! creation, depth, the sibling scans of foster parenting and the adoption
+//! agency, and the attribute merges of repeated `<html>` tags. The tree it
+//! builds goes to ammonia's cleaner (`Builder::clean_dom`, made public in
+//! the vendored ammonia, `vendor/ammonia/VERITABLE.md`): one parse, watched.
+//! It refuses, and stops feeding the parser, as soon as
 //!
 //! - an element sits more than [`MAX_NESTING`] levels deep (the tree
 //!   builder's per-token work grows with its stack of open elements), or
@@ -25,8 +26,10 @@
 
 use std::borrow::Cow;
 use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
 use std::rc::{Rc, Weak};
 
+use ammonia::rcdom::{Handle, Node, NodeData, RcDom};
 use html5ever::interface::{ElementFlags, NodeOrText, QuirksMode, TreeSink};
 use html5ever::tendril::{StrTendril, TendrilSink};
 use html5ever::{ExpandedName, ParseOpts, QualName, local_name, ns};
@@ -72,31 +75,13 @@ pub struct Shape {
     pub work: usize,
 }
 
-/// Inputs this short with this few `<` are accepted without the guard's
-/// parse, because it could not refuse them. Fewer than [`SILENT_CHUNKS`]
-/// chunks cannot be silent long enough. T tags (each `<` at most one) open
-/// at most 3T elements (a tag implies at most two more), text runs number at
-/// most T + 1, and re-opening formatting elements clones at most T per
-/// token over at most 2T + 1 tokens: at most 2T² + 5T + 1 nodes, none deeper
-/// than 3T + 2, each charged at most its depth + 2. For T = 20 that is
-/// 901 × 64 = 57,664 units, under [`BASE_BUDGET`], and depth 62 < 256.
-/// Most replies are like this, and pay for one parse, not two.
-pub const SMALL_BYTES: usize = (SILENT_CHUNKS - 1) * CHUNK;
-pub const SMALL_TAGS: usize = 20;
-
-/// Whether `html` is small enough that [`check`] would accept it unparsed.
-#[must_use]
-pub fn is_small(html: &str) -> bool {
-    html.len() <= SMALL_BYTES && html.bytes().filter(|&b| b == b'<').count() <= SMALL_TAGS
-}
-
-/// Parses `html` as ammonia will and refuses it if it nests deeper than
-/// [`MAX_NESTING`] or costs more than its budget. `tick` runs between chunks.
-pub fn check(html: &str, tick: &mut dyn FnMut()) -> Result<Shape, Refusal> {
+/// Parses `html` as ammonia does, into ammonia's DOM, and refuses it if it
+/// nests deeper than [`MAX_NESTING`] or costs more than its budget. `tick`
+/// runs between chunks.
+pub fn parse(html: &str, tick: &mut dyn FnMut()) -> Result<(RcDom, Shape), Refusal> {
     let budget = html.len().saturating_mul(WORK_PER_BYTE).saturating_add(BASE_BUDGET);
-    let sink = ShapeSink::new(budget);
     let mut parser = html5ever::parse_fragment(
-        sink,
+        Guarded::new(budget),
         ParseOpts::default(),
         QualName::new(None, ns!(html), local_name!("div")),
         vec![],
@@ -120,6 +105,11 @@ pub fn check(html: &str, tick: &mut dyn FnMut()) -> Result<Shape, Refusal> {
     parser.finish()
 }
 
+/// [`parse`] for what it measured only (tests and benchmarks).
+pub fn check(html: &str, tick: &mut dyn FnMut()) -> Result<Shape, Refusal> {
+    parse(html, tick).map(|(_, shape)| shape)
+}
+
 /// `text` split into pieces of about `size` bytes, on character boundaries.
 fn chunks(text: &str, size: usize) -> impl Iterator<Item = &str> {
     let mut rest = text;
@@ -137,53 +127,37 @@ fn chunks(text: &str, size: usize) -> impl Iterator<Item = &str> {
     })
 }
 
-type Handle = Rc<Node>;
-
-/// A node of the light tree: what the parser asks about (element names, the
-/// MathML integration flag, template contents) and what the cost depends on
-/// (parent, children, depth). Text contents and attributes are not kept.
-struct Node {
-    name: Option<QualName>,
-    is_text: bool,
-    mathml_integration_point: bool,
-    template_contents: Option<Handle>,
-    parent: RefCell<Weak<Node>>,
-    children: RefCell<Vec<Handle>>,
-    depth: Cell<usize>,
+/// The parent of `node` in ammonia's DOM (its `Cell` holds a weak handle).
+fn parent(node: &Handle) -> Option<Handle> {
+    let weak = node.parent.take();
+    let parent = weak.as_ref().and_then(Weak::upgrade);
+    node.parent.set(weak);
+    parent
 }
 
-impl Node {
-    /// A node that is not an element: the document, a comment, a
-    /// processing instruction, template contents, or (`is_text`) a text run.
-    fn other(is_text: bool) -> Handle {
-        Node::with(None, is_text, ElementFlags::default())
-    }
-
-    fn with(name: Option<QualName>, is_text: bool, flags: ElementFlags) -> Handle {
-        Rc::new(Node {
-            name,
-            is_text,
-            mathml_integration_point: flags.mathml_annotation_xml_integration_point,
-            template_contents: flags.template.then(|| Node::other(false)),
-            parent: RefCell::new(Weak::new()),
-            children: RefCell::new(Vec::new()),
-            depth: Cell::new(0),
-        })
-    }
+fn is_text(node: &Handle) -> bool {
+    matches!(node.data, NodeData::Text { .. })
 }
 
-struct ShapeSink {
-    document: Handle,
+/// ammonia's `RcDom` with a meter: every call is passed on, after charging
+/// what it costs the tree builder and the DOM.
+struct Guarded {
+    dom: RcDom,
+    /// The `template` element of each template's contents, by the address
+    /// of the contents: the DOM keeps no link upward from contents to their
+    /// template, and nesting counts through it.
+    templates: RefCell<HashMap<*const Node, (Weak<Node>, Weak<Node>)>>,
     budget: usize,
     work: Cell<usize>,
     max_depth: Cell<usize>,
     refusal: Cell<Option<Refusal>>,
 }
 
-impl ShapeSink {
+impl Guarded {
     fn new(budget: usize) -> Self {
-        ShapeSink {
-            document: Node::other(false),
+        Guarded {
+            dom: RcDom::default(),
+            templates: RefCell::new(HashMap::new()),
             budget,
             work: Cell::new(0),
             max_depth: Cell::new(0),
@@ -199,9 +173,36 @@ impl ShapeSink {
         }
     }
 
-    /// Sets the depth of `node` and of everything below it (a moved node
-    /// brings its subtree along), charging each node its depth. The tree
-    /// builder's work for a node is proportional to its stack of open
+    /// How many ancestors `node` has, counting through template contents
+    /// (which sit at their template's depth): 0 for the document, 1 for the
+    /// fragment's `html` element. Walking up costs the depth, which is what
+    /// placing a node is charged, so it stays inside the budget.
+    fn depth(&self, node: &Handle) -> usize {
+        let mut depth = 0;
+        let mut at = node.clone();
+        loop {
+            if let Some(up) = parent(&at) {
+                depth += 1;
+                at = up;
+            } else if let Some(template) = self.template_of(&at) {
+                at = template;
+            } else {
+                return depth;
+            }
+        }
+    }
+
+    /// The template whose contents `node` is, if it is template contents.
+    fn template_of(&self, node: &Handle) -> Option<Handle> {
+        let templates = self.templates.borrow();
+        let (contents, template) = templates.get(&Rc::as_ptr(node))?;
+        // The address may have been reused after the template was dropped.
+        if contents.upgrade().is_some_and(|c| Rc::ptr_eq(&c, node)) { template.upgrade() } else { None }
+    }
+
+    /// Charges `node` and everything below it (a moved node brings its
+    /// subtree along) each its depth, `depth` being the node's own. The
+    /// tree builder's work for a node is proportional to its stack of open
     /// elements, which is the node's depth: re-opening formatting elements
     /// checks each one against the whole stack (the fuzzer found 3.8 KB of
     /// `<p><b x=N></p>` variants, 241 deep, that cost 10 ms while charging
@@ -210,8 +211,7 @@ impl ShapeSink {
         let mut stack = vec![(node.clone(), depth)];
         while let Some((n, d)) = stack.pop() {
             self.charge(d.max(1));
-            n.depth.set(d);
-            if !n.is_text && d > self.max_depth.get() {
+            if !is_text(&n) && d > self.max_depth.get() {
                 self.max_depth.set(d);
                 if d > MAX_NESTING && self.refusal.get().is_none() {
                     self.refusal.set(Some(Refusal::TooDeep(TooDeep { limit: MAX_NESTING })));
@@ -221,166 +221,177 @@ impl ShapeSink {
                 return;
             }
             stack.extend(n.children.borrow().iter().map(|c| (c.clone(), d + 1)));
-            if let Some(contents) = &n.template_contents {
+            if let NodeData::Element { template_contents, .. } = &n.data
+                && let Some(contents) = &*template_contents.borrow()
+            {
                 stack.push((contents.clone(), d));
             }
         }
     }
 
-    fn detach(&self, node: &Handle) {
-        let Some(parent) = node.parent.replace(Weak::new()).upgrade() else { return };
-        let mut children = parent.children.borrow_mut();
-        // ammonia's DOM finds the child by a scan of its siblings: charge it.
-        self.charge(children.len());
-        if let Some(i) = children.iter().position(|c| Rc::ptr_eq(c, node)) {
-            children.remove(i);
-        }
-    }
-
-    fn text_or_node(&self, child: NodeOrText<Handle>) -> Handle {
-        match child {
-            NodeOrText::AppendNode(node) => node,
-            NodeOrText::AppendText(_) => Node::other(true),
+    /// What taking `node` out of its parent costs: the DOM finds it by a
+    /// scan of its siblings.
+    fn charge_detach(&self, node: &Handle) {
+        if let Some(parent) = parent(node) {
+            self.charge(parent.children.borrow().len());
         }
     }
 }
 
-impl TreeSink for ShapeSink {
+impl TreeSink for Guarded {
     type Handle = Handle;
-    type Output = Result<Shape, Refusal>;
+    type Output = Result<(RcDom, Shape), Refusal>;
     type ElemName<'a> = ExpandedName<'a>;
 
     fn finish(self) -> Self::Output {
         match self.refusal.get() {
             Some(refusal) => Err(refusal),
-            None => Ok(Shape { max_depth: self.max_depth.get(), work: self.work.get() }),
+            None => {
+                let shape = Shape { max_depth: self.max_depth.get(), work: self.work.get() };
+                Ok((self.dom, shape))
+            }
         }
     }
 
+    /// Parse errors do not change the tree; the DOM would keep each one.
     fn parse_error(&self, _msg: Cow<'static, str>) {}
 
     fn get_document(&self) -> Handle {
-        self.document.clone()
+        self.dom.get_document()
     }
 
     fn elem_name<'a>(&'a self, target: &'a Handle) -> ExpandedName<'a> {
-        // The tree builder only asks for the names of elements it created,
-        // and every element here has one.
-        static NONE: std::sync::LazyLock<QualName> = std::sync::LazyLock::new(|| QualName::new(None, ns!(), local_name!("")));
-        target.name.as_ref().unwrap_or(&NONE).expanded()
+        self.dom.elem_name(target)
     }
 
     fn create_element(&self, name: QualName, attrs: Vec<html5ever::Attribute>, flags: ElementFlags) -> Handle {
         self.charge(1 + attrs.len());
-        Node::with(Some(name), false, flags)
+        let element = self.dom.create_element(name, attrs, flags);
+        if let NodeData::Element { template_contents, .. } = &element.data
+            && let Some(contents) = &*template_contents.borrow()
+        {
+            let link = (Rc::downgrade(contents), Rc::downgrade(&element));
+            self.templates.borrow_mut().insert(Rc::as_ptr(contents), link);
+        }
+        element
     }
 
-    fn create_comment(&self, _text: StrTendril) -> Handle {
+    fn create_comment(&self, text: StrTendril) -> Handle {
         self.charge(1);
-        Node::other(false)
+        self.dom.create_comment(text)
     }
 
-    fn create_pi(&self, _target: StrTendril, _data: StrTendril) -> Handle {
+    fn create_pi(&self, target: StrTendril, data: StrTendril) -> Handle {
         self.charge(1);
-        Node::other(false)
+        self.dom.create_pi(target, data)
     }
 
     fn append(&self, parent: &Handle, child: NodeOrText<Handle>) {
         self.charge(1);
-        if matches!(child, NodeOrText::AppendText(_)) && parent.children.borrow().last().is_some_and(|last| last.is_text) {
-            return; // merged into the text before it, as the real DOM does
+        let merges = matches!(child, NodeOrText::AppendText(_)) && parent.children.borrow().last().is_some_and(is_text);
+        if merges {
+            return self.dom.append(parent, child); // into the text before it
         }
-        let node = self.text_or_node(child);
-        self.detach(&node);
-        *node.parent.borrow_mut() = Rc::downgrade(parent);
-        parent.children.borrow_mut().push(node.clone());
-        self.place(&node, parent.depth.get() + 1);
+        let depth = self.depth(parent) + 1;
+        let node = match &child {
+            NodeOrText::AppendNode(node) => Some(node.clone()),
+            NodeOrText::AppendText(_) => None,
+        };
+        if let Some(node) = &node {
+            self.charge_detach(node);
+        }
+        self.dom.append(parent, child);
+        match node {
+            Some(node) => self.place(&node, depth),
+            None => self.charge(depth),
+        }
     }
 
     fn append_based_on_parent_node(&self, element: &Handle, prev_element: &Handle, child: NodeOrText<Handle>) {
-        if element.parent.borrow().upgrade().is_some() {
+        if parent(element).is_some() {
             self.append_before_sibling(element, child);
         } else {
             self.append(prev_element, child);
         }
     }
 
-    fn append_doctype_to_document(&self, _name: StrTendril, _public_id: StrTendril, _system_id: StrTendril) {
+    fn append_doctype_to_document(&self, name: StrTendril, public_id: StrTendril, system_id: StrTendril) {
         self.charge(1);
+        self.dom.append_doctype_to_document(name, public_id, system_id);
     }
 
     fn get_template_contents(&self, target: &Handle) -> Handle {
-        // The tree builder only asks this of templates, which have contents;
-        // anything else gets a detached fragment rather than a panic.
-        target.template_contents.clone().unwrap_or_else(|| Node::other(false))
+        self.dom.get_template_contents(target)
     }
 
     fn same_node(&self, x: &Handle, y: &Handle) -> bool {
         Rc::ptr_eq(x, y)
     }
 
-    fn set_quirks_mode(&self, _mode: QuirksMode) {}
+    fn set_quirks_mode(&self, mode: QuirksMode) {
+        self.dom.set_quirks_mode(mode);
+    }
 
-    fn append_before_sibling(&self, sibling: &Handle, new_node: NodeOrText<Handle>) {
+    fn append_before_sibling(&self, sibling: &Handle, child: NodeOrText<Handle>) {
         self.charge(1);
-        let Some(parent) = sibling.parent.borrow().upgrade() else { return };
+        // The tree builder only inserts before a node that has a parent; the
+        // DOM would panic otherwise, so such a call is dropped.
+        let Some(parent) = parent(sibling) else { return };
         let index = {
             let children = parent.children.borrow();
-            // The real DOM scans for the sibling's index on every call.
+            // The DOM scans for the sibling's index on every call.
             self.charge(children.len());
             children.iter().position(|c| Rc::ptr_eq(c, sibling)).unwrap_or(children.len())
         };
-        if matches!(new_node, NodeOrText::AppendText(_))
+        let merges = matches!(child, NodeOrText::AppendText(_))
             && index > 0
-            && parent.children.borrow().get(index - 1).is_some_and(|prev| prev.is_text)
-        {
-            return;
+            && parent.children.borrow().get(index - 1).is_some_and(is_text);
+        if merges {
+            return self.dom.append_before_sibling(sibling, child);
         }
-        let node = self.text_or_node(new_node);
-        self.detach(&node);
-        *node.parent.borrow_mut() = Rc::downgrade(&parent);
-        {
-            let mut children = parent.children.borrow_mut();
-            let index = children.iter().position(|c| Rc::ptr_eq(c, sibling)).unwrap_or(children.len());
-            children.insert(index, node.clone());
+        let depth = self.depth(&parent) + 1;
+        let node = match &child {
+            NodeOrText::AppendNode(node) => Some(node.clone()),
+            NodeOrText::AppendText(_) => None,
+        };
+        if let Some(node) = &node {
+            self.charge_detach(node);
         }
-        self.place(&node, parent.depth.get() + 1);
+        self.dom.append_before_sibling(sibling, child);
+        match node {
+            Some(node) => self.place(&node, depth),
+            None => self.charge(depth),
+        }
     }
 
-    fn add_attrs_if_missing(&self, _target: &Handle, attrs: Vec<html5ever::Attribute>) {
-        self.charge(attrs.len());
+    /// A repeated `<html>` tag merges its attributes into the root element;
+    /// the DOM compares them with every attribute already there, so each
+    /// merge costs what the element holds (8,000 `<html aN>` tags took
+    /// 850 ms before this was charged).
+    fn add_attrs_if_missing(&self, target: &Handle, attrs: Vec<html5ever::Attribute>) {
+        let existing = match &target.data {
+            NodeData::Element { attrs, .. } => attrs.borrow().len(),
+            _ => return, // the DOM would panic: only elements have attributes
+        };
+        self.charge(existing + attrs.len());
+        self.dom.add_attrs_if_missing(target, attrs);
     }
 
     fn remove_from_parent(&self, target: &Handle) {
-        self.detach(target);
+        self.charge_detach(target);
+        self.dom.remove_from_parent(target);
     }
 
     fn reparent_children(&self, node: &Handle, new_parent: &Handle) {
-        let moved = std::mem::take(&mut *node.children.borrow_mut());
-        for child in &moved {
-            *child.parent.borrow_mut() = Rc::downgrade(new_parent);
-        }
-        let depth = new_parent.depth.get() + 1;
-        new_parent.children.borrow_mut().extend(moved.iter().cloned());
+        let moved: Vec<Handle> = node.children.borrow().clone();
+        self.dom.reparent_children(node, new_parent);
+        let depth = self.depth(new_parent) + 1;
         for child in &moved {
             self.place(child, depth);
         }
     }
 
     fn is_mathml_annotation_xml_integration_point(&self, handle: &Handle) -> bool {
-        handle.mathml_integration_point
-    }
-}
-
-impl Drop for ShapeSink {
-    /// Tears the tree down without recursion: a refused input can be deep.
-    fn drop(&mut self) {
-        let mut stack = std::mem::take(&mut *self.document.children.borrow_mut());
-        while let Some(node) = stack.pop() {
-            stack.extend(std::mem::take(&mut *node.children.borrow_mut()));
-            if let Some(contents) = &node.template_contents {
-                stack.extend(std::mem::take(&mut *contents.children.borrow_mut()));
-            }
-        }
+        self.dom.is_mathml_annotation_xml_integration_point(handle)
     }
 }
