@@ -62,7 +62,7 @@ impl FreshDb {
     pub async fn migrated(name: &str) -> (Self, Client) {
         let db = Self::create(name).await;
         let mut client = connect(&db.url).await;
-        veritable_proxy::migrate::apply(&mut client, veritable_proxy::migrate::MIGRATIONS).await.expect("migrate");
+        veritable_proxy::migrate::all(&mut client).await.expect("migrate");
         (db, client)
     }
 

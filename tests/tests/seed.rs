@@ -1,7 +1,7 @@
 //! `veritable-proxy seed`: the shape, consistency and determinism of the data.
 
 use veritable_proxy::config::Scale;
-use veritable_proxy::migrate::{self, MIGRATIONS};
+use veritable_proxy::migrate;
 use veritable_proxy::seed::{self, Shape};
 use veritable_tests::{FreshDb, connect, database_url};
 
@@ -129,7 +129,7 @@ async fn fingerprint(client: &tokio_postgres::Client) -> Vec<String> {
 async fn seeding_is_deterministic_refuses_to_mix_and_replaces_on_request() {
     let db = FreshDb::create("seed_determinism").await;
     let mut client = connect(&db.url).await;
-    migrate::apply(&mut client, MIGRATIONS).await.expect("migrate");
+    migrate::all(&mut client).await.expect("migrate");
     let shape = Shape::of(Scale::Small);
 
     seed::seed(&mut client, &shape, 42, false, false).await.expect("first seed");

@@ -1,5 +1,5 @@
 -- The realtime outbox. Writers insert rows in their own transaction (never
--- pg_notify: see DESIGN.md); a single sequencer later stamps a gap-free `seq`
+-- pg_notify: see docs/ARCHITECTURE.md); a single sequencer later stamps a gap-free `seq`
 -- in commit-safe order, and proxies read `WHERE seq > cursor ORDER BY seq`.
 
 -- Tables live in schema public, the extension's functions in schema veritable;

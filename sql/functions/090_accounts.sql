@@ -1,27 +1,28 @@
--- Account changes in the outbox, so every proxy drops what it cached about
--- them as soon as the event arrives (instead of after the cache's TTL): a
--- revoked session (logout) and a user's role or account state.
+-- Account events: revoked sessions and changed users reach their sockets.
+--
+-- The current definition of each function and trigger here: `migrate` re-applies
+-- this file whenever its text changes (sql/functions/README.md).
 
 SET LOCAL search_path = public;
 
-CREATE FUNCTION veritable.session_revoked() RETURNS trigger LANGUAGE plpgsql AS $$
+CREATE OR REPLACE FUNCTION veritable.session_revoked() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     INSERT INTO public.events (room, kind, payload)
     VALUES ('user:' || NEW.user_id, 'session.revoked', jsonb_build_object('session_id', NEW.id, 'user_id', NEW.user_id));
     RETURN NULL;
 END $$;
 
-CREATE TRIGGER sessions_revoked AFTER UPDATE OF revoked_at ON sessions
+CREATE OR REPLACE TRIGGER sessions_revoked AFTER UPDATE OF revoked_at ON sessions
     FOR EACH ROW WHEN (OLD.revoked_at IS NULL AND NEW.revoked_at IS NOT NULL)
     EXECUTE FUNCTION veritable.session_revoked();
 
-CREATE FUNCTION veritable.user_changed() RETURNS trigger LANGUAGE plpgsql AS $$
+CREATE OR REPLACE FUNCTION veritable.user_changed() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     INSERT INTO public.events (room, kind, payload)
     VALUES ('user:' || NEW.id, 'user.updated', jsonb_build_object('user_id', NEW.id, 'role', NEW.role, 'is_deleted', NEW.is_deleted));
     RETURN NULL;
 END $$;
 
-CREATE TRIGGER users_changed AFTER UPDATE OF role, is_deleted, username ON users
+CREATE OR REPLACE TRIGGER users_changed AFTER UPDATE OF role, is_deleted, username ON users
     FOR EACH ROW WHEN ((OLD.role, OLD.is_deleted, OLD.username) IS DISTINCT FROM (NEW.role, NEW.is_deleted, NEW.username))
     EXECUTE FUNCTION veritable.user_changed();

@@ -1,24 +1,15 @@
--- Presence: who is in a room, across proxies. Each proxy keeps its own rows
--- (`proxy` = its id) and refreshes their expiry every third of the TTL; rows
--- of a proxy that died expire and are swept by the others. Unlogged: a crash
--- forgets presence, which the next refresh rebuilds.
+-- Presence: who is in which room, per proxy, with a TTL.
+--
+-- The current definition of each function and trigger here: `migrate` re-applies
+-- this file whenever its text changes (sql/functions/README.md).
 
 SET LOCAL search_path = public;
-
-CREATE UNLOGGED TABLE presence (
-    room       text        NOT NULL CONSTRAINT presence_room_format CHECK (room ~ '^(topic|category|wiki):[A-Za-z0-9_-]{1,200}$'),
-    user_id    bigint      NOT NULL REFERENCES users (id) ON DELETE CASCADE,
-    proxy      text        NOT NULL CONSTRAINT presence_proxy_length CHECK (char_length(proxy) BETWEEN 1 AND 64),
-    expires_at timestamptz NOT NULL,
-    PRIMARY KEY (room, user_id, proxy)
-);
-CREATE INDEX presence_expires_at_idx ON presence (expires_at);
 
 -- Makes `p_proxy`'s rows exactly the (room, user) pairs given, refreshed for
 -- `p_ttl`; removes every other proxy's expired rows; sends one
 -- `veritable_presence` notification per room whose members changed (in this
 -- call's own transaction, never a writer's) and returns those rooms.
-CREATE FUNCTION veritable.presence_sync(p_proxy text, p_rooms text[], p_users bigint[], p_ttl interval)
+CREATE OR REPLACE FUNCTION veritable.presence_sync(p_proxy text, p_rooms text[], p_users bigint[], p_ttl interval)
 RETURNS SETOF text LANGUAGE plpgsql AS $$
 DECLARE
     changed text;
@@ -47,7 +38,7 @@ BEGIN
 END $$;
 
 -- Who is in a room now: [{"id", "username"}] by name.
-CREATE FUNCTION veritable.presence_of(p_room text) RETURNS json LANGUAGE sql STABLE AS $$
+CREATE OR REPLACE FUNCTION veritable.presence_of(p_room text) RETURNS json LANGUAGE sql STABLE AS $$
     SELECT coalesce(json_agg(json_build_object('id', u.id, 'username', u.username) ORDER BY u.username), '[]')
       FROM (SELECT DISTINCT user_id FROM public.presence WHERE room = p_room AND expires_at > now()) p
       JOIN public.users u ON u.id = p.user_id;
