@@ -76,7 +76,10 @@ fn unguarded_ms(shape: &Shape) -> f64 {
         Format::Html => shape.text.clone(),
         Format::Markdown => {
             let mut html = String::new();
-            pulldown_cmark::html::push_html(&mut html, pulldown_cmark::Parser::new_ext(&shape.text, pulldown_cmark::Options::ENABLE_STRIKETHROUGH));
+            pulldown_cmark::html::push_html(
+                &mut html,
+                pulldown_cmark::Parser::new_ext(&shape.text, pulldown_cmark::Options::ENABLE_STRIKETHROUGH),
+            );
             html
         }
     };

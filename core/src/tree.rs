@@ -31,7 +31,12 @@ pub trait Source {
     type Error;
     /// Children of `parent` (`None`: the topic's top-level replies) with
     /// id > `after`, ascending by id, at most `limit`.
-    fn children(&mut self, parent: Option<i64>, after: Option<i64>, limit: usize) -> Result<Vec<Self::Row>, Self::Error>;
+    fn children(
+        &mut self,
+        parent: Option<i64>,
+        after: Option<i64>,
+        limit: usize,
+    ) -> Result<Vec<Self::Row>, Self::Error>;
     /// One row of the walk's topic, if it exists there.
     fn get(&mut self, id: i64) -> Result<Option<Self::Row>, Self::Error>;
 }
@@ -295,12 +300,8 @@ mod tests {
         type Error = ();
         fn children(&mut self, parent: Option<i64>, after: Option<i64>, limit: usize) -> Result<Vec<Row>, ()> {
             self.queries += 1;
-            let mut out: Vec<Row> = self
-                .rows
-                .values()
-                .filter(|r| r.parent == parent && after.is_none_or(|a| r.id > a))
-                .cloned()
-                .collect();
+            let mut out: Vec<Row> =
+                self.rows.values().filter(|r| r.parent == parent && after.is_none_or(|a| r.id > a)).cloned().collect();
             out.sort_by_key(|r| r.id);
             out.truncate(limit);
             Ok(out)
@@ -339,7 +340,9 @@ mod tests {
 
     #[test]
     fn depth_cap_marks_cut_children() {
-        let walk = walk(&mut sample(), Root::Topic, Limits { max_depth: 2, max_rows: 100, max_bytes: usize::MAX }, None).unwrap();
+        let walk =
+            walk(&mut sample(), Root::Topic, Limits { max_depth: 2, max_rows: 100, max_bytes: usize::MAX }, None)
+                .unwrap();
         assert_eq!(ids(&walk), vec![1, 2, 3, 5, 6]);
         let cut: Vec<i64> = walk.rows.iter().filter(|v| v.children_cut).map(|v| v.row.id).collect();
         assert_eq!(cut, vec![2]);
@@ -391,8 +394,11 @@ mod tests {
     fn continuation_paths_match_the_single_walk() {
         let mut memory = sample();
         let whole = walk(&mut memory, Root::Topic, WIDE, None).unwrap();
-        let first = walk(&mut memory, Root::Topic, Limits { max_depth: 100, max_rows: 3, max_bytes: usize::MAX }, None).unwrap();
-        let rest = walk(&mut memory, Root::Topic, Limits { max_depth: 100, max_rows: 10, max_bytes: usize::MAX }, Some(4)).unwrap();
+        let first = walk(&mut memory, Root::Topic, Limits { max_depth: 100, max_rows: 3, max_bytes: usize::MAX }, None)
+            .unwrap();
+        let rest =
+            walk(&mut memory, Root::Topic, Limits { max_depth: 100, max_rows: 10, max_bytes: usize::MAX }, Some(4))
+                .unwrap();
         let paged: Vec<String> = first.rows.iter().chain(rest.rows.iter()).map(|v| v.path.clone()).collect();
         let single: Vec<String> = whole.rows.iter().map(|v| v.path.clone()).collect();
         assert_eq!(paged, single);
@@ -404,10 +410,14 @@ mod tests {
         let sub = walk(&mut memory, Root::Reply(1), WIDE, None).unwrap();
         assert_eq!(ids(&sub), vec![1, 2, 4, 3]);
         assert_eq!(sub.rows[0].depth, 0);
-        let page = walk(&mut memory, Root::Reply(1), Limits { max_depth: 100, max_rows: 2, max_bytes: usize::MAX }, None).unwrap();
+        let page =
+            walk(&mut memory, Root::Reply(1), Limits { max_depth: 100, max_rows: 2, max_bytes: usize::MAX }, None)
+                .unwrap();
         assert_eq!(ids(&page), vec![1, 2]);
         assert!(page.more);
-        let rest = walk(&mut memory, Root::Reply(1), Limits { max_depth: 100, max_rows: 2, max_bytes: usize::MAX }, Some(2)).unwrap();
+        let rest =
+            walk(&mut memory, Root::Reply(1), Limits { max_depth: 100, max_rows: 2, max_bytes: usize::MAX }, Some(2))
+                .unwrap();
         assert_eq!(ids(&rest), vec![4, 3]);
         let after_root = walk(&mut memory, Root::Reply(1), WIDE, Some(1)).unwrap();
         assert_eq!(ids(&after_root), vec![2, 4, 3]);
@@ -419,12 +429,19 @@ mod tests {
     fn a_ten_thousand_deep_chain_is_bounded() {
         let parents: Vec<(i64, Option<i64>)> = (1..=10_000).map(|id| (id, (id > 1).then(|| id - 1))).collect();
         let mut memory = Memory::from_parents(&parents);
-        let walk = walk(&mut memory, Root::Topic, Limits { max_depth: 10, max_rows: 500, max_bytes: usize::MAX }, None).unwrap();
+        let walk = walk(&mut memory, Root::Topic, Limits { max_depth: 10, max_rows: 500, max_bytes: usize::MAX }, None)
+            .unwrap();
         assert_eq!(ids(&walk), (1..=10).collect::<Vec<_>>());
         assert!(walk.rows[9].children_cut);
         assert!(memory.queries <= 12, "{} queries", memory.queries);
         // Even with the depth cap lifted, the row cap bounds the walk.
-        let deep = super::walk(&mut memory, Root::Topic, Limits { max_depth: 20_000, max_rows: 10_000, max_bytes: usize::MAX }, None).unwrap();
+        let deep = super::walk(
+            &mut memory,
+            Root::Topic,
+            Limits { max_depth: 20_000, max_rows: 10_000, max_bytes: usize::MAX },
+            None,
+        )
+        .unwrap();
         assert_eq!(deep.rows.len(), 10_000);
     }
 
@@ -458,7 +475,8 @@ mod tests {
         };
         let mut parents = Vec::new();
         for id in 1..=n {
-            let parent = if id == 1 || next() % 10 == 0 { None } else { Some(id - 1 - (next() as i64 % (id - 1).min(30))) };
+            let parent =
+                if id == 1 || next() % 10 == 0 { None } else { Some(id - 1 - (next() as i64 % (id - 1).min(30))) };
             parents.push((id, parent));
         }
         let mut memory = Memory::from_parents(&parents);
@@ -505,7 +523,8 @@ mod tests {
                 let more = expected.len() > limits.max_rows;
                 expected.truncate(limits.max_rows);
                 let got = walk(&mut memory, Root::Topic, limits, None).unwrap();
-                let got_rows: Vec<(i64, u32, bool)> = got.rows.iter().map(|v| (v.row.id, v.depth, v.children_cut)).collect();
+                let got_rows: Vec<(i64, u32, bool)> =
+                    got.rows.iter().map(|v| (v.row.id, v.depth, v.children_cut)).collect();
                 assert_eq!(got_rows, expected, "seed {seed} {limits:?}");
                 assert_eq!(got.more, more, "seed {seed} {limits:?}");
             }
@@ -514,7 +533,8 @@ mod tests {
 
     #[test]
     fn zero_limits_return_nothing() {
-        let walk = walk(&mut sample(), Root::Topic, Limits { max_depth: 0, max_rows: 10, max_bytes: usize::MAX }, None).unwrap();
+        let walk = walk(&mut sample(), Root::Topic, Limits { max_depth: 0, max_rows: 10, max_bytes: usize::MAX }, None)
+            .unwrap();
         assert!(walk.rows.is_empty() && !walk.more);
     }
 }

@@ -70,18 +70,37 @@ fn mentions(text: &str) -> Vec<String> {
     mentions::parse(text)
 }
 
-
 /// One row of `reply_tree` / `reply_subtree`, in their column order.
-type ReplyRow = (i64, Option<i64>, i32, String, i64, String, Option<String>, TimestampWithTimeZone, i32, bool, bool, bool);
+type ReplyRow =
+    (i64, Option<i64>, i32, String, i64, String, Option<String>, TimestampWithTimeZone, i32, bool, bool, bool);
 
-fn reply_rows(topic_id: Option<i64>, root: Root, max_depth: Option<i32>, max_rows: Option<i32>, after: Option<i64>) -> Vec<ReplyRow> {
+fn reply_rows(
+    topic_id: Option<i64>,
+    root: Root,
+    max_depth: Option<i32>,
+    max_rows: Option<i32>,
+    after: Option<i64>,
+) -> Vec<ReplyRow> {
     let limits = replies::limits(max_depth, max_rows);
     let (rows, more, base) = replies::walk(topic_id, root, limits, after);
     rows.into_iter()
         .map(|replies::Shown { visit, author_name }| {
             let r = visit.row;
             let depth = base.saturating_add(i32::try_from(visit.depth).unwrap_or(i32::MAX));
-            (r.id, r.parent_id, depth, visit.path, r.author_id, author_name, r.body_html, r.created_at, r.child_count, visit.children_cut, r.is_deleted, more)
+            (
+                r.id,
+                r.parent_id,
+                depth,
+                visit.path,
+                r.author_id,
+                author_name,
+                r.body_html,
+                r.created_at,
+                r.child_count,
+                visit.children_cut,
+                r.is_deleted,
+                more,
+            )
         })
         .collect()
 }
@@ -255,7 +274,8 @@ mod tests {
 
     #[pg_test]
     fn render_markdown_renders_then_sanitizes() {
-        let out = Spi::get_one::<String>("SELECT veritable.render_markdown('**b** <img src=x onerror=alert(1)>')").expect("SPI works");
+        let out = Spi::get_one::<String>("SELECT veritable.render_markdown('**b** <img src=x onerror=alert(1)>')")
+            .expect("SPI works");
         assert_eq!(out.as_deref(), Some("<p><strong>b</strong> </p>\n"));
     }
 
@@ -263,7 +283,10 @@ mod tests {
     fn null_in_null_out() {
         assert_eq!(Spi::get_one::<String>("SELECT veritable.sanitize_html(NULL)").expect("SPI works"), None);
         assert_eq!(Spi::get_one::<String>("SELECT veritable.render_markdown(NULL)").expect("SPI works"), None);
-        assert_eq!(Spi::get_one::<String>("SELECT veritable.sanitize_html('')").expect("SPI works").as_deref(), Some(""));
+        assert_eq!(
+            Spi::get_one::<String>("SELECT veritable.sanitize_html('')").expect("SPI works").as_deref(),
+            Some("")
+        );
     }
 
     #[pg_test]
@@ -271,11 +294,20 @@ mod tests {
         Spi::run("SET veritable.max_content_bytes = 10").expect("SET works");
         let at = Spi::get_one::<String>("SELECT veritable.sanitize_html(repeat('a', 10))").expect("SPI works");
         assert_eq!(at.as_deref(), Some("aaaaaaaaaa"));
-        assert_eq!(sqlstate_of("SELECT veritable.sanitize_html(repeat('a', 11))"), "ERRCODE_STRING_DATA_RIGHT_TRUNCATION");
-        assert_eq!(sqlstate_of("SELECT veritable.render_markdown(repeat('a', 11))"), "ERRCODE_STRING_DATA_RIGHT_TRUNCATION");
+        assert_eq!(
+            sqlstate_of("SELECT veritable.sanitize_html(repeat('a', 11))"),
+            "ERRCODE_STRING_DATA_RIGHT_TRUNCATION"
+        );
+        assert_eq!(
+            sqlstate_of("SELECT veritable.render_markdown(repeat('a', 11))"),
+            "ERRCODE_STRING_DATA_RIGHT_TRUNCATION"
+        );
         // Bytes, not characters: five two-byte letters fit, six do not.
         assert!(Spi::get_one::<String>("SELECT veritable.sanitize_html(repeat('é', 5))").is_ok());
-        assert_eq!(sqlstate_of("SELECT veritable.sanitize_html(repeat('é', 6))"), "ERRCODE_STRING_DATA_RIGHT_TRUNCATION");
+        assert_eq!(
+            sqlstate_of("SELECT veritable.sanitize_html(repeat('é', 6))"),
+            "ERRCODE_STRING_DATA_RIGHT_TRUNCATION"
+        );
     }
 
     #[pg_test]
@@ -288,7 +320,8 @@ mod tests {
 
     #[pg_test]
     fn mentions_are_parsed() {
-        let found = Spi::get_one::<Vec<String>>("SELECT veritable.mentions('hi @Ada_1, mail a@b.test, @ada_1 @bob_2')").expect("SPI works");
+        let found = Spi::get_one::<Vec<String>>("SELECT veritable.mentions('hi @Ada_1, mail a@b.test, @ada_1 @bob_2')")
+            .expect("SPI works");
         assert_eq!(found, Some(vec!["ada_1".to_owned(), "bob_2".to_owned()]));
     }
 
@@ -301,7 +334,12 @@ mod tests {
 
     #[pg_test]
     fn gucs_have_their_defaults() {
-        for (name, value) in [("veritable.max_reply_depth", "10"), ("veritable.max_reply_rows", "500"), ("veritable.max_content_bytes", "100000"), ("veritable.max_reply_bytes", "1000000")] {
+        for (name, value) in [
+            ("veritable.max_reply_depth", "10"),
+            ("veritable.max_reply_rows", "500"),
+            ("veritable.max_content_bytes", "100000"),
+            ("veritable.max_reply_bytes", "1000000"),
+        ] {
             let shown = Spi::get_one::<String>(&format!("SELECT current_setting('{name}')")).expect("SPI works");
             assert_eq!(shown.as_deref(), Some(value), "{name}");
         }

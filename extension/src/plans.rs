@@ -13,8 +13,8 @@ use std::cell::RefCell;
 use std::collections::HashMap;
 use std::collections::hash_map::Entry;
 
-use pgrx::{PgOid, pg_sys};
 use pgrx::spi::{OwnedPreparedStatement, SpiClient, SpiResult};
+use pgrx::{PgOid, pg_sys};
 
 thread_local! {
     // A PostgreSQL backend is one process running one statement at a time on

@@ -2,10 +2,10 @@
 //! `body_html` from `body` on every table with user-written bodies, so no
 //! path (not even a DBA's raw INSERT) stores unsanitized HTML.
 
+use pgrx::WhoAllocated;
 use pgrx::datum::TryFromDatumError;
 use pgrx::heap_tuple::PgHeapTupleError;
 use pgrx::prelude::*;
-use pgrx::WhoAllocated;
 use veritable_core::sanitize::{self, POLICY_VERSION};
 
 use crate::{errors, gucs};
@@ -28,11 +28,13 @@ pub fn interrupts() {
 }
 
 pub fn sanitize_html(html: &str) -> String {
-    sanitize::sanitize_html_with(html, gucs::max_content_bytes(), &mut interrupts).unwrap_or_else(|e| errors::content(e))
+    sanitize::sanitize_html_with(html, gucs::max_content_bytes(), &mut interrupts)
+        .unwrap_or_else(|e| errors::content(e))
 }
 
 pub fn render_markdown(markdown: &str) -> String {
-    sanitize::render_markdown_with(markdown, gucs::max_content_bytes(), &mut interrupts).unwrap_or_else(|e| errors::content(e))
+    sanitize::render_markdown_with(markdown, gucs::max_content_bytes(), &mut interrupts)
+        .unwrap_or_else(|e| errors::content(e))
 }
 
 #[pg_trigger]

@@ -163,7 +163,13 @@ impl TreeScan {
         unsafe {
             let mut keys: [pg_sys::ScanKeyData; KEYS] = std::mem::zeroed();
             let int8 = |key: &mut pg_sys::ScanKeyData, column: i16, strategy: u32, function: u32, value: i64| {
-                pg_sys::ScanKeyInit(key, column, strategy as u16, pg_sys::Oid::from(function), pg_sys::Datum::from(value));
+                pg_sys::ScanKeyInit(
+                    key,
+                    column,
+                    strategy as u16,
+                    pg_sys::Oid::from(function),
+                    pg_sys::Datum::from(value),
+                );
             };
             int8(&mut keys[0], 1, pg_sys::BTEqualStrategyNumber, pg_sys::F_INT8EQ, topic);
             match parent {
@@ -181,7 +187,9 @@ impl TreeScan {
             }
             int8(&mut keys[2], 3, pg_sys::BTGreaterStrategyNumber, pg_sys::F_INT8GT, after);
             pg_sys::index_rescan(self.scan, keys.as_mut_ptr(), KEYS as i32, std::ptr::null_mut(), 0);
-            while out.len() < limit && pg_sys::index_getnext_slot(self.scan, pg_sys::ScanDirection::ForwardScanDirection, self.slot) {
+            while out.len() < limit
+                && pg_sys::index_getnext_slot(self.scan, pg_sys::ScanDirection::ForwardScanDirection, self.slot)
+            {
                 let value = |column: i32| {
                     let mut null = false;
                     let datum = pg_sys::slot_getattr(self.slot, column, &mut null);
@@ -200,7 +208,11 @@ impl TreeScan {
                         .and_then(|d| TimestampWithTimeZone::from_datum(d, false))
                         .unwrap_or_else(TimestampWithTimeZone::negative_infinity),
                     // Copied out of the row (detoasted) while the slot holds it.
-                    body_html: if is_deleted { None } else { value(body_html).and_then(|d| String::from_datum(d, false)) },
+                    body_html: if is_deleted {
+                        None
+                    } else {
+                        value(body_html).and_then(|d| String::from_datum(d, false))
+                    },
                 });
             }
         }
@@ -276,7 +288,11 @@ pub fn limits(max_depth: Option<i32>, max_rows: Option<i32>) -> Limits {
     if !(1..=gucs::ROWS_CEILING).contains(&rows) {
         errors::invalid_parameter(format!("max_rows must be between 1 and {}, got {rows}", gucs::ROWS_CEILING));
     }
-    Limits { max_depth: depth.unsigned_abs(), max_rows: rows.unsigned_abs() as usize, max_bytes: gucs::max_reply_bytes() }
+    Limits {
+        max_depth: depth.unsigned_abs(),
+        max_rows: rows.unsigned_abs() as usize,
+        max_bytes: gucs::max_reply_bytes(),
+    }
 }
 
 /// One row of the result: where the walk put it, what it says, who wrote it.

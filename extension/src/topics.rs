@@ -113,18 +113,17 @@ pub fn page(category_id: Option<i64>, cursor: Option<&str>, page_size: Option<i3
         .unwrap_or_else(|_| TimestampWithTimeZone::positive_infinity());
     let sql = if category_id.is_some() { IN_CATEGORY } else { ALL_CATEGORIES };
     let int8 = PgOid::BuiltIn(PgBuiltInOids::INT8OID);
-    let args = [
-        int8,
-        PgOid::BuiltIn(PgBuiltInOids::BOOLOID),
-        PgOid::BuiltIn(PgBuiltInOids::TIMESTAMPTZOID),
-        int8,
-        int8,
-    ];
+    let args =
+        [int8, PgOid::BuiltIn(PgBuiltInOids::BOOLOID), PgOid::BuiltIn(PgBuiltInOids::TIMESTAMPTZOID), int8, int8];
     // One row more than asked says whether a next page exists.
     let fetch = i64::from(size) + 1;
     let fetched = Spi::connect(|client| {
         with_plan(client, sql, &args, |plan| {
-            read(client.select(plan, None, &[category_id.into(), after.pinned.into(), at.into(), after.id.into(), fetch.into()])?)
+            read(client.select(
+                plan,
+                None,
+                &[category_id.into(), after.pinned.into(), at.into(), after.id.into(), fetch.into()],
+            )?)
         })
     });
     let mut rows = fetched.unwrap_or_else(|e| errors::internal(format!("topic page query failed: {e}")));

@@ -3,11 +3,11 @@
 
 use std::net::SocketAddr;
 
+use axum::Json;
 use axum::extract::{ConnectInfo, FromRequestParts, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::Json;
 use serde::Deserialize;
 use serde_json::json;
 
@@ -30,7 +30,11 @@ fn presented_token(headers: &HeaderMap) -> Option<&str> {
 }
 
 fn bearer_token(headers: &HeaderMap) -> Option<&str> {
-    headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer ")).map(str::trim)
+    headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim)
 }
 
 fn cookie_token(headers: &HeaderMap) -> Option<&str> {
@@ -51,9 +55,16 @@ impl FromRequestParts<AppState> for CurrentUser {
         // A cookie rides along on cross-site requests; a bearer token does not.
         if bearer_token(&parts.headers).is_none()
             && cookie_token(&parts.headers).is_some()
-            && !crate::origin::write_allowed(&parts.method, &parts.headers, &state.realtime.allowed_origins, state.cookie_secure)
+            && !crate::origin::write_allowed(
+                &parts.method,
+                &parts.headers,
+                &state.realtime.allowed_origins,
+                state.cookie_secure,
+            )
         {
-            return Err(AppError::Forbidden("a cookie-signed write must come from this site (Origin / Sec-Fetch-Site)"));
+            return Err(AppError::Forbidden(
+                "a cookie-signed write must come from this site (Origin / Sec-Fetch-Site)",
+            ));
         }
         let hash = presented_token(&parts.headers).and_then(sessions::hash_of).ok_or(AppError::Unauthorized)?;
         let session = state.sessions.lookup(&state.db, &hash).await?.ok_or(AppError::Unauthorized)?;
@@ -177,7 +188,8 @@ pub async fn register(
     })?;
     drop(client);
     let row = row.ok_or_else(|| AppError::Internal(anyhow::anyhow!("INSERT … RETURNING returned no row")))?;
-    let user: serde_json::Value = serde_json::from_str(&row.get::<_, String>(0)).map_err(|e| AppError::Internal(e.into()))?;
+    let user: serde_json::Value =
+        serde_json::from_str(&row.get::<_, String>(0)).map_err(|e| AppError::Internal(e.into()))?;
     let id = user["id"].as_i64().ok_or_else(|| AppError::Internal(anyhow::anyhow!("no id returned")))?;
     let token = state.sessions.create(&state.db, id).await?;
     Ok(signed_in(StatusCode::CREATED, &state, &token, user))
@@ -218,7 +230,8 @@ pub async fn login(
         return Err(AppError::Unauthorized);
     }
     let row = row.ok_or(AppError::Unauthorized)?;
-    let user: serde_json::Value = serde_json::from_str(&row.get::<_, String>(2)).map_err(|e| AppError::Internal(e.into()))?;
+    let user: serde_json::Value =
+        serde_json::from_str(&row.get::<_, String>(2)).map_err(|e| AppError::Internal(e.into()))?;
     let token = state.sessions.create(&state.db, row.get(0)).await?;
     Ok(signed_in(StatusCode::OK, &state, &token, user))
 }
@@ -240,12 +253,7 @@ pub async fn me(user: CurrentUser) -> Json<serde_json::Value> {
 
 /// Who may change a post: its author while the topic is open, or a moderator.
 /// `changed` is `None` when the statement changed nothing.
-pub fn judge<T>(
-    user: &CurrentUser,
-    author: i64,
-    locked: bool,
-    changed: Option<T>,
-) -> AppResult<T> {
+pub fn judge<T>(user: &CurrentUser, author: i64, locked: bool, changed: Option<T>) -> AppResult<T> {
     if let Some(changed) = changed {
         return Ok(changed);
     }

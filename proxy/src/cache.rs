@@ -69,10 +69,9 @@ impl ResponseCache {
             return Ok(hit);
         }
         self.counters.misses.inc();
-        cache
-            .try_get_with(key, async { load.await.map(Bytes::from) })
-            .await
-            .map_err(|shared: Arc<AppError>| Arc::try_unwrap(shared).unwrap_or_else(|shared| shared.for_another_waiter()))
+        cache.try_get_with(key, async { load.await.map(Bytes::from) }).await.map_err(|shared: Arc<AppError>| {
+            Arc::try_unwrap(shared).unwrap_or_else(|shared| shared.for_another_waiter())
+        })
     }
 
     /// Drops one cached response.

@@ -186,8 +186,7 @@ impl ServeConfig {
     }
 
     pub fn hash_parallelism(&self) -> usize {
-        self.hash_threads
-            .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get))
+        self.hash_threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get))
     }
 
     /// How long a login waits for a hashing slot before 503 (the pool's wait).

@@ -93,7 +93,13 @@ pub async fn serve(
     connections.wait().await;
 }
 
-async fn serve_one(tcp: TcpStream, peer: SocketAddr, router: Router, header_timeout: Duration, stop: CancellationToken) {
+async fn serve_one(
+    tcp: TcpStream,
+    peer: SocketAddr,
+    router: Router,
+    header_timeout: Duration,
+    stop: CancellationToken,
+) {
     let service = hyper::service::service_fn(move |request: hyper::Request<Incoming>| {
         let mut request = request.map(axum::body::Body::new);
         request.extensions_mut().insert(ConnectInfo(peer));

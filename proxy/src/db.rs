@@ -183,9 +183,10 @@ impl Drop for Direct {
 pub async fn connect(config: &DbConfig) -> anyhow::Result<Direct> {
     let mut pg = config.url.clone();
     pg.connect_timeout(config.connect_timeout());
-    let (client, connection) = pg.connect(NoTls).await.map_err(|e| {
-        anyhow::anyhow!("cannot connect to PostgreSQL ({}): {e}", describe_target(&pg))
-    })?;
+    let (client, connection) = pg
+        .connect(NoTls)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot connect to PostgreSQL ({}): {e}", describe_target(&pg)))?;
     let task = tokio::spawn(async move {
         if let Err(error) = connection.await {
             tracing::warn!(%error, "database connection ended");

@@ -21,7 +21,9 @@ impl AppError {
             Self::Conflict { field, message } => Self::Conflict { field, message: message.clone() },
             Self::StaleRevision { current } => Self::StaleRevision { current: current.clone() },
             Self::Unprocessable { field, message } => Self::Unprocessable { field, message: message.clone() },
-            Self::BadText { field, message, in_query } => Self::BadText { field: field.clone(), message, in_query: *in_query },
+            Self::BadText { field, message, in_query } => {
+                Self::BadText { field: field.clone(), message, in_query: *in_query }
+            }
             Self::RateLimited { retry_after } => Self::RateLimited { retry_after: *retry_after },
             other if other.status_and_code().0 == StatusCode::SERVICE_UNAVAILABLE => Self::Busy,
             _ => Self::Internal(anyhow::anyhow!("a shared load failed (logged with the first request)")),
@@ -109,7 +111,9 @@ impl AppError {
     fn status_and_code(&self) -> (StatusCode, &'static str) {
         match self {
             Self::NotFound => (StatusCode::NOT_FOUND, "not_found"),
-            Self::Invalid { .. } | Self::BadText { in_query: true, .. } => (StatusCode::BAD_REQUEST, "invalid_parameter"),
+            Self::Invalid { .. } | Self::BadText { in_query: true, .. } => {
+                (StatusCode::BAD_REQUEST, "invalid_parameter")
+            }
             Self::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized"),
             Self::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
             Self::Conflict { .. } => (StatusCode::CONFLICT, "conflict"),
@@ -119,7 +123,9 @@ impl AppError {
             }
             Self::Busy => (StatusCode::SERVICE_UNAVAILABLE, "busy"),
             Self::RateLimited { .. } => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
-            Self::DatabaseUnavailable(_) | Self::DatabaseDown => (StatusCode::SERVICE_UNAVAILABLE, "database_unavailable"),
+            Self::DatabaseUnavailable(_) | Self::DatabaseDown => {
+                (StatusCode::SERVICE_UNAVAILABLE, "database_unavailable")
+            }
             Self::Database(error) if timed_out(error) => (StatusCode::SERVICE_UNAVAILABLE, "busy"),
             Self::Database(_) | Self::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }
@@ -155,7 +161,9 @@ impl IntoResponse for AppError {
         }
         let message = if code == "busy" { Self::Busy.to_string() } else { self.to_string() };
         let field = match &self {
-            Self::Invalid { field, .. } | Self::Conflict { field, .. } | Self::Unprocessable { field, .. } => Some(*field),
+            Self::Invalid { field, .. } | Self::Conflict { field, .. } | Self::Unprocessable { field, .. } => {
+                Some(*field)
+            }
             Self::BadText { field, .. } => Some(field.as_str()),
             Self::StaleRevision { .. } => Some("base_revision"),
             _ => None,
@@ -178,7 +186,8 @@ impl IntoResponse for AppError {
 
 /// 413 in the API's error format (request bodies over the limit).
 pub fn too_large() -> Response {
-    let detail = Detail { code: "payload_too_large", message: "the request body is over the size limit", field: Some("body") };
+    let detail =
+        Detail { code: "payload_too_large", message: "the request body is over the size limit", field: Some("body") };
     (StatusCode::PAYLOAD_TOO_LARGE, Json(ErrorBody { error: detail, current: None })).into_response()
 }
 
@@ -190,7 +199,10 @@ pub fn refused(error: tokio_postgres::Error, foreign_key_field: &'static str) ->
     let Some(db) = error.as_db_error() else { return AppError::Database(error) };
     let code = db.code();
     if *code == SqlState::FOREIGN_KEY_VIOLATION {
-        AppError::Unprocessable { field: foreign_key_field, message: format!("{foreign_key_field} does not exist here") }
+        AppError::Unprocessable {
+            field: foreign_key_field,
+            message: format!("{foreign_key_field} does not exist here"),
+        }
     } else if *code == SqlState::STRING_DATA_RIGHT_TRUNCATION || *code == SqlState::PROGRAM_LIMIT_EXCEEDED {
         // Our extension's own messages: the size or nesting limit, safe to show.
         AppError::Unprocessable { field: "body", message: db.message().to_owned() }

@@ -21,9 +21,12 @@ const MAX_DEPTH: i32 = 1_000;
 /// the SQL function's ceiling (a DBA may ask for 10,000).
 const MAX_ROWS: i32 = 500;
 
-
-const CATEGORIES: Sql = Sql { name: "categories", types: &[], text: "SELECT coalesce(json_agg(c ORDER BY c.position, c.id), '[]')::text
-   FROM (SELECT id, slug, name, description, position FROM forum_categories ORDER BY position, id LIMIT 1000) c" };
+const CATEGORIES: Sql = Sql {
+    name: "categories",
+    types: &[],
+    text: "SELECT coalesce(json_agg(c ORDER BY c.position, c.id), '[]')::text
+   FROM (SELECT id, slug, name, description, position FROM forum_categories ORDER BY position, id LIMIT 1000) c",
+};
 
 /// `GET /api/v1/forums/categories` (at most 1,000).
 #[utoipa::path(get, path = "/api/v1/forums/categories", tag = "forums", responses((status = 200, description = "items", body = Object), (status = 503, description = "overloaded or database unavailable (Retry-After)", body = crate::error::ErrorBody)))]
@@ -45,10 +48,14 @@ pub struct TopicsQuery {
     limit: Option<i32>,
 }
 
-const TOPICS: Sql = Sql { name: "topic_page", types: &[Type::INT8, Type::TEXT, Type::INT4], text: "SELECT json_build_object(
+const TOPICS: Sql = Sql {
+    name: "topic_page",
+    types: &[Type::INT8, Type::TEXT, Type::INT4],
+    text: "SELECT json_build_object(
         'items', coalesce(json_agg(to_jsonb(p) - 'next_cursor' - 'ordinality' ORDER BY p.ordinality), '[]'),
         'next_cursor', max(p.next_cursor))::text
-   FROM veritable.topic_page($1, $2, $3) WITH ORDINALITY AS p" };
+   FROM veritable.topic_page($1, $2, $3) WITH ORDINALITY AS p",
+};
 
 /// `GET /api/v1/forums/topics?category=&cursor=&limit=`: pinned first, then
 /// by last activity; pass `next_cursor` back for the next page.
@@ -76,11 +83,15 @@ pub struct RepliesQuery {
     after: Option<i64>,
 }
 
-const REPLIES: Sql = Sql { name: "reply_tree", types: &[Type::INT8, Type::INT4, Type::INT4, Type::INT8], text: "SELECT CASE WHEN NOT EXISTS (SELECT 1 FROM forum_topics WHERE id = $1 AND NOT is_deleted) THEN NULL
+const REPLIES: Sql = Sql {
+    name: "reply_tree",
+    types: &[Type::INT8, Type::INT4, Type::INT4, Type::INT8],
+    text: "SELECT CASE WHEN NOT EXISTS (SELECT 1 FROM forum_topics WHERE id = $1 AND NOT is_deleted) THEN NULL
         ELSE json_build_object(
             'items', coalesce(json_agg(to_jsonb(r) - 'has_more' - 'ordinality' ORDER BY r.ordinality), '[]'),
             'has_more', coalesce(bool_or(r.has_more), false))::text END
-   FROM veritable.reply_tree($1, $2, $3, $4) WITH ORDINALITY AS r" };
+   FROM veritable.reply_tree($1, $2, $3, $4) WITH ORDINALITY AS r",
+};
 
 /// `GET /api/v1/forums/topics/{id}/replies?depth=&limit=&after=`: the reply
 /// tree in display order; when `has_more`, ask again with `after` = the last

@@ -21,4 +21,3 @@ async fn main() -> ExitCode {
         }
     }
 }
-

@@ -10,7 +10,8 @@ use axum::http::{StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use prometheus::{
-    Encoder, Gauge, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry, TextEncoder,
+    Encoder, Gauge, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
+    TextEncoder,
 };
 
 use crate::server::AppState;
@@ -43,8 +44,7 @@ pub struct Metrics {
 }
 
 /// Latency buckets in seconds: fine below 10 ms, where this service should live.
-const LATENCY_BUCKETS: &[f64] =
-    &[0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
+const LATENCY_BUCKETS: &[f64] = &[0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
 
 impl Metrics {
     pub fn new() -> Result<Self, prometheus::Error> {
@@ -75,23 +75,31 @@ impl Metrics {
         registry.register(Box::new(views_flushed.clone()))?;
         registry.register(Box::new(views_dropped.clone()))?;
         registry.register(Box::new(shed.clone()))?;
-        let health_probes = IntCounter::new("health_probes_total", "Database probes run for /healthz (at most one a second)")?;
+        let health_probes =
+            IntCounter::new("health_probes_total", "Database probes run for /healthz (at most one a second)")?;
         registry.register(Box::new(health_probes.clone()))?;
-        let connections_refused =
-            IntCounter::new("http_connections_refused_total", "Connections answered 503 and closed at the connection cap")?;
+        let connections_refused = IntCounter::new(
+            "http_connections_refused_total",
+            "Connections answered 503 and closed at the connection cap",
+        )?;
         registry.register(Box::new(connections_refused.clone()))?;
         let session_cache = cache_counters(&registry, "session", "session lookups")?;
         let realtime = crate::realtime::metrics(&registry)?;
         let response_cache = cache_counters(&registry, "response", "read responses")?;
         let response_cache_bytes = IntGauge::new("response_cache_bytes", "Bytes the read-response cache holds")?;
         registry.register(Box::new(response_cache_bytes.clone()))?;
-        let session_cache_bytes = IntGauge::new("session_cache_bytes", "Bytes the session cache holds (weigher's count)")?;
+        let session_cache_bytes =
+            IntGauge::new("session_cache_bytes", "Bytes the session cache holds (weigher's count)")?;
         let session_cache_entries = IntGauge::new("session_cache_entries", "Sessions the cache holds")?;
-        let busy_ratio = Gauge::new("tokio_busy_ratio", "Share of the last second the runtime's workers were busy (0..1)")?;
+        let busy_ratio =
+            Gauge::new("tokio_busy_ratio", "Share of the last second the runtime's workers were busy (0..1)")?;
         let alive_tasks = IntGauge::new("tokio_alive_tasks", "Tasks alive in the runtime")?;
         let scheduling_delay = Histogram::with_opts(
-            HistogramOpts::new("tokio_scheduling_delay_seconds", "Time from spawning a probe task to its first poll (event loop lag)")
-                .buckets(LATENCY_BUCKETS.to_vec()),
+            HistogramOpts::new(
+                "tokio_scheduling_delay_seconds",
+                "Time from spawning a probe task to its first poll (event loop lag)",
+            )
+            .buckets(LATENCY_BUCKETS.to_vec()),
         )?;
         registry.register(Box::new(session_cache_bytes.clone()))?;
         registry.register(Box::new(session_cache_entries.clone()))?;
@@ -182,7 +190,11 @@ pub async fn render(State(state): State<AppState>) -> Response {
 }
 
 /// `{cache}_cache_hits_total`, `_misses_total` and `_evictions_total`, registered.
-fn cache_counters(registry: &Registry, cache: &str, what: &str) -> Result<crate::sessions::CacheCounters, prometheus::Error> {
+fn cache_counters(
+    registry: &Registry,
+    cache: &str,
+    what: &str,
+) -> Result<crate::sessions::CacheCounters, prometheus::Error> {
     let counter = |suffix: &str, help: String| -> Result<IntCounter, prometheus::Error> {
         let counter = IntCounter::new(format!("{cache}_cache_{suffix}_total"), help)?;
         registry.register(Box::new(counter.clone()))?;

@@ -149,7 +149,9 @@ pub enum MigrateError {
          add a new migration instead of editing an applied one"
     )]
     Changed { file: String },
-    #[error("the database has migration {version} applied, which this binary does not know: it is older than the schema")]
+    #[error(
+        "the database has migration {version} applied, which this binary does not know: it is older than the schema"
+    )]
     Unknown { version: i32 },
     #[error("function file {file} failed and was rolled back: {source}")]
     FunctionsFailed { file: String, source: tokio_postgres::Error },
@@ -199,7 +201,11 @@ pub async fn all(client: &mut Client) -> Result<Report, MigrateError> {
 /// under a transaction-level advisory lock, so a failure rolls that migration
 /// back completely and leaves earlier ones in place. Works through pgbouncer
 /// in transaction mode (no session state is used).
-pub async fn apply(client: &mut Client, migrations: &[Migration], functions: &[Functions]) -> Result<Report, MigrateError> {
+pub async fn apply(
+    client: &mut Client,
+    migrations: &[Migration],
+    functions: &[Functions],
+) -> Result<Report, MigrateError> {
     {
         let tx = client.transaction().await?;
         tx.execute("SELECT pg_advisory_xact_lock($1)", &[&LOCK_KEY]).await?;
@@ -246,9 +252,7 @@ pub async fn apply(client: &mut Client, migrations: &[Migration], functions: &[F
         let started = Instant::now();
         // Index builds on big tables outlast the role's statement timeout (011).
         tx.batch_execute("SET LOCAL statement_timeout = 0; SET LOCAL lock_timeout = 0").await?;
-        tx.batch_execute(migration.sql)
-            .await
-            .map_err(|source| MigrateError::Failed { file: file.clone(), source })?;
+        tx.batch_execute(migration.sql).await.map_err(|source| MigrateError::Failed { file: file.clone(), source })?;
         let duration_ms = i32::try_from(started.elapsed().as_millis()).unwrap_or(i32::MAX);
         tx.execute(
             "INSERT INTO public.schema_migrations (version, name, checksum, duration_ms) VALUES ($1, $2, $3, $4)",
@@ -373,7 +377,10 @@ mod tests {
     #[test]
     fn files_pin_their_search_path() {
         for (file, sql) in all_sql() {
-            assert!(sql.contains("\nSET LOCAL search_path = public;\n"), "{file} must start with SET LOCAL search_path = public;");
+            assert!(
+                sql.contains("\nSET LOCAL search_path = public;\n"),
+                "{file} must start with SET LOCAL search_path = public;"
+            );
         }
     }
 

@@ -68,10 +68,20 @@ mod tests {
         assert!(write_allowed(&Method::GET, &headers(&[host, ("sec-fetch-site", "cross-site")]), &[], false));
         assert!(!write_allowed(&post, &headers(&[host, ("sec-fetch-site", "cross-site")]), &[], false));
         assert!(!write_allowed(&post, &headers(&[host, ("sec-fetch-site", "same-site")]), &[], false));
-        assert!(write_allowed(&post, &headers(&[host, ("sec-fetch-site", "same-origin"), ("origin", "http://forum.test")]), &[], false));
+        assert!(write_allowed(
+            &post,
+            &headers(&[host, ("sec-fetch-site", "same-origin"), ("origin", "http://forum.test")]),
+            &[],
+            false
+        ));
         assert!(!write_allowed(&post, &headers(&[host, ("origin", "http://evil.test")]), &[], false));
         assert!(write_allowed(&post, &headers(&[host]), &[], false), "curl with a cookie: no browser, no CSRF");
         let app = vec!["https://app.test".to_owned()];
-        assert!(write_allowed(&post, &headers(&[host, ("sec-fetch-site", "cross-site"), ("origin", "https://app.test")]), &app, false));
+        assert!(write_allowed(
+            &post,
+            &headers(&[host, ("sec-fetch-site", "cross-site"), ("origin", "https://app.test")]),
+            &app,
+            false
+        ));
     }
 }

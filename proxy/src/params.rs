@@ -53,8 +53,12 @@ fn nul_in_json(value: &serde_json::Value) -> Option<String> {
     let mut stack: Vec<(String, &Value)> = vec![(String::new(), value)];
     while let Some((path, value)) = stack.pop() {
         match value {
-            Value::String(text) if text.contains('\0') => return Some(if path.is_empty() { "body".into() } else { path }),
-            Value::Array(items) => stack.extend(items.iter().enumerate().map(|(i, item)| (format!("{path}[{i}]"), item))),
+            Value::String(text) if text.contains('\0') => {
+                return Some(if path.is_empty() { "body".into() } else { path });
+            }
+            Value::Array(items) => {
+                stack.extend(items.iter().enumerate().map(|(i, item)| (format!("{path}[{i}]"), item)))
+            }
             Value::Object(members) => {
                 for (key, item) in members {
                     let at = if path.is_empty() { key.clone() } else { format!("{path}.{key}") };
@@ -90,11 +94,15 @@ impl<S: Send + Sync, T: DeserializeOwned> axum::extract::FromRequest<S> for Body
                 mime == "application/json" || (mime.starts_with("application/") && mime.ends_with("+json"))
             });
         if !is_json {
-            return Err(AppError::invalid("body", "Expected request with `Content-Type: application/json`").into_response());
+            return Err(
+                AppError::invalid("body", "Expected request with `Content-Type: application/json`").into_response()
+            );
         }
         let bytes = match axum::body::Bytes::from_request(request, state).await {
             Ok(bytes) => bytes,
-            Err(rejection) if rejection.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE => return Err(crate::error::too_large()),
+            Err(rejection) if rejection.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE => {
+                return Err(crate::error::too_large());
+            }
             Err(rejection) => return Err(AppError::invalid("body", rejection.body_text()).into_response()),
         };
         // A NUL can only arrive escaped; look closer only when one may be there.
@@ -132,7 +140,12 @@ pub fn page_size(limit: Option<i32>) -> Result<i32, AppError> {
 /// A numeric cursor (an id or a number from an earlier page's `next_cursor`).
 pub fn numeric_cursor(cursor: Option<&str>) -> Result<Option<i64>, AppError> {
     cursor
-        .map(|c| c.parse::<i64>().ok().filter(|n| *n > 0).ok_or_else(|| AppError::invalid("cursor", "not a cursor from this list")))
+        .map(|c| {
+            c.parse::<i64>()
+                .ok()
+                .filter(|n| *n > 0)
+                .ok_or_else(|| AppError::invalid("cursor", "not a cursor from this list"))
+        })
         .transpose()
 }
 
@@ -145,8 +158,12 @@ pub fn numeric_cursor(cursor: Option<&str>) -> Result<Option<i64>, AppError> {
 macro_rules! page_json {
     ($limit:literal) => {
         concat!(
-            "json_build_object('items', coalesce(json_agg(p.item ORDER BY p.n) FILTER (WHERE p.n <= ", $limit,
-            "), '[]'), 'next_cursor', CASE WHEN count(*) > ", $limit, " THEN max(p.key) FILTER (WHERE p.n = ", $limit,
+            "json_build_object('items', coalesce(json_agg(p.item ORDER BY p.n) FILTER (WHERE p.n <= ",
+            $limit,
+            "), '[]'), 'next_cursor', CASE WHEN count(*) > ",
+            $limit,
+            " THEN max(p.key) FILTER (WHERE p.n = ",
+            $limit,
             ") END)::text"
         )
     };

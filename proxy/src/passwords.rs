@@ -33,14 +33,23 @@ pub struct Hasher {
 fn dummy_hash() -> &'static str {
     static DUMMY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
     DUMMY.get_or_init(|| match SaltString::encode_b64(b"veritable-dummy!") {
-        Ok(salt) => Argon2::default().hash_password(b"no account", &salt).map_or_else(|_| String::new(), |h| h.to_string()),
+        Ok(salt) => {
+            Argon2::default().hash_password(b"no account", &salt).map_or_else(|_| String::new(), |h| h.to_string())
+        }
         Err(_) => String::new(),
     })
 }
 
 /// The argon2 hash of `password` with `salt` under `argon`, computed in `blocks`
 /// (grown when the parameters need more).
-fn hash_in(argon: &Argon2<'_>, params: &Params, blocks: &mut Vec<Block>, password: &[u8], salt: &[u8], len: usize) -> Option<Output> {
+fn hash_in(
+    argon: &Argon2<'_>,
+    params: &Params,
+    blocks: &mut Vec<Block>,
+    password: &[u8],
+    salt: &[u8],
+    len: usize,
+) -> Option<Output> {
     if blocks.len() < params.block_count() {
         blocks.resize(params.block_count(), Block::default());
     }
@@ -110,7 +119,10 @@ impl Hasher {
         Self { jobs, permits: Arc::new(Semaphore::new(threads)), wait }
     }
 
-    async fn run<T: Send + 'static>(&self, work: impl FnOnce(&mut Vec<Block>) -> T + Send + 'static) -> Result<T, AppError> {
+    async fn run<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&mut Vec<Block>) -> T + Send + 'static,
+    ) -> Result<T, AppError> {
         let permit = tokio::time::timeout(self.wait, self.permits.clone().acquire_owned())
             .await
             .map_err(|_| AppError::Busy)?
@@ -120,7 +132,9 @@ impl Hasher {
             let _ = done.send(work(blocks));
             drop(permit);
         });
-        self.jobs.send(job).map_err(|_| AppError::Internal(anyhow::anyhow!("the password hashing threads are gone")))?;
+        self.jobs
+            .send(job)
+            .map_err(|_| AppError::Internal(anyhow::anyhow!("the password hashing threads are gone")))?;
         result.await.map_err(|_| AppError::Internal(anyhow::anyhow!("a password hashing job was dropped")))
     }
 

@@ -8,8 +8,8 @@ use tokio_postgres::types::Type;
 
 use crate::auth::{CurrentUser, Writer};
 use crate::db::Sql;
-use crate::params::{Body, Params, numeric_cursor, page_size};
 use crate::params::parse_id;
+use crate::params::{Body, Params, numeric_cursor, page_size};
 use crate::respond::ok_json;
 use crate::server::AppState;
 use crate::{AppError, AppResult};
@@ -25,7 +25,10 @@ pub struct NotificationsQuery {
 const NOTIFICATIONS: Sql = Sql {
     name: "notifications",
     types: &[Type::INT8, Type::BOOL, Type::INT8, Type::INT4],
-    text: concat!("SELECT ", crate::page_json!("$4"), "
+    text: concat!(
+        "SELECT ",
+        crate::page_json!("$4"),
+        "
    FROM (SELECT row_number() OVER (ORDER BY n.id DESC) AS n, n.id::text AS key,
                 json_build_object('id', n.id, 'kind', n.kind,
                     'actor', CASE WHEN a.id IS NOT NULL THEN json_build_object('id', a.id, 'username', a.username) END,
@@ -33,7 +36,8 @@ const NOTIFICATIONS: Sql = Sql {
                     'data', n.data, 'read_at', n.read_at, 'created_at', n.created_at) AS item
            FROM notifications n LEFT JOIN users a ON a.id = n.actor_id
           WHERE n.user_id = $1 AND (NOT $2 OR n.read_at IS NULL) AND n.id < coalesce($3, 9223372036854775807)
-          ORDER BY n.id DESC LIMIT $4 + 1) p"),
+          ORDER BY n.id DESC LIMIT $4 + 1) p"
+    ),
 };
 
 /// `GET /api/v1/notifications?unread=true&cursor=&limit=`: one's own, newest first.
@@ -45,7 +49,8 @@ pub async fn notifications(
 ) -> AppResult<Response> {
     let limit = page_size(query.limit)?;
     let cursor = numeric_cursor(query.cursor.as_deref())?;
-    let row = state.db.get().await?.one(&NOTIFICATIONS, &[&user.session.user_id, &query.unread, &cursor, &limit]).await?;
+    let row =
+        state.db.get().await?.one(&NOTIFICATIONS, &[&user.session.user_id, &query.unread, &cursor, &limit]).await?;
     Ok(ok_json(row.get::<_, String>(0)))
 }
 
@@ -75,7 +80,11 @@ const MARK_READ: Sql = Sql {
 /// `POST /api/v1/notifications/read` → `{"marked": n}` (only one's own
 /// unread notifications change; other ids are ignored).
 #[utoipa::path(post, path = "/api/v1/notifications/read", tag = "users", request_body = MarkRead, responses((status = 200, description = "marked: how many changed", body = Object), (status = 401, description = "no valid session", body = crate::error::ErrorBody), (status = 422, description = "invalid body", body = crate::error::ErrorBody), (status = 429, description = "rate limited (Retry-After)", body = crate::error::ErrorBody)), security(("bearer" = []), ("cookie" = [])))]
-pub async fn mark_read(State(state): State<AppState>, Writer(user): Writer, Body(mark): Body<MarkRead>) -> AppResult<Response> {
+pub async fn mark_read(
+    State(state): State<AppState>,
+    Writer(user): Writer,
+    Body(mark): Body<MarkRead>,
+) -> AppResult<Response> {
     if mark.all != mark.ids.is_empty() {
         return Err(AppError::Unprocessable { field: "ids", message: "give either ids or \"all\": true".into() });
     }
@@ -96,8 +105,11 @@ pub struct ActivityQuery {
 const ACTIVITY: Sql = Sql {
     name: "user_activity",
     types: &[Type::INT8, Type::INT8, Type::INT4],
-    text: concat!("SELECT CASE WHEN NOT EXISTS (SELECT 1 FROM users WHERE id = $1 AND NOT is_deleted) THEN NULL
-        ELSE ", crate::page_json!("$3"), " END
+    text: concat!(
+        "SELECT CASE WHEN NOT EXISTS (SELECT 1 FROM users WHERE id = $1 AND NOT is_deleted) THEN NULL
+        ELSE ",
+        crate::page_json!("$3"),
+        " END
    FROM (SELECT row_number() OVER (ORDER BY a.id DESC) AS n, a.id::text AS key,
                 json_build_object('id', a.id, 'kind', a.kind, 'topic_id', a.topic_id, 'topic_title', t.title,
                     'reply_id', a.reply_id, 'wiki_slug', w.slug, 'wiki_revision_id', a.wiki_revision_id,
@@ -107,7 +119,8 @@ const ACTIVITY: Sql = Sql {
            LEFT JOIN wiki_pages w ON w.id = a.wiki_page_id
           WHERE a.user_id = $1 AND a.id < coalesce($2, 9223372036854775807)
             AND (t.id IS NULL OR NOT t.is_deleted)
-          ORDER BY a.id DESC LIMIT $3 + 1) p"),
+          ORDER BY a.id DESC LIMIT $3 + 1) p"
+    ),
 };
 
 /// `GET /api/v1/users/{id}/activity?cursor=&limit=`: what a user posted and
@@ -128,11 +141,8 @@ pub async fn activity(
 /// Preferences are a JSON object of at most this many bytes (the column's CHECK).
 const MAX_PREFERENCES_BYTES: usize = 16 * 1024;
 
-const PREFERENCES: Sql = Sql {
-    name: "preferences",
-    types: &[Type::INT8],
-    text: "SELECT preferences::text FROM users WHERE id = $1",
-};
+const PREFERENCES: Sql =
+    Sql { name: "preferences", types: &[Type::INT8], text: "SELECT preferences::text FROM users WHERE id = $1" };
 
 const SAVE_PREFERENCES: Sql = Sql {
     name: "preferences_save",
@@ -159,7 +169,10 @@ pub async fn save_preferences(
     }
     let text = preferences.to_string();
     if text.len() > MAX_PREFERENCES_BYTES {
-        return Err(AppError::Unprocessable { field: "body", message: format!("at most {MAX_PREFERENCES_BYTES} bytes") });
+        return Err(AppError::Unprocessable {
+            field: "body",
+            message: format!("at most {MAX_PREFERENCES_BYTES} bytes"),
+        });
     }
     let row = state
         .db

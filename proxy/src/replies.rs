@@ -55,7 +55,9 @@ const INSERT: Sql = Sql {
            INSERT INTO forum_replies AS r (topic_id, parent_id, author_id, body)
            SELECT t.id, $2, $3, $4 FROM forum_topics t, limited
             WHERE limited.wait = 0 AND t.id = $1 AND NOT t.is_deleted AND NOT t.is_locked
-           RETURNING ", reply_json!(), " AS reply)
+           RETURNING ",
+        reply_json!(),
+        " AS reply)
          SELECT (SELECT wait FROM limited),
                 (SELECT is_locked FROM forum_topics WHERE id = $1 AND NOT is_deleted),
                 (SELECT reply FROM inserted)"
@@ -75,7 +77,9 @@ const EDIT: Sql = Sql {
          changed AS (
            UPDATE forum_replies r SET body = $2, edited_at = now(), updated_at = now() FROM target
             WHERE r.id = target.id AND NOT r.is_deleted AND ($4 OR (target.author_id = $3 AND NOT target.is_locked))
-           RETURNING ", reply_json!(), " AS reply)
+           RETURNING ",
+        reply_json!(),
+        " AS reply)
          SELECT target.author_id, target.is_locked, (SELECT reply FROM changed) FROM target"
     ),
 };
@@ -114,7 +118,10 @@ pub async fn create(
         .db
         .get()
         .await?
-        .write(&INSERT, &[&topic, &reply.parent_id, &user.session.user_id, &reply.body, &key, &state.post_limit.per_minute])
+        .write(
+            &INSERT,
+            &[&topic, &reply.parent_id, &user.session.user_id, &reply.body, &key, &state.post_limit.per_minute],
+        )
         .await
         .map_err(|e| refused(e, "parent_id"))?
         .ok_or_else(|| AppError::Internal(anyhow::anyhow!("reply_create returned no row")))?;
@@ -153,7 +160,11 @@ pub async fn edit(
 /// `DELETE /api/v1/forums/replies/{id}` → 204 (a soft delete; replies under
 /// it stay, under a tombstone). Same rules as editing.
 #[utoipa::path(delete, path = "/api/v1/forums/replies/{id}", tag = "forums", params(("id" = i64, Path, description = "reply id")), responses((status = 204, description = "soft-deleted"), (status = 400, description = "bad parameter", body = crate::error::ErrorBody), (status = 401, description = "no valid session", body = crate::error::ErrorBody), (status = 403, description = "not allowed", body = crate::error::ErrorBody), (status = 404, description = "not found", body = crate::error::ErrorBody), (status = 409, description = "conflict", body = crate::error::ErrorBody), (status = 429, description = "rate limited (Retry-After)", body = crate::error::ErrorBody)), security(("bearer" = []), ("cookie" = [])))]
-pub async fn delete(State(state): State<AppState>, Writer(user): Writer, Path(id): Path<String>) -> AppResult<Response> {
+pub async fn delete(
+    State(state): State<AppState>,
+    Writer(user): Writer,
+    Path(id): Path<String>,
+) -> AppResult<Response> {
     let id = parse_id(&id, "reply")?;
     let moderator = user.session.may_moderate();
     let row = state

@@ -94,8 +94,13 @@ pub async fn search(State(state): State<AppState>, Params(query): Params<SearchQ
     }
     let Ok(_slot) = state.search.slots.try_acquire() else { return Err(AppError::Busy) };
     let conn = state.db.get().await?;
-    let Some(rows) = conn.rows_within(&SEARCH, &[&text, &offset, &limit, &CANDIDATES_PER_KIND], state.search.time).await? else {
-        return Err(AppError::Unprocessable { field: "q", message: "this search takes too long; make it more specific".into() });
+    let Some(rows) =
+        conn.rows_within(&SEARCH, &[&text, &offset, &limit, &CANDIDATES_PER_KIND], state.search.time).await?
+    else {
+        return Err(AppError::Unprocessable {
+            field: "q",
+            message: "this search takes too long; make it more specific".into(),
+        });
     };
     let row = rows.into_iter().next().ok_or_else(|| AppError::Internal(anyhow::anyhow!("search returned no row")))?;
     Ok(ok_json(row.get::<_, String>(0)))

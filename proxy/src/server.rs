@@ -18,9 +18,9 @@ use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use tower_http::timeout::TimeoutLayer;
-use tower_http::request_id::{MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer};
 use tower_http::classify::ServerErrorsFailureClass;
+use tower_http::request_id::{MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer};
+use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
 use crate::config::ServeConfig;
@@ -85,10 +85,7 @@ pub fn app(state: AppState, config: &ServeConfig) -> Router {
         .layer(DefaultBodyLimit::max(config.body_limit_bytes))
         .layer(axum::middleware::from_fn_with_state(state.clone(), shed_load))
         .layer(axum::middleware::from_fn_with_state(state.clone(), metrics::track))
-        .layer(TimeoutLayer::with_status_code(
-            axum::http::StatusCode::SERVICE_UNAVAILABLE,
-            config.request_timeout(),
-        ))
+        .layer(TimeoutLayer::with_status_code(axum::http::StatusCode::SERVICE_UNAVAILABLE, config.request_timeout()))
         .layer(TraceLayer::new_for_http().make_span_with(request_span).on_failure(log_failure))
         .layer(PropagateRequestIdLayer::x_request_id())
         .layer(SetRequestIdLayer::x_request_id(RequestIds::default()))
@@ -210,8 +207,10 @@ pub async fn run(
         cancel.clone(),
     ));
     if config.db.pgbouncer && config.listen_url.is_none() {
-        tracing::warn!("pgbouncer mode without VERITABLE_LISTEN_URL: LISTEN does not work through pgbouncer; \
-                        set it to a direct PostgreSQL URL or realtime stays silent");
+        tracing::warn!(
+            "pgbouncer mode without VERITABLE_LISTEN_URL: LISTEN does not work through pgbouncer; \
+                        set it to a direct PostgreSQL URL or realtime stays silent"
+        );
     }
     let listen = config.listen_url.clone().unwrap_or_else(|| config.db.url.clone());
     let responses = Arc::new(crate::cache::ResponseCache::new(
@@ -226,7 +225,13 @@ pub async fn run(
     ));
     let (presence_tx, presence_rx) = tokio::sync::mpsc::channel(1024);
     let invalidation = crate::realtime::Invalidation { responses: responses.clone(), sessions: sessions.clone() };
-    tasks.spawn(crate::realtime::listener::run(realtime.hub.clone(), listen, presence_tx, invalidation, cancel.clone()));
+    tasks.spawn(crate::realtime::listener::run(
+        realtime.hub.clone(),
+        listen,
+        presence_tx,
+        invalidation,
+        cancel.clone(),
+    ));
     tasks.spawn(crate::realtime::presence::run(
         realtime.hub.clone(),
         db.clone(),
@@ -236,7 +241,8 @@ pub async fn run(
         cancel.clone(),
     ));
     tasks.spawn(crate::realtime::prune(db.clone(), cancel.clone()));
-    let views = Arc::new(topics::Views::new(VIEW_BATCH_TOPICS, metrics.views_flushed.clone(), metrics.views_dropped.clone()));
+    let views =
+        Arc::new(topics::Views::new(VIEW_BATCH_TOPICS, metrics.views_flushed.clone(), metrics.views_dropped.clone()));
     tasks.spawn(views.clone().run(db.clone(), Duration::from_millis(config.view_flush_ms), cancel.clone()));
     let state = AppState {
         db,

@@ -5,12 +5,12 @@
 
 use std::time::Duration;
 
-use tokio_postgres::types::Type;
 use moka::notification::RemovalCause;
 use moka::sync::Cache;
 use prometheus::IntCounter;
 use rand::RngCore;
 use sha2::{Digest, Sha256};
+use tokio_postgres::types::Type;
 
 use crate::AppError;
 use crate::db::{Db, Sql};
@@ -69,7 +69,10 @@ pub fn hash_of(token: &str) -> Option<TokenHash> {
 /// The hot record, renewing the session in the same statement when less than
 /// a day of its lifetime has been used up (sliding expiry, at most one write
 /// a day per session). One round trip per cache miss.
-const LOOKUP: Sql = Sql { name: "session_lookup", types: &[Type::BYTEA, Type::INT4], text: "WITH live AS (
+const LOOKUP: Sql = Sql {
+    name: "session_lookup",
+    types: &[Type::BYTEA, Type::INT4],
+    text: "WITH live AS (
          SELECT s.id, s.user_id, u.username, u.role, s.expires_at
            FROM sessions s JOIN users u ON u.id = s.user_id
           WHERE s.token_hash = $1 AND s.revoked_at IS NULL AND s.expires_at > now() AND NOT u.is_deleted
@@ -81,7 +84,8 @@ const LOOKUP: Sql = Sql { name: "session_lookup", types: &[Type::BYTEA, Type::IN
      )
      SELECT live.id, live.user_id, live.username, live.role,
             extract(epoch FROM coalesce((SELECT expires_at FROM renewed), live.expires_at))::bigint
-       FROM live" };
+       FROM live",
+};
 const CREATE: Sql = Sql {
     name: "session_create",
     types: &[Type::INT8, Type::BYTEA, Type::INT4],

@@ -12,11 +12,11 @@ use tokio::sync::Notify;
 use tokio_postgres::types::Type;
 use tokio_util::sync::CancellationToken;
 
+use crate::auth::judge;
 use crate::auth::{CurrentUser, Writer};
 use crate::db::{Db, Sql};
-use crate::params::Body;
-use crate::auth::judge;
 use crate::error::refused;
+use crate::params::Body;
 use crate::params::{parse_id, require_text};
 use crate::respond::{created, ok_json};
 use crate::server::AppState;
@@ -51,7 +51,10 @@ pub struct TopicChange {
 fn check_title(title: &str) -> AppResult<()> {
     require_text("title", title)?;
     if title.chars().count() > MAX_TITLE_CHARS {
-        return Err(AppError::Unprocessable { field: "title", message: format!("at most {MAX_TITLE_CHARS} characters") });
+        return Err(AppError::Unprocessable {
+            field: "title",
+            message: format!("at most {MAX_TITLE_CHARS} characters"),
+        });
     }
     Ok(())
 }
@@ -67,10 +70,14 @@ fn normalize_tags(tags: Vec<String>) -> AppResult<Vec<String>> {
     }
     let well_formed = |t: &String| {
         (1..=32).contains(&t.len())
-            && t.split('-').all(|part| !part.is_empty() && part.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit()))
+            && t.split('-')
+                .all(|part| !part.is_empty() && part.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit()))
     };
     if !tags.iter().all(well_formed) {
-        return Err(AppError::Unprocessable { field: "tags", message: "tags are 1 to 32 of a-z, 0-9 and inner dashes".into() });
+        return Err(AppError::Unprocessable {
+            field: "tags",
+            message: "tags are 1 to 32 of a-z, 0-9 and inner dashes".into(),
+        });
     }
     Ok(tags)
 }
@@ -97,7 +104,11 @@ const CREATE: Sql = Sql {
 /// `POST /api/v1/forums/topics` `{"category_id", "title", "body", "tags"?}`
 /// → 201; 422 for an unknown category or bad fields, 429 past the posting limit.
 #[utoipa::path(post, path = "/api/v1/forums/topics", tag = "forums", request_body = NewTopic, responses((status = 201, description = "the topic", body = Object), (status = 401, description = "no valid session", body = crate::error::ErrorBody), (status = 422, description = "invalid body", body = crate::error::ErrorBody), (status = 429, description = "rate limited (Retry-After)", body = crate::error::ErrorBody)), security(("bearer" = []), ("cookie" = [])))]
-pub async fn create(State(state): State<AppState>, user: CurrentUser, Body(topic): Body<NewTopic>) -> AppResult<Response> {
+pub async fn create(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    Body(topic): Body<NewTopic>,
+) -> AppResult<Response> {
     check_title(&topic.title)?;
     require_text("body", &topic.body)?;
     let tags = normalize_tags(topic.tags)?;
@@ -106,7 +117,18 @@ pub async fn create(State(state): State<AppState>, user: CurrentUser, Body(topic
         .db
         .get()
         .await?
-        .write(&CREATE, &[&topic.category_id, &user.session.user_id, &topic.title, &topic.body, &tags, &key, &state.post_limit.per_minute])
+        .write(
+            &CREATE,
+            &[
+                &topic.category_id,
+                &user.session.user_id,
+                &topic.title,
+                &topic.body,
+                &tags,
+                &key,
+                &state.post_limit.per_minute,
+            ],
+        )
         .await
         .map_err(|e| refused(e, "category_id"))?
         .ok_or_else(|| AppError::Internal(anyhow::anyhow!("topic_create returned no row")))?;
@@ -194,7 +216,16 @@ pub async fn change(
         .await?
         .write(
             &CHANGE,
-            &[&id, &change.title, &change.body, &change.is_pinned, &change.is_locked, &change.category_id, &moderator, &user.session.user_id],
+            &[
+                &id,
+                &change.title,
+                &change.body,
+                &change.is_pinned,
+                &change.is_locked,
+                &change.category_id,
+                &moderator,
+                &user.session.user_id,
+            ],
         )
         .await
         .map_err(|e| refused(e, "category_id"))?
@@ -293,7 +324,8 @@ mod tests {
 
     #[test]
     fn the_view_batch_is_bounded_and_counts_what_it_drops() {
-        let (flushed, dropped) = (IntCounter::new("f", "f").expect("counter"), IntCounter::new("d", "d").expect("counter"));
+        let (flushed, dropped) =
+            (IntCounter::new("f", "f").expect("counter"), IntCounter::new("d", "d").expect("counter"));
         let views = Views::new(2, flushed, dropped.clone());
         for topic in [1, 1, 2, 2, 2] {
             views.count(topic);
@@ -301,7 +333,11 @@ mod tests {
         assert_eq!(views.pending(), 2);
         views.count(3);
         views.count(3);
-        assert_eq!((views.pending(), dropped.get()), (2, 2), "a third topic does not fit; its views are counted as dropped");
+        assert_eq!(
+            (views.pending(), dropped.get()),
+            (2, 2),
+            "a third topic does not fit; its views are counted as dropped"
+        );
         views.count(1);
         assert_eq!(dropped.get(), 2, "topics already waiting still count");
     }

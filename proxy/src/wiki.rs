@@ -13,9 +13,9 @@ use tokio_postgres::types::Type;
 
 use crate::auth::Writer;
 use crate::db::Sql;
-use crate::params::{Body, Params, page_size};
 use crate::error::refused;
 use crate::params::require_text;
+use crate::params::{Body, Params, page_size};
 use crate::respond::{created, ok_json};
 use crate::server::AppState;
 use crate::{AppError, AppResult};
@@ -24,7 +24,9 @@ const MAX_COMMENT_CHARS: usize = 500;
 
 fn check_slug(slug: &str) -> AppResult<()> {
     let well_formed = slug.len() <= 200
-        && slug.split('-').all(|part| !part.is_empty() && part.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit()));
+        && slug
+            .split('-')
+            .all(|part| !part.is_empty() && part.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit()));
     if !well_formed {
         return Err(AppError::invalid("slug", "a slug is a-z, 0-9 and inner dashes, at most 200 characters"));
     }
@@ -40,12 +42,16 @@ pub struct ListQuery {
 const LIST: Sql = Sql {
     name: "wiki_pages",
     types: &[Type::TEXT, Type::INT4],
-    text: concat!("SELECT ", crate::page_json!("$2"), "
+    text: concat!(
+        "SELECT ",
+        crate::page_json!("$2"),
+        "
    FROM (SELECT row_number() OVER (ORDER BY slug) AS n, slug AS key,
                 json_build_object('slug', slug, 'title', title, 'current_revision', current_revision,
                                   'updated_at', updated_at) AS item
            FROM wiki_pages WHERE NOT is_deleted AND slug > coalesce($1, '')
-          ORDER BY slug LIMIT $2 + 1) p"),
+          ORDER BY slug LIMIT $2 + 1) p"
+    ),
 };
 
 /// `GET /api/v1/wiki/pages?cursor=&limit=`: pages by slug.
@@ -113,7 +119,8 @@ pub struct Edit {
 const SAVE: Sql = Sql {
     name: "wiki_save",
     types: &[Type::TEXT, Type::TEXT, Type::INT8, Type::INT4, Type::TEXT, Type::TEXT],
-    text: "WITH existing AS (SELECT id, current_revision FROM wiki_pages WHERE slug = $1 AND NOT is_deleted FOR UPDATE),
+    text:
+        "WITH existing AS (SELECT id, current_revision FROM wiki_pages WHERE slug = $1 AND NOT is_deleted FOR UPDATE),
      made AS (
        INSERT INTO wiki_pages (slug, title, author_id)
        SELECT $1, $2, $3 WHERE $4 = 0 AND NOT EXISTS (SELECT 1 FROM existing)
@@ -146,10 +153,16 @@ pub async fn save(
         return Err(AppError::Unprocessable { field: "title", message: "at most 300 characters".into() });
     }
     if edit.comment.chars().count() > MAX_COMMENT_CHARS {
-        return Err(AppError::Unprocessable { field: "comment", message: format!("at most {MAX_COMMENT_CHARS} characters") });
+        return Err(AppError::Unprocessable {
+            field: "comment",
+            message: format!("at most {MAX_COMMENT_CHARS} characters"),
+        });
     }
     if edit.base_revision < 0 {
-        return Err(AppError::Unprocessable { field: "base_revision", message: "0 for a new page, else a revision number".into() });
+        return Err(AppError::Unprocessable {
+            field: "base_revision",
+            message: "0 for a new page, else a revision number".into(),
+        });
     }
     let conn = state.db.get().await?;
     let row = conn
@@ -176,14 +189,18 @@ pub async fn save(
 const REVISIONS: Sql = Sql {
     name: "wiki_revisions",
     types: &[Type::TEXT, Type::INT8, Type::INT4],
-    text: concat!("SELECT CASE WHEN NOT EXISTS (SELECT 1 FROM wiki_pages WHERE slug = $1 AND NOT is_deleted) THEN NULL
-        ELSE ", crate::page_json!("$3"), " END
+    text: concat!(
+        "SELECT CASE WHEN NOT EXISTS (SELECT 1 FROM wiki_pages WHERE slug = $1 AND NOT is_deleted) THEN NULL
+        ELSE ",
+        crate::page_json!("$3"),
+        " END
    FROM (SELECT row_number() OVER (ORDER BY v.revision_number DESC) AS n, v.revision_number::text AS key,
                 json_build_object('number', v.revision_number, 'title', v.title, 'author_id', v.author_id,
                                   'author', u.username, 'comment', v.comment, 'created_at', v.created_at) AS item
            FROM wiki_pages p JOIN wiki_revisions v ON v.page_id = p.id JOIN users u ON u.id = v.author_id
           WHERE p.slug = $1 AND NOT p.is_deleted AND v.revision_number < coalesce($2, 2147483647)
-          ORDER BY v.revision_number DESC LIMIT $3 + 1) p"),
+          ORDER BY v.revision_number DESC LIMIT $3 + 1) p"
+    ),
 };
 
 /// `GET /api/v1/wiki/pages/{slug}/revisions?cursor=&limit=`: newest first,

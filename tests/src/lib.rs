@@ -30,7 +30,8 @@ pub fn proxy_bin() -> String {
 
 /// Connects directly (no pool); the connection task ends with the test's runtime.
 pub async fn connect(url: &str) -> Client {
-    let (client, connection) = tokio_postgres::connect(url, NoTls).await.expect("the test database accepts connections");
+    let (client, connection) =
+        tokio_postgres::connect(url, NoTls).await.expect("the test database accepts connections");
     tokio::spawn(async move {
         let _ = connection.await;
     });
@@ -75,7 +76,10 @@ impl FreshDb {
 
     pub async fn drop_db(self) {
         let admin = connect(&env("VERITABLE_TEST_CREATEDB_URL")).await;
-        admin.batch_execute(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name)).await.expect("drop database");
+        admin
+            .batch_execute(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name))
+            .await
+            .expect("drop database");
     }
 }
 
@@ -156,9 +160,15 @@ impl Api {
     /// Signs in as a seeded user (password `veritable-demo`).
     pub async fn signed_in(server: &TestServer, username: &str) -> Self {
         let mut api = Self::new(server);
-        let (status, body) = api.call("POST", "/api/v1/auth/login", Some(serde_json::json!({
-            "username": username, "password": veritable_proxy::seed::DEMO_PASSWORD
-        }))).await;
+        let (status, body) = api
+            .call(
+                "POST",
+                "/api/v1/auth/login",
+                Some(serde_json::json!({
+                    "username": username, "password": veritable_proxy::seed::DEMO_PASSWORD
+                })),
+            )
+            .await;
         assert_eq!(status, 200, "login as {username}: {body}");
         api.token = Some(body["token"].as_str().expect("a token").to_owned());
         api
@@ -177,7 +187,11 @@ impl Api {
         let response = request.send().await.expect("the proxy answers");
         let status = response.status().as_u16();
         let text = response.text().await.expect("a body");
-        let json = if text.is_empty() { serde_json::Value::Null } else { serde_json::from_str(&text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}")) };
+        let json = if text.is_empty() {
+            serde_json::Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"))
+        };
         (status, json)
     }
 

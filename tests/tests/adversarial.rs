@@ -21,8 +21,9 @@ async fn fresh_server(name: &str) -> (FreshDb, TestServer) {
 
 /// A topic of the test's own.
 async fn own_topic(api: &Api) -> i64 {
-    let (status, topic) =
-        api.call("POST", "/api/v1/forums/topics", Some(json!({"category_id": 1, "title": "adversarial", "body": "x"}))).await;
+    let (status, topic) = api
+        .call("POST", "/api/v1/forums/topics", Some(json!({"category_id": 1, "title": "adversarial", "body": "x"})))
+        .await;
     assert_eq!(status, 201, "{topic}");
     topic["id"].as_i64().expect("id")
 }
@@ -38,7 +39,11 @@ async fn every_adversarial_shape_is_refused_or_bounded_in_the_database() {
         match result {
             Ok(row) => {
                 let bytes: i32 = row.get(0);
-                assert!(bytes as usize <= veritable_core::sanitize::html_limit(100_000), "{}: {bytes} bytes", shape.name);
+                assert!(
+                    bytes as usize <= veritable_core::sanitize::html_limit(100_000),
+                    "{}: {bytes} bytes",
+                    shape.name
+                );
             }
             Err(error) => assert_eq!(error.code().map(|c| c.code()), Some("54000"), "{}: {error}", shape.name),
         }
@@ -51,7 +56,10 @@ async fn every_adversarial_shape_is_refused_or_bounded_in_the_database() {
 #[tokio::test]
 async fn statement_timeout_stops_a_long_call_inside_the_sanitizer() {
     let client = connect(&database_url()).await;
-    client.batch_execute("SET veritable.max_content_bytes = 1000000; SET statement_timeout = 0").await.expect("settings");
+    client
+        .batch_execute("SET veritable.max_content_bytes = 1000000; SET statement_timeout = 0")
+        .await
+        .expect("settings");
     // 1 MB of honest forum HTML (the largest input the settings allow):
     // one call alone, timed, then cut at a tenth of it.
     let doc = corpus::FORUM_UNIT.repeat(1_000_000 / corpus::FORUM_UNIT.len());
@@ -64,10 +72,7 @@ async fn statement_timeout_stops_a_long_call_inside_the_sanitizer() {
     let code = sqlstate(client.query_one("SELECT octet_length(veritable.sanitize_html($1))", &[&doc]).await);
     let stopped = started.elapsed();
     assert_eq!(code, "57014", "canceled by statement_timeout");
-    assert!(
-        stopped < one_call / 2,
-        "a {timeout_ms} ms timeout stopped a {one_call:?} call only after {stopped:?}"
-    );
+    assert!(stopped < one_call / 2, "a {timeout_ms} ms timeout stopped a {one_call:?} call only after {stopped:?}");
 }
 
 #[tokio::test]
@@ -78,13 +83,16 @@ async fn a_crafted_reply_is_a_422_not_a_busy_database() {
     // The shape of the reported 80 KB reply: comments HTML ends early hide
     // thousands of open elements from a byte scanner.
     let body = "<!--><div>\n".repeat(7_000);
-    let (status, error) = api.call("POST", &format!("/api/v1/forums/topics/{topic}/replies"), Some(json!({ "body": body }))).await;
+    let (status, error) =
+        api.call("POST", &format!("/api/v1/forums/topics/{topic}/replies"), Some(json!({ "body": body }))).await;
     assert_eq!(status, 422, "{error}");
     assert_eq!(error["error"]["code"], "validation_failed");
     assert_eq!(error["error"]["field"], "body");
     assert!(error["error"]["message"].as_str().is_some_and(|m| m.contains("levels deep")), "{error}");
     // An ordinary reply still goes through.
-    let (status, reply) = api.call("POST", &format!("/api/v1/forums/topics/{topic}/replies"), Some(json!({ "body": "fine *text*" }))).await;
+    let (status, reply) = api
+        .call("POST", &format!("/api/v1/forums/topics/{topic}/replies"), Some(json!({ "body": "fine *text*" })))
+        .await;
     assert_eq!(status, 201, "{reply}");
     server.stop().await.expect("stop");
     db.drop_db().await;
@@ -96,7 +104,12 @@ async fn nul_bytes_are_a_422_naming_the_field() {
     let api = Api::signed_in(&server, "demo").await;
     let cases = [
         ("POST", "/api/v1/forums/topics", json!({"category_id": 1, "title": "a\u{0}b", "body": "x"}), "title"),
-        ("POST", "/api/v1/forums/topics", json!({"category_id": 1, "title": "t", "body": "x", "tags": ["ok", "b\u{0}"]}), "tags[1]"),
+        (
+            "POST",
+            "/api/v1/forums/topics",
+            json!({"category_id": 1, "title": "t", "body": "x", "tags": ["ok", "b\u{0}"]}),
+            "tags[1]",
+        ),
         ("PUT", "/api/v1/wiki/pages/nul-test", json!({"title": "t", "body": "\u{0}", "base_revision": 0}), "body"),
         ("PUT", "/api/v1/me/preferences", json!({"theme\u{0}": "dark"}), "theme\\u0000"),
         ("POST", "/api/v1/auth/login", json!({"username": "demo\u{0}", "password": "x"}), "username"),
@@ -125,7 +138,9 @@ async fn nul_bytes_are_a_422_naming_the_field() {
 async fn registration_validates_what_the_table_checks() {
     let (db, server) = fresh_server("adv_registration").await;
     let api = Api::new(&server);
-    for (email, ok) in [("ab@", false), ("@ab", false), ("é@", false), ("a@b", true), ("a b@c", false), ("a@b\u{a0}c", false)] {
+    for (email, ok) in
+        [("ab@", false), ("@ab", false), ("é@", false), ("a@b", true), ("a b@c", false), ("a@b\u{a0}c", false)]
+    {
         let name = format!("reg_{}", email.len() * 7 + usize::from(ok) + email.chars().count());
         let body = json!({"username": name, "email": email, "password": "long enough password"});
         let (status, answer) = api.call("POST", "/api/v1/auth/register", Some(body)).await;
@@ -171,7 +186,8 @@ async fn cookie_writes_from_another_site_are_refused() {
         assert_eq!(response.status().as_u16(), want, "{shown}");
     }
     // Reading with a cookie from anywhere is fine: reads change nothing.
-    let me = http.get(server.url("/api/v1/me")).header("cookie", cookie).header("sec-fetch-site", "cross-site").send().await;
+    let me =
+        http.get(server.url("/api/v1/me")).header("cookie", cookie).header("sec-fetch-site", "cross-site").send().await;
     assert_eq!(me.expect("request").status(), 200);
     server.stop().await.expect("stop");
     db.drop_db().await;
@@ -202,7 +218,11 @@ async fn searches_are_bounded_in_time_and_number() {
     let started = Instant::now();
     let (status, error) = api.get("/api/v1/search?q=zebra+stripes").await;
     assert_eq!((status, error["error"]["field"].as_str()), (422, Some("q")), "{error}");
-    assert!(started.elapsed() < std::time::Duration::from_secs(5), "canceled, not run to the end: {:?}", started.elapsed());
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(5),
+        "canceled, not run to the end: {:?}",
+        started.elapsed()
+    );
     let still: i64 = client
         .query_one("SELECT count(*) FROM pg_stat_activity WHERE state = 'active' AND query LIKE 'WITH q AS (SELECT websearch_to_tsquery%'", &[])
         .await

@@ -4,7 +4,12 @@
 use serde_json::{Value, json};
 use veritable_tests::{TestServer, database_url};
 
-async fn post(server: &TestServer, path: &str, body: &Value, token: Option<&str>) -> (u16, reqwest::header::HeaderMap, Value) {
+async fn post(
+    server: &TestServer,
+    path: &str,
+    body: &Value,
+    token: Option<&str>,
+) -> (u16, reqwest::header::HeaderMap, Value) {
     let mut request = reqwest::Client::new().post(server.url(path)).json(body);
     if let Some(token) = token {
         request = request.bearer_auth(token);
@@ -17,7 +22,8 @@ async fn post(server: &TestServer, path: &str, body: &Value, token: Option<&str>
 }
 
 async fn me(server: &TestServer, token: &str) -> (u16, Value) {
-    let response = reqwest::Client::new().get(server.url("/api/v1/me")).bearer_auth(token).send().await.expect("request");
+    let response =
+        reqwest::Client::new().get(server.url("/api/v1/me")).bearer_auth(token).send().await.expect("request");
     (response.status().as_u16(), response.json().await.expect("JSON"))
 }
 
@@ -58,8 +64,13 @@ async fn register_me_logout_and_login_again() {
     assert_eq!(status, 401, "a revoked token stops working at once on this proxy");
     assert_eq!(refused["error"]["code"], "unauthorized");
 
-    let (status, _, again) =
-        post(&server, "/api/v1/auth/login", &json!({ "username": name.to_uppercase(), "password": "correct horse" }), None).await;
+    let (status, _, again) = post(
+        &server,
+        "/api/v1/auth/login",
+        &json!({ "username": name.to_uppercase(), "password": "correct horse" }),
+        None,
+    )
+    .await;
     assert_eq!(status, 200, "usernames are case-insensitive: {again}");
     // The stored token is its SHA-256, never the token.
     let client = veritable_tests::connect(&database_url()).await;
@@ -75,7 +86,8 @@ async fn register_me_logout_and_login_again() {
 #[tokio::test]
 async fn the_seeded_demo_account_logs_in() {
     let server = TestServer::start(&database_url()).await;
-    let (status, _, body) = post(&server, "/api/v1/auth/login", &json!({ "username": "demo", "password": "veritable-demo" }), None).await;
+    let (status, _, body) =
+        post(&server, "/api/v1/auth/login", &json!({ "username": "demo", "password": "veritable-demo" }), None).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["user"]["role"], "member");
     server.stop().await.expect("stop");
@@ -84,8 +96,11 @@ async fn the_seeded_demo_account_logs_in() {
 #[tokio::test]
 async fn wrong_passwords_and_unknown_users_get_the_same_401() {
     let server = TestServer::start(&database_url()).await;
-    let (s1, _, wrong) = post(&server, "/api/v1/auth/login", &json!({ "username": "demo", "password": "nope-nope" }), None).await;
-    let (s2, _, unknown) = post(&server, "/api/v1/auth/login", &json!({ "username": "nobody_at_all", "password": "nope-nope" }), None).await;
+    let (s1, _, wrong) =
+        post(&server, "/api/v1/auth/login", &json!({ "username": "demo", "password": "nope-nope" }), None).await;
+    let (s2, _, unknown) =
+        post(&server, "/api/v1/auth/login", &json!({ "username": "nobody_at_all", "password": "nope-nope" }), None)
+            .await;
     assert_eq!((s1, s2), (401, 401));
     assert_eq!(wrong, unknown);
     for token in ["", "abc", &"z".repeat(64), &"a".repeat(64)] {
@@ -105,7 +120,11 @@ async fn bad_registrations_name_the_field() {
         (json!({ "username": "a b", "email": "x@y.test", "password": "long enough" }), 422, "username"),
         (json!({ "username": ok_name, "email": "not-an-email", "password": "long enough" }), 422, "email"),
         (json!({ "username": ok_name, "email": "x@y.test", "password": "short" }), 422, "password"),
-        (json!({ "username": ok_name, "email": "x@y.test", "password": "long enough", "display_name": "  " }), 422, "display_name"),
+        (
+            json!({ "username": ok_name, "email": "x@y.test", "password": "long enough", "display_name": "  " }),
+            422,
+            "display_name",
+        ),
         (json!({ "username": "admin", "email": "new-admin@y.test", "password": "long enough" }), 409, "username"),
         (json!({ "username": ok_name, "email": "admin@example.test", "password": "long enough" }), 409, "email"),
         (json!({ "username": 42, "email": "x@y.test", "password": "long enough" }), 422, "body"),
@@ -145,7 +164,8 @@ async fn bad_registrations_name_the_field() {
 #[tokio::test]
 async fn a_lookup_renews_a_session_near_its_end() {
     let server = TestServer::start(&database_url()).await;
-    let (status, _, body) = post(&server, "/api/v1/auth/login", &json!({ "username": "demo", "password": "veritable-demo" }), None).await;
+    let (status, _, body) =
+        post(&server, "/api/v1/auth/login", &json!({ "username": "demo", "password": "veritable-demo" }), None).await;
     assert_eq!(status, 200, "{body}");
     let token = body["token"].as_str().expect("token").to_owned();
     // Never looked up yet, so not cached: the next request reads the database.

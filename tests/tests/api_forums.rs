@@ -197,7 +197,13 @@ async fn topic_lists_are_cached_briefly_and_bounded() {
     config.read_cache_bytes = 64 * 1024;
     let server = TestServer::start_with(config).await;
     let (_, first) = get(&server, "/api/v1/forums/topics?limit=5").await;
-    client.execute("UPDATE forum_topics SET title = 'renamed while cached' WHERE id = $1", &[&first["items"][0]["id"].as_i64().expect("id")]).await.expect("rename");
+    client
+        .execute(
+            "UPDATE forum_topics SET title = 'renamed while cached' WHERE id = $1",
+            &[&first["items"][0]["id"].as_i64().expect("id")],
+        )
+        .await
+        .expect("rename");
     let (_, again) = get(&server, "/api/v1/forums/topics?limit=5").await;
     assert_eq!(again, first, "served from the cache within the TTL");
     veritable_tests::until("the cached page expired", || async {
@@ -220,7 +226,11 @@ async fn topic_lists_are_cached_briefly_and_bounded() {
     }
     let metrics = reqwest::get(server.url("/metrics")).await.expect("metrics").text().await.expect("text");
     let value = |name: &str| -> f64 {
-        metrics.lines().find_map(|l| l.strip_prefix(&format!("{name} "))).and_then(|v| v.parse().ok()).unwrap_or_else(|| panic!("{name}"))
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("{name} ")))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("{name}"))
     };
     assert!(value("veritable_response_cache_hits_total") >= 1.0);
     assert!(value("veritable_response_cache_bytes") <= 64.0 * 1024.0 * 1.1, "within its bound");

@@ -48,7 +48,8 @@ async fn login_limits_hold_across_two_proxies() {
 
     let rows: i64 = client.query_one("SELECT count(*) FROM rate_limits", &[]).await.expect("q").get(0);
     assert!(rows >= 3);
-    let swept: i64 = client.query_one("SELECT veritable.rate_limit_sweep(interval '0 seconds')", &[]).await.expect("q").get(0);
+    let swept: i64 =
+        client.query_one("SELECT veritable.rate_limit_sweep(interval '0 seconds')", &[]).await.expect("q").get(0);
     assert_eq!(swept, rows, "housekeeping removes old windows");
 
     a.stop().await.expect("stop");
@@ -71,7 +72,10 @@ async fn failed_logins_elsewhere_do_not_lock_an_account_out() {
     let (status, _, body) = login(&server, "victim").await;
     assert_eq!(status, 429, "this address is over its window for the account: {body}");
     // The same account from 127.0.0.2 (another loopback address) still gets to try.
-    let elsewhere = reqwest::Client::builder().local_address("127.0.0.2".parse::<std::net::IpAddr>().expect("ip")).build().expect("client");
+    let elsewhere = reqwest::Client::builder()
+        .local_address("127.0.0.2".parse::<std::net::IpAddr>().expect("ip"))
+        .build()
+        .expect("client");
     let response = elsewhere
         .post(server.url("/api/v1/auth/login"))
         .json(&json!({ "username": "victim", "password": "whatever-it-is" }))
@@ -97,13 +101,19 @@ async fn other_writes_are_rate_limited_per_user_across_proxies() {
     let b = TestServer::start_with(config()).await;
     let mut writer = veritable_tests::Api::new(&a);
     let (status, body) = writer
-        .call("POST", "/api/v1/auth/register", Some(json!({"username": "writer_one", "email": "w@x.test", "password": "long enough password"})))
+        .call(
+            "POST",
+            "/api/v1/auth/register",
+            Some(json!({"username": "writer_one", "email": "w@x.test", "password": "long enough password"})),
+        )
         .await;
     assert_eq!(status, 201, "{body}");
     writer.token = Some(body["token"].as_str().expect("token").to_owned());
     let mut on_b = veritable_tests::Api::new(&b);
     on_b.token = writer.token.clone();
-    for (api, path) in [(&writer, "/api/v1/me/preferences"), (&on_b, "/api/v1/me/preferences"), (&writer, "/api/v1/me/preferences")] {
+    for (api, path) in
+        [(&writer, "/api/v1/me/preferences"), (&on_b, "/api/v1/me/preferences"), (&writer, "/api/v1/me/preferences")]
+    {
         let (status, body) = api.call("PUT", path, Some(json!({"theme": "dark"}))).await;
         assert_eq!(status, 200, "{body}");
     }
@@ -126,7 +136,8 @@ async fn registration_is_limited_per_address() {
     config.registrations_per_hour = 2;
     let server = TestServer::start_with(config).await;
     let api = veritable_tests::Api::new(&server);
-    let register = |name: &str| json!({"username": name, "email": format!("{name}@x.test"), "password": "long enough password"});
+    let register =
+        |name: &str| json!({"username": name, "email": format!("{name}@x.test"), "password": "long enough password"});
     assert_eq!(api.call("POST", "/api/v1/auth/register", Some(register("first_one"))).await.0, 201);
     let (status, body) = api.call("POST", "/api/v1/auth/register", Some(register("First_One"))).await;
     assert_eq!((status, body["error"]["field"].as_str()), (409, Some("username")), "{body}");

@@ -16,8 +16,13 @@ async fn notifications_activity_preferences_and_search() {
     // Mentions notify: three replies by demo mentioning the moderator.
     let mut mention_ids = Vec::new();
     for i in 0..3 {
-        let (status, reply) =
-            demo.call("POST", "/api/v1/forums/topics/4/replies", Some(json!({ "body": format!("ping {i} @moderator zebracorn") }))).await;
+        let (status, reply) = demo
+            .call(
+                "POST",
+                "/api/v1/forums/topics/4/replies",
+                Some(json!({ "body": format!("ping {i} @moderator zebracorn") })),
+            )
+            .await;
         assert_eq!(status, 201, "{reply}");
         mention_ids.push(reply["id"].as_i64().expect("id"));
     }
@@ -48,7 +53,10 @@ async fn notifications_activity_preferences_and_search() {
 
     // Every notification, paged to the end without repeats.
     let total: i64 = client
-        .query_one("SELECT count(*) FROM notifications WHERE user_id = (SELECT id FROM users WHERE username = 'moderator')", &[])
+        .query_one(
+            "SELECT count(*) FROM notifications WHERE user_id = (SELECT id FROM users WHERE username = 'moderator')",
+            &[],
+        )
         .await
         .expect("q")
         .get(0);
@@ -73,7 +81,8 @@ async fn notifications_activity_preferences_and_search() {
     let demo_id: i64 = client.query_one("SELECT id FROM users WHERE username = 'demo'", &[]).await.expect("q").get(0);
     let (status, activity) = anonymous.get(&format!("/api/v1/users/{demo_id}/activity?limit=3")).await;
     assert_eq!(status, 200, "{activity}");
-    let kinds: Vec<&str> = activity["items"].as_array().expect("items").iter().filter_map(|a| a["kind"].as_str()).collect();
+    let kinds: Vec<&str> =
+        activity["items"].as_array().expect("items").iter().filter_map(|a| a["kind"].as_str()).collect();
     assert_eq!(kinds, ["reply_created"; 3]);
     assert_eq!(activity["items"][0]["reply_id"], mention_ids[2]);
     assert!(activity["items"][0]["topic_title"].is_string());
@@ -97,7 +106,11 @@ async fn notifications_activity_preferences_and_search() {
 
     // Search: ranked hits from replies, topics and the wiki; bounded input.
     let (status, page) = demo
-        .call("PUT", "/api/v1/wiki/pages/zebracorn-care", Some(json!({ "title": "Zebracorn care", "body": "zebracorns", "base_revision": 0 })))
+        .call(
+            "PUT",
+            "/api/v1/wiki/pages/zebracorn-care",
+            Some(json!({ "title": "Zebracorn care", "body": "zebracorns", "base_revision": 0 })),
+        )
         .await;
     assert_eq!(status, 201, "{page}");
     let (status, hits) = anonymous.get("/api/v1/search?q=zebracorn&limit=2").await;

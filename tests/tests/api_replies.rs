@@ -18,7 +18,8 @@ async fn login(server: &TestServer, username: &str) -> String {
 }
 
 async fn post(server: &TestServer, topic: &str, token: Option<&str>, body: &Value) -> (u16, Value) {
-    let mut request = reqwest::Client::new().post(server.url(&format!("/api/v1/forums/topics/{topic}/replies"))).json(body);
+    let mut request =
+        reqwest::Client::new().post(server.url(&format!("/api/v1/forums/topics/{topic}/replies"))).json(body);
     if let Some(token) = token {
         request = request.bearer_auth(token);
     }
@@ -34,12 +35,14 @@ async fn posting_replies_stores_sanitized_html_and_refuses_what_it_must() {
     let server = TestServer::start_with(config).await;
     let token = login(&server, "demo").await;
     let topic = "10";
-    let before: i32 = client.query_one("SELECT reply_count FROM forum_topic_stats WHERE topic_id = 10", &[]).await.expect("q").get(0);
+    let before: i32 =
+        client.query_one("SELECT reply_count FROM forum_topic_stats WHERE topic_id = 10", &[]).await.expect("q").get(0);
 
     let (status, body) = post(&server, topic, None, &json!({ "body": "hi" })).await;
     assert_eq!((status, body["error"]["code"].as_str()), (401, Some("unauthorized")));
 
-    let (status, created) = post(&server, topic, Some(&token), &json!({ "body": "**hi** <script>alert(1)</script>" })).await;
+    let (status, created) =
+        post(&server, topic, Some(&token), &json!({ "body": "**hi** <script>alert(1)</script>" })).await;
     assert_eq!(status, 201, "{created}");
     assert_eq!(created["body_html"], "<p><strong>hi</strong> </p>\n");
     assert_eq!(created["depth"], 0);
@@ -47,10 +50,12 @@ async fn posting_replies_stores_sanitized_html_and_refuses_what_it_must() {
     let (status, child) = post(&server, topic, Some(&token), &json!({ "body": "answer", "parent_id": parent })).await;
     assert_eq!(status, 201, "{child}");
     assert_eq!(child["depth"], 1);
-    let after: i32 = client.query_one("SELECT reply_count FROM forum_topic_stats WHERE topic_id = 10", &[]).await.expect("q").get(0);
+    let after: i32 =
+        client.query_one("SELECT reply_count FROM forum_topic_stats WHERE topic_id = 10", &[]).await.expect("q").get(0);
     assert_eq!(after, before + 2);
 
-    let foreign: i64 = client.query_one("SELECT id FROM forum_replies WHERE topic_id <> 10 LIMIT 1", &[]).await.expect("q").get(0);
+    let foreign: i64 =
+        client.query_one("SELECT id FROM forum_replies WHERE topic_id <> 10 LIMIT 1", &[]).await.expect("q").get(0);
     for (body, status, field) in [
         (json!({ "body": "x", "parent_id": foreign }), 422, "parent_id"),
         (json!({ "body": "   " }), 422, "body"),
@@ -73,7 +78,12 @@ async fn posting_replies_stores_sanitized_html_and_refuses_what_it_must() {
         let url = server.url("/api/v1/forums/topics/12/replies");
         let token = token.clone();
         tokio::spawn(async move {
-            reqwest::Client::new().post(url).bearer_auth(token).json(&json!({ "body": format!("concurrent {i} @admin") })).send().await
+            reqwest::Client::new()
+                .post(url)
+                .bearer_auth(token)
+                .json(&json!({ "body": format!("concurrent {i} @admin") }))
+                .send()
+                .await
         })
     });
     for post in posts.collect::<Vec<_>>() {

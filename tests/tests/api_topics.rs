@@ -85,7 +85,10 @@ async fn topics_are_created_read_counted_and_moderated() {
     let (status, moved) =
         moderator.call("PATCH", &path, Some(json!({ "is_pinned": true, "is_locked": true, "category_id": 2 }))).await;
     assert_eq!(status, 200, "{moved}");
-    assert_eq!((moved["is_pinned"].as_bool(), moved["is_locked"].as_bool(), moved["category_id"].as_i64()), (Some(true), Some(true), Some(2)));
+    assert_eq!(
+        (moved["is_pinned"].as_bool(), moved["is_locked"].as_bool(), moved["category_id"].as_i64()),
+        (Some(true), Some(true), Some(2))
+    );
     let (status, answer) = moderator.call("PATCH", &path, Some(json!({ "category_id": 999_999 }))).await;
     assert_eq!((status, answer["error"]["field"].as_str()), (422, Some("category_id")));
     assert_eq!(moderator.call("PATCH", &path, Some(json!({}))).await.0, 422);
@@ -180,7 +183,9 @@ async fn two_hundred_writers_on_one_topic_end_without_deadlocks_or_drift() {
         writers.push(Api::signed_in(&server, &veritable_proxy::seed::username_of(id)).await);
     }
     let topic = 20;
-    let (_, root) = writers[0].call("POST", &format!("/api/v1/forums/topics/{topic}/replies"), Some(json!({ "body": "root" }))).await;
+    let (_, root) = writers[0]
+        .call("POST", &format!("/api/v1/forums/topics/{topic}/replies"), Some(json!({ "body": "root" })))
+        .await;
     let root = root["id"].as_i64().expect("root id");
 
     let tasks = (0..200).map(|i| {

@@ -28,10 +28,16 @@ async fn wiki_pages_are_revised_with_optimistic_concurrency() {
     assert_eq!(stale["current"]["current_revision"], 1);
 
     // Two editors from revision 1: the first wins, the second gets 409 with revision 2.
-    let (status, second) =
-        admin.call("PUT", path, Some(json!({ "title": "Getting started", "body": "v2", "base_revision": 1, "comment": "shorter" }))).await;
+    let (status, second) = admin
+        .call(
+            "PUT",
+            path,
+            Some(json!({ "title": "Getting started", "body": "v2", "base_revision": 1, "comment": "shorter" })),
+        )
+        .await;
     assert_eq!((status, second["current_revision"].as_i64()), (200, Some(2)), "{second}");
-    let (status, stale) = demo.call("PUT", path, Some(json!({ "title": "T", "body": "mine", "base_revision": 1 }))).await;
+    let (status, stale) =
+        demo.call("PUT", path, Some(json!({ "title": "T", "body": "mine", "base_revision": 1 }))).await;
     assert_eq!(status, 409);
     assert_eq!(stale["error"]["field"], "base_revision");
     assert_eq!(stale["current"]["revision"]["body"], "v2");
@@ -41,7 +47,9 @@ async fn wiki_pages_are_revised_with_optimistic_concurrency() {
     let racers = (0..8).map(|i| {
         let api = demo.clone();
         tokio::spawn(async move {
-            api.call("PUT", path, Some(json!({ "title": "race", "body": format!("racer {i}"), "base_revision": 2 }))).await.0
+            api.call("PUT", path, Some(json!({ "title": "race", "body": format!("racer {i}"), "base_revision": 2 })))
+                .await
+                .0
         })
     });
     let mut statuses = Vec::new();
@@ -57,7 +65,8 @@ async fn wiki_pages_are_revised_with_optimistic_concurrency() {
     // Revisions, newest first, paged to the end.
     let (status, revisions) = anonymous.get(&format!("{path}/revisions?limit=2")).await;
     assert_eq!(status, 200, "{revisions}");
-    let numbers: Vec<i64> = revisions["items"].as_array().expect("items").iter().filter_map(|r| r["number"].as_i64()).collect();
+    let numbers: Vec<i64> =
+        revisions["items"].as_array().expect("items").iter().filter_map(|r| r["number"].as_i64()).collect();
     assert_eq!(numbers, [3, 2]);
     assert_eq!(revisions["items"][1]["comment"], "shorter");
     let cursor = revisions["next_cursor"].as_str().expect("a next page");
@@ -72,7 +81,9 @@ async fn wiki_pages_are_revised_with_optimistic_concurrency() {
         let query = cursor.as_ref().map_or_else(String::new, |c| format!("&cursor={c}"));
         let (status, page) = anonymous.get(&format!("/api/v1/wiki/pages?limit=7{query}")).await;
         assert_eq!(status, 200, "{page}");
-        seen.extend(page["items"].as_array().expect("items").iter().filter_map(|p| p["slug"].as_str().map(str::to_owned)));
+        seen.extend(
+            page["items"].as_array().expect("items").iter().filter_map(|p| p["slug"].as_str().map(str::to_owned)),
+        );
         match page["next_cursor"].as_str() {
             Some(next) => cursor = Some(next.to_owned()),
             None => break,
@@ -95,8 +106,15 @@ async fn wiki_pages_are_revised_with_optimistic_concurrency() {
         let (got, answer) = demo.call("PUT", path, Some(bad)).await;
         assert_eq!((got, answer["error"]["field"].as_str()), (status, Some(field)), "{answer}");
     }
-    assert_eq!(demo.call("PUT", "/api/v1/wiki/pages/Bad_Slug", Some(json!({ "title": "t", "body": "b", "base_revision": 0 }))).await.0, 400);
-    let (status, answer) = demo.call("PUT", "/api/v1/wiki/pages/never-made", Some(json!({ "title": "t", "body": "b", "base_revision": 4 }))).await;
+    assert_eq!(
+        demo.call("PUT", "/api/v1/wiki/pages/Bad_Slug", Some(json!({ "title": "t", "body": "b", "base_revision": 0 })))
+            .await
+            .0,
+        400
+    );
+    let (status, answer) = demo
+        .call("PUT", "/api/v1/wiki/pages/never-made", Some(json!({ "title": "t", "body": "b", "base_revision": 4 })))
+        .await;
     assert_eq!((status, answer["error"]["field"].as_str()), (409, Some("base_revision")));
     assert_eq!(anonymous.get("/api/v1/wiki/pages/never-made/revisions").await.0, 404);
     assert_eq!(anonymous.get("/api/v1/wiki/pages?cursor=NOT%20A%20SLUG").await.0, 400);

@@ -70,10 +70,15 @@ async fn targets(author: &Api, moderator: &Api, client: &tokio_postgres::Client,
     let locked = created_id(author, "/api/v1/forums/topics", topic("locked")).await;
     let deleted = created_id(author, "/api/v1/forums/topics", topic("deleted")).await;
     let reply = created_id(author, &format!("/api/v1/forums/topics/{open}/replies"), json!({"body": "r"})).await;
-    let locked_reply = created_id(author, &format!("/api/v1/forums/topics/{locked}/replies"), json!({"body": "r"})).await;
-    let deleted_reply = created_id(author, &format!("/api/v1/forums/topics/{open}/replies"), json!({"body": "r"})).await;
+    let locked_reply =
+        created_id(author, &format!("/api/v1/forums/topics/{locked}/replies"), json!({"body": "r"})).await;
+    let deleted_reply =
+        created_id(author, &format!("/api/v1/forums/topics/{open}/replies"), json!({"body": "r"})).await;
     assert_eq!(call(author, "DELETE", &format!("/api/v1/forums/replies/{deleted_reply}"), None).await.0, 204);
-    assert_eq!(call(moderator, "PATCH", &format!("/api/v1/forums/topics/{locked}"), Some(json!({"is_locked": true}))).await.0, 200);
+    assert_eq!(
+        call(moderator, "PATCH", &format!("/api/v1/forums/topics/{locked}"), Some(json!({"is_locked": true}))).await.0,
+        200
+    );
     // Topics have no delete endpoint: an administrator's soft delete in SQL.
     client.execute("UPDATE forum_topics SET is_deleted = true WHERE id = $1", &[&deleted]).await.expect("soft delete");
     let page = format!("matrix-{n}");
@@ -91,7 +96,9 @@ async fn targets(author: &Api, moderator: &Api, client: &tokio_postgres::Client,
 async fn attempt(api: &Api, operation: &str, t: &Targets, n: usize) -> u16 {
     let reply_to = |topic: i64| format!("/api/v1/forums/topics/{topic}/replies");
     let (method, path, body) = match operation {
-        "create topic" => ("POST", "/api/v1/forums/topics".to_owned(), json!({"category_id": 1, "title": "t", "body": "b"})),
+        "create topic" => {
+            ("POST", "/api/v1/forums/topics".to_owned(), json!({"category_id": 1, "title": "t", "body": "b"}))
+        }
         "edit open topic" => ("PATCH", format!("/api/v1/forums/topics/{}", t.open), json!({"title": "edited"})),
         "pin topic" => ("PATCH", format!("/api/v1/forums/topics/{}", t.open), json!({"is_pinned": true})),
         "move topic" => ("PATCH", format!("/api/v1/forums/topics/{}", t.open), json!({"category_id": 2})),
@@ -101,7 +108,9 @@ async fn attempt(api: &Api, operation: &str, t: &Targets, n: usize) -> u16 {
         "reply to locked topic" => ("POST", reply_to(t.locked), json!({"body": "r"})),
         "reply to deleted topic" => ("POST", reply_to(t.deleted), json!({"body": "r"})),
         "edit reply" => ("PATCH", format!("/api/v1/forums/replies/{}", t.reply), json!({"body": "edited"})),
-        "edit reply in locked topic" => ("PATCH", format!("/api/v1/forums/replies/{}", t.locked_reply), json!({"body": "e"})),
+        "edit reply in locked topic" => {
+            ("PATCH", format!("/api/v1/forums/replies/{}", t.locked_reply), json!({"body": "e"}))
+        }
         "edit deleted reply" => ("PATCH", format!("/api/v1/forums/replies/{}", t.deleted_reply), json!({"body": "e"})),
         "delete reply" => ("DELETE", format!("/api/v1/forums/replies/{}", t.reply), Value::Null),
         "delete reply in locked topic" => ("DELETE", format!("/api/v1/forums/replies/{}", t.locked_reply), Value::Null),

@@ -27,7 +27,8 @@ async fn migrate_applies_everything_once_and_a_second_run_is_a_no_op() {
     // The extension was created by the database owner, not a superuser (it is trusted).
     let version: String = client.query_one("SELECT veritable.version()", &[]).await.unwrap().get(0);
     assert_eq!(version, env!("CARGO_PKG_VERSION"));
-    let superuser: bool = client.query_one("SELECT rolsuper FROM pg_roles WHERE rolname = current_user", &[]).await.unwrap().get(0);
+    let superuser: bool =
+        client.query_one("SELECT rolsuper FROM pg_roles WHERE rolname = current_user", &[]).await.unwrap().get(0);
     assert!(!superuser, "the test role is not a superuser");
     db.drop_db().await;
 }
@@ -72,8 +73,13 @@ async fn a_failed_migration_leaves_the_database_as_it_was() {
     assert!(!b_exists, "the failed migration's table is gone");
     let a_rows: i64 = client.query_one("SELECT count(*) FROM a", &[]).await.unwrap().get(0);
     assert_eq!(a_rows, 0, "the failed migration's insert is gone");
-    let versions: Vec<i32> =
-        client.query("SELECT version FROM schema_migrations ORDER BY 1", &[]).await.unwrap().iter().map(|r| r.get(0)).collect();
+    let versions: Vec<i32> = client
+        .query("SELECT version FROM schema_migrations ORDER BY 1", &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
     assert_eq!(versions, vec![1]);
 
     let report = migrate::apply(&mut client, &[CREATE_A, FIXED_B], &[]).await.expect("the fixed migration applies");
@@ -108,17 +114,15 @@ async fn the_sql_files_apply_with_plain_sql_as_a_dba_would() {
     // the migrations, then the function files.
     let db = FreshDb::create("migrate_by_hand").await;
     let mut client = connect(&db.url).await;
-    let files = MIGRATIONS.iter().map(|m| (m.file_name(), m.sql)).chain(FUNCTIONS.iter().map(|f| (f.file_name(), f.sql)));
+    let files =
+        MIGRATIONS.iter().map(|m| (m.file_name(), m.sql)).chain(FUNCTIONS.iter().map(|f| (f.file_name(), f.sql)));
     for (file, sql) in files {
         let tx = client.transaction().await.unwrap();
         tx.batch_execute(sql).await.unwrap_or_else(|e| panic!("{file}: {e}"));
         tx.commit().await.unwrap();
     }
-    let tables: i64 = client
-        .query_one("SELECT count(*) FROM pg_tables WHERE schemaname = 'public'", &[])
-        .await
-        .unwrap()
-        .get(0);
+    let tables: i64 =
+        client.query_one("SELECT count(*) FROM pg_tables WHERE schemaname = 'public'", &[]).await.unwrap().get(0);
     assert!(tables >= 14, "all tables exist: {tables}");
     db.drop_db().await;
 }
@@ -177,7 +181,10 @@ async fn a_database_with_superseded_checksums_migrates_forward() {
     let (db, mut client) = FreshDb::migrated("migrate_superseded").await;
     for (version, sum) in SUPERSEDED {
         let old = hex::decode(sum).expect("hex");
-        client.execute("UPDATE schema_migrations SET checksum = $2 WHERE version = $1", &[version, &old]).await.unwrap();
+        client
+            .execute("UPDATE schema_migrations SET checksum = $2 WHERE version = $1", &[version, &old])
+            .await
+            .unwrap();
     }
     client.execute("DELETE FROM schema_functions", &[]).await.unwrap();
     let report = migrate::all(&mut client).await.expect("superseded checksums are accepted");
@@ -201,7 +208,8 @@ async fn a_changed_function_file_is_applied_again_and_only_it() {
     client.batch_execute("CREATE OR REPLACE FUNCTION veritable.reply_write() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RETURN NEW; END $$").await.unwrap();
     let report = migrate::all(&mut client).await.expect("migrate");
     assert_eq!(report.functions, vec!["020_replies.sql".to_owned()]);
-    let body: String = client.query_one("SELECT prosrc FROM pg_proc WHERE proname = 'reply_write'", &[]).await.unwrap().get(0);
+    let body: String =
+        client.query_one("SELECT prosrc FROM pg_proc WHERE proname = 'reply_write'", &[]).await.unwrap().get(0);
     assert!(body.contains("count_reply"), "the file's definition is back: {body}");
     db.drop_db().await;
 }
@@ -210,11 +218,15 @@ async fn a_changed_function_file_is_applied_again_and_only_it() {
 async fn a_failed_function_file_rolls_back_every_function_file() {
     let db = FreshDb::create("migrate_functions_failure").await;
     let mut client = connect(&db.url).await;
-    let good = Functions { name: "010_good", sql: "CREATE OR REPLACE FUNCTION public.good() RETURNS int LANGUAGE sql AS 'SELECT 1';" };
+    let good = Functions {
+        name: "010_good",
+        sql: "CREATE OR REPLACE FUNCTION public.good() RETURNS int LANGUAGE sql AS 'SELECT 1';",
+    };
     let bad = Functions { name: "020_bad", sql: "SELECT 1 / 0;" };
     let error = migrate::apply_functions(&mut client, &[good, bad]).await.expect_err("division by zero");
     assert!(matches!(&error, MigrateError::FunctionsFailed { file, .. } if file == "020_bad.sql"), "{error}");
-    let exists: bool = client.query_one("SELECT to_regprocedure('public.good()') IS NOT NULL", &[]).await.unwrap().get(0);
+    let exists: bool =
+        client.query_one("SELECT to_regprocedure('public.good()') IS NOT NULL", &[]).await.unwrap().get(0);
     assert!(!exists, "the earlier file of the same run is rolled back");
     db.drop_db().await;
 }

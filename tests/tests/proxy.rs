@@ -98,7 +98,9 @@ async fn metrics_count_requests_by_route_template() {
     let text = response.text().await.expect("text");
     assert!(text.contains(r#"veritable_http_requests_total{method="GET",route="/healthz",status="200"} 3"#), "{text}");
     assert!(text.contains(r#"veritable_http_requests_total{method="GET",route="unmatched",status="404"} 1"#), "{text}");
-    assert!(text.contains(r#"veritable_http_request_duration_seconds_bucket{method="GET",route="/healthz",le="0.005"}"#));
+    assert!(
+        text.contains(r#"veritable_http_request_duration_seconds_bucket{method="GET",route="/healthz",le="0.005"}"#)
+    );
     assert!(!text.contains("/no/such/thing"), "raw paths never become labels");
     for gauge in ["veritable_db_pool_max_connections 16", "veritable_db_pool_connections", "veritable_database_up"] {
         assert!(text.contains(gauge), "{gauge} in {text}");
@@ -132,7 +134,9 @@ async fn metrics_cover_queries_caches_and_the_runtime() {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     let text = loop {
         let text = reqwest::get(server.url("/metrics")).await.expect("request").text().await.expect("text");
-        if text.contains("veritable_tokio_scheduling_delay_seconds_count 1") || text.contains("veritable_tokio_scheduling_delay_seconds_count 2") {
+        if text.contains("veritable_tokio_scheduling_delay_seconds_count 1")
+            || text.contains("veritable_tokio_scheduling_delay_seconds_count 2")
+        {
             break text;
         }
         assert!(tokio::time::Instant::now() < deadline, "no runtime sample in 10 s: {text}");
@@ -153,7 +157,8 @@ async fn metrics_cover_queries_caches_and_the_runtime() {
         assert!(text.contains(needle), "{needle} in {text}");
     }
     // Every veritable metric the shipped alerts use is exported.
-    let alerts = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../docker/prometheus/alerts.yml")).expect("alerts.yml");
+    let alerts = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../docker/prometheus/alerts.yml"))
+        .expect("alerts.yml");
     let used: std::collections::BTreeSet<&str> = alerts
         .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
         .filter(|word| word.starts_with("veritable_"))
@@ -182,9 +187,11 @@ async fn requests_past_the_in_flight_limit_are_shed_with_503() {
     let server = TestServer::start_with(config).await;
     // One request held in flight: its body has not finished arriving.
     let mut held = tokio::net::TcpStream::connect(server.addr).await.expect("connect");
-    held.write_all(b"POST /api/v1/auth/login HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: 60\r\n\r\n{")
-        .await
-        .expect("write");
+    held.write_all(
+        b"POST /api/v1/auth/login HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: 60\r\n\r\n{",
+    )
+    .await
+    .expect("write");
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     let shed = loop {
         let response = reqwest::get(server.url("/api/v1/forums/categories")).await.expect("request");
@@ -283,7 +290,8 @@ async fn the_binary_starts_without_a_database_logs_why_and_stops_on_sigterm() {
     let pid = child.id().expect("running").to_string();
     let killed = Command::new("kill").args(["-TERM", &pid]).status().await.expect("kill runs");
     assert!(killed.success());
-    let status = tokio::time::timeout(Duration::from_secs(10), child.wait()).await.expect("stops promptly").expect("status");
+    let status =
+        tokio::time::timeout(Duration::from_secs(10), child.wait()).await.expect("stops promptly").expect("status");
     assert!(status.success(), "graceful shutdown exits 0: {status}");
 }
 
@@ -297,26 +305,48 @@ async fn the_openapi_document_describes_every_route() {
     let doc: Value = response.json().await.expect("JSON");
     assert!(doc["openapi"].as_str().is_some_and(|v| v.starts_with("3.1")), "{}", doc["openapi"]);
     let routes = [
-        ("get", "/healthz"), ("get", "/metrics"),
-        ("post", "/api/v1/auth/register"), ("post", "/api/v1/auth/login"), ("post", "/api/v1/auth/logout"), ("get", "/api/v1/me"),
-        ("get", "/api/v1/me/preferences"), ("put", "/api/v1/me/preferences"),
-        ("get", "/api/v1/notifications"), ("post", "/api/v1/notifications/read"), ("get", "/api/v1/users/{id}/activity"),
-        ("get", "/api/v1/forums/categories"), ("get", "/api/v1/forums/topics"), ("post", "/api/v1/forums/topics"),
-        ("get", "/api/v1/forums/topics/{id}"), ("patch", "/api/v1/forums/topics/{id}"),
-        ("get", "/api/v1/forums/topics/{id}/replies"), ("post", "/api/v1/forums/topics/{id}/replies"),
-        ("patch", "/api/v1/forums/replies/{id}"), ("delete", "/api/v1/forums/replies/{id}"),
-        ("get", "/api/v1/wiki/pages"), ("get", "/api/v1/wiki/pages/{slug}"), ("put", "/api/v1/wiki/pages/{slug}"),
-        ("get", "/api/v1/wiki/pages/{slug}/revisions"), ("get", "/api/v1/search"),
+        ("get", "/healthz"),
+        ("get", "/metrics"),
+        ("post", "/api/v1/auth/register"),
+        ("post", "/api/v1/auth/login"),
+        ("post", "/api/v1/auth/logout"),
+        ("get", "/api/v1/me"),
+        ("get", "/api/v1/me/preferences"),
+        ("put", "/api/v1/me/preferences"),
+        ("get", "/api/v1/notifications"),
+        ("post", "/api/v1/notifications/read"),
+        ("get", "/api/v1/users/{id}/activity"),
+        ("get", "/api/v1/forums/categories"),
+        ("get", "/api/v1/forums/topics"),
+        ("post", "/api/v1/forums/topics"),
+        ("get", "/api/v1/forums/topics/{id}"),
+        ("patch", "/api/v1/forums/topics/{id}"),
+        ("get", "/api/v1/forums/topics/{id}/replies"),
+        ("post", "/api/v1/forums/topics/{id}/replies"),
+        ("patch", "/api/v1/forums/replies/{id}"),
+        ("delete", "/api/v1/forums/replies/{id}"),
+        ("get", "/api/v1/wiki/pages"),
+        ("get", "/api/v1/wiki/pages/{slug}"),
+        ("put", "/api/v1/wiki/pages/{slug}"),
+        ("get", "/api/v1/wiki/pages/{slug}/revisions"),
+        ("get", "/api/v1/search"),
     ];
     for (method, path) in routes {
         assert!(doc["paths"][path][method].is_object(), "{method} {path} is documented");
     }
-    let documented: usize = doc["paths"].as_object().expect("paths").values().map(|p| p.as_object().map_or(0, |m| m.len())).sum();
+    let documented: usize =
+        doc["paths"].as_object().expect("paths").values().map(|p| p.as_object().map_or(0, |m| m.len())).sum();
     assert_eq!(documented, routes.len(), "no route is documented twice or missing from this list");
-    for schema in ["NewReply", "NewTopic", "TopicChange", "Edit", "Register", "Login", "MarkRead", "Error", "ErrorDetail"] {
+    for schema in
+        ["NewReply", "NewTopic", "TopicChange", "Edit", "Register", "Login", "MarkRead", "Error", "ErrorDetail"]
+    {
         assert!(doc["components"]["schemas"][schema].is_object(), "schema {schema}");
     }
     assert!(doc["components"]["securitySchemes"]["bearer"].is_object());
-    assert!(doc["components"]["schemas"]["NewReply"]["required"].as_array().is_some_and(|r| r.contains(&Value::from("body"))));
+    assert!(
+        doc["components"]["schemas"]["NewReply"]["required"]
+            .as_array()
+            .is_some_and(|r| r.contains(&Value::from("body")))
+    );
     server.stop().await.expect("clean shutdown");
 }

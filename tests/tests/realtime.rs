@@ -16,7 +16,11 @@ use veritable_tests::{Api, FreshDb, TestServer, until};
 
 type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
-async fn open(server: &TestServer, token: Option<&str>, origin: Option<&str>) -> Result<Socket, tokio_tungstenite::tungstenite::Error> {
+async fn open(
+    server: &TestServer,
+    token: Option<&str>,
+    origin: Option<&str>,
+) -> Result<Socket, tokio_tungstenite::tungstenite::Error> {
     let mut request = format!("ws://{}/api/v1/ws", server.addr).into_client_request().expect("a request");
     if let Some(token) = token {
         request.headers_mut().insert("authorization", format!("Bearer {token}").parse().expect("header"));
@@ -79,7 +83,8 @@ async fn close_code(socket: &mut Socket) -> u16 {
 }
 
 async fn reply(api: &Api, topic: i64, body: &str) -> i64 {
-    let (status, reply) = api.call("POST", &format!("/api/v1/forums/topics/{topic}/replies"), Some(json!({ "body": body }))).await;
+    let (status, reply) =
+        api.call("POST", &format!("/api/v1/forums/topics/{topic}/replies"), Some(json!({ "body": body }))).await;
     assert_eq!(status, 201, "{reply}");
     reply["id"].as_i64().expect("id")
 }
@@ -97,7 +102,10 @@ fn server_config(url: &str) -> veritable_proxy::config::ServeConfig {
 
 async fn metric(server: &TestServer, name: &str) -> f64 {
     let text = reqwest::get(server.url("/metrics")).await.expect("metrics").text().await.expect("text");
-    text.lines().find_map(|l| l.strip_prefix(&format!("{name} "))).and_then(|v| v.parse().ok()).unwrap_or_else(|| panic!("{name}"))
+    text.lines()
+        .find_map(|l| l.strip_prefix(&format!("{name} ")))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("{name}"))
 }
 
 async fn eventually_metric(server: &TestServer, name: &str, want: f64) {
@@ -123,7 +131,11 @@ async fn events_arrive_in_order_and_resume_with_since_across_proxies() {
     let mut first_seq = 0;
     for id in &posted {
         let event = next(&mut socket).await;
-        assert_eq!((event["type"].as_str(), event["room"].as_str(), event["kind"].as_str()), (Some("event"), Some("topic:5"), Some("reply.created")), "{event}");
+        assert_eq!(
+            (event["type"].as_str(), event["room"].as_str(), event["kind"].as_str()),
+            (Some("event"), Some("topic:5"), Some("reply.created")),
+            "{event}"
+        );
         assert_eq!(event["data"]["id"], *id);
         let seq = event["id"].as_i64().expect("seq");
         assert!(seq > last_seq, "in order");
@@ -141,7 +153,8 @@ async fn events_arrive_in_order_and_resume_with_since_across_proxies() {
     let mut socket = open(&b, None, None).await.expect("connect");
     let frames = subscribe(&mut socket, "topic:5", Some(last_seq)).await;
     // From the backlog, or live if B had not read them yet when we subscribed.
-    let mut replayed: Vec<i64> = frames.iter().filter(|f| f["type"] == "event").filter_map(|f| f["data"]["id"].as_i64()).collect();
+    let mut replayed: Vec<i64> =
+        frames.iter().filter(|f| f["type"] == "event").filter_map(|f| f["data"]["id"].as_i64()).collect();
     while replayed.len() < missed.len() {
         replayed.extend(next(&mut socket).await["data"]["id"].as_i64());
     }
@@ -154,7 +167,8 @@ async fn events_arrive_in_order_and_resume_with_since_across_proxies() {
     // A backlog from B's database read: everything after the first event, in order.
     let mut again = open(&b, None, None).await.expect("connect");
     let frames = subscribe(&mut again, "topic:5", Some(first_seq)).await;
-    let backlog: Vec<i64> = frames.iter().filter(|f| f["type"] == "event").filter_map(|f| f["data"]["id"].as_i64()).collect();
+    let backlog: Vec<i64> =
+        frames.iter().filter(|f| f["type"] == "event").filter_map(|f| f["data"]["id"].as_i64()).collect();
     assert_eq!(backlog, [posted[1], posted[2], missed[0], missed[1], live], "{frames:?}");
     let subscribed = frames.iter().find(|f| f["type"] == "subscribed").expect("subscribed");
     assert!(subscribed["cursor"].as_i64() >= Some(live_seq));
@@ -168,7 +182,8 @@ async fn events_arrive_in_order_and_resume_with_since_across_proxies() {
         .await
         .expect("1,001 replies");
     assert_eq!(close_code(&mut socket).await, 1013);
-    until("B routed the burst", || async { metric(&b, "veritable_ws_events_routed_total").await >= routed + 1001.0 }).await;
+    until("B routed the burst", || async { metric(&b, "veritable_ws_events_routed_total").await >= routed + 1001.0 })
+        .await;
     let mut behind = open(&b, None, None).await.expect("connect");
     let frames = subscribe(&mut behind, "topic:5", Some(live_seq)).await;
     assert_eq!(frames[0]["type"], "resync", "{frames:?}");
@@ -194,12 +209,17 @@ async fn a_late_commit_is_not_skipped() {
     let late: i64 = other.query_one(insert, &[&8_i64, &"fast writer"]).await.expect("insert").get(0);
     // The fast writer has committed, but the slow one (older xid) is open:
     // the sequencer stamps nothing yet, rather than stamping the fast one first.
-    let stamped: Option<i64> = other.query_one("SELECT veritable.sequence_events()", &[]).await.expect("sequence").get(0);
+    let stamped: Option<i64> =
+        other.query_one("SELECT veritable.sequence_events()", &[]).await.expect("sequence").get(0);
     assert_eq!(stamped, None, "nothing is stamped while an older writer is open");
     slow.commit().await.expect("commit");
     let first = next(&mut socket).await;
     let second = next(&mut socket).await;
-    assert_eq!((first["data"]["id"].as_i64(), second["data"]["id"].as_i64()), (Some(early), Some(late)), "{first} {second}");
+    assert_eq!(
+        (first["data"]["id"].as_i64(), second["data"]["id"].as_i64()),
+        (Some(early), Some(late)),
+        "{first} {second}"
+    );
     assert!(second["id"].as_i64() > first["id"].as_i64());
     server.stop().await.expect("stop");
     db.drop_db().await;
@@ -214,11 +234,17 @@ async fn refusals_are_explicit_and_abuse_closes() {
 
     // Cross-site WebSocket hijacking: a foreign Origin is refused at the upgrade.
     let refused = open(&server, demo.token.as_deref(), Some("https://evil.example")).await;
-    assert!(matches!(refused, Err(tokio_tungstenite::tungstenite::Error::Http(ref r)) if r.status() == 403), "{refused:?}");
+    assert!(
+        matches!(refused, Err(tokio_tungstenite::tungstenite::Error::Http(ref r)) if r.status() == 403),
+        "{refused:?}"
+    );
     let same_host = format!("http://{}", server.addr);
     open(&server, None, Some(&same_host)).await.expect("the proxy's own origin is fine");
     let other_scheme = open(&server, None, Some(&format!("https://{}", server.addr))).await;
-    assert!(matches!(other_scheme, Err(tokio_tungstenite::tungstenite::Error::Http(ref r)) if r.status() == 403), "scheme counts: {other_scheme:?}");
+    assert!(
+        matches!(other_scheme, Err(tokio_tungstenite::tungstenite::Error::Http(ref r)) if r.status() == 403),
+        "scheme counts: {other_scheme:?}"
+    );
     assert!(open(&server, Some("0123"), None).await.is_err(), "a bad token is 401, not anonymous");
 
     let mut anonymous = open(&server, None, None).await.expect("connect");
@@ -288,7 +314,9 @@ async fn slow_consumers_are_closed_and_everything_is_cleaned_up() {
             _ => drop(socket), // abrupt: no close frame
         }
     }
-    for name in ["veritable_ws_connections", "veritable_ws_rooms", "veritable_ws_subscriptions", "veritable_ws_tracked_clients"] {
+    for name in
+        ["veritable_ws_connections", "veritable_ws_rooms", "veritable_ws_subscriptions", "veritable_ws_tracked_clients"]
+    {
         eventually_metric(&server, name, 0.0).await;
     }
     server.stop().await.expect("stop");
@@ -429,7 +457,11 @@ async fn presence_and_typing_cross_proxies() {
         send(&mut on_a, json!({ "op": "typing", "room": "topic:5" })).await;
     }
     let typing = next_of(&mut on_b, "typing").await;
-    assert_eq!((typing["user"]["username"].as_str(), typing["expires_in_ms"].as_i64()), (Some("demo"), Some(5000)), "{typing}");
+    assert_eq!(
+        (typing["user"]["username"].as_str(), typing["expires_in_ms"].as_i64()),
+        (Some("demo"), Some(5000)),
+        "{typing}"
+    );
     let marker = reply(&demo, 5, "after typing").await;
     loop {
         let frame = next(&mut on_b).await;
@@ -490,7 +522,13 @@ async fn events_invalidate_other_proxies_caches() {
     let (_, before) = on_b.get("/api/v1/forums/topics?limit=3").await;
     // A topic not on the first page: a reply bumps it to the top.
     let (_, page) = on_b.get("/api/v1/forums/topics?limit=100").await;
-    let bumped = page["items"].as_array().expect("items").iter().rev().find(|t| t["is_pinned"] == false).expect("an unpinned topic")["id"]
+    let bumped = page["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .rev()
+        .find(|t| t["is_pinned"] == false)
+        .expect("an unpinned topic")["id"]
         .as_i64()
         .expect("id");
     assert_ne!(before["items"][0]["id"], bumped);
@@ -506,7 +544,8 @@ async fn events_invalidate_other_proxies_caches() {
     let first = json!({ "title": "Cached", "body": "first", "base_revision": 0 });
     assert_eq!(on_a.call("PUT", path, Some(first)).await.0, 201);
     assert_eq!(on_b.get(path).await.1["current_revision"], 1, "cached on B now");
-    let (status, _) = on_a.call("PUT", path, Some(json!({ "title": "Cached", "body": "second", "base_revision": 1 }))).await;
+    let (status, _) =
+        on_a.call("PUT", path, Some(json!({ "title": "Cached", "body": "second", "base_revision": 1 }))).await;
     assert_eq!(status, 200);
     assert_eq!(on_a.get(path).await.1["current_revision"], 2, "the writer's proxy forgets its copy at once");
     until("B's cached wiki page shows revision 2", || async { on_b.get(path).await.1["current_revision"] == 2 }).await;
@@ -536,10 +575,16 @@ async fn caps_hold_and_role_changes_reach_every_proxy() {
     let first = open(&a, demo.token.as_deref(), None).await.expect("1st");
     let mut second = open(&a, demo.token.as_deref(), None).await.expect("2nd");
     let third = open(&a, demo.token.as_deref(), None).await;
-    assert!(matches!(third, Err(tokio_tungstenite::tungstenite::Error::Http(ref r)) if r.status() == 429), "per user: {third:?}");
+    assert!(
+        matches!(third, Err(tokio_tungstenite::tungstenite::Error::Http(ref r)) if r.status() == 429),
+        "per user: {third:?}"
+    );
     let anonymous = [open(&a, None, None).await.expect("3rd"), open(&a, None, None).await.expect("4th")];
     let fifth = open(&a, None, None).await;
-    assert!(matches!(fifth, Err(tokio_tungstenite::tungstenite::Error::Http(ref r)) if r.status() == 429), "per address: {fifth:?}");
+    assert!(
+        matches!(fifth, Err(tokio_tungstenite::tungstenite::Error::Http(ref r)) if r.status() == 429),
+        "per address: {fifth:?}"
+    );
     drop(anonymous);
     drop(first);
 
@@ -647,7 +692,10 @@ impl JsClient {
 #[tokio::test]
 async fn the_js_client_resumes_without_gaps_and_tracks_presence_and_typing() {
     let size = std::fs::metadata(JsClient::script("../client/veritable-realtime.js")).expect("the client").len();
-    assert!(size <= CLIENT_BUDGET_BYTES, "the realtime client is {size} bytes, over its {CLIENT_BUDGET_BYTES}-byte budget");
+    assert!(
+        size <= CLIENT_BUDGET_BYTES,
+        "the realtime client is {size} bytes, over its {CLIENT_BUDGET_BYTES}-byte budget"
+    );
 
     let (db, client) = FreshDb::seeded("rt_js_client", &Shape::of(Scale::Small), 28).await;
     let server = TestServer::start_with(server_config(&db.url)).await;
@@ -699,7 +747,10 @@ async fn the_js_client_resumes_without_gaps_and_tracks_presence_and_typing() {
         .batch_execute("INSERT INTO forum_replies (topic_id, author_id, body) SELECT 5, 3, 'flood ' || g FROM generate_series(1, 1001) g")
         .await
         .expect("more than the backlog");
-    until("the proxy has read the flood", || async { metric(&server, "veritable_ws_events_routed_total").await >= routed + 1001.0 }).await;
+    until("the proxy has read the flood", || async {
+        metric(&server, "veritable_ws_events_routed_total").await >= routed + 1001.0
+    })
+    .await;
     js.command(json!({ "do": "connect" })).await;
     js.until("resync", |l| l["on"] == "resync" && l["room"] == "topic:5").await;
     js.until("resubscribed", |l| l["on"] == "subscribed").await;

@@ -56,9 +56,8 @@ async fn default_caps_bound_a_deep_chain_and_mark_the_cut() {
     assert!(!rows[9].has_more, "the depth cap is not a row cap");
 
     // The subtree continuation goes on below the cut, with absolute depths.
-    let below = visits(
-        client.query("SELECT * FROM veritable.reply_subtree($1)", &[&rows[9].id]).await.expect("reply_subtree"),
-    );
+    let below =
+        visits(client.query("SELECT * FROM veritable.reply_subtree($1)", &[&rows[9].id]).await.expect("reply_subtree"));
     assert_eq!(below.len(), 10);
     assert_eq!(below[0].id, rows[9].id);
     assert_eq!(below.iter().map(|v| v.depth).collect::<Vec<_>>(), (9..19).collect::<Vec<_>>());
@@ -154,17 +153,19 @@ async fn a_ten_thousand_deep_chain_and_a_cycle_return_bounded_results() {
     // on a busy machine it outlasts the role's 10 s statement timeout (seen in CI).
     tx.batch_execute("SET LOCAL statement_timeout = 0").await.unwrap();
     let topic: i64 = tx
-        .query_one("INSERT INTO forum_topics (category_id, author_id, title, body) VALUES (1, 1, 'deep', 'deep') RETURNING id", &[])
+        .query_one(
+            "INSERT INTO forum_topics (category_id, author_id, title, body) VALUES (1, 1, 'deep', 'deep') RETURNING id",
+            &[],
+        )
         .await
         .unwrap()
         .get(0);
     // 10,000 replies, each answering the previous one, in one statement.
-    let first: i64 = tx
-        .query_one("SELECT nextval(pg_get_serial_sequence('forum_replies', 'id'))", &[])
+    let first: i64 =
+        tx.query_one("SELECT nextval(pg_get_serial_sequence('forum_replies', 'id'))", &[]).await.unwrap().get(0);
+    tx.execute("SELECT setval(pg_get_serial_sequence('forum_replies', 'id'), $1::bigint + 10000)", &[&first])
         .await
-        .unwrap()
-        .get(0);
-    tx.execute("SELECT setval(pg_get_serial_sequence('forum_replies', 'id'), $1::bigint + 10000)", &[&first]).await.unwrap();
+        .unwrap();
     tx.execute(
         "INSERT INTO forum_replies (id, topic_id, parent_id, author_id, body)
          SELECT g, $1, CASE WHEN g = $2 THEN NULL ELSE g - 1 END, 1, 'step ' || g
@@ -173,7 +174,8 @@ async fn a_ten_thousand_deep_chain_and_a_cycle_return_bounded_results() {
     )
     .await
     .unwrap();
-    let deepest: i32 = tx.query_one("SELECT max(depth) FROM forum_replies WHERE topic_id = $1", &[&topic]).await.unwrap().get(0);
+    let deepest: i32 =
+        tx.query_one("SELECT max(depth) FROM forum_replies WHERE topic_id = $1", &[&topic]).await.unwrap().get(0);
     assert_eq!(deepest, 9_999, "depths kept by the trigger");
 
     let rows = tx.query("SELECT * FROM veritable.reply_tree($1)", &[&topic]).await.unwrap();

@@ -36,16 +36,40 @@ async fn bad_rows_are_refused_with_the_constraint_sqlstate() {
         ("INSERT INTO forum_topics (category_id, author_id, title, body) VALUES (1, 1, '', 'b')", CHECK_VIOLATION),
         ("INSERT INTO forum_topics (category_id, author_id, title, body) VALUES (1, 1, ' ', 'b')", CHECK_VIOLATION),
         ("INSERT INTO forum_topics (category_id, author_id, title, body) VALUES (1, 1, 't', '')", CHECK_VIOLATION),
-        ("INSERT INTO forum_topics (category_id, author_id, title, body) VALUES (999999, 1, 't', 'b')", FOREIGN_KEY_VIOLATION),
-        ("INSERT INTO users (username, display_name, email, password_hash) VALUES ('a b', 'A', 'a@b.c', 'h')", CHECK_VIOLATION),
-        ("INSERT INTO users (username, display_name, email, password_hash) VALUES ('ab', 'A', 'a@b.c', 'h')", CHECK_VIOLATION),
-        ("INSERT INTO users (username, display_name, email, password_hash) VALUES ('ADMIN', 'A', 'x@b.c', 'h')", UNIQUE_VIOLATION),
-        ("INSERT INTO users (username, display_name, email, password_hash, role) VALUES ('zz_role', 'A', 'zz@b.c', 'h', 'god')", CHECK_VIOLATION),
-        ("INSERT INTO users (username, display_name, email, password_hash) VALUES ('zz_mail', 'A', 'not-an-email', 'h')", CHECK_VIOLATION),
-        ("INSERT INTO sessions (user_id, token_hash, expires_at) VALUES (1, '\\x00', now() + interval '1 day')", CHECK_VIOLATION),
+        (
+            "INSERT INTO forum_topics (category_id, author_id, title, body) VALUES (999999, 1, 't', 'b')",
+            FOREIGN_KEY_VIOLATION,
+        ),
+        (
+            "INSERT INTO users (username, display_name, email, password_hash) VALUES ('a b', 'A', 'a@b.c', 'h')",
+            CHECK_VIOLATION,
+        ),
+        (
+            "INSERT INTO users (username, display_name, email, password_hash) VALUES ('ab', 'A', 'a@b.c', 'h')",
+            CHECK_VIOLATION,
+        ),
+        (
+            "INSERT INTO users (username, display_name, email, password_hash) VALUES ('ADMIN', 'A', 'x@b.c', 'h')",
+            UNIQUE_VIOLATION,
+        ),
+        (
+            "INSERT INTO users (username, display_name, email, password_hash, role) VALUES ('zz_role', 'A', 'zz@b.c', 'h', 'god')",
+            CHECK_VIOLATION,
+        ),
+        (
+            "INSERT INTO users (username, display_name, email, password_hash) VALUES ('zz_mail', 'A', 'not-an-email', 'h')",
+            CHECK_VIOLATION,
+        ),
+        (
+            "INSERT INTO sessions (user_id, token_hash, expires_at) VALUES (1, '\\x00', now() + interval '1 day')",
+            CHECK_VIOLATION,
+        ),
         ("INSERT INTO wiki_pages (slug, title, author_id) VALUES ('Not A Slug', 't', 1)", CHECK_VIOLATION),
         ("INSERT INTO events (room, kind) VALUES ('nowhere:1', 'x')", CHECK_VIOLATION),
-        ("INSERT INTO events (room, kind, payload) VALUES ('topic:1', 'x', jsonb_build_object('big', repeat('x', 5000)))", CHECK_VIOLATION),
+        (
+            "INSERT INTO events (room, kind, payload) VALUES ('topic:1', 'x', jsonb_build_object('big', repeat('x', 5000)))",
+            CHECK_VIOLATION,
+        ),
         ("INSERT INTO notifications (user_id, kind) VALUES (1, 'nonsense')", CHECK_VIOLATION),
         ("INSERT INTO forum_tags (name) VALUES ('Has Space')", CHECK_VIOLATION),
     ];
@@ -60,7 +84,8 @@ async fn a_reply_parent_must_be_in_the_same_topic_and_not_itself() {
     // Reply 1 belongs to some topic; pick a different topic for the child.
     let row = client.query_one("SELECT id, topic_id FROM forum_replies ORDER BY id LIMIT 1", &[]).await.unwrap();
     let (parent, topic): (i64, i64) = (row.get(0), row.get(1));
-    let other: i64 = client.query_one("SELECT id FROM forum_topics WHERE id <> $1 LIMIT 1", &[&topic]).await.unwrap().get(0);
+    let other: i64 =
+        client.query_one("SELECT id FROM forum_topics WHERE id <> $1 LIMIT 1", &[&topic]).await.unwrap().get(0);
     let result = client
         .execute(
             "INSERT INTO forum_replies (topic_id, parent_id, author_id, body) VALUES ($1, $2, 1, 'x')",

@@ -15,11 +15,8 @@ async fn small_data_has_the_planned_shape() {
         async move { client.query_one(&format!("SELECT count(*) FROM {table}"), &[]).await.unwrap().get::<_, i64>(0) }
     };
     // Other tests (the API ones) register users of their own: count the seeded ids.
-    let seeded_users: i64 = client
-        .query_one("SELECT count(*) FROM users WHERE id <= $1", &[&i64::from(shape.users)])
-        .await
-        .unwrap()
-        .get(0);
+    let seeded_users: i64 =
+        client.query_one("SELECT count(*) FROM users WHERE id <= $1", &[&i64::from(shape.users)]).await.unwrap().get(0);
     assert_eq!(seeded_users, i64::from(shape.users));
     assert_eq!(count("forum_categories").await, i64::from(shape.categories));
     assert_eq!(count("forum_topics").await, i64::from(shape.topics));
@@ -116,7 +113,10 @@ async fn fingerprint(client: &tokio_postgres::Client) -> Vec<String> {
     let mut digests = Vec::new();
     for table in seed::SEEDED_TABLES {
         let digest: String = client
-            .query_one(&format!("SELECT coalesce(md5(string_agg(t::text, '|' ORDER BY t::text)), '') FROM {table} t"), &[])
+            .query_one(
+                &format!("SELECT coalesce(md5(string_agg(t::text, '|' ORDER BY t::text)), '') FROM {table} t"),
+                &[],
+            )
             .await
             .expect("every seeded table can be read")
             .get(0);
@@ -143,10 +143,7 @@ async fn seeding_is_deterministic_refuses_to_mix_and_replaces_on_request() {
 
     // Identity sequences continue after the seeded ids.
     let next: i64 = client
-        .query_one(
-            "INSERT INTO forum_categories (slug, name) VALUES ('after-seed', 'After seed') RETURNING id",
-            &[],
-        )
+        .query_one("INSERT INTO forum_categories (slug, name) VALUES ('after-seed', 'After seed') RETURNING id", &[])
         .await
         .unwrap()
         .get(0);

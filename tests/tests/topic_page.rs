@@ -4,7 +4,12 @@ use tokio_postgres::Client;
 use veritable_tests::{connect, database_url, sqlstate};
 
 /// (id, pinned, last_activity as text, next_cursor) of one page.
-async fn page(client: &Client, category: Option<i64>, cursor: Option<&str>, size: i32) -> Vec<(i64, bool, String, Option<String>)> {
+async fn page(
+    client: &Client,
+    category: Option<i64>,
+    cursor: Option<&str>,
+    size: i32,
+) -> Vec<(i64, bool, String, Option<String>)> {
     client
         .query(
             "SELECT id, is_pinned, last_activity_at::text, next_cursor FROM veritable.topic_page($1, $2, $3)",

@@ -9,17 +9,23 @@ use veritable_tests::{FreshDb, connect, database_url, sqlstate};
 /// reply_count, participant_count, last_reply_at (text) of a topic.
 async fn stats(tx: &Transaction<'_>, topic: i64) -> (i32, i32, Option<String>) {
     let row = tx
-        .query_one("SELECT reply_count, participant_count, last_reply_at::text FROM forum_topic_stats WHERE topic_id = $1", &[&topic])
+        .query_one(
+            "SELECT reply_count, participant_count, last_reply_at::text FROM forum_topic_stats WHERE topic_id = $1",
+            &[&topic],
+        )
         .await
         .expect("topic stats");
     (row.get(0), row.get(1), row.get(2))
 }
 
 async fn new_topic(tx: &Transaction<'_>) -> i64 {
-    tx.query_one("INSERT INTO forum_topics (category_id, author_id, title, body) VALUES (1, 3, 'T', 'b') RETURNING id", &[])
-        .await
-        .expect("insert a topic")
-        .get(0)
+    tx.query_one(
+        "INSERT INTO forum_topics (category_id, author_id, title, body) VALUES (1, 3, 'T', 'b') RETURNING id",
+        &[],
+    )
+    .await
+    .expect("insert a topic")
+    .get(0)
 }
 
 async fn reply(tx: &Transaction<'_>, topic: i64, author: i64, parent: Option<i64>, body: &str) -> i64 {
@@ -66,7 +72,8 @@ async fn a_dbas_raw_insert_is_sanitized_and_versioned() {
         .await
         .unwrap();
     assert_eq!((row.get::<_, String>(0), row.get::<_, bool>(1)), (html, true));
-    let topic_html: String = tx.query_one("SELECT body_html FROM forum_topics WHERE id = $1", &[&topic]).await.unwrap().get(0);
+    let topic_html: String =
+        tx.query_one("SELECT body_html FROM forum_topics WHERE id = $1", &[&topic]).await.unwrap().get(0);
     assert_eq!(topic_html, "<p>b</p>\n");
     tx.rollback().await.unwrap();
 }
@@ -146,7 +153,8 @@ async fn counters_follow_insert_soft_delete_restore_move_and_hard_delete() {
     let (count_a, participants_a, _) = stats(&tx, a).await;
     let (count_b, participants_b, _) = stats(&tx, b).await;
     assert_eq!((count_a, participants_a, count_b, participants_b), (2, 2, 1, 1));
-    let r2_children: i32 = tx.query_one("SELECT child_count FROM forum_replies WHERE id = $1", &[&r2]).await.unwrap().get(0);
+    let r2_children: i32 =
+        tx.query_one("SELECT child_count FROM forum_replies WHERE id = $1", &[&r2]).await.unwrap().get(0);
     assert_eq!(r2_children, 0);
 
     // A reply with children cannot be hard-deleted (it stays as a tombstone instead).
@@ -171,7 +179,8 @@ async fn mentions_activity_and_events_are_written_in_the_same_transaction() {
     let mut client = connect(&database_url()).await;
     let tx = client.transaction().await.unwrap();
     let topic = new_topic(&tx).await;
-    let id = reply(&tx, topic, 3, None, "hello @Admin and @moderator and @demo and @nobody_here, mail x@admin.test").await;
+    let id =
+        reply(&tx, topic, 3, None, "hello @Admin and @moderator and @demo and @nobody_here, mail x@admin.test").await;
     let mentioned: Vec<i64> = tx
         .query("SELECT mentioned_user_id FROM mentions WHERE reply_id = $1 ORDER BY 1", &[&id])
         .await
@@ -240,7 +249,8 @@ async fn wiki_revisions_advance_the_page_and_notify_its_room() {
     .unwrap();
     let row = tx.query_one("SELECT current_revision, title FROM wiki_pages WHERE id = $1", &[&page]).await.unwrap();
     assert_eq!((row.get::<_, i32>(0), row.get::<_, String>(1)), (1, "First".to_owned()));
-    let html: String = tx.query_one("SELECT body_html FROM wiki_revisions WHERE page_id = $1", &[&page]).await.unwrap().get(0);
+    let html: String =
+        tx.query_one("SELECT body_html FROM wiki_revisions WHERE page_id = $1", &[&page]).await.unwrap().get(0);
     assert_eq!(html, "<h1>Head</h1>\n");
     let room: String = tx
         .query_one("SELECT room FROM events WHERE xid = pg_current_xact_id() AND kind = 'wiki.revised'", &[])
@@ -338,7 +348,10 @@ async fn a_topics_stats_row_is_created_with_it_and_follows_its_category_pin_and_
     let stats_row = "SELECT s.category_id, s.is_pinned, s.is_deleted, s.last_activity_at = t.created_at
                        FROM forum_topic_stats s JOIN forum_topics t ON t.id = s.topic_id WHERE s.topic_id = $1";
     let row = tx.query_one(stats_row, &[&topic]).await.expect("a new topic has its stats row");
-    assert_eq!((row.get::<_, i64>(0), row.get::<_, bool>(1), row.get::<_, bool>(2), row.get::<_, bool>(3)), (1, false, false, true));
+    assert_eq!(
+        (row.get::<_, i64>(0), row.get::<_, bool>(1), row.get::<_, bool>(2), row.get::<_, bool>(3)),
+        (1, false, false, true)
+    );
     assert_eq!(stats(&tx, topic).await, (0, 0, None));
 
     tx.execute("UPDATE forum_topics SET category_id = 2, is_pinned = true WHERE id = $1", &[&topic]).await.unwrap();

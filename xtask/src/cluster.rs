@@ -63,7 +63,11 @@ impl Cluster {
             let mut hasher = DefaultHasher::new();
             run::root().hash(&mut hasher);
             base = PathBuf::from(format!("/var/tmp/veritable-pg-{:016x}", hasher.finish()));
-            println!("    the postgres user cannot reach {}; the cluster lives in {}", target.display(), base.display());
+            println!(
+                "    the postgres user cannot reach {}; the cluster lives in {}",
+                target.display(),
+                base.display()
+            );
         }
         Ok(Self { data: base.join("data"), sockets: base.join("run"), log: base.join("postgres.log"), base, port })
     }
@@ -113,12 +117,14 @@ impl Cluster {
         if run::is_root() {
             run::status(Command::new("chown").args(["-R", "postgres:postgres"]).arg(&self.base))?;
         }
-        run::status(
-            as_owner(&pg_bin("initdb"))
-                .arg("-D")
-                .arg(&self.data)
-                .args(["-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-locale"]),
-        )
+        run::status(as_owner(&pg_bin("initdb")).arg("-D").arg(&self.data).args([
+            "-U",
+            "postgres",
+            "--auth=trust",
+            "-E",
+            "UTF8",
+            "--no-locale",
+        ]))
         .context("initdb failed")?;
         let conf = self.data.join("postgresql.conf");
         let mut text = std::fs::read_to_string(&conf).with_context(|| format!("cannot read {}", conf.display()))?;
@@ -151,7 +157,9 @@ impl Cluster {
         let path = self.data.join("veritable.conf");
         std::fs::write(&path, settings).with_context(|| format!("cannot write {}", path.display()))?;
         if run::is_root() {
-            run::output(Command::new("chown").arg("postgres:postgres").arg(&path).arg(self.data.join("postgresql.conf")))?;
+            run::output(
+                Command::new("chown").arg("postgres:postgres").arg(&path).arg(self.data.join("postgresql.conf")),
+            )?;
         }
         Ok(())
     }

@@ -58,7 +58,10 @@ impl Pgbouncer {
         let deadline = Instant::now() + Duration::from_secs(10);
         while TcpStream::connect(("127.0.0.1", port)).is_err() {
             if Instant::now() > deadline {
-                bail!("pgbouncer did not listen on 127.0.0.1:{port} within 10 s (see {})", dir.join("pgbouncer.log").display());
+                bail!(
+                    "pgbouncer did not listen on 127.0.0.1:{port} within 10 s (see {})",
+                    dir.join("pgbouncer.log").display()
+                );
             }
             std::thread::sleep(Duration::from_millis(50));
         }

@@ -32,7 +32,9 @@ fn ensure_packages() -> anyhow::Result<()> {
     if Command::new("dpkg-query").arg("--version").output().is_err() {
         // Not Debian: we cannot install, so check for what the build needs.
         if !Path::new(PG_CONFIG).exists() {
-            bail!("PostgreSQL 15 with server headers is required ({PG_CONFIG} is missing); this tool installs it only on Debian");
+            bail!(
+                "PostgreSQL 15 with server headers is required ({PG_CONFIG} is missing); this tool installs it only on Debian"
+            );
         }
         return Ok(());
     }
@@ -102,8 +104,7 @@ fn ensure_pgrx_init() -> anyhow::Result<()> {
 /// PostgreSQL 15 directories (with sudo when not root).
 pub fn install_extension() -> anyhow::Result<()> {
     let mut cmd = run::cargo();
-    cmd.current_dir(run::root().join("extension"))
-        .args(["pgrx", "install", "--release", "--pg-config", PG_CONFIG]);
+    cmd.current_dir(run::root().join("extension")).args(["pgrx", "install", "--release", "--pg-config", PG_CONFIG]);
     if !run::is_root() {
         cmd.arg("--sudo");
     }

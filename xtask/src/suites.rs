@@ -33,7 +33,18 @@ pub fn test() -> anyhow::Result<()> {
     let cluster = Cluster::locate()?;
 
     outcomes.push(steps.step("unit tests (cargo test, without the extension)", || {
-        suite("unit", run::cargo().args(["test", "--no-fail-fast", "--workspace", "--exclude", "veritable", "--exclude", "veritable-tests"]))
+        suite(
+            "unit",
+            run::cargo().args([
+                "test",
+                "--no-fail-fast",
+                "--workspace",
+                "--exclude",
+                "veritable",
+                "--exclude",
+                "veritable-tests",
+            ]),
+        )
     })?);
 
     // cargo pgrx test installs its own build of the shared library: keep the
@@ -74,31 +85,44 @@ pub fn test() -> anyhow::Result<()> {
         )
     })?);
 
-    outcomes.push(steps.step("API tests again through pgbouncer (transaction mode; proxy in pgbouncer mode)", || {
-        let bouncer = Pgbouncer::start(&cluster)?;
-        // The first run's login and posting windows must not spill into this one.
-        cluster.superuser(TEST_DB, "DELETE FROM rate_limits")?;
-        let bin = run::target_dir().join("debug").join("veritable-proxy");
-        let mut cmd = run::cargo();
-        cmd.args(["test", "--no-fail-fast", "-p", "veritable-tests"]);
-        for test in API_TESTS {
-            cmd.args(["--test", test]);
-        }
-        cmd.env("VERITABLE_TEST_DATABASE_URL", &url)
-            .env("VERITABLE_TEST_CREATEDB_URL", cluster.database_url("postgres"))
-            .env("VERITABLE_PROXY_BIN", bin)
-            .env("VERITABLE_TEST_PGBOUNCER_PORT", bouncer.port.to_string());
-        suite("pgbouncer", &mut cmd)
-    })?);
+    outcomes.push(steps.step(
+        "API tests again through pgbouncer (transaction mode; proxy in pgbouncer mode)",
+        || {
+            let bouncer = Pgbouncer::start(&cluster)?;
+            // The first run's login and posting windows must not spill into this one.
+            cluster.superuser(TEST_DB, "DELETE FROM rate_limits")?;
+            let bin = run::target_dir().join("debug").join("veritable-proxy");
+            let mut cmd = run::cargo();
+            cmd.args(["test", "--no-fail-fast", "-p", "veritable-tests"]);
+            for test in API_TESTS {
+                cmd.args(["--test", test]);
+            }
+            cmd.env("VERITABLE_TEST_DATABASE_URL", &url)
+                .env("VERITABLE_TEST_CREATEDB_URL", cluster.database_url("postgres"))
+                .env("VERITABLE_PROXY_BIN", bin)
+                .env("VERITABLE_TEST_PGBOUNCER_PORT", bouncer.port.to_string());
+            suite("pgbouncer", &mut cmd)
+        },
+    )?);
 
     // Last: the fuzzer writes into the shared test data.
     outcomes.push(steps.step(
-        &format!("schemathesis against the OpenAPI document ({} s; 0 server errors, 0 undocumented status codes)", schemathesis::BUDGET_SECS),
+        &format!(
+            "schemathesis against the OpenAPI document ({} s; 0 server errors, 0 undocumented status codes)",
+            schemathesis::BUDGET_SECS
+        ),
         || {
             let started = Instant::now();
             let ok = schemathesis::run(&url, schemathesis::BUDGET_SECS)?;
             let (passed, failed) = if ok { (1, 0) } else { (0, 1) };
-            Ok(Outcome { name: "schemathesis", passed, failed, ignored: 0, ok, seconds: started.elapsed().as_secs_f64() })
+            Ok(Outcome {
+                name: "schemathesis",
+                passed,
+                failed,
+                ignored: 0,
+                ok,
+                seconds: started.elapsed().as_secs_f64(),
+            })
         },
     )?);
 
@@ -125,7 +149,8 @@ pub fn test() -> anyhow::Result<()> {
 }
 
 /// The HTTP API suites, run a second time through pgbouncer.
-const API_TESTS: &[&str] = &["api_auth", "api_forums", "api_limits", "api_people", "api_replies", "api_topics", "api_wiki"];
+const API_TESTS: &[&str] =
+    &["api_auth", "api_forums", "api_limits", "api_people", "api_replies", "api_topics", "api_wiki"];
 
 /// Runs a cargo test command, echoing its output and adding up its
 /// `test result:` lines. A suite is ok only if the command succeeded.
@@ -177,4 +202,3 @@ mod tests {
         assert_eq!(count("FAILED. 0 passed; 2 failed;", "failed"), 2);
     }
 }
-

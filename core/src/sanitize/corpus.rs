@@ -64,12 +64,20 @@ pub fn shapes(size: usize) -> Vec<Shape> {
         ("foster text flood", Html, repeat_to(size, "<table>", &fixed("x<i>"))),
         ("one tag, distinct attributes", Html, repeat_to(size, "<b ", &|i| format!("a{i:x} "))),
         ("one tag, duplicate attributes", Html, repeat_to(size, "<b ", &fixed("a "))),
-        ("many tags of 1,000 attributes", Html, repeat_to(size, "", &|i| {
-            if i % 1000 == 999 { ">\n<b ".to_owned() } else { format!("a{i:x} ") }
-        })),
+        (
+            "many tags of 1,000 attributes",
+            Html,
+            repeat_to(size, "", &|i| {
+                if i % 1000 == 999 { ">\n<b ".to_owned() } else { format!("a{i:x} ") }
+            }),
+        ),
         ("repeated <html>, new attributes", Html, repeat_to(size, "", &|i| format!("<html a{i:x}>"))),
         ("javascript: urls", Html, repeat_to(size, "", &fixed("<a href=\"java&#x09;script:alert(1)\">x</a>"))),
-        ("the seed's payload", Html, format!("<script>{}{}</script>", "(".repeat(size / 2 - 9), ")".repeat(size / 2 - 9))),
+        (
+            "the seed's payload",
+            Html,
+            format!("<script>{}{}</script>", "(".repeat(size / 2 - 9), ")".repeat(size / 2 - 9)),
+        ),
         // Markdown: its own nesting, and output much larger than its input.
         ("md nested lists", Markdown, repeat_to(size, "", &fixed("- "))),
         ("md nested quotes", Markdown, repeat_to(size, "", &fixed("> "))),

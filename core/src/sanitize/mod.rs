@@ -24,7 +24,8 @@ const BASE_TAGS: &[&str] = &["p", "br", "strong", "em", "code", "pre", "blockquo
 /// Added for forum and wiki Markdown: headings, horizontal rules, strike-through.
 const FORUM_TAGS: &[&str] = &["h1", "h2", "h3", "h4", "h5", "h6", "hr", "del"];
 /// Dropped together with their content (not just their tags).
-const CONTENT_DROPPED: &[&str] = &["script", "style", "template", "noscript", "iframe", "object", "embed", "svg", "math"];
+const CONTENT_DROPPED: &[&str] =
+    &["script", "style", "template", "noscript", "iframe", "object", "embed", "svg", "math"];
 
 pub const LINK_REL: &str = "nofollow ugc noopener";
 
@@ -191,7 +192,8 @@ pub fn render_markdown_with(markdown: &str, limit: usize, tick: &mut dyn FnMut()
         }
     });
     let mut html = Bounded { text: String::with_capacity(markdown.len() + markdown.len() / 4), limit: out_limit };
-    pulldown_cmark::html::write_html_fmt(&mut html, parser).map_err(|_| SanitizeError::RendersTooLarge { limit: out_limit })?;
+    pulldown_cmark::html::write_html_fmt(&mut html, parser)
+        .map_err(|_| SanitizeError::RendersTooLarge { limit: out_limit })?;
     clean(&html.text, limit, tick)
 }
 
@@ -227,7 +229,8 @@ mod tests {
 
     #[test]
     fn keeps_the_allowlist_and_forces_rel() {
-        let out = sanitize(r#"<p><strong>b</strong> <a href="https://x.test/a" target="_blank" onclick="x()">l</a></p>"#);
+        let out =
+            sanitize(r#"<p><strong>b</strong> <a href="https://x.test/a" target="_blank" onclick="x()">l</a></p>"#);
         assert_eq!(out, r#"<p><strong>b</strong> <a href="https://x.test/a" rel="nofollow ugc noopener">l</a></p>"#);
     }
 
@@ -272,7 +275,10 @@ mod tests {
         for case in cases {
             let out = sanitize(case);
             let lower = out.to_lowercase();
-            assert!(!lower.contains("onerror") && !lower.contains("onclick") && !lower.contains("onmouseover"), "{case} -> {out}");
+            assert!(
+                !lower.contains("onerror") && !lower.contains("onclick") && !lower.contains("onmouseover"),
+                "{case} -> {out}"
+            );
             assert!(!lower.contains("<img") && !lower.contains("<svg") && !lower.contains("<math"), "{case} -> {out}");
             // Sanitizing is idempotent: the output parses to itself.
             assert_eq!(sanitize(&out), out, "{case}");
@@ -291,12 +297,21 @@ mod tests {
         // The fragment's root element is level 1, so 255 divs reach the bound.
         let divs = |depth: usize| format!("{}x{}", "<div>".repeat(depth), "</div>".repeat(depth));
         assert!(sanitize(&divs(MAX_NESTING - 1)).contains('x'));
-        assert_eq!(sanitize_html(&divs(MAX_NESTING), LIMIT), Err(SanitizeError::TooDeep(TooDeep { limit: MAX_NESTING })));
+        assert_eq!(
+            sanitize_html(&divs(MAX_NESTING), LIMIT),
+            Err(SanitizeError::TooDeep(TooDeep { limit: MAX_NESTING }))
+        );
         let nested_lists = |depth: usize| format!("{}x{}", "<ul><li>".repeat(depth), "</li></ul>".repeat(depth));
         assert!(sanitize(&nested_lists(MAX_NESTING / 2 - 1)).contains('x'));
-        assert_eq!(sanitize_html(&nested_lists(10_000), 1_000_000), Err(SanitizeError::TooDeep(TooDeep { limit: MAX_NESTING })));
+        assert_eq!(
+            sanitize_html(&nested_lists(10_000), 1_000_000),
+            Err(SanitizeError::TooDeep(TooDeep { limit: MAX_NESTING }))
+        );
         let quotes = format!("{}x", "> ".repeat(10_000));
-        assert!(matches!(render_markdown(&quotes, LIMIT), Err(SanitizeError::TooDeep(_) | SanitizeError::RendersTooLarge { .. })));
+        assert!(matches!(
+            render_markdown(&quotes, LIMIT),
+            Err(SanitizeError::TooDeep(_) | SanitizeError::RendersTooLarge { .. })
+        ));
         let lists = format!("{}x", "- ".repeat(10_000));
         assert!(matches!(render_markdown(&lists, LIMIT), Ok(_) | Err(SanitizeError::TooDeep(_))));
         let lists = format!("{}x", "  - ".repeat(1_000));
@@ -322,12 +337,22 @@ mod tests {
         // Comments that HTML5 ends early hide nothing from the guard.
         for unit in ["<!--><div>", "<!---><div>", "<!-- x --!><div>", "<?x><div>", "<!x><div>", "</ x><div>"] {
             let html = unit.repeat(MAX_NESTING + 10);
-            assert_eq!(sanitize_html(&html, LIMIT), Err(SanitizeError::TooDeep(TooDeep { limit: MAX_NESTING })), "{unit}");
+            assert_eq!(
+                sanitize_html(&html, LIMIT),
+                Err(SanitizeError::TooDeep(TooDeep { limit: MAX_NESTING })),
+                "{unit}"
+            );
         }
         // Template contents hang off their template (the DOM keeps no link
         // up from them), and nesting counts through them.
-        assert_eq!(sanitize_html(&"<template>".repeat(300), LIMIT), Err(SanitizeError::TooDeep(TooDeep { limit: MAX_NESTING })));
-        assert_eq!(sanitize_html(&"<template><div>".repeat(150), LIMIT), Err(SanitizeError::TooDeep(TooDeep { limit: MAX_NESTING })));
+        assert_eq!(
+            sanitize_html(&"<template>".repeat(300), LIMIT),
+            Err(SanitizeError::TooDeep(TooDeep { limit: MAX_NESTING }))
+        );
+        assert_eq!(
+            sanitize_html(&"<template><div>".repeat(150), LIMIT),
+            Err(SanitizeError::TooDeep(TooDeep { limit: MAX_NESTING }))
+        );
         let shape = guard::check(&"<template>".repeat(100), &mut || {}).expect("within the bound");
         assert_eq!(shape.max_depth, 101, "the fragment's html element, then 100 templates");
         // End tags that close nothing do not lower the depth.
@@ -373,7 +398,9 @@ mod tests {
                 corpus::Format::Html => shape.text.clone(),
                 corpus::Format::Markdown => match render_markdown(&shape.text, LIMIT) {
                     Ok(html) => html,
-                    Err(SanitizeError::TooDeep(_) | SanitizeError::TooComplex(_) | SanitizeError::TokenTooLong(_)) => continue,
+                    Err(SanitizeError::TooDeep(_) | SanitizeError::TooComplex(_) | SanitizeError::TokenTooLong(_)) => {
+                        continue;
+                    }
                     Err(SanitizeError::RendersTooLarge { .. } | SanitizeError::TooManyReferences { .. }) => continue,
                     Err(e) => panic!("{}: {e}", shape.name),
                 },
@@ -431,12 +458,18 @@ mod tests {
         let definition = format!("[r]: https://x.test/{}\n\n", "a".repeat(1_000));
         let amplified = definition + &"[r] ".repeat(20_000);
         // Nested quotes: each `> ` opens a blockquote, closed again at the end.
-        assert_eq!(render_markdown(&"> ".repeat(LIMIT / 2), LIMIT), Err(SanitizeError::RendersTooLarge { limit: html_limit(LIMIT) }));
+        assert_eq!(
+            render_markdown(&"> ".repeat(LIMIT / 2), LIMIT),
+            Err(SanitizeError::RendersTooLarge { limit: html_limit(LIMIT) })
+        );
         // pulldown-cmark stops expanding references itself; whatever it does, the bound holds.
         assert!(render_markdown(&amplified, LIMIT).is_ok_and(|html| html.len() <= html_limit(LIMIT)));
         let links = "[a](b) ".repeat(14_000);
         assert!(render_markdown(&links, LIMIT).is_ok_and(|html| html.len() <= html_limit(LIMIT)));
-        assert_eq!(render_markdown(&links, LIMIT / 10), Err(SanitizeError::TooLarge(TooLarge { actual: links.len(), limit: LIMIT / 10 })));
+        assert_eq!(
+            render_markdown(&links, LIMIT / 10),
+            Err(SanitizeError::TooLarge(TooLarge { actual: links.len(), limit: LIMIT / 10 }))
+        );
         // Escaping alone stays inside the bound, up to one reference in five bytes.
         assert!(render_markdown(&"&".repeat(LIMIT / REF_SPACING), LIMIT).is_ok());
         let refs = LIMIT / REF_SPACING + guard::CHUNK;
@@ -455,7 +488,8 @@ mod tests {
                 if let Token::TagToken(Tag { name, attrs, .. }) = token {
                     for attr in attrs {
                         let (tag, key) = (&*name, &*attr.name.local);
-                        let value: String = attr.value.chars().filter(|c| !c.is_ascii_whitespace() && !c.is_control()).collect();
+                        let value: String =
+                            attr.value.chars().filter(|c| !c.is_ascii_whitespace() && !c.is_control()).collect();
                         let value = value.to_ascii_lowercase();
                         let ok = tag == "a"
                             && (key == "rel" || key == "href")

@@ -138,7 +138,14 @@ impl Drop for Registration {
 
 impl Hub {
     pub fn new(limits: Limits, metrics: HubMetrics) -> Self {
-        Self { state: Mutex::new(State::default()), emptied: tokio::sync::Notify::new(), presence_changed: tokio::sync::Notify::new(), next_id: AtomicU64::new(1), limits, metrics }
+        Self {
+            state: Mutex::new(State::default()),
+            emptied: tokio::sync::Notify::new(),
+            presence_changed: tokio::sync::Notify::new(),
+            next_id: AtomicU64::new(1),
+            limits,
+            metrics,
+        }
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -304,7 +311,12 @@ impl Hub {
         connection.rooms.insert(room.clone());
         let user = connection.user;
         if let Some(user) = user.filter(|_| has_presence(&room)) {
-            let present = state.presence.entry(room.clone()).or_default().entry(user).or_insert(Present { connections: 0, last_typing: None });
+            let present = state
+                .presence
+                .entry(room.clone())
+                .or_default()
+                .entry(user)
+                .or_insert(Present { connections: 0, last_typing: None });
             present.connections += 1;
             if present.connections == 1 {
                 self.presence_changed.notify_one();
@@ -381,7 +393,17 @@ mod tests {
             fanout_lag: Histogram::with_opts(HistogramOpts::new("l", "l")).expect("histogram"),
             listener_reconnects: counter("li"),
         };
-        Arc::new(Hub::new(Limits { per_user: 2, per_ip: 3, rooms_per_connection: 2, queue, ping_every: std::time::Duration::from_secs(30), anonymous_presence: false }, metrics))
+        Arc::new(Hub::new(
+            Limits {
+                per_user: 2,
+                per_ip: 3,
+                rooms_per_connection: 2,
+                queue,
+                ping_every: std::time::Duration::from_secs(30),
+                anonymous_presence: false,
+            },
+            metrics,
+        ))
     }
 
     fn event(seq: i64, room: &str) -> Event {

@@ -106,7 +106,8 @@ async fn session(
         if first && hub.cursor() == 0 {
             // A new proxy starts at the present; older events are read per
             // subscription (`since`).
-            let newest: i64 = client.query_one("SELECT coalesce(max(seq), 0) FROM events WHERE seq IS NOT NULL", &[]).await?.get(0);
+            let newest: i64 =
+                client.query_one("SELECT coalesce(max(seq), 0) FROM events WHERE seq IS NOT NULL", &[]).await?.get(0);
             hub.start_at(newest);
         }
         let sequence = client.prepare("SELECT veritable.sequence_events()").await?;

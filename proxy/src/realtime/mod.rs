@@ -88,7 +88,8 @@ pub fn metrics(registry: &Registry) -> Result<HubMetrics, prometheus::Error> {
         Ok(c)
     };
     let fanout_lag = Histogram::with_opts(
-        HistogramOpts::new("ws_fanout_lag_seconds", "From an event's write to its routing to local rooms").buckets(LAG_BUCKETS.to_vec()),
+        HistogramOpts::new("ws_fanout_lag_seconds", "From an event's write to its routing to local rooms")
+            .buckets(LAG_BUCKETS.to_vec()),
     )?;
     registry.register(Box::new(fanout_lag.clone()))?;
     Ok(HubMetrics {

@@ -26,17 +26,11 @@ use crate::db::{Db, Sql};
 
 pub const TYPING_SHOWN_MS: u64 = 5_000;
 
-pub const PRESENCE_OF: Sql = Sql {
-    name: "presence_of",
-    types: &[Type::TEXT],
-    text: "SELECT veritable.presence_of($1)::text",
-};
+pub const PRESENCE_OF: Sql =
+    Sql { name: "presence_of", types: &[Type::TEXT], text: "SELECT veritable.presence_of($1)::text" };
 
-pub const TYPING: Sql = Sql {
-    name: "typing_notify",
-    types: &[Type::TEXT],
-    text: "SELECT pg_notify('veritable_typing', $1)",
-};
+pub const TYPING: Sql =
+    Sql { name: "typing_notify", types: &[Type::TEXT], text: "SELECT pg_notify('veritable_typing', $1)" };
 
 const SYNC: Sql = Sql {
     name: "presence_sync",
@@ -79,7 +73,14 @@ fn change_frame(room: &str, before: &Members, now: &Members) -> Option<serde_jso
 
 /// Keeps this proxy's rows true and pushes snapshots of changed rooms, until
 /// `cancel`; then removes this proxy's rows.
-pub async fn run(hub: Arc<Hub>, db: Db, proxy: String, ttl: Duration, mut changed_rooms: mpsc::Receiver<String>, cancel: CancellationToken) {
+pub async fn run(
+    hub: Arc<Hub>,
+    db: Db,
+    proxy: String,
+    ttl: Duration,
+    mut changed_rooms: mpsc::Receiver<String>,
+    cancel: CancellationToken,
+) {
     let mut tick = tokio::time::interval(ttl / 3);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     // The last reading of each room with local subscribers (bounded by the hub's rooms).
@@ -101,7 +102,9 @@ pub async fn run(hub: Arc<Hub>, db: Db, proxy: String, ttl: Duration, mut change
 async fn sync(hub: &Hub, db: &Db, proxy: &str, ttl: Duration, leaving: bool) {
     let (rooms, users) = if leaving { (Vec::new(), Vec::new()) } else { hub.presence_snapshot() };
     let outcome = match db.get().await {
-        Ok(conn) => conn.rows(&SYNC, &[&proxy, &rooms, &users, &ttl.as_secs_f64()]).await.map(drop).map_err(|e| e.to_string()),
+        Ok(conn) => {
+            conn.rows(&SYNC, &[&proxy, &rooms, &users, &ttl.as_secs_f64()]).await.map(drop).map_err(|e| e.to_string())
+        }
         Err(error) => Err(error.to_string()),
     };
     if let Err(error) = outcome {
@@ -115,7 +118,9 @@ async fn push(hub: &Hub, db: &Db, known: &mut HashMap<String, Members>, room: St
         return;
     }
     let users = match db.get().await {
-        Ok(conn) => conn.one(&PRESENCE_OF, &[&room]).await.map(|row| row.get::<_, String>(0)).map_err(|e| e.to_string()),
+        Ok(conn) => {
+            conn.one(&PRESENCE_OF, &[&room]).await.map(|row| row.get::<_, String>(0)).map_err(|e| e.to_string())
+        }
         Err(error) => Err(error.to_string()),
     };
     let users = match users {

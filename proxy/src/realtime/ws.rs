@@ -23,10 +23,10 @@ use serde_json::json;
 use tokio_postgres::types::Type;
 
 use super::hub::{Delivery, Hub, Refusal, Registration};
+use crate::AppError;
 use crate::db::{Db, Sql};
 use crate::server::AppState;
 use crate::sessions::HotSession;
-use crate::AppError;
 
 /// Largest frame a client may send.
 pub const MAX_INBOUND_BYTES: usize = 4 * 1024;
@@ -63,7 +63,6 @@ enum Op {
     Ping,
 }
 
-
 /// `GET /api/v1/ws`: signed in by cookie or bearer token, or anonymous
 /// (public rooms only).
 pub async fn upgrade(
@@ -76,9 +75,10 @@ pub async fn upgrade(
         return Err(AppError::Forbidden("this Origin may not open a WebSocket here"));
     }
     let user = crate::auth::optional_user(&headers, &state).await?;
-    let (registration, queue) = state.realtime.hub.connect(user.as_ref().map(|u| u.user_id), peer.ip()).map_err(|refusal| {
-        AppError::RateLimited { retry_after: if refusal == Refusal::TooManyForAddress { 10 } else { 5 } }
-    })?;
+    let (registration, queue) =
+        state.realtime.hub.connect(user.as_ref().map(|u| u.user_id), peer.ip()).map_err(|refusal| {
+            AppError::RateLimited { retry_after: if refusal == Refusal::TooManyForAddress { 10 } else { 5 } }
+        })?;
     let db = state.db.clone();
     let hub = state.realtime.hub.clone();
     let shutdown = state.realtime.shutdown.clone();
@@ -118,7 +118,12 @@ enum Flow {
 }
 
 impl Connection {
-    async fn serve(mut self, socket: WebSocket, mut queue: tokio::sync::mpsc::Receiver<Delivery>, shutdown: tokio_util::sync::CancellationToken) {
+    async fn serve(
+        mut self,
+        socket: WebSocket,
+        mut queue: tokio::sync::mpsc::Receiver<Delivery>,
+        shutdown: tokio_util::sync::CancellationToken,
+    ) {
         let (mut sink, mut stream) = socket.split();
         let mut ping = tokio::time::interval(self.hub.limits.ping_every);
         ping.reset();
@@ -265,7 +270,9 @@ impl Connection {
                 }
                 true
             }
-            "topic" | "category" | "wiki" => self.exists(kind, key).await.map_err(|_| ("unavailable", "try again".to_owned()))?,
+            "topic" | "category" | "wiki" => {
+                self.exists(kind, key).await.map_err(|_| ("unavailable", "try again".to_owned()))?
+            }
             _ => return Err(("bad_room", format!("unknown room kind {kind}"))),
         };
         if !readable {
@@ -361,13 +368,17 @@ impl Connection {
     }
 }
 
-const TOPIC_EXISTS: Sql = Sql { name: "ws_topic", types: &[Type::INT8], text: "SELECT 1 FROM forum_topics WHERE id = $1 AND NOT is_deleted" };
-const CATEGORY_EXISTS: Sql = Sql { name: "ws_category", types: &[Type::INT8], text: "SELECT 1 FROM forum_categories WHERE id = $1" };
-const WIKI_EXISTS: Sql = Sql { name: "ws_wiki", types: &[Type::TEXT], text: "SELECT 1 FROM wiki_pages WHERE slug = $1 AND NOT is_deleted" };
+const TOPIC_EXISTS: Sql =
+    Sql { name: "ws_topic", types: &[Type::INT8], text: "SELECT 1 FROM forum_topics WHERE id = $1 AND NOT is_deleted" };
+const CATEGORY_EXISTS: Sql =
+    Sql { name: "ws_category", types: &[Type::INT8], text: "SELECT 1 FROM forum_categories WHERE id = $1" };
+const WIKI_EXISTS: Sql =
+    Sql { name: "ws_wiki", types: &[Type::TEXT], text: "SELECT 1 FROM wiki_pages WHERE slug = $1 AND NOT is_deleted" };
 const BACKLOG: Sql = Sql {
     name: "ws_backlog",
     types: &[Type::TEXT, Type::INT8, Type::INT8, Type::INT8],
-    text: "SELECT seq, json_build_object('type', 'event', 'room', room, 'id', seq, 'kind', kind, 'data', payload)::text,
+    text:
+        "SELECT seq, json_build_object('type', 'event', 'room', room, 'id', seq, 'kind', kind, 'data', payload)::text,
                   created_at < now() - interval '10 minutes'
              FROM events WHERE room = $1 AND seq > $2 AND seq <= $3 ORDER BY seq LIMIT $4",
 };

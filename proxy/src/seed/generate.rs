@@ -185,8 +185,7 @@ async fn load_categories_and_tags(load: &mut Loader<'_>, shape: &Shape, seed: u6
         categories,
     )
     .await?;
-    let tags: Vec<TagRow> =
-        (1..=shape.tags)
+    let tags: Vec<TagRow> = (1..=shape.tags)
         .map(|n| TagRow { id: i64::from(n), name: format!("{}-{n}", text::word(&mut rng)), created_at: founded })
         .collect();
     let columns = [("id", Type::INT8), ("name", Type::TEXT), ("created_at", Type::TIMESTAMPTZ)];
@@ -491,11 +490,33 @@ async fn load_replies(
         let mention_name = mentioned.map(username_of);
         let body = text::body(&mut rng, 1..=2, mention_name.as_deref());
         if let Some(user) = mentioned {
-            extras_ref.mentions.push(MentionRow { mentioned: user, author: plan.author_id, topic_id, reply_id: id, created_at });
-            extras_ref.notifications.push(NotificationRow::new(&mut rng, user, "mention", plan.author_id, topic_id, id, plan.created_secs));
+            extras_ref.mentions.push(MentionRow {
+                mentioned: user,
+                author: plan.author_id,
+                topic_id,
+                reply_id: id,
+                created_at,
+            });
+            extras_ref.notifications.push(NotificationRow::new(
+                &mut rng,
+                user,
+                "mention",
+                plan.author_id,
+                topic_id,
+                id,
+                plan.created_secs,
+            ));
         }
         if topic.author_id != plan.author_id && rng.random_ratio(3, 100) {
-            extras_ref.notifications.push(NotificationRow::new(&mut rng, topic.author_id, "reply", plan.author_id, topic_id, id, plan.created_secs));
+            extras_ref.notifications.push(NotificationRow::new(
+                &mut rng,
+                topic.author_id,
+                "reply",
+                plan.author_id,
+                topic_id,
+                id,
+                plan.created_secs,
+            ));
         }
         ReplyRow {
             id,
@@ -570,7 +591,15 @@ struct NotificationRow {
 }
 
 impl NotificationRow {
-    fn new(rng: &mut ChaCha8Rng, user_id: i64, kind: &'static str, actor_id: i64, topic_id: i64, reply_id: i64, created_secs: u64) -> Self {
+    fn new(
+        rng: &mut ChaCha8Rng,
+        user_id: i64,
+        kind: &'static str,
+        actor_id: i64,
+        topic_id: i64,
+        reply_id: i64,
+        created_secs: u64,
+    ) -> Self {
         let read_at = rng.random_ratio(7, 10).then(|| at((created_secs + rng.random_range(60..86_400)).min(END_SECS)));
         Self { user_id, kind, actor_id, topic_id, reply_id, read_at, created_secs, created_at: at(created_secs) }
     }
@@ -631,7 +660,15 @@ struct WikiPageRow {
 
 impl Row for WikiPageRow {
     fn values(&self) -> Vec<&(dyn ToSql + Sync)> {
-        vec![&self.id, &self.slug, &self.title, &self.author_id, &self.current_revision, &self.created_at, &self.updated_at]
+        vec![
+            &self.id,
+            &self.slug,
+            &self.title,
+            &self.author_id,
+            &self.current_revision,
+            &self.created_at,
+            &self.updated_at,
+        ]
     }
 }
 

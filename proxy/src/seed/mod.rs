@@ -50,7 +50,8 @@ pub const SEEDED_TABLES: &[&str] = &[
 ];
 
 /// Tables whose row triggers the seed replaces with set-based work.
-const TRIGGERED_TABLES: &[&str] = &["forum_topics", "forum_topic_tags", "forum_replies", "wiki_revisions", "notifications"];
+const TRIGGERED_TABLES: &[&str] =
+    &["forum_topics", "forum_topic_tags", "forum_replies", "wiki_revisions", "notifications"];
 
 #[derive(Debug, Default)]
 pub struct Summary {
@@ -191,7 +192,9 @@ async fn drop_gin_indexes(tx: &Transaction<'_>) -> anyhow::Result<Vec<String>> {
     let mut definitions = Vec::with_capacity(found.len());
     for row in found {
         let name: String = row.get(0);
-        tx.batch_execute(&format!("DROP INDEX {name}")).await.with_context(|| format!("dropping {name} for the load"))?;
+        tx.batch_execute(&format!("DROP INDEX {name}"))
+            .await
+            .with_context(|| format!("dropping {name} for the load"))?;
         definitions.push(row.get(1));
     }
     Ok(definitions)
@@ -258,10 +261,7 @@ impl Loader<'_> {
         let started = Instant::now();
         let names: Vec<&str> = columns.iter().map(|(name, _)| *name).collect();
         let types: Vec<Type> = columns.iter().map(|(_, ty)| ty.clone()).collect();
-        let sink = self
-            .tx
-            .copy_in(&format!("COPY {table} ({}) FROM STDIN (FORMAT binary)", names.join(", ")))
-            .await?;
+        let sink = self.tx.copy_in(&format!("COPY {table} ({}) FROM STDIN (FORMAT binary)", names.join(", "))).await?;
         let writer = BinaryCopyInWriter::new(sink, &types);
         pin_mut!(writer);
         let bar = if self.progress { progress_bar(table, expected) } else { ProgressBar::hidden() };

@@ -132,7 +132,8 @@ async fn fanout(args: &[String]) -> anyhow::Result<()> {
     let room = arg(args, 5, "ROOM");
     let db_url = arg(args, 6, "DB_URL");
     let (rate, secs): (u64, u64) = (number(args, 7, "RATE"), number(args, 8, "SECS"));
-    let topic: i64 = room.strip_prefix("topic:").and_then(|t| t.parse().ok()).ok_or_else(|| anyhow::anyhow!("ROOM is topic:ID"))?;
+    let topic: i64 =
+        room.strip_prefix("topic:").and_then(|t| t.parse().ok()).ok_or_else(|| anyhow::anyhow!("ROOM is topic:ID"))?;
 
     let committed: Arc<Mutex<HashMap<i64, Instant>>> = Arc::default();
     let latencies: Arc<Mutex<Vec<f64>>> = Arc::default();
@@ -175,7 +176,9 @@ async fn fanout(args: &[String]) -> anyhow::Result<()> {
 
     let (client, connection) = tokio_postgres::connect(&db_url, tokio_postgres::NoTls).await?;
     tokio::spawn(connection);
-    let insert = client.prepare("INSERT INTO forum_replies (topic_id, author_id, body) VALUES ($1, 3, 'fan-out probe') RETURNING id").await?;
+    let insert = client
+        .prepare("INSERT INTO forum_replies (topic_id, author_id, body) VALUES ($1, 3, 'fan-out probe') RETURNING id")
+        .await?;
     let mut tick = tokio::time::interval(Duration::from_secs_f64(1.0 / rate as f64));
     let start = Instant::now();
     let mut writes = 0u64;
@@ -196,7 +199,9 @@ async fn fanout(args: &[String]) -> anyhow::Result<()> {
     let total = delivered.load(Ordering::Relaxed);
     let mut all = latencies.lock().map(|l| l.clone()).unwrap_or_default();
     all.sort_by(f64::total_cmp);
-    let pct = |p: f64| all.get(((all.len() as f64 * p) as usize).min(all.len().saturating_sub(1))).copied().unwrap_or(f64::NAN);
+    let pct = |p: f64| {
+        all.get(((all.len() as f64 * p) as usize).min(all.len().saturating_sub(1))).copied().unwrap_or(f64::NAN)
+    };
     println!(
         "fanout: {writes} writes in {wall:.1} s to {conns} subscribers: {total} of {expected} deliveries ({:.0}/s while writing), \
          commit→client p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
