@@ -63,7 +63,7 @@ impl Cluster {
             let mut hasher = DefaultHasher::new();
             run::root().hash(&mut hasher);
             base = PathBuf::from(format!("/var/tmp/veritable-pg-{:016x}", hasher.finish()));
-            println!(
+            eprintln!(
                 "    the postgres user cannot reach {}; the cluster lives in {}",
                 target.display(),
                 base.display()
@@ -169,7 +169,7 @@ impl Cluster {
             self.init()?;
         }
         if self.is_running() {
-            println!("    already running ({})", self.data.display());
+            eprintln!("    already running ({})", self.data.display());
             return Ok(());
         }
         self.write_settings()?;
@@ -191,7 +191,7 @@ impl Cluster {
 
     pub fn stop(&self) -> anyhow::Result<()> {
         if !self.is_running() {
-            println!("the private cluster is not running ({})", self.data.display());
+            eprintln!("the private cluster is not running ({})", self.data.display());
             return Ok(());
         }
         run::status(as_owner(&pg_bin("pg_ctl")).arg("-D").arg(&self.data).args(["-m", "fast", "-w", "stop"]))
@@ -238,10 +238,10 @@ impl Cluster {
         )?;
         let exists = self.superuser("postgres", &format!("SELECT 1 FROM pg_database WHERE datname = '{db}'"))?;
         if exists.trim() == "1" {
-            println!("    database {db} exists");
+            eprintln!("    database {db} exists");
         } else {
             self.superuser("postgres", &format!("CREATE DATABASE {db} OWNER {ROLE}"))?;
-            println!("    created database {db} (owner {ROLE})");
+            eprintln!("    created database {db} (owner {ROLE})");
         }
         Ok(())
     }

@@ -111,11 +111,11 @@ fn up() -> anyhow::Result<()> {
     let cluster = prepare(profile)?;
     let url = cluster.database_url(cluster::DEV_DB);
     let addr = std::env::var("VERITABLE_ADDR").unwrap_or_else(|_| "127.0.0.1:8080".to_owned());
-    println!("\nveritable is starting on http://{addr}  (Ctrl-C stops it; `cargo xtask down` stops PostgreSQL)");
-    println!("  curl http://{addr}/healthz");
-    println!("  curl http://{addr}/metrics");
-    println!("  cargo xtask psql -c 'SELECT veritable.version()'");
-    println!("  DATABASE_URL={url}\n");
+    eprintln!("\nveritable is starting on http://{addr}  (Ctrl-C stops it; `cargo xtask down` stops PostgreSQL)");
+    eprintln!("  curl http://{addr}/healthz");
+    eprintln!("  curl http://{addr}/metrics");
+    eprintln!("  cargo xtask psql -c 'SELECT veritable.version()'");
+    eprintln!("  DATABASE_URL={url}\n");
     run::exec_proxy(profile, &["serve", "--addr", &addr], &url)
 }
 
@@ -129,7 +129,7 @@ fn reset() -> anyhow::Result<()> {
     let cluster = Cluster::locate()?;
     cluster.ensure_running()?;
     cluster.drop_database(cluster::DEV_DB)?;
-    println!("dropped database {}; `cargo xtask up` creates it again", cluster::DEV_DB);
+    eprintln!("dropped database {}; `cargo xtask up` creates it again", cluster::DEV_DB);
     Ok(())
 }
 
@@ -142,6 +142,6 @@ fn seed(scale: Scale) -> anyhow::Result<()> {
     run::proxy(run::Profile::Release, &["migrate"], &url)?;
     run::proxy(run::Profile::Release, &["seed", "--scale", scale.name()], &url)?;
     cluster.analyze(&db)?;
-    println!("\nDATABASE_URL={url}");
+    println!("DATABASE_URL={url}");
     Ok(())
 }

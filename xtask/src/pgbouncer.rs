@@ -65,7 +65,7 @@ impl Pgbouncer {
             }
             std::thread::sleep(Duration::from_millis(50));
         }
-        println!("    pgbouncer (transaction mode) on 127.0.0.1:{port} → 127.0.0.1:{}", cluster.port);
+        eprintln!("    pgbouncer (transaction mode) on 127.0.0.1:{port} → 127.0.0.1:{}", cluster.port);
         Ok(bouncer)
     }
 

@@ -40,10 +40,10 @@ fn ensure_packages() -> anyhow::Result<()> {
     }
     let missing: Vec<&str> = PACKAGES.iter().copied().filter(|p| !installed(p)).collect();
     if missing.is_empty() {
-        println!("    Debian packages present: {}", PACKAGES.join(", "));
+        eprintln!("    Debian packages present: {}", PACKAGES.join(", "));
         return Ok(());
     }
-    println!("    missing Debian packages: {}", missing.join(", "));
+    eprintln!("    missing Debian packages: {}", missing.join(", "));
     let sudo: &[&str] = if run::is_root() {
         &[]
     } else if Command::new("sudo").args(["-n", "true"]).output().is_ok_and(|o| o.status.success()) {
@@ -73,10 +73,10 @@ fn ensure_cargo_pgrx() -> anyhow::Result<()> {
     if let Ok(out) = &current
         && String::from_utf8_lossy(&out.stdout).contains(PGRX_VERSION)
     {
-        println!("    cargo-pgrx {PGRX_VERSION} present");
+        eprintln!("    cargo-pgrx {PGRX_VERSION} present");
         return Ok(());
     }
-    println!("    installing cargo-pgrx {PGRX_VERSION} (about 6 minutes on 2 cores)");
+    eprintln!("    installing cargo-pgrx {PGRX_VERSION} (about 6 minutes on 2 cores)");
     run::status(Command::new("cargo").args(["install", "cargo-pgrx", "--version", PGRX_VERSION, "--locked"]))
         .context("cannot install cargo-pgrx")
 }
@@ -93,7 +93,7 @@ fn ensure_pgrx_init() -> anyhow::Result<()> {
     let config = pgrx_home().join("config.toml");
     let text = std::fs::read_to_string(&config).unwrap_or_default();
     if text.lines().any(|l| l.trim_start().starts_with("pg15")) {
-        println!("    cargo pgrx init done ({})", config.display());
+        eprintln!("    cargo pgrx init done ({})", config.display());
         return Ok(());
     }
     run::status(Command::new("cargo").args(["pgrx", "init", &format!("--pg15={PG_CONFIG}")]))

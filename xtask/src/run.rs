@@ -40,10 +40,10 @@ impl Steps {
 
     pub fn step<T>(&mut self, what: &str, f: impl FnOnce() -> anyhow::Result<T>) -> anyhow::Result<T> {
         self.n += 1;
-        println!("\n==> [{}] {what}", self.n);
+        eprintln!("\n==> [{}] {what}", self.n);
         let started = Instant::now();
         let out = f().with_context(|| format!("step {} ({what}) failed", self.n))?;
-        println!("    done in {:.1} s", started.elapsed().as_secs_f64());
+        eprintln!("    done in {:.1} s", started.elapsed().as_secs_f64());
         Ok(out)
     }
 }
@@ -54,10 +54,13 @@ pub fn describe(cmd: &Command) -> String {
     parts.join(" ")
 }
 
-/// Runs `cmd` with inherited output; a non-zero exit is an error naming it.
+/// Runs `cmd` with its output on our stderr (status, never a result: `cargo
+/// xtask psql -A -t ...` must print only what psql prints); a non-zero exit
+/// is an error naming it.
 pub fn status(cmd: &mut Command) -> anyhow::Result<()> {
     let line = describe(cmd);
-    println!("    $ {line}");
+    eprintln!("    $ {line}");
+    cmd.stdout(Stdio::from(std::io::stderr()));
     let status = cmd.status().with_context(|| format!("cannot start `{line}`"))?;
     if !status.success() {
         bail!("`{line}` exited with {status}");
@@ -122,7 +125,7 @@ pub fn proxy(profile: Profile, args: &[&str], database_url: &str) -> anyhow::Res
 /// Replaces this process with the proxy, so Ctrl-C reaches it directly.
 pub fn exec_proxy(profile: Profile, args: &[&str], database_url: &str) -> anyhow::Result<()> {
     let mut cmd = proxy_command(profile, args, database_url);
-    println!("    $ {}", describe(&cmd));
+    eprintln!("    $ {}", describe(&cmd));
     exec(&mut cmd)
 }
 

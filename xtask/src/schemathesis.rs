@@ -24,10 +24,10 @@ fn installed() -> bool {
 
 pub fn ensure_installed() -> anyhow::Result<()> {
     if installed() {
-        println!("    schemathesis {VERSION} present");
+        eprintln!("    schemathesis {VERSION} present");
         return Ok(());
     }
-    println!("    installing schemathesis {VERSION} from PyPI");
+    eprintln!("    installing schemathesis {VERSION} from PyPI");
     run::status(Command::new("python3").args(["-m", "pip", "install", "-q", &format!("schemathesis=={VERSION}")]))
         .context("cannot install schemathesis")
 }
@@ -68,6 +68,6 @@ pub fn run(database_url: &str, budget: u32) -> anyhow::Result<bool> {
     let script = run::root().join("tests").join("schemathesis").join("run.sh");
     let mut cmd = Command::new("bash");
     cmd.arg(script).arg(format!("http://{addr}")).arg(budget.to_string());
-    println!("    $ {}", run::describe(&cmd));
+    eprintln!("    $ {}", run::describe(&cmd));
     Ok(cmd.status().context("cannot run schemathesis")?.success())
 }

@@ -32,6 +32,8 @@ pub fn test() -> anyhow::Result<()> {
     })?;
     let cluster = Cluster::locate()?;
 
+    outcomes.push(steps.step("formatting and lints (cargo fmt --check; cargo clippy -D warnings)", lint)?);
+
     outcomes.push(steps.step("unit tests (cargo test, without the extension)", || {
         suite(
             "unit",
@@ -126,9 +128,9 @@ pub fn test() -> anyhow::Result<()> {
         },
     )?);
 
-    println!("\n==> summary ({:.0} s in all)", started.elapsed().as_secs_f64());
+    eprintln!("\n==> summary ({:.0} s in all)", started.elapsed().as_secs_f64());
     for o in &outcomes {
-        println!(
+        eprintln!(
             "    {:<12} {:>5} passed, {:>3} failed, {:>3} ignored  {:>6.1} s  {}",
             o.name,
             o.passed,
@@ -140,7 +142,7 @@ pub fn test() -> anyhow::Result<()> {
     }
     let passed: u64 = outcomes.iter().map(|o| o.passed).sum();
     let failed: u64 = outcomes.iter().map(|o| o.failed).sum();
-    println!("xtask: {passed} passed, {failed} failed");
+    eprintln!("xtask: {passed} passed, {failed} failed");
     let broken: Vec<&str> = outcomes.iter().filter(|o| !o.ok).map(|o| o.name).collect();
     if !broken.is_empty() {
         anyhow::bail!("failing suites: {}", broken.join(", "));
@@ -154,15 +156,39 @@ const API_TESTS: &[&str] =
 
 /// Runs a cargo test command, echoing its output and adding up its
 /// `test result:` lines. A suite is ok only if the command succeeded.
+/// The two gates, both run whatever the first says: `cargo fmt --check` and
+/// clippy on every target of the workspace (the extension included; its
+/// build needs the `cargo pgrx init` of the prerequisites) with warnings as
+/// errors.
+fn lint() -> anyhow::Result<Outcome> {
+    let started = Instant::now();
+    let checks = [
+        run::status(run::cargo().args(["fmt", "--all", "--check"])),
+        run::status(run::cargo().args(["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"])),
+    ];
+    for failure in checks.iter().filter_map(|c| c.as_ref().err()) {
+        eprintln!("    {failure:#}");
+    }
+    let failed = checks.iter().filter(|c| c.is_err()).count() as u64;
+    Ok(Outcome {
+        name: "lint",
+        passed: checks.len() as u64 - failed,
+        failed,
+        ignored: 0,
+        ok: failed == 0,
+        seconds: started.elapsed().as_secs_f64(),
+    })
+}
+
 fn suite(name: &'static str, cmd: &mut Command) -> anyhow::Result<Outcome> {
     let line = run::describe(cmd);
-    println!("    $ {line}");
+    eprintln!("    $ {line}");
     let started = Instant::now();
     let mut child = cmd.stdout(Stdio::piped()).spawn().with_context(|| format!("cannot start `{line}`"))?;
     let mut outcome = Outcome { name, passed: 0, failed: 0, ignored: 0, ok: false, seconds: 0.0 };
     if let Some(stdout) = child.stdout.take() {
         for text in BufReader::new(stdout).lines().map_while(Result::ok) {
-            println!("{text}");
+            eprintln!("{text}");
             if let Some(rest) = text.trim().strip_prefix("test result: ") {
                 outcome.passed += count(rest, "passed");
                 outcome.failed += count(rest, "failed");

@@ -139,6 +139,9 @@ fn is_text(node: &Handle) -> bool {
     matches!(node.data, NodeData::Text { .. })
 }
 
+/// Template contents (weak, to tell a reused address) and their template.
+type TemplateLink = (Weak<Node>, Weak<Node>);
+
 /// ammonia's `RcDom` with a meter: every call is passed on, after charging
 /// what it costs the tree builder and the DOM.
 struct Guarded {
@@ -146,7 +149,7 @@ struct Guarded {
     /// The `template` element of each template's contents, by the address
     /// of the contents: the DOM keeps no link upward from contents to their
     /// template, and nesting counts through it.
-    templates: RefCell<HashMap<*const Node, (Weak<Node>, Weak<Node>)>>,
+    templates: RefCell<HashMap<*const Node, TemplateLink>>,
     budget: usize,
     work: Cell<usize>,
     max_depth: Cell<usize>,

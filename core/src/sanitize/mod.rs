@@ -187,7 +187,7 @@ pub fn render_markdown_with(markdown: &str, limit: usize, tick: &mut dyn FnMut()
     let mut events = 0usize;
     let parser = Parser::new_ext(markdown, Options::ENABLE_STRIKETHROUGH).inspect(|_| {
         events += 1;
-        if events % EVENTS_PER_TICK == 0 {
+        if events.is_multiple_of(EVENTS_PER_TICK) {
             tick();
         }
     });
