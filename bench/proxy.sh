@@ -17,7 +17,7 @@ SECS=${BENCH_SECS:-10}
 DB=${BENCH_DB:-veritable_default}
 URL="postgres://veritable@127.0.0.1:$PORT/$DB"
 ADDR=127.0.0.1:${BENCH_HTTP_PORT:-18080}
-BIN=../target/release/veritable-proxy
+BIN=${BENCH_PROXY_BIN:-../target/release/veritable-proxy}  # another build for side-by-side runs
 WORK=$(mktemp -d)
 sql() { psql -X -q -A -t -h 127.0.0.1 -p "$PORT" -U veritable -d "$DB" -c "$1"; }
 
@@ -25,6 +25,17 @@ sql() { psql -X -q -A -t -h 127.0.0.1 -p "$PORT" -U veritable -d "$DB" -c "$1"; 
 sql "SELECT 1" > /dev/null || { echo "database $DB missing: cargo xtask seed default"; exit 1; }
 "$BIN" migrate --database-url "$URL" > /dev/null 2>&1
 TOPICS=$(sql "SELECT max(id) FROM forum_topics")
+# pgbench runs the proxy's own statements (store::ALL), printed by the binary
+# with pgbench variables in place of their parameters.
+"$BIN" statement topic_page 1=NULL 2=NULL 3=20 > "$WORK/topics.sql"
+{
+    echo '\set topic random(1, :topics)'
+    echo '\set uid random(4, 35)'
+    # The limit key 'post:user:<id>', spelled with chr(58): pgbench substitutes :user even inside quotes.
+    "$BIN" statement reply_create 1=:topic 2=NULL 3='(:uid)::bigint' \
+        4="'A reply of ordinary length, with *some* emphasis and a [link](https://example.test/x). It asks about latency?'" \
+        5="concat('post', chr(58), 'user', chr(58), (:uid)::text)" 6=100000000
+} > "$WORK/post_reply.sql"
 
 PID=
 # start_proxy [VAR=value...]: (re)starts the release proxy with these settings.
@@ -52,8 +63,9 @@ wrk_run() {
 # pgb_run SCRIPT CLIENTS [pgbench args...]: "tps p50 p99" from the per-transaction log.
 pgb_run() {
     local script=$1 c=$2; shift 2
+    case $script in /*) ;; *) script=$PWD/$script ;; esac
     rm -f "$WORK"/pgb.*
-    (cd "$WORK" && pgbench -h 127.0.0.1 -p "$PORT" -U veritable -n -M prepared -f "$OLDPWD/$script" -c "$c" -j 2 \
+    (cd "$WORK" && pgbench -h 127.0.0.1 -p "$PORT" -U veritable -n -M prepared -f "$script" -c "$c" -j 2 \
         -T "$SECS" -l --log-prefix=pgb "$@" "$DB" > pgbench.txt 2>&1) || { cat "$WORK/pgbench.txt"; exit 1; }
     local tps; tps=$(grep -oP 'tps = \K[0-9.]+' "$WORK/pgbench.txt" | head -1)
     cat "$WORK"/pgb.* | awk '{print $3}' | sort -n | awk -v tps="$tps" \
@@ -67,7 +79,7 @@ echo; echo "## GET /api/v1/forums/topics (first page, all categories) vs pgbench
 echo "proxy uncached: VERITABLE_READ_CACHE_MS=0, every request runs the statement; cached: the default 1 s read cache"
 for round in 1 2; do
     for c in 64 256; do
-        echo "round $round  c=$c  pgbench          $(pgb_run http/topics.sql "$c")"
+        echo "round $round  c=$c  pgbench          $(pgb_run "$WORK/topics.sql" "$c")"
         start_proxy VERITABLE_READ_CACHE_MS=0
         echo "round $round  c=$c  proxy uncached   $(wrk_run "$c" "http://$ADDR/api/v1/forums/topics")"
         start_proxy
@@ -105,7 +117,7 @@ request = function()
 end
 EOF
 for round in 1 2; do
-    echo "round $round  pgbench $(pgb_run http/post_reply.sql 32 -D topics="$TOPICS")"
+    echo "round $round  pgbench $(pgb_run "$WORK/post_reply.sql" 32 -D topics="$TOPICS")"
     echo "round $round  proxy   $(wrk_run 32 -s "$WORK/post.lua" "http://$ADDR")"
 done
 echo "(non-2xx in the proxy rows: 404/409 for deleted or locked topics; pgbench's same statement inserts nothing for them)"

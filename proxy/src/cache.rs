@@ -21,9 +21,9 @@ use std::time::Duration;
 
 use moka::future::Cache;
 use moka::notification::RemovalCause;
+use prometheus::IntCounter;
 
 use crate::AppError;
-use crate::sessions::CacheCounters;
 
 /// What one cache entry costs beyond its key and value bytes: moka's entry,
 /// its queue nodes and hash slot, the allocations' rounding. Measured with
@@ -98,4 +98,12 @@ impl ResponseCache {
             None => (0, 0),
         }
     }
+}
+
+/// A cache's counters (the session and the response caches), registered by [`crate::metrics::Metrics`].
+#[derive(Clone)]
+pub struct CacheCounters {
+    pub hits: IntCounter,
+    pub misses: IntCounter,
+    pub evictions: IntCounter,
 }

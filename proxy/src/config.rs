@@ -32,6 +32,25 @@ pub enum Command {
     Migrate(MigrateArgs),
     /// Load deterministic demo data with COPY.
     Seed(SeedArgs),
+    /// Print a statement the proxy runs (`store::ALL`), its `$n` parameters
+    /// replaced by the given expressions: how the benchmark scripts hand
+    /// pgbench the very SQL the proxy runs. Without a name, lists them all.
+    Statement(StatementArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct StatementArgs {
+    /// The statement's name (`topic_page`, `reply_create`, ...).
+    pub name: Option<String>,
+    /// `N=EXPR`: put EXPR (e.g. a pgbench `:variable`) in place of `$N`.
+    #[arg(value_parser = parse_substitution)]
+    pub substitutions: Vec<(usize, String)>,
+}
+
+fn parse_substitution(arg: &str) -> Result<(usize, String), String> {
+    let (n, expr) = arg.split_once('=').ok_or_else(|| format!("`{arg}` is not N=EXPR"))?;
+    let n: usize = n.trim_start_matches('$').parse().map_err(|_| format!("`{n}` is not a parameter number"))?;
+    Ok((n, expr.to_owned()))
 }
 
 /// How to reach PostgreSQL, and how hard to lean on it.
@@ -179,10 +198,6 @@ pub struct ServeConfig {
 impl ServeConfig {
     pub fn request_timeout(&self) -> Duration {
         Duration::from_millis(self.request_timeout_ms)
-    }
-
-    pub fn login_limits(&self) -> crate::limits::LoginLimits {
-        crate::limits::LoginLimits { per_ip: self.login_per_ip, per_account: self.login_per_account, window_secs: 60 }
     }
 
     pub fn hash_parallelism(&self) -> usize {

@@ -5,11 +5,11 @@ use std::net::IpAddr;
 use std::time::Duration;
 
 use deadpool_postgres::Pool;
-use tokio_postgres::types::Type;
 use tokio_util::sync::CancellationToken;
 
 use crate::AppError;
-use crate::db::{Db, Sql};
+use crate::config::ServeConfig;
+use crate::store::Db;
 
 /// Attempts per window.
 #[derive(Debug, Clone, Copy)]
@@ -25,11 +25,11 @@ impl Default for LoginLimits {
     }
 }
 
-const HIT: Sql = Sql {
-    name: "rate_limit",
-    types: &[Type::TEXT, Type::INT4, Type::INT4],
-    text: "SELECT veritable.rate_limit($1, $2, make_interval(secs => $3))",
-};
+impl LoginLimits {
+    pub fn of(config: &ServeConfig) -> Self {
+        Self { per_ip: config.login_per_ip, per_account: config.login_per_account, window_secs: 60 }
+    }
+}
 
 /// Posts (topics and replies) per user per minute, counted in the same
 /// statement as the post itself.
@@ -45,7 +45,7 @@ impl PostLimit {
 }
 
 /// Writes other than posts (edits, deletes, wiki saves, marking read,
-/// preferences) per user per minute; counted by [`crate::auth::Writer`].
+/// preferences) per user per minute; counted by the `Writer` extractor (`http::extract`).
 #[derive(Debug, Clone, Copy)]
 pub struct WriteLimit {
     pub per_minute: i32,
@@ -71,7 +71,7 @@ pub fn check_wait(wait: i32) -> Result<(), AppError> {
 }
 
 async fn hit(db: &Db, key: &str, max: i32, window_secs: i32) -> Result<(), AppError> {
-    check_wait(db.get().await?.one(&HIT, &[&key, &max, &window_secs]).await?.get(0))
+    check_wait(db.get().await?.rate_limit(key, max, window_secs).await?)
 }
 
 /// Counts a login attempt from `ip` for `username`; 429 past either limit.
@@ -105,5 +105,18 @@ pub async fn sweep(pool: Pool, cancel: CancellationToken) {
         if let Err(error) = swept.await {
             tracing::warn!(%error, "rate-limit sweep failed; retrying in a minute");
         }
+    }
+}
+
+/// Searches running at once, and the time each may take in PostgreSQL.
+#[derive(Clone)]
+pub struct SearchBudget {
+    pub slots: std::sync::Arc<tokio::sync::Semaphore>,
+    pub time: std::time::Duration,
+}
+
+impl SearchBudget {
+    pub fn new(at_once: usize, time: std::time::Duration) -> Self {
+        Self { slots: std::sync::Arc::new(tokio::sync::Semaphore::new(at_once.max(1))), time }
     }
 }

@@ -2,7 +2,8 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use veritable_proxy::config::{Cli, Command};
-use veritable_proxy::{migrate, seed, server, shutdown, telemetry};
+use veritable_proxy::store::migrate;
+use veritable_proxy::{seed, server, shutdown, store, telemetry};
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -12,6 +13,7 @@ async fn main() -> ExitCode {
         Command::Serve(config) => server::serve(config, shutdown::signal()).await,
         Command::Migrate(args) => migrate::run_cli(&args.db).await,
         Command::Seed(args) => seed::run_cli(&args).await,
+        Command::Statement(args) => store::statement_cli(args.name.as_deref(), &args.substitutions),
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,

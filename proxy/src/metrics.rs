@@ -4,17 +4,13 @@
 
 use std::time::Instant;
 
-use axum::body::Body;
-use axum::extract::{MatchedPath, Request, State};
-use axum::http::{StatusCode, header};
-use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
+use axum::http::StatusCode;
 use prometheus::{
     Encoder, Gauge, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
     TextEncoder,
 };
 
-use crate::server::AppState;
+use crate::cache::CacheCounters;
 
 pub struct Metrics {
     registry: Registry,
@@ -25,16 +21,16 @@ pub struct Metrics {
     pool_connections: IntGauge,
     pool_available: IntGauge,
     pool_waiting: IntGauge,
-    /// Per statement name; handed to [`crate::db::Db`].
+    /// Per statement name; handed to [`crate::store::Db`].
     pub db_query_duration: HistogramVec,
     pub views_flushed: IntCounter,
     pub views_dropped: IntCounter,
     pub shed: IntCounter,
     pub health_probes: IntCounter,
     pub connections_refused: IntCounter,
-    pub session_cache: crate::sessions::CacheCounters,
+    pub session_cache: CacheCounters,
     pub realtime: crate::realtime::hub::HubMetrics,
-    pub response_cache: crate::sessions::CacheCounters,
+    pub response_cache: CacheCounters,
     response_cache_bytes: IntGauge,
     session_cache_bytes: IntGauge,
     session_cache_entries: IntGauge,
@@ -142,65 +138,48 @@ impl Metrics {
         })
     }
 
-    fn observe(&self, method: &str, route: &str, status: StatusCode, seconds: f64) {
+    /// Counts and times one request under its route template.
+    pub fn observe(&self, method: &str, route: &str, status: StatusCode, seconds: f64) {
         self.http_requests.with_label_values(&[method, route, status.as_str()]).inc();
         self.http_duration.with_label_values(&[method, route]).observe(seconds);
     }
 }
 
-/// Middleware: count and time every request under its route template.
-pub async fn track(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    let started = Instant::now();
-    // Methods are a label: anything but the standard ones folds into one.
-    let method = match request.method().as_str() {
-        m @ ("GET" | "HEAD" | "POST" | "PUT" | "PATCH" | "DELETE" | "OPTIONS") => m,
-        _ => "other",
-    }
-    .to_owned();
-    let route = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or_else(|| "unmatched".to_owned(), |path| path.as_str().to_owned());
-    let response = next.run(request).await;
-    state.metrics.observe(&method, &route, response.status(), started.elapsed().as_secs_f64());
-    response
+/// What `/metrics` reports besides the registry's own counters, sampled
+/// by its handler when it is scraped.
+pub struct Usage {
+    pub database_up: bool,
+    pub pool: deadpool_postgres::Status,
+    pub session_cache: (u64, u64),
+    pub response_cache_bytes: u64,
 }
 
-/// `GET /metrics` in the Prometheus text format.
-#[utoipa::path(get, path = "/metrics", tag = "operations", responses((status = 200, description = "Prometheus text format", body = String, content_type = "text/plain")))]
-pub async fn render(State(state): State<AppState>) -> Response {
-    let metrics = &state.metrics;
-    let status = state.db.pool().status();
-    metrics.database_up.set(i64::from(state.reachability.is_up()));
-    metrics.pool_max.set(gauge(status.max_size));
-    metrics.pool_connections.set(gauge(status.size));
-    metrics.pool_available.set(gauge(status.available));
-    metrics.pool_waiting.set(gauge(status.waiting));
-    let (bytes, entries) = state.sessions.usage();
-    metrics.session_cache_bytes.set(i64::try_from(bytes).unwrap_or(i64::MAX));
-    metrics.session_cache_entries.set(i64::try_from(entries).unwrap_or(i64::MAX));
-    let (bytes, _) = state.responses.usage().await;
-    metrics.response_cache_bytes.set(i64::try_from(bytes).unwrap_or(i64::MAX));
-
-    let mut buffer = Vec::with_capacity(16 * 1024);
-    match TextEncoder::new().encode(&metrics.registry.gather(), &mut buffer) {
-        Ok(()) => ([(header::CONTENT_TYPE, prometheus::TEXT_FORMAT)], Body::from(buffer)).into_response(),
-        Err(error) => crate::AppError::Internal(error.into()).into_response(),
+impl Metrics {
+    /// The registry in the Prometheus text format, with `usage` set first.
+    pub fn encode(&self, usage: &Usage) -> Result<Vec<u8>, prometheus::Error> {
+        self.database_up.set(i64::from(usage.database_up));
+        self.pool_max.set(gauge(usage.pool.max_size));
+        self.pool_connections.set(gauge(usage.pool.size));
+        self.pool_available.set(gauge(usage.pool.available));
+        self.pool_waiting.set(gauge(usage.pool.waiting));
+        let (bytes, entries) = usage.session_cache;
+        self.session_cache_bytes.set(i64::try_from(bytes).unwrap_or(i64::MAX));
+        self.session_cache_entries.set(i64::try_from(entries).unwrap_or(i64::MAX));
+        self.response_cache_bytes.set(i64::try_from(usage.response_cache_bytes).unwrap_or(i64::MAX));
+        let mut buffer = Vec::with_capacity(16 * 1024);
+        TextEncoder::new().encode(&self.registry.gather(), &mut buffer)?;
+        Ok(buffer)
     }
 }
 
 /// `{cache}_cache_hits_total`, `_misses_total` and `_evictions_total`, registered.
-fn cache_counters(
-    registry: &Registry,
-    cache: &str,
-    what: &str,
-) -> Result<crate::sessions::CacheCounters, prometheus::Error> {
+fn cache_counters(registry: &Registry, cache: &str, what: &str) -> Result<CacheCounters, prometheus::Error> {
     let counter = |suffix: &str, help: String| -> Result<IntCounter, prometheus::Error> {
         let counter = IntCounter::new(format!("{cache}_cache_{suffix}_total"), help)?;
         registry.register(Box::new(counter.clone()))?;
         Ok(counter)
     };
-    Ok(crate::sessions::CacheCounters {
+    Ok(CacheCounters {
         hits: counter("hits", format!("{what} answered from the cache"))?,
         misses: counter("misses", format!("{what} that went to PostgreSQL"))?,
         evictions: counter("evictions", format!("{what} evicted to stay within the byte bound"))?,

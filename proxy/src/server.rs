@@ -1,149 +1,30 @@
-//! The HTTP server: `app(state)` builds the router, `run` serves it on a given
-//! listener until the given shutdown future completes.
+//! The server: `run` builds the state, spawns the background tasks, serves
+//! the router of [`crate::http::router`] on a given listener until the given
+//! shutdown future completes, then drains.
 
 use std::future::Future;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use axum::extract::{Request, State};
-use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
-
 use anyhow::Context;
-use axum::Router;
-use axum::extract::DefaultBodyLimit;
-use axum::routing::{get, patch, post};
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use tower_http::classify::ServerErrorsFailureClass;
-use tower_http::request_id::{MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer};
-use tower_http::timeout::TimeoutLayer;
-use tower_http::trace::TraceLayer;
 
+use crate::cache::ResponseCache;
 use crate::config::ServeConfig;
+use crate::limits::{LoginLimits, PostLimit, SearchBudget, WriteLimit};
 use crate::metrics::Metrics;
 use crate::passwords::Hasher;
+use crate::realtime::Realtime;
 use crate::sessions::Sessions;
-use crate::{AppError, auth, db, forums, health, metrics, people, replies, search, topics, wiki};
-
-/// What every handler can reach. Cheap to clone.
-#[derive(Clone)]
-pub struct AppState {
-    pub db: db::Db,
-    pub metrics: Arc<Metrics>,
-    pub reachability: db::Reachability,
-    pub sessions: Arc<Sessions>,
-    pub hasher: Hasher,
-    /// Mark the session cookie Secure (behind TLS).
-    pub cookie_secure: bool,
-    pub login_limits: crate::limits::LoginLimits,
-    pub post_limit: crate::limits::PostLimit,
-    pub write_limit: crate::limits::WriteLimit,
-    pub registrations_per_hour: i32,
-    /// Searches that may run at once, and for how long each.
-    pub search: crate::search::Budget,
-    pub views: Arc<topics::Views>,
-    /// Hot read responses (topic list pages, categories), byte-bounded, short TTL.
-    pub responses: Arc<crate::cache::ResponseCache>,
-    /// Permits for requests in flight; none left → 503 at once.
-    pub in_flight: Arc<Semaphore>,
-    pub realtime: Arc<crate::realtime::Realtime>,
-    /// `/healthz`'s remembered probe.
-    pub health: Arc<health::Probe>,
-}
+use crate::state::AppState;
+use crate::store::views::Views;
+use crate::{http, metrics, realtime, store};
 
 /// Most distinct topics whose views wait for one flush.
 const VIEW_BATCH_TOPICS: usize = 50_000;
-
-pub fn app(state: AppState, config: &ServeConfig) -> Router {
-    Router::new()
-        .route("/healthz", get(health::healthz))
-        .route("/metrics", get(metrics::render))
-        .route("/api/v1/openapi.json", get(crate::openapi::document))
-        .route("/api/v1/auth/register", post(auth::register))
-        .route("/api/v1/auth/login", post(auth::login))
-        .route("/api/v1/auth/logout", post(auth::logout))
-        .route("/api/v1/me", get(auth::me))
-        .route("/api/v1/me/preferences", get(people::preferences).put(people::save_preferences))
-        .route("/api/v1/notifications", get(people::notifications))
-        .route("/api/v1/notifications/read", post(people::mark_read))
-        .route("/api/v1/users/{id}/activity", get(people::activity))
-        .route("/api/v1/wiki/pages", get(wiki::list))
-        .route("/api/v1/wiki/pages/{slug}", get(wiki::page).put(wiki::save))
-        .route("/api/v1/wiki/pages/{slug}/revisions", get(wiki::revisions))
-        .route("/api/v1/search", get(search::search))
-        .route("/api/v1/ws", get(crate::realtime::ws::upgrade))
-        .route("/api/v1/forums/categories", get(forums::categories))
-        .route("/api/v1/forums/topics", get(forums::topics).post(topics::create))
-        .route("/api/v1/forums/topics/{id}", get(topics::detail).patch(topics::change))
-        .route("/api/v1/forums/topics/{id}/replies", get(forums::replies).post(replies::create))
-        .route("/api/v1/forums/replies/{id}", patch(replies::edit).delete(replies::delete))
-        .fallback(|| async { AppError::NotFound })
-        .layer(DefaultBodyLimit::max(config.body_limit_bytes))
-        .layer(axum::middleware::from_fn_with_state(state.clone(), shed_load))
-        .layer(axum::middleware::from_fn_with_state(state.clone(), metrics::track))
-        .layer(TimeoutLayer::with_status_code(axum::http::StatusCode::SERVICE_UNAVAILABLE, config.request_timeout()))
-        .layer(TraceLayer::new_for_http().make_span_with(request_span).on_failure(log_failure))
-        .layer(PropagateRequestIdLayer::x_request_id())
-        .layer(SetRequestIdLayer::x_request_id(RequestIds::default()))
-        .with_state(state)
-}
-
-/// Request ids: `x-request-id` from the client when present, else
-/// `<random per process>-<counter>`; echoed in the response and carried by
-/// every log line of the request (so an internal error the client only sees
-/// as `internal` can be found by the id it got back).
-#[derive(Clone)]
-struct RequestIds {
-    prefix: u32,
-    next: Arc<AtomicU64>,
-}
-
-impl Default for RequestIds {
-    fn default() -> Self {
-        Self { prefix: rand::random(), next: Arc::new(AtomicU64::new(1)) }
-    }
-}
-
-impl MakeRequestId for RequestIds {
-    fn make_request_id<B>(&mut self, _: &axum::http::Request<B>) -> Option<RequestId> {
-        let n = self.next.fetch_add(1, Ordering::Relaxed);
-        axum::http::HeaderValue::from_str(&format!("{:08x}-{n}", self.prefix)).ok().map(RequestId::new)
-    }
-}
-
-fn request_span<B>(request: &axum::http::Request<B>) -> tracing::Span {
-    let id = request.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("-");
-    tracing::info_span!("request", method = %request.method(), path = %request.uri().path(), request_id = %id)
-}
-
-/// 503s are the proxy protecting itself (shed, busy, timed out) and are
-/// counted in `/metrics`; at ERROR they would flood the log exactly when it
-/// is needed. Other failures (500s, broken responses) stay errors.
-fn log_failure(class: ServerErrorsFailureClass, latency: Duration, _span: &tracing::Span) {
-    match class {
-        ServerErrorsFailureClass::StatusCode(axum::http::StatusCode::SERVICE_UNAVAILABLE) => {
-            tracing::debug!(latency_ms = latency.as_millis(), "503: shed, busy or timed out");
-        }
-        other => tracing::error!(classification = %other, latency_ms = latency.as_millis(), "response failed"),
-    }
-}
-
-/// Middleware: answer 503 + Retry-After at once when `max_in_flight`
-/// requests are being handled, instead of queueing until everything times out.
-async fn shed_load(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    if matches!(request.uri().path(), "/healthz" | "/metrics") {
-        return next.run(request).await;
-    }
-    let Ok(_permit) = state.in_flight.clone().try_acquire_owned() else {
-        state.metrics.shed.inc();
-        return AppError::Busy.into_response();
-    };
-    next.run(request).await
-}
 
 /// Raises the soft open-files limit to the hard one (often 1,024 → 20,000 or
 /// more): every client connection is a file descriptor.
@@ -182,19 +63,24 @@ pub async fn run(
     config: ServeConfig,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    let pool = db::pool(&config.db)?;
+    let pool = store::pool(&config.db)?;
     let metrics = Arc::new(Metrics::new()?);
-    let reachability = db::Reachability::default();
+    let reachability = store::Reachability::default();
     let tasks = TaskTracker::new();
     let cancel = CancellationToken::new();
     tasks.spawn(crate::limits::sweep(pool.clone(), cancel.clone()));
-    tasks.spawn(db::watch(pool.clone(), db::describe_target(&config.db.url), reachability.clone(), cancel.clone()));
+    tasks.spawn(store::watch(
+        pool.clone(),
+        store::describe_target(&config.db.url),
+        reachability.clone(),
+        cancel.clone(),
+    ));
 
     let hasher = Hasher::new(config.hash_parallelism(), config.pool_timeout_for_hashing());
-    let db = db::Db::new(pool.clone(), config.db.pgbouncer, metrics.db_query_duration.clone());
+    let db = store::Db::new(pool.clone(), config.db.pgbouncer, metrics.db_query_duration.clone());
     tasks.spawn(metrics::probe_runtime(metrics.clone(), cancel.clone()));
-    let realtime = Arc::new(crate::realtime::Realtime::new(
-        crate::realtime::hub::Limits {
+    let realtime = Arc::new(Realtime::new(
+        realtime::hub::Limits {
             per_user: config.ws_per_user,
             per_ip: config.ws_per_ip,
             rooms_per_connection: config.ws_rooms,
@@ -213,7 +99,7 @@ pub async fn run(
         );
     }
     let listen = config.listen_url.clone().unwrap_or_else(|| config.db.url.clone());
-    let responses = Arc::new(crate::cache::ResponseCache::new(
+    let responses = Arc::new(ResponseCache::new(
         config.read_cache_bytes,
         Duration::from_millis(config.read_cache_ms),
         metrics.response_cache.clone(),
@@ -224,15 +110,9 @@ pub async fn run(
         metrics.session_cache.clone(),
     ));
     let (presence_tx, presence_rx) = tokio::sync::mpsc::channel(1024);
-    let invalidation = crate::realtime::Invalidation { responses: responses.clone(), sessions: sessions.clone() };
-    tasks.spawn(crate::realtime::listener::run(
-        realtime.hub.clone(),
-        listen,
-        presence_tx,
-        invalidation,
-        cancel.clone(),
-    ));
-    tasks.spawn(crate::realtime::presence::run(
+    let invalidation = realtime::Invalidation { responses: responses.clone(), sessions: sessions.clone() };
+    tasks.spawn(realtime::listener::run(realtime.hub.clone(), listen, presence_tx, invalidation, cancel.clone()));
+    tasks.spawn(realtime::presence::run(
         realtime.hub.clone(),
         db.clone(),
         format!("{:016x}", rand::random::<u64>()),
@@ -240,9 +120,8 @@ pub async fn run(
         presence_rx,
         cancel.clone(),
     ));
-    tasks.spawn(crate::realtime::prune(db.clone(), cancel.clone()));
-    let views =
-        Arc::new(topics::Views::new(VIEW_BATCH_TOPICS, metrics.views_flushed.clone(), metrics.views_dropped.clone()));
+    tasks.spawn(realtime::prune(db.clone(), cancel.clone()));
+    let views = Arc::new(Views::new(VIEW_BATCH_TOPICS, metrics.views_flushed.clone(), metrics.views_dropped.clone()));
     tasks.spawn(views.clone().run(db.clone(), Duration::from_millis(config.view_flush_ms), cancel.clone()));
     let state = AppState {
         db,
@@ -251,11 +130,11 @@ pub async fn run(
         sessions,
         hasher,
         cookie_secure: config.cookie_secure,
-        login_limits: config.login_limits(),
-        post_limit: crate::limits::PostLimit { per_minute: config.posts_per_minute },
-        write_limit: crate::limits::WriteLimit { per_minute: config.writes_per_minute },
+        login_limits: LoginLimits::of(&config),
+        post_limit: PostLimit { per_minute: config.posts_per_minute },
+        write_limit: WriteLimit { per_minute: config.writes_per_minute },
         registrations_per_hour: config.registrations_per_hour,
-        search: crate::search::Budget::new(config.search_concurrency, Duration::from_millis(config.search_timeout_ms)),
+        search: SearchBudget::new(config.search_concurrency, Duration::from_millis(config.search_timeout_ms)),
         views,
         responses,
         in_flight: Arc::new(Semaphore::new(config.max_in_flight.max(1))),
@@ -263,16 +142,16 @@ pub async fn run(
         health: Arc::default(),
     };
     let refused_connections = state.metrics.connections_refused.clone();
-    let router = app(state, &config);
+    let router = http::router(state, &config);
     let local = listener.local_addr()?;
     tracing::info!(addr = %local, "veritable-proxy listening");
 
     let stop = cancel.clone();
-    let edge = crate::connections::Edge {
+    let edge = http::connections::Edge {
         max_connections: config.max_connections,
         header_timeout: Duration::from_secs(config.header_timeout_secs.max(1)),
     };
-    crate::connections::serve(listener, router, edge, refused_connections, async move {
+    http::connections::serve(listener, router, edge, refused_connections, async move {
         shutdown.await;
         stop.cancel();
     })

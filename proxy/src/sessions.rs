@@ -7,13 +7,12 @@ use std::time::Duration;
 
 use moka::notification::RemovalCause;
 use moka::sync::Cache;
-use prometheus::IntCounter;
 use rand::RngCore;
 use sha2::{Digest, Sha256};
-use tokio_postgres::types::Type;
 
 use crate::AppError;
-use crate::db::{Db, Sql};
+use crate::cache::{CacheCounters, ENTRY_OVERHEAD_BYTES};
+use crate::store::Db;
 
 pub const COOKIE: &str = "veritable_session";
 /// A session lives 30 days after its last renewal.
@@ -44,14 +43,6 @@ pub struct Sessions {
     counters: CacheCounters,
 }
 
-/// The session cache's counters, registered by [`crate::metrics::Metrics`].
-#[derive(Clone)]
-pub struct CacheCounters {
-    pub hits: IntCounter,
-    pub misses: IntCounter,
-    pub evictions: IntCounter,
-}
-
 /// A new token (64 hex characters, given to the client once) and its hash.
 pub fn new_token() -> (String, TokenHash) {
     let mut bytes = [0u8; 32];
@@ -66,37 +57,6 @@ pub fn hash_of(token: &str) -> Option<TokenHash> {
     (token.len() == 64 && token.bytes().all(|b| b.is_ascii_hexdigit())).then(|| Sha256::digest(token.as_bytes()).into())
 }
 
-/// The hot record, renewing the session in the same statement when less than
-/// a day of its lifetime has been used up (sliding expiry, at most one write
-/// a day per session). One round trip per cache miss.
-const LOOKUP: Sql = Sql {
-    name: "session_lookup",
-    types: &[Type::BYTEA, Type::INT4],
-    text: "WITH live AS (
-         SELECT s.id, s.user_id, u.username, u.role, s.expires_at
-           FROM sessions s JOIN users u ON u.id = s.user_id
-          WHERE s.token_hash = $1 AND s.revoked_at IS NULL AND s.expires_at > now() AND NOT u.is_deleted
-     ), renewed AS (
-         UPDATE sessions SET expires_at = now() + make_interval(days => $2), last_seen_at = now()
-          WHERE token_hash = $1 AND EXISTS (SELECT 1 FROM live)
-            AND expires_at < now() + make_interval(days => $2 - 1)
-         RETURNING expires_at
-     )
-     SELECT live.id, live.user_id, live.username, live.role,
-            extract(epoch FROM coalesce((SELECT expires_at FROM renewed), live.expires_at))::bigint
-       FROM live",
-};
-const CREATE: Sql = Sql {
-    name: "session_create",
-    types: &[Type::INT8, Type::BYTEA, Type::INT4],
-    text: "INSERT INTO sessions (user_id, token_hash, expires_at) VALUES ($1, $2, now() + make_interval(days => $3))",
-};
-const REVOKE: Sql = Sql {
-    name: "session_revoke",
-    types: &[Type::BYTEA],
-    text: "UPDATE sessions SET revoked_at = now() WHERE token_hash = $1 AND revoked_at IS NULL",
-};
-
 impl Sessions {
     /// A cache of at most `max_bytes` of hot records.
     /// Entries live `ttl` at most; revocations and role changes remove them
@@ -106,7 +66,7 @@ impl Sessions {
         let cache = Cache::builder()
             .weigher(|_: &TokenHash, s: &HotSession| {
                 let bytes = 32 + std::mem::size_of::<HotSession>() + s.username.len() + s.role.len();
-                u32::try_from(bytes + crate::cache::ENTRY_OVERHEAD_BYTES).unwrap_or(u32::MAX)
+                u32::try_from(bytes + ENTRY_OVERHEAD_BYTES).unwrap_or(u32::MAX)
             })
             .max_capacity(max_bytes)
             .time_to_live(ttl)
@@ -142,7 +102,7 @@ impl Sessions {
 
     pub async fn create(&self, db: &Db, user_id: i64) -> Result<String, AppError> {
         let (token, hash) = new_token();
-        db.get().await?.rows(&CREATE, &[&user_id, &hash.as_slice(), &LIFETIME_DAYS]).await?;
+        db.get().await?.session_create(user_id, hash.as_slice(), LIFETIME_DAYS).await?;
         Ok(token)
     }
 
@@ -152,7 +112,7 @@ impl Sessions {
             return Ok(Some(hot));
         }
         self.counters.misses.inc();
-        let Some(row) = db.get().await?.opt(&LOOKUP, &[&hash.as_slice(), &LIFETIME_DAYS]).await? else {
+        let Some(row) = db.get().await?.session_lookup(hash.as_slice(), LIFETIME_DAYS).await? else {
             return Ok(None);
         };
         let hot = HotSession {
@@ -167,7 +127,7 @@ impl Sessions {
     }
 
     pub async fn revoke(&self, db: &Db, hash: &TokenHash) -> Result<(), AppError> {
-        db.get().await?.rows(&REVOKE, &[&hash.as_slice()]).await?;
+        db.get().await?.session_revoke(hash.as_slice()).await?;
         self.cache.invalidate(hash);
         Ok(())
     }

@@ -3,6 +3,9 @@
 //! `veritable_test`, migrated, with `small` seed data), and start the real
 //! proxy on `127.0.0.1:0`.
 
+pub mod metrics;
+pub mod ws;
+
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -63,7 +66,7 @@ impl FreshDb {
     pub async fn migrated(name: &str) -> (Self, Client) {
         let db = Self::create(name).await;
         let mut client = connect(&db.url).await;
-        veritable_proxy::migrate::all(&mut client).await.expect("migrate");
+        veritable_proxy::store::migrate::all(&mut client).await.expect("migrate");
         (db, client)
     }
 
@@ -174,8 +177,20 @@ impl Api {
         api
     }
 
-    /// Sends one request; the status and the JSON body (`null` when empty).
-    pub async fn call(&self, method: &str, path: &str, body: Option<serde_json::Value>) -> (u16, serde_json::Value) {
+    /// The same client with this token (or none).
+    #[must_use]
+    pub fn with_token(&self, token: Option<&str>) -> Self {
+        Self { token: token.map(str::to_owned), ..self.clone() }
+    }
+
+    /// Sends one request; the status, the response headers and the JSON body
+    /// (`null` when empty).
+    pub async fn send(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<serde_json::Value>,
+    ) -> (u16, reqwest::header::HeaderMap, serde_json::Value) {
         let method = reqwest::Method::from_bytes(method.as_bytes()).expect("an HTTP method");
         let mut request = self.http.request(method, format!("{}{path}", self.base));
         if let Some(token) = &self.token {
@@ -186,12 +201,19 @@ impl Api {
         }
         let response = request.send().await.expect("the proxy answers");
         let status = response.status().as_u16();
+        let headers = response.headers().clone();
         let text = response.text().await.expect("a body");
         let json = if text.is_empty() {
             serde_json::Value::Null
         } else {
             serde_json::from_str(&text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"))
         };
+        (status, headers, json)
+    }
+
+    /// Sends one request; the status and the JSON body (`null` when empty).
+    pub async fn call(&self, method: &str, path: &str, body: Option<serde_json::Value>) -> (u16, serde_json::Value) {
+        let (status, _, json) = self.send(method, path, body).await;
         (status, json)
     }
 

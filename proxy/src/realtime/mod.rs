@@ -56,7 +56,7 @@ const PRUNE_EVERY: Duration = Duration::from_secs(300);
 
 /// Deletes old outbox rows every 5 minutes until `cancel` (every proxy does;
 /// the statement is idempotent).
-pub async fn prune(db: crate::db::Db, cancel: CancellationToken) {
+pub async fn prune(db: crate::store::Db, cancel: CancellationToken) {
     let statement = format!("SELECT veritable.prune_events(interval '{KEEP_EVENTS}')");
     loop {
         tokio::select! {

@@ -18,25 +18,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::mpsc;
-use tokio_postgres::types::Type;
 use tokio_util::sync::CancellationToken;
 
 use super::hub::Hub;
-use crate::db::{Db, Sql};
+use crate::store::Db;
 
 pub const TYPING_SHOWN_MS: u64 = 5_000;
-
-pub const PRESENCE_OF: Sql =
-    Sql { name: "presence_of", types: &[Type::TEXT], text: "SELECT veritable.presence_of($1)::text" };
-
-pub const TYPING: Sql =
-    Sql { name: "typing_notify", types: &[Type::TEXT], text: "SELECT pg_notify('veritable_typing', $1)" };
-
-const SYNC: Sql = Sql {
-    name: "presence_sync",
-    types: &[Type::TEXT, Type::TEXT_ARRAY, Type::INT8_ARRAY, Type::FLOAT8],
-    text: "SELECT count(*) FROM veritable.presence_sync($1, $2, $3, make_interval(secs => $4))",
-};
 
 /// The presence snapshot frame of `room`, `users` being the JSON array.
 pub fn frame(room: &str, users: &str) -> serde_json::Value {
@@ -102,9 +89,7 @@ pub async fn run(
 async fn sync(hub: &Hub, db: &Db, proxy: &str, ttl: Duration, leaving: bool) {
     let (rooms, users) = if leaving { (Vec::new(), Vec::new()) } else { hub.presence_snapshot() };
     let outcome = match db.get().await {
-        Ok(conn) => {
-            conn.rows(&SYNC, &[&proxy, &rooms, &users, &ttl.as_secs_f64()]).await.map(drop).map_err(|e| e.to_string())
-        }
+        Ok(conn) => conn.presence_sync(proxy, &rooms, &users, ttl.as_secs_f64()).await.map_err(|e| e.to_string()),
         Err(error) => Err(error.to_string()),
     };
     if let Err(error) = outcome {
@@ -118,9 +103,7 @@ async fn push(hub: &Hub, db: &Db, known: &mut HashMap<String, Members>, room: St
         return;
     }
     let users = match db.get().await {
-        Ok(conn) => {
-            conn.one(&PRESENCE_OF, &[&room]).await.map(|row| row.get::<_, String>(0)).map_err(|e| e.to_string())
-        }
+        Ok(conn) => conn.presence_of(&room).await.map_err(|e| e.to_string()),
         Err(error) => Err(error.to_string()),
     };
     let users = match users {

@@ -20,13 +20,12 @@ use axum::response::{IntoResponse, Response};
 use futures_util::{SinkExt, StreamExt};
 use serde::Deserialize;
 use serde_json::json;
-use tokio_postgres::types::Type;
 
 use super::hub::{Delivery, Hub, Refusal, Registration};
 use crate::AppError;
-use crate::db::{Db, Sql};
-use crate::server::AppState;
+use crate::AppState;
 use crate::sessions::HotSession;
+use crate::store::Db;
 
 /// Largest frame a client may send.
 pub const MAX_INBOUND_BYTES: usize = 4 * 1024;
@@ -71,10 +70,10 @@ pub async fn upgrade(
     headers: HeaderMap,
     ws: WebSocketUpgrade,
 ) -> Result<Response, AppError> {
-    if !crate::origin::allowed(&headers, &state.realtime.allowed_origins, state.cookie_secure) {
+    if !crate::http::origin::allowed(&headers, &state.realtime.allowed_origins, state.cookie_secure) {
         return Err(AppError::Forbidden("this Origin may not open a WebSocket here"));
     }
-    let user = crate::auth::optional_user(&headers, &state).await?;
+    let user = crate::http::extract::optional_user(&headers, &state).await?;
     let (registration, queue) =
         state.realtime.hub.connect(user.as_ref().map(|u| u.user_id), peer.ip()).map_err(|refusal| {
             AppError::RateLimited { retry_after: if refusal == Refusal::TooManyForAddress { 10 } else { 5 } }
@@ -315,7 +314,7 @@ impl Connection {
     }
 
     async fn presence_of(&self, room: &str) -> Result<String, AppError> {
-        Ok(self.db.get().await?.one(&super::presence::PRESENCE_OF, &[&room]).await?.get(0))
+        self.db.get().await?.presence_of(room).await
     }
 
     /// Tells the room's other members (on every proxy) that this user is
@@ -334,7 +333,7 @@ impl Connection {
         })
         .to_string();
         let conn = self.db.get().await.map_err(|_| ("unavailable", "try again"))?;
-        conn.rows(&super::presence::TYPING, &[&frame]).await.map_err(|_| ("unavailable", "try again"))?;
+        conn.typing_notify(&frame).await.map_err(|_| ("unavailable", "try again"))?;
         Ok(())
     }
 
@@ -342,14 +341,14 @@ impl Connection {
         let conn = self.db.get().await?;
         let found = match kind {
             "topic" => match key.parse::<i64>() {
-                Ok(id) => conn.opt(&TOPIC_EXISTS, &[&id]).await?.is_some(),
+                Ok(id) => conn.topic_exists(id).await?,
                 Err(_) => false,
             },
             "category" => match key.parse::<i64>() {
-                Ok(id) => conn.opt(&CATEGORY_EXISTS, &[&id]).await?.is_some(),
+                Ok(id) => conn.category_exists(id).await?,
                 Err(_) => false,
             },
-            _ => conn.opt(&WIKI_EXISTS, &[&key]).await?.is_some(),
+            _ => conn.wiki_exists(key).await?,
         };
         Ok(found)
     }
@@ -358,31 +357,15 @@ impl Connection {
     /// the backlog holds (too many, too old, or pruned): the client resyncs.
     async fn backlog(&self, room: &str, since: i64, cursor: i64) -> Result<Option<Vec<(i64, String)>>, AppError> {
         let conn = self.db.get().await?;
-        let rows = conn.rows(&BACKLOG, &[&room, &since, &cursor, &(BACKLOG_EVENTS + 1)]).await?;
+        let rows = conn.backlog(room, since, cursor, BACKLOG_EVENTS + 1).await?;
         let too_old = rows.iter().any(|r| r.get::<_, bool>(2));
-        let pruned = conn.one(&OLDEST, &[]).await?.get::<_, Option<i64>>(0).is_some_and(|oldest| oldest > since + 1);
+        let pruned = conn.oldest_event().await?.is_some_and(|oldest| oldest > since + 1);
         if rows.len() as i64 > BACKLOG_EVENTS || too_old || pruned {
             return Ok(None);
         }
         Ok(Some(rows.iter().map(|r| (r.get(0), r.get(1))).collect()))
     }
 }
-
-const TOPIC_EXISTS: Sql =
-    Sql { name: "ws_topic", types: &[Type::INT8], text: "SELECT 1 FROM forum_topics WHERE id = $1 AND NOT is_deleted" };
-const CATEGORY_EXISTS: Sql =
-    Sql { name: "ws_category", types: &[Type::INT8], text: "SELECT 1 FROM forum_categories WHERE id = $1" };
-const WIKI_EXISTS: Sql =
-    Sql { name: "ws_wiki", types: &[Type::TEXT], text: "SELECT 1 FROM wiki_pages WHERE slug = $1 AND NOT is_deleted" };
-const BACKLOG: Sql = Sql {
-    name: "ws_backlog",
-    types: &[Type::TEXT, Type::INT8, Type::INT8, Type::INT8],
-    text:
-        "SELECT seq, json_build_object('type', 'event', 'room', room, 'id', seq, 'kind', kind, 'data', payload)::text,
-                  created_at < now() - interval '10 minutes'
-             FROM events WHERE room = $1 AND seq > $2 AND seq <= $3 ORDER BY seq LIMIT $4",
-};
-const OLDEST: Sql = Sql { name: "ws_oldest", types: &[], text: "SELECT min(seq) FROM events WHERE seq IS NOT NULL" };
 
 async fn send<S>(sink: &mut S, message: Message) -> Result<(), ()>
 where

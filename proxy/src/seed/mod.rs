@@ -26,7 +26,7 @@ use tokio_postgres::{Client, Transaction};
 pub use self::generate::username_of;
 pub use self::shape::Shape;
 use crate::config::SeedArgs;
-use crate::db;
+use crate::store;
 
 /// The password of every demo account (`admin`, `moderator`, `demo`, and the generated users).
 pub const DEMO_PASSWORD: &str = "veritable-demo";
@@ -67,7 +67,7 @@ impl Summary {
 
 /// `veritable-proxy seed`.
 pub async fn run_cli(args: &SeedArgs) -> anyhow::Result<()> {
-    let mut conn = db::connect(&args.db).await?;
+    let mut conn = store::connect(&args.db).await?;
     if args.if_empty && has_users(&conn.client).await? {
         println!("seed: the database already holds users; nothing to do (--if-empty)");
         return Ok(());

@@ -1,0 +1,219 @@
+//! Replies: the tree of a topic (`veritable.reply_tree`, JSON built in
+//! PostgreSQL), create, edit, soft delete. Each write is one statement (the
+//! triggers do the rest in the same transaction); serialization failures and
+//! deadlocks are retried by [`crate::store::Conn::write`].
+//!
+//! Lock order, the same for every write path: the author's rate-limit row,
+//! then reply rows (the reply, or the parent whose child count changes), then
+//! the topic's participant row, then the topic row.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+
+use crate::http::error::{ErrorBody, refused};
+use crate::http::extract::{Body, CurrentUser, Params, Writer, judge, parse_id, require_text};
+use crate::http::respond::{created, ok_json};
+use crate::store::forums::NewReply as Insert;
+use crate::{AppError, AppResult, AppState};
+
+/// Reply walks: the extension's ceilings.
+const MAX_DEPTH: i32 = 1_000;
+/// Rows of one reply page over HTTP: what a page of a UI shows, far below
+/// the SQL function's ceiling (a DBA may ask for 10,000).
+const MAX_ROWS: i32 = 500;
+
+#[derive(Debug, Deserialize)]
+pub struct RepliesQuery {
+    depth: Option<i32>,
+    limit: Option<i32>,
+    after: Option<i64>,
+}
+
+/// `GET /api/v1/forums/topics/{id}/replies?depth=&limit=&after=`: the reply
+/// tree in display order; when `has_more`, ask again with `after` = the last
+/// item's id; below an item with `children_cut`, walk it with a subtree call.
+#[utoipa::path(
+    get,
+    path = "/api/v1/forums/topics/{id}/replies",
+    operation_id = "replies",
+    tag = "forums",
+    params(
+        ("id" = i64, Path, description = "topic id"),
+        ("depth" = Option<i32>, Query, description = "depth cap, 1 to 1000 (GUC default 10)"),
+        ("limit" = Option<i32>, Query, description = "row cap, 1 to 500 (GUC default 500); a page also ends at veritable.max_reply_bytes (1 MB) of HTML"),
+        ("after" = Option<i64>, Query, description = "continue after this reply id"),
+    ),
+    responses(
+        (status = 200, description = "items in display order, has_more", body = Object),
+        (status = 400, description = "bad parameter", body = ErrorBody),
+        (status = 404, description = "not found", body = ErrorBody),
+    ),
+)]
+pub async fn tree(
+    State(state): State<AppState>,
+    Path(topic): Path<String>,
+    Params(query): Params<RepliesQuery>,
+) -> AppResult<Response> {
+    let topic: i64 = topic.parse().map_err(|_| AppError::invalid("id", "the topic id must be a number"))?;
+    if let Some(depth) = query.depth.filter(|d| !(1..=MAX_DEPTH).contains(d)) {
+        return Err(AppError::invalid("depth", format!("depth must be between 1 and {MAX_DEPTH}, got {depth}")));
+    }
+    if let Some(limit) = query.limit.filter(|l| !(1..=MAX_ROWS).contains(l)) {
+        return Err(AppError::invalid("limit", format!("limit must be between 1 and {MAX_ROWS}, got {limit}")));
+    }
+    if query.after.is_some_and(|a| a < 1) {
+        return Err(AppError::invalid("after", "after must be the id of a reply"));
+    }
+    let tree = match state.db.get().await?.reply_tree(topic, query.depth, query.limit, query.after).await {
+        Ok(Some(tree)) => tree,
+        Ok(None) => return Err(AppError::NotFound),
+        // The extension refuses an `after` that is not a row of this walk.
+        Err(error) if error.code() == Some(&tokio_postgres::error::SqlState::INVALID_PARAMETER_VALUE) => {
+            return Err(AppError::invalid("after", "after is not a reply of this walk"));
+        }
+        Err(error) => return Err(error.into()),
+    };
+    Ok(ok_json(tree))
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewReply {
+    body: String,
+    parent_id: Option<i64>,
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReplyEdit {
+    body: String,
+}
+
+/// `POST /api/v1/forums/topics/{id}/replies` → 201 with the stored reply
+/// (its sanitized HTML included); 404 for a missing topic, 409 for a locked
+/// one, 422 for a parent outside the topic, 429 past the posting limit.
+#[utoipa::path(
+    post,
+    path = "/api/v1/forums/topics/{id}/replies",
+    tag = "forums",
+    params(("id" = i64, Path, description = "topic id")),
+    request_body = NewReply,
+    responses(
+        (status = 201, description = "the stored reply", body = Object),
+        (status = 400, description = "bad parameter", body = ErrorBody),
+        (status = 401, description = "no valid session", body = ErrorBody),
+        (status = 404, description = "not found", body = ErrorBody),
+        (status = 409, description = "conflict", body = ErrorBody),
+        (status = 422, description = "invalid body", body = ErrorBody),
+        (status = 429, description = "rate limited (Retry-After)", body = ErrorBody),
+    ),
+    security(("bearer" = []), ("cookie" = [])),
+)]
+pub async fn create(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    Path(topic): Path<String>,
+    Body(reply): Body<NewReply>,
+) -> AppResult<Response> {
+    let topic = parse_id(&topic, "topic")?;
+    require_text("body", &reply.body)?;
+    if reply.parent_id.is_some_and(|p| p < 1) {
+        return Err(AppError::Unprocessable { field: "parent_id", message: "parent_id must be a reply id".into() });
+    }
+    let key = state.post_limit.key(user.session.user_id);
+    let row = state
+        .db
+        .get()
+        .await?
+        .reply_create(&Insert {
+            topic,
+            parent: reply.parent_id,
+            author: user.session.user_id,
+            body: &reply.body,
+            key: &key,
+            per_minute: state.post_limit.per_minute,
+        })
+        .await
+        .map_err(|e| refused(e, "parent_id"))?
+        .ok_or_else(|| AppError::Internal(anyhow::anyhow!("reply_create returned no row")))?;
+    crate::limits::check_wait(row.get(0))?;
+    match (row.get::<_, Option<bool>>(1), row.get::<_, Option<String>>(2)) {
+        (_, Some(json)) => Ok(created(json)),
+        (Some(true), None) => Err(AppError::Conflict { field: "topic", message: "the topic is locked".into() }),
+        _ => Err(AppError::NotFound),
+    }
+}
+
+/// `PATCH /api/v1/forums/replies/{id}` `{"body": "..."}` → 200 with the
+/// reply; 403 for someone else's reply, 409 in a locked topic (moderators
+/// may do both).
+#[utoipa::path(
+    patch,
+    path = "/api/v1/forums/replies/{id}",
+    tag = "forums",
+    params(("id" = i64, Path, description = "reply id")),
+    request_body = ReplyEdit,
+    responses(
+        (status = 200, description = "the edited reply", body = Object),
+        (status = 400, description = "bad parameter", body = ErrorBody),
+        (status = 401, description = "no valid session", body = ErrorBody),
+        (status = 403, description = "not allowed", body = ErrorBody),
+        (status = 404, description = "not found", body = ErrorBody),
+        (status = 409, description = "conflict", body = ErrorBody),
+        (status = 422, description = "invalid body", body = ErrorBody),
+        (status = 429, description = "rate limited (Retry-After)", body = ErrorBody),
+    ),
+    security(("bearer" = []), ("cookie" = [])),
+)]
+pub async fn edit(
+    State(state): State<AppState>,
+    Writer(user): Writer,
+    Path(id): Path<String>,
+    Body(edit): Body<ReplyEdit>,
+) -> AppResult<Response> {
+    let id = parse_id(&id, "reply")?;
+    require_text("body", &edit.body)?;
+    let moderator = user.session.may_moderate();
+    let row = state
+        .db
+        .get()
+        .await?
+        .reply_edit(id, &edit.body, user.session.user_id, moderator)
+        .await
+        .map_err(|e| refused(e, "id"))?
+        .ok_or(AppError::NotFound)?;
+    judge(&user, row.get(0), row.get(1), row.get::<_, Option<String>>(2)).map(ok_json)
+}
+
+/// `DELETE /api/v1/forums/replies/{id}` → 204 (a soft delete; replies under
+/// it stay, under a tombstone). Same rules as editing.
+#[utoipa::path(
+    delete,
+    path = "/api/v1/forums/replies/{id}",
+    tag = "forums",
+    params(("id" = i64, Path, description = "reply id")),
+    responses(
+        (status = 204, description = "soft-deleted"),
+        (status = 400, description = "bad parameter", body = ErrorBody),
+        (status = 401, description = "no valid session", body = ErrorBody),
+        (status = 403, description = "not allowed", body = ErrorBody),
+        (status = 404, description = "not found", body = ErrorBody),
+        (status = 409, description = "conflict", body = ErrorBody),
+        (status = 429, description = "rate limited (Retry-After)", body = ErrorBody),
+    ),
+    security(("bearer" = []), ("cookie" = [])),
+)]
+pub async fn delete(
+    State(state): State<AppState>,
+    Writer(user): Writer,
+    Path(id): Path<String>,
+) -> AppResult<Response> {
+    let id = parse_id(&id, "reply")?;
+    let moderator = user.session.may_moderate();
+    let row =
+        state.db.get().await?.reply_delete(id, user.session.user_id, moderator).await?.ok_or(AppError::NotFound)?;
+    judge(&user, row.get(0), row.get(1), row.get::<_, Option<i64>>(2))?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}

@@ -1,0 +1,13 @@
+//! The HTTP surface: the route table, middleware, extractors, errors and the
+//! TCP edge.
+
+pub mod connections;
+pub mod error;
+pub mod extract;
+pub mod middleware;
+pub mod openapi;
+pub mod origin;
+pub mod respond;
+mod routes;
+
+pub use routes::{openapi, router};

@@ -1,0 +1,272 @@
+//! Forums: categories, topic pages and details, reply trees, topic and reply writes.
+
+use tokio_postgres::Row;
+use tokio_postgres::types::Type;
+
+use super::{Conn, Sql};
+use crate::AppError;
+
+/// The reply as the API returns it (a macro so it can be `concat!`ed into
+/// the reply statements below).
+macro_rules! reply_json {
+    () => {
+        "json_build_object('id', r.id, 'topic_id', r.topic_id, 'parent_id', r.parent_id, 'depth', r.depth,
+    'author_id', r.author_id, 'body', r.body, 'body_html', r.body_html, 'is_deleted', r.is_deleted,
+    'created_at', r.created_at, 'edited_at', r.edited_at)::text"
+    };
+}
+
+/// A new topic, as `topic_create` takes it.
+pub struct NewTopic<'a> {
+    pub category: i64,
+    pub author: i64,
+    pub title: &'a str,
+    pub body: &'a str,
+    pub tags: &'a [String],
+    /// The author's posting-limit key.
+    pub key: &'a str,
+    pub per_minute: i32,
+}
+
+/// A change of a topic: `None` keeps a field.
+pub struct TopicChange<'a> {
+    pub id: i64,
+    pub title: Option<&'a str>,
+    pub body: Option<&'a str>,
+    pub is_pinned: Option<bool>,
+    pub is_locked: Option<bool>,
+    pub category: Option<i64>,
+    pub moderator: bool,
+    pub user: i64,
+}
+
+/// A new reply, as `reply_create` takes it.
+pub struct NewReply<'a> {
+    pub topic: i64,
+    pub parent: Option<i64>,
+    pub author: i64,
+    pub body: &'a str,
+    pub key: &'a str,
+    pub per_minute: i32,
+}
+
+pub const TOPIC_CREATE: Sql = Sql {
+    name: "topic_create",
+    types: &[Type::INT8, Type::INT8, Type::TEXT, Type::TEXT, Type::TEXT_ARRAY, Type::TEXT, Type::INT4],
+    text: "WITH limited AS (SELECT veritable.rate_limit($6, $7, interval '1 minute') AS wait),
+     topic AS (
+       INSERT INTO forum_topics (category_id, author_id, title, body)
+       SELECT $1, $2, $3, $4 FROM limited WHERE limited.wait = 0
+       RETURNING id, category_id, author_id, title, body, body_html, created_at),
+     tag AS (
+       INSERT INTO forum_tags (name) SELECT unnest($5::text[]) FROM topic
+       ON CONFLICT (name) DO UPDATE SET name = EXCLUDED.name
+       RETURNING id, name),
+     tagged AS (INSERT INTO forum_topic_tags (topic_id, tag_id) SELECT topic.id, tag.id FROM topic, tag)
+     SELECT (SELECT wait FROM limited),
+            (SELECT json_build_object('id', id, 'category_id', category_id, 'author_id', author_id, 'title', title,
+                 'body', body, 'body_html', body_html, 'created_at', created_at,
+                 'tags', (SELECT coalesce(json_agg(name ORDER BY name), '[]') FROM tag))::text FROM topic)",
+};
+
+pub const TOPIC_DETAIL: Sql = Sql {
+    name: "topic_detail",
+    types: &[Type::INT8],
+    text: "SELECT json_build_object('id', t.id,
+        'category', json_build_object('id', c.id, 'slug', c.slug, 'name', c.name),
+        'author', json_build_object('id', u.id, 'username', u.username, 'display_name', u.display_name),
+        'title', t.title, 'body', t.body, 'body_html', t.body_html,
+        'is_pinned', t.is_pinned, 'is_locked', t.is_locked,
+        'reply_count', s.reply_count, 'participant_count', s.participant_count, 'view_count', t.view_count,
+        'last_reply_at', s.last_reply_at, 'last_activity_at', s.last_activity_at,
+        'created_at', t.created_at, 'updated_at', t.updated_at,
+        'tags', to_json(t.tag_names))::text
+   FROM forum_topics t JOIN forum_topic_stats s ON s.topic_id = t.id
+   JOIN forum_categories c ON c.id = t.category_id JOIN users u ON u.id = t.author_id
+  WHERE t.id = $1 AND NOT t.is_deleted",
+};
+
+/// The topic's author and lock state (no row: no such live topic), and the
+/// changed topic when allowed: `$7` (may moderate) or the author of an open
+/// topic changing only title or body.
+pub const TOPIC_CHANGE: Sql = Sql {
+    name: "topic_change",
+    types: &[Type::INT8, Type::TEXT, Type::TEXT, Type::BOOL, Type::BOOL, Type::INT8, Type::BOOL, Type::INT8],
+    text: "WITH target AS (SELECT id, author_id, is_locked FROM forum_topics WHERE id = $1 AND NOT is_deleted),
+     changed AS (
+       UPDATE forum_topics t SET title = coalesce($2, t.title), body = coalesce($3, t.body),
+              is_pinned = coalesce($4, t.is_pinned), is_locked = coalesce($5, t.is_locked),
+              category_id = coalesce($6, t.category_id), updated_at = now()
+         FROM target
+        WHERE t.id = target.id AND NOT t.is_deleted AND ($7 OR (target.author_id = $8 AND NOT target.is_locked))
+       RETURNING json_build_object('id', t.id, 'category_id', t.category_id, 'title', t.title, 'body', t.body,
+                 'body_html', t.body_html, 'is_pinned', t.is_pinned, 'is_locked', t.is_locked,
+                 'updated_at', t.updated_at)::text AS topic)
+     SELECT target.author_id, target.is_locked, (SELECT topic FROM changed) FROM target",
+};
+
+pub const TOPIC_VIEWS: Sql = Sql {
+    name: "topic_views_flush",
+    types: &[Type::INT8_ARRAY, Type::INT8_ARRAY],
+    text: "WITH v AS (SELECT * FROM unnest($1::int8[], $2::int8[]) AS v(id, n)),
+     locked AS (SELECT t.id FROM forum_topics t JOIN v USING (id) ORDER BY t.id FOR NO KEY UPDATE OF t)
+     UPDATE forum_topics t SET view_count = t.view_count + v.n FROM v JOIN locked USING (id) WHERE t.id = v.id",
+};
+
+/// Counts the post against the author's limit, then inserts; returns the
+/// seconds to wait (0 when allowed), whether the topic is locked (NULL when
+/// it does not exist) and the stored reply.
+pub const REPLY_CREATE: Sql = Sql {
+    name: "reply_create",
+    types: &[Type::INT8, Type::INT8, Type::INT8, Type::TEXT, Type::TEXT, Type::INT4],
+    text: concat!(
+        "WITH limited AS (SELECT veritable.rate_limit($5, $6, interval '1 minute') AS wait),
+         inserted AS (
+           INSERT INTO forum_replies AS r (topic_id, parent_id, author_id, body)
+           SELECT t.id, $2, $3, $4 FROM forum_topics t, limited
+            WHERE limited.wait = 0 AND t.id = $1 AND NOT t.is_deleted AND NOT t.is_locked
+           RETURNING ",
+        reply_json!(),
+        " AS reply)
+         SELECT (SELECT wait FROM limited),
+                (SELECT is_locked FROM forum_topics WHERE id = $1 AND NOT is_deleted),
+                (SELECT reply FROM inserted)"
+    ),
+};
+
+/// The reply's author and its topic's lock state (no row: no such live
+/// reply), and the changed reply when `$4` (may moderate) or the caller wrote
+/// it and the topic is open.
+pub const REPLY_EDIT: Sql = Sql {
+    name: "reply_edit",
+    types: &[Type::INT8, Type::TEXT, Type::INT8, Type::BOOL],
+    text: concat!(
+        "WITH target AS (
+           SELECT r.id, r.author_id, t.is_locked FROM forum_replies r JOIN forum_topics t ON t.id = r.topic_id
+            WHERE r.id = $1 AND NOT r.is_deleted AND NOT t.is_deleted),
+         changed AS (
+           UPDATE forum_replies r SET body = $2, edited_at = now(), updated_at = now() FROM target
+            WHERE r.id = target.id AND NOT r.is_deleted AND ($4 OR (target.author_id = $3 AND NOT target.is_locked))
+           RETURNING ",
+        reply_json!(),
+        " AS reply)
+         SELECT target.author_id, target.is_locked, (SELECT reply FROM changed) FROM target"
+    ),
+};
+
+/// Soft delete: the reply keeps its place as a tombstone when it has children.
+pub const REPLY_DELETE: Sql = Sql {
+    name: "reply_delete",
+    types: &[Type::INT8, Type::INT8, Type::BOOL],
+    text: "WITH target AS (
+           SELECT r.id, r.author_id, t.is_locked FROM forum_replies r JOIN forum_topics t ON t.id = r.topic_id
+            WHERE r.id = $1 AND NOT r.is_deleted AND NOT t.is_deleted),
+         changed AS (
+           UPDATE forum_replies r SET is_deleted = true, updated_at = now() FROM target
+            WHERE r.id = target.id AND NOT r.is_deleted AND ($3 OR (target.author_id = $2 AND NOT target.is_locked))
+           RETURNING r.id)
+         SELECT target.author_id, target.is_locked, (SELECT id FROM changed) FROM target",
+};
+
+pub const CATEGORIES: Sql = Sql {
+    name: "categories",
+    types: &[],
+    text: "SELECT coalesce(json_agg(c ORDER BY c.position, c.id), '[]')::text
+   FROM (SELECT id, slug, name, description, position FROM forum_categories ORDER BY position, id LIMIT 1000) c",
+};
+
+pub const TOPIC_PAGE: Sql = Sql {
+    name: "topic_page",
+    types: &[Type::INT8, Type::TEXT, Type::INT4],
+    text: "SELECT json_build_object(
+        'items', coalesce(json_agg(to_jsonb(p) - 'next_cursor' - 'ordinality' ORDER BY p.ordinality), '[]'),
+        'next_cursor', max(p.next_cursor))::text
+   FROM veritable.topic_page($1, $2, $3) WITH ORDINALITY AS p",
+};
+
+pub const REPLY_TREE: Sql = Sql {
+    name: "reply_tree",
+    types: &[Type::INT8, Type::INT4, Type::INT4, Type::INT8],
+    text: "SELECT CASE WHEN NOT EXISTS (SELECT 1 FROM forum_topics WHERE id = $1 AND NOT is_deleted) THEN NULL
+        ELSE json_build_object(
+            'items', coalesce(json_agg(to_jsonb(r) - 'has_more' - 'ordinality' ORDER BY r.ordinality), '[]'),
+            'has_more', coalesce(bool_or(r.has_more), false))::text END
+   FROM veritable.reply_tree($1, $2, $3, $4) WITH ORDINALITY AS r",
+};
+
+impl Conn {
+    /// Creates a topic unless its author is over `per_minute`: the row
+    /// holds the wait (seconds, if limited) and the topic as JSON text.
+    pub async fn topic_create(&self, topic: &NewTopic<'_>) -> Result<Option<Row>, tokio_postgres::Error> {
+        let NewTopic { category, author, title, body, tags, key, per_minute } = topic;
+        self.write(&TOPIC_CREATE, &[category, author, title, body, tags, key, per_minute]).await
+    }
+
+    /// The topic as JSON text, if it exists.
+    pub async fn topic_detail(&self, id: i64) -> Result<Option<String>, tokio_postgres::Error> {
+        Ok(self.opt(&TOPIC_DETAIL, &[&id]).await?.map(|row| row.get(0)))
+    }
+
+    pub async fn topic_change(&self, change: &TopicChange<'_>) -> Result<Option<Row>, tokio_postgres::Error> {
+        let TopicChange { id, title, body, is_pinned, is_locked, category, moderator, user } = change;
+        self.write(&TOPIC_CHANGE, &[id, title, body, is_pinned, is_locked, category, moderator, user]).await
+    }
+
+    /// Adds `counts[i]` views to topic `ids[i]`.
+    pub async fn topic_views_flush(&self, ids: &[i64], counts: &[i64]) -> Result<Option<Row>, tokio_postgres::Error> {
+        self.write(&TOPIC_VIEWS, &[&ids, &counts]).await
+    }
+
+    /// Creates a reply unless its author is over `per_minute`: the row holds
+    /// the wait, whether the topic is locked, and the reply as JSON text.
+    pub async fn reply_create(&self, reply: &NewReply<'_>) -> Result<Option<Row>, tokio_postgres::Error> {
+        let NewReply { topic, parent, author, body, key, per_minute } = reply;
+        self.write(&REPLY_CREATE, &[topic, parent, author, body, key, per_minute]).await
+    }
+
+    pub async fn reply_edit(
+        &self,
+        id: i64,
+        body: &str,
+        user: i64,
+        moderator: bool,
+    ) -> Result<Option<Row>, tokio_postgres::Error> {
+        self.write(&REPLY_EDIT, &[&id, &body, &user, &moderator]).await
+    }
+
+    pub async fn reply_delete(
+        &self,
+        id: i64,
+        user: i64,
+        moderator: bool,
+    ) -> Result<Option<Row>, tokio_postgres::Error> {
+        self.write(&REPLY_DELETE, &[&id, &user, &moderator]).await
+    }
+
+    /// `{"items": [...]}`'s array of categories, as JSON text.
+    pub async fn categories(&self) -> Result<String, AppError> {
+        Ok(self.one(&CATEGORIES, &[]).await?.get(0))
+    }
+
+    /// One page of topics as JSON text (`items`, `next_cursor`).
+    pub async fn topic_page(
+        &self,
+        category: Option<i64>,
+        cursor: Option<&str>,
+        limit: i32,
+    ) -> Result<String, AppError> {
+        Ok(self.one(&TOPIC_PAGE, &[&category, &cursor, &limit]).await?.get(0))
+    }
+
+    /// One page of a topic's reply tree as JSON text; None when the topic
+    /// does not exist.
+    pub async fn reply_tree(
+        &self,
+        topic: i64,
+        depth: Option<i32>,
+        limit: Option<i32>,
+        after: Option<i64>,
+    ) -> Result<Option<String>, tokio_postgres::Error> {
+        Ok(self.opt(&REPLY_TREE, &[&topic, &depth, &limit, &after]).await?.and_then(|row| row.get(0)))
+    }
+}

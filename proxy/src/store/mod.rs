@@ -1,0 +1,375 @@
+//! Connections to PostgreSQL: the bounded request pool, direct connections for
+//! the command-line tools, and the watcher that reports reachability.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use std::time::Instant;
+
+use tokio::sync::Mutex;
+
+use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, PoolError, RecyclingMethod, Runtime};
+use prometheus::HistogramVec;
+use tokio::task::JoinHandle;
+use tokio_postgres::types::{ToSql, Type};
+use tokio_postgres::{Client, NoTls, Row};
+use tokio_util::sync::CancellationToken;
+
+use crate::config::DbConfig;
+
+pub mod forums;
+pub mod limits;
+pub mod migrate;
+pub mod people;
+pub mod realtime;
+pub mod search;
+pub mod sessions;
+pub mod users;
+pub mod views;
+pub mod wiki;
+
+/// Every statement the proxy runs through the pool, each behind one typed
+/// method of [`Conn`] in the module of its resource. The EXPLAIN test plans
+/// each of these, exactly as the code runs it.
+pub const ALL: &[&Sql] = &[
+    &users::PREFERENCES,
+    &users::SAVE_PREFERENCES,
+    &users::TAKEN,
+    &users::REGISTER,
+    &users::FIND,
+    &forums::TOPIC_CREATE,
+    &forums::TOPIC_DETAIL,
+    &forums::TOPIC_CHANGE,
+    &forums::TOPIC_VIEWS,
+    &forums::REPLY_CREATE,
+    &forums::REPLY_EDIT,
+    &forums::REPLY_DELETE,
+    &forums::CATEGORIES,
+    &forums::TOPIC_PAGE,
+    &forums::REPLY_TREE,
+    &people::NOTIFICATIONS,
+    &people::MARK_READ,
+    &people::ACTIVITY,
+    &search::SEARCH,
+    &wiki::PAGES,
+    &wiki::PAGE,
+    &wiki::SAVE,
+    &wiki::REVISIONS,
+    &limits::HIT,
+    &realtime::TOPIC_EXISTS,
+    &realtime::CATEGORY_EXISTS,
+    &realtime::WIKI_EXISTS,
+    &realtime::BACKLOG,
+    &realtime::OLDEST,
+    &realtime::PRESENCE_OF,
+    &realtime::TYPING,
+    &realtime::PRESENCE_SYNC,
+    &sessions::LOOKUP,
+    &sessions::CREATE,
+    &sessions::REVOKE,
+];
+
+/// The statement named `name` with `$n` replaced by `substitutions[n]`;
+/// an error names what is missing or unknown.
+pub fn statement_text(name: &str, substitutions: &[(usize, String)]) -> Result<String, String> {
+    let sql = ALL.iter().find(|s| s.name == name).ok_or_else(|| format!("no statement named {name}"))?;
+    let mut text = sql.text.to_owned();
+    // Highest first, so `$1` never eats the start of `$10`.
+    for n in (1..=sql.types.len()).rev() {
+        let (_, expr) = substitutions.iter().find(|(i, _)| *i == n).ok_or_else(|| format!("{name} needs ${n}"))?;
+        text = text.replace(&format!("${n}"), expr);
+    }
+    if let Some((n, _)) = substitutions.iter().find(|(n, _)| *n == 0 || *n > sql.types.len()) {
+        return Err(format!("{name} has no ${n}"));
+    }
+    Ok(text)
+}
+
+/// `veritable-proxy statement [NAME [N=EXPR]...]`.
+pub fn statement_cli(name: Option<&str>, substitutions: &[(usize, String)]) -> anyhow::Result<()> {
+    match name {
+        None => {
+            for sql in ALL {
+                let types: Vec<&str> = sql.types.iter().map(Type::name).collect();
+                println!("{}\t{}", sql.name, types.join(","));
+            }
+        }
+        Some(name) => println!("{};", statement_text(name, substitutions).map_err(anyhow::Error::msg)?),
+    }
+    Ok(())
+}
+
+/// The request pool: at most `pool_size` connections; a checkout waits at most
+/// `pool_timeout`, so an exhausted pool answers 503 instead of hanging.
+pub fn pool(config: &DbConfig) -> anyhow::Result<Pool> {
+    let mut pg = config.url.clone();
+    pg.connect_timeout(config.connect_timeout());
+    if pg.get_application_name().is_none() {
+        pg.application_name("veritable-proxy");
+    }
+    let manager = Manager::from_config(pg, NoTls, ManagerConfig { recycling_method: RecyclingMethod::Fast });
+    let pool = Pool::builder(manager)
+        .max_size(usize::from(config.pool_size))
+        .wait_timeout(Some(config.pool_timeout()))
+        .create_timeout(Some(config.connect_timeout()))
+        .recycle_timeout(Some(config.connect_timeout()))
+        .runtime(Runtime::Tokio1)
+        .build()?;
+    Ok(pool)
+}
+
+/// One SQL statement with the types of its parameters, named for the query
+/// duration metric. Declared as constants beside the handlers that run them.
+pub struct Sql {
+    pub name: &'static str,
+    pub text: &'static str,
+    pub types: &'static [Type],
+}
+
+/// The request pool with its statement mode. Cheap to clone.
+///
+/// Normally statements are prepared once per connection and cached. In
+/// pgbouncer mode (transaction pooling, pgbouncer 1.18) a prepared statement
+/// would live on a server connection the next transaction may not get, so
+/// every statement is sent unnamed, with its types, in one round trip
+/// (`query_typed`).
+#[derive(Clone)]
+pub struct Db {
+    pool: Pool,
+    unnamed: bool,
+    timing: HistogramVec,
+}
+
+impl Db {
+    pub fn new(pool: Pool, pgbouncer: bool, timing: HistogramVec) -> Self {
+        Self { pool, unnamed: pgbouncer, timing }
+    }
+
+    pub fn pool(&self) -> &Pool {
+        &self.pool
+    }
+
+    /// A pooled connection; waits at most the pool timeout.
+    pub async fn get(&self) -> Result<Conn, PoolError> {
+        Ok(Conn { client: self.pool.get().await?, unnamed: self.unnamed, timing: self.timing.clone() })
+    }
+}
+
+/// A pooled connection that runs [`Sql`] statements and times them.
+pub struct Conn {
+    client: Object,
+    unnamed: bool,
+    timing: HistogramVec,
+}
+
+impl Conn {
+    pub async fn rows(&self, sql: &Sql, params: &[&(dyn ToSql + Sync)]) -> Result<Vec<Row>, tokio_postgres::Error> {
+        debug_assert_eq!(params.len(), sql.types.len(), "{}: parameters and types differ", sql.name);
+        let started = Instant::now();
+        let result = if self.unnamed {
+            let typed: Vec<(&(dyn ToSql + Sync), Type)> =
+                params.iter().copied().zip(sql.types.iter().cloned()).collect();
+            self.client.query_typed(sql.text, &typed).await
+        } else {
+            match self.client.prepare_typed_cached(sql.text, sql.types).await {
+                Ok(statement) => self.client.query(&statement, params).await,
+                Err(error) => Err(error),
+            }
+        };
+        self.timing.with_label_values(&[sql.name]).observe(started.elapsed().as_secs_f64());
+        result
+    }
+
+    /// [`Conn::rows`], but a statement still running after `limit` is
+    /// canceled in PostgreSQL (a cancel request, which works through
+    /// pgbouncer too) and answers `Ok(None)`; the connection is returned
+    /// only once the canceled statement has ended.
+    pub async fn rows_within(
+        &self,
+        sql: &Sql,
+        params: &[&(dyn ToSql + Sync)],
+        limit: Duration,
+    ) -> Result<Option<Vec<Row>>, tokio_postgres::Error> {
+        let query = self.rows(sql, params);
+        tokio::pin!(query);
+        tokio::select! {
+            rows = &mut query => return rows.map(Some),
+            () = tokio::time::sleep(limit) => {}
+        }
+        if let Err(error) = self.client.cancel_token().cancel_query(NoTls).await {
+            tracing::warn!(statement = sql.name, %error, "cannot cancel a statement past its time");
+        }
+        match query.await {
+            Err(error) if error.code() == Some(&tokio_postgres::error::SqlState::QUERY_CANCELED) => Ok(None),
+            other => other.map(Some),
+        }
+    }
+
+    /// The first row, if any.
+    pub async fn opt(&self, sql: &Sql, params: &[&(dyn ToSql + Sync)]) -> Result<Option<Row>, tokio_postgres::Error> {
+        Ok(self.rows(sql, params).await?.into_iter().next())
+    }
+
+    /// [`Conn::opt`] for a write: a serialization failure (40001) or a
+    /// deadlock (40P01) is retried up to three attempts in all, after 5–50 ms
+    /// of jitter times the attempt number; other errors return at once.
+    pub async fn write(&self, sql: &Sql, params: &[&(dyn ToSql + Sync)]) -> Result<Option<Row>, tokio_postgres::Error> {
+        const ATTEMPTS: u64 = 3;
+        let mut attempt = 1;
+        loop {
+            match self.opt(sql, params).await {
+                Err(error) if retryable(&error) && attempt < ATTEMPTS => {
+                    let jitter = rand::Rng::random_range(&mut rand::rng(), 5..50) * attempt;
+                    tracing::debug!(statement = sql.name, attempt, %error, "retrying a write");
+                    tokio::time::sleep(Duration::from_millis(jitter)).await;
+                    attempt += 1;
+                }
+                outcome => return outcome,
+            }
+        }
+    }
+
+    /// The first row of a statement that always returns one (an aggregate,
+    /// a function call); none is an internal error.
+    pub async fn one(&self, sql: &Sql, params: &[&(dyn ToSql + Sync)]) -> Result<Row, crate::AppError> {
+        self.opt(sql, params)
+            .await?
+            .ok_or_else(|| crate::AppError::Internal(anyhow::anyhow!("{} returned no row", sql.name)))
+    }
+}
+
+fn retryable(error: &tokio_postgres::Error) -> bool {
+    use tokio_postgres::error::SqlState;
+    matches!(error.code(), Some(code) if *code == SqlState::T_R_SERIALIZATION_FAILURE || *code == SqlState::T_R_DEADLOCK_DETECTED)
+}
+
+/// How long one probe's outcome answers `/healthz`.
+pub const FRESH_FOR: Duration = Duration::from_secs(1);
+
+/// The last probe: when it ran and whether the database answered. The
+/// mutex also makes concurrent callers share one probe instead of each
+/// taking a connection.
+#[derive(Default)]
+pub struct Probe {
+    last: Mutex<Option<(Instant, bool)>>,
+}
+
+impl Probe {
+    pub async fn database_answers(&self, pool: &deadpool_postgres::Pool, probes: &prometheus::IntCounter) -> bool {
+        let mut last = self.last.lock().await;
+        if let Some((at, up)) = *last
+            && at.elapsed() < FRESH_FOR
+        {
+            return up;
+        }
+        probes.inc();
+        let up = match ping(pool).await {
+            Ok(()) => true,
+            Err(error) => {
+                tracing::warn!(%error, "health probe: database unavailable");
+                false
+            }
+        };
+        *last = Some((Instant::now(), up));
+        up
+    }
+}
+
+/// One round trip through the pool; the health check.
+pub async fn ping(pool: &Pool) -> Result<(), PoolError> {
+    let client = pool.get().await?;
+    client.simple_query("SELECT 1").await?;
+    Ok(())
+}
+
+/// A direct connection for `migrate` and `seed`. The connection task is owned
+/// by the returned value and ends when it is dropped.
+pub struct Direct {
+    pub client: Client,
+    task: JoinHandle<()>,
+}
+
+impl Drop for Direct {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+pub async fn connect(config: &DbConfig) -> anyhow::Result<Direct> {
+    let mut pg = config.url.clone();
+    pg.connect_timeout(config.connect_timeout());
+    let (client, connection) = pg
+        .connect(NoTls)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot connect to PostgreSQL ({}): {e}", describe_target(&pg)))?;
+    let task = tokio::spawn(async move {
+        if let Err(error) = connection.await {
+            tracing::warn!(%error, "database connection ended");
+        }
+    });
+    Ok(Direct { client, task })
+}
+
+/// host:port/dbname, without credentials, for error messages.
+pub fn describe_target(pg: &tokio_postgres::Config) -> String {
+    let host = pg
+        .get_hosts()
+        .first()
+        .map(|h| match h {
+            tokio_postgres::config::Host::Tcp(name) => name.clone(),
+            #[cfg(unix)]
+            tokio_postgres::config::Host::Unix(path) => path.display().to_string(),
+        })
+        .unwrap_or_else(|| "localhost".into());
+    let port = pg.get_ports().first().copied().unwrap_or(5432);
+    let db = pg.get_dbname().or(pg.get_user()).unwrap_or("?");
+    format!("{host}:{port}/{db}")
+}
+
+/// Whether the last probe reached the database; read by `/metrics`.
+#[derive(Clone, Default)]
+pub struct Reachability(Arc<AtomicBool>);
+
+impl Reachability {
+    pub fn is_up(&self) -> bool {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+const PROBE_EVERY: Duration = Duration::from_secs(10);
+const BACKOFF_FIRST: Duration = Duration::from_millis(250);
+const BACKOFF_MAX: Duration = Duration::from_secs(30);
+
+/// Probes the database until `cancel` fires: every 10 s while it answers, and
+/// with exponential backoff (250 ms doubling to 30 s) while it does not,
+/// logging each change and each failed attempt with its reason.
+pub async fn watch(pool: Pool, target: String, state: Reachability, cancel: CancellationToken) {
+    let mut backoff = BACKOFF_FIRST;
+    let mut was_up: Option<bool> = None;
+    loop {
+        let outcome = ping(&pool).await;
+        let delay = match &outcome {
+            Ok(()) => {
+                if was_up != Some(true) {
+                    tracing::info!(database = %target, "database reachable");
+                }
+                backoff = BACKOFF_FIRST;
+                PROBE_EVERY
+            }
+            Err(error) => {
+                tracing::warn!(database = %target, error = %error, retry_in_ms = backoff.as_millis() as u64,
+                    "database unreachable; requests needing it get 503 until it answers");
+                let delay = backoff;
+                backoff = (backoff * 2).min(BACKOFF_MAX);
+                delay
+            }
+        };
+        was_up = Some(outcome.is_ok());
+        state.0.store(outcome.is_ok(), Ordering::Relaxed);
+        tokio::select! {
+            () = cancel.cancelled() => return,
+            () = tokio::time::sleep(delay) => {}
+        }
+    }
+}

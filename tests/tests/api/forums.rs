@@ -1,0 +1,236 @@
+//! The forum read API over real HTTP: categories, topic pages to the end,
+//! reply trees with continuation, and JSON errors for bad input.
+
+use serde_json::Value;
+use veritable_proxy::config::Scale;
+use veritable_proxy::seed::Shape;
+use veritable_tests::{Api, TestServer, closed_port, connect, database_url};
+
+async fn get(server: &TestServer, path: &str) -> (u16, Value) {
+    Api::new(server).get(path).await
+}
+
+fn assert_invalid(body: &Value, field: &str) {
+    assert_eq!(body["error"]["code"], "invalid_parameter", "{body}");
+    assert_eq!(body["error"]["field"], field, "{body}");
+    assert!(body["error"]["message"].as_str().is_some_and(|m| !m.is_empty()));
+}
+
+#[tokio::test]
+async fn categories_are_listed_in_order() {
+    let server = TestServer::start(&database_url()).await;
+    let (status, body) = get(&server, "/api/v1/forums/categories").await;
+    assert_eq!(status, 200);
+    let items = body["items"].as_array().expect("items");
+    assert_eq!(items.len(), Shape::of(Scale::Small).categories as usize);
+    let positions: Vec<i64> = items.iter().map(|c| c["position"].as_i64().expect("position")).collect();
+    assert!(positions.windows(2).all(|w| w[0] <= w[1]));
+    server.stop().await.expect("stop");
+}
+
+#[tokio::test]
+async fn topic_pages_follow_next_cursor_to_the_end() {
+    let server = TestServer::start(&database_url()).await;
+    let mut ids = Vec::new();
+    let mut path = "/api/v1/forums/topics?category=1&limit=13".to_owned();
+    loop {
+        let (status, body) = get(&server, &path).await;
+        assert_eq!(status, 200, "{body}");
+        let items = body["items"].as_array().expect("items");
+        assert!(items.len() <= 13);
+        for item in items {
+            ids.push(item["id"].as_i64().expect("id"));
+            assert!(item["title"].is_string() && item["author_name"].is_string() && item["tags"].is_array());
+            assert!(item.get("next_cursor").is_none() && item.get("ordinality").is_none(), "{item}");
+        }
+        match body["next_cursor"].as_str() {
+            Some(cursor) => path = format!("/api/v1/forums/topics?category=1&limit=13&cursor={cursor}"),
+            None => break,
+        }
+    }
+    let client = connect(&database_url()).await;
+    let expected: Vec<i64> = client
+        .query(
+            "SELECT topic_id FROM forum_topic_stats WHERE category_id = 1 AND NOT is_deleted ORDER BY is_pinned DESC, last_activity_at DESC, topic_id DESC",
+            &[],
+        )
+        .await
+        .expect("query")
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(ids, expected);
+    let (status, body) = get(&server, "/api/v1/forums/topics").await;
+    assert_eq!(status, 200);
+    assert_eq!(body["items"].as_array().map(Vec::len), Some(20), "20 by default, all categories");
+    server.stop().await.expect("stop");
+}
+
+#[tokio::test]
+async fn bad_topic_queries_get_400_naming_the_parameter() {
+    let server = TestServer::start(&database_url()).await;
+    for (path, field) in [
+        ("/api/v1/forums/topics?limit=0", "limit"),
+        ("/api/v1/forums/topics?limit=101", "limit"),
+        ("/api/v1/forums/topics?limit=abc", "query"),
+        ("/api/v1/forums/topics?category=abc", "query"),
+        ("/api/v1/forums/topics?cursor=garbage", "cursor"),
+        ("/api/v1/forums/topics/abc/replies", "id"),
+        ("/api/v1/forums/topics/1/replies?depth=0", "depth"),
+        ("/api/v1/forums/topics/1/replies?limit=10001", "limit"),
+        ("/api/v1/forums/topics/1/replies?limit=501", "limit"),
+        ("/api/v1/forums/topics/1/replies?after=-5", "after"),
+    ] {
+        let (status, body) = get(&server, path).await;
+        assert_eq!(status, 400, "{path}: {body}");
+        assert_invalid(&body, field);
+    }
+    server.stop().await.expect("stop");
+}
+
+#[tokio::test]
+async fn reply_trees_are_bounded_and_continue_after_the_last_item() {
+    let server = TestServer::start(&database_url()).await;
+    let chain = Shape::of(Scale::Small).hot_topics.len() + 1;
+    let (status, body) = get(&server, &format!("/api/v1/forums/topics/{chain}/replies")).await;
+    assert_eq!(status, 200, "{body}");
+    let items = body["items"].as_array().expect("items");
+    assert_eq!(items.len(), 10);
+    assert_eq!(items[9]["children_cut"], true);
+    assert_eq!(body["has_more"], false);
+
+    let mut seen = Vec::new();
+    let mut after: Option<i64> = None;
+    loop {
+        let path = match after {
+            Some(a) => format!("/api/v1/forums/topics/1/replies?limit=250&after={a}"),
+            None => "/api/v1/forums/topics/1/replies?limit=250".to_owned(),
+        };
+        let (status, body) = get(&server, &path).await;
+        assert_eq!(status, 200, "{body}");
+        let items = body["items"].as_array().expect("items");
+        seen.extend(items.iter().map(|i| i["id"].as_i64().expect("id")));
+        if body["has_more"] != true {
+            break;
+        }
+        after = items.last().and_then(|i| i["id"].as_i64());
+    }
+    let mut unique = seen.clone();
+    unique.sort_unstable();
+    unique.dedup();
+    assert_eq!(unique.len(), seen.len(), "no item twice across pages");
+    assert!(seen.len() > 250, "more than one page");
+    server.stop().await.expect("stop");
+}
+
+#[tokio::test]
+async fn missing_topics_and_foreign_continuations_are_refused() {
+    let server = TestServer::start(&database_url()).await;
+    let (status, body) = get(&server, "/api/v1/forums/topics/999999/replies").await;
+    assert_eq!(status, 404, "{body}");
+    assert_eq!(body["error"]["code"], "not_found");
+    let client = connect(&database_url()).await;
+    let foreign: i64 = client
+        .query_one("SELECT id FROM forum_replies WHERE topic_id <> 1 LIMIT 1", &[])
+        .await
+        .expect("a reply")
+        .get(0);
+    let (status, body) = get(&server, &format!("/api/v1/forums/topics/1/replies?after={foreign}")).await;
+    assert_eq!(status, 400, "{body}");
+    assert_invalid(&body, "after");
+    server.stop().await.expect("stop");
+}
+
+#[tokio::test]
+async fn reads_answer_503_when_the_database_is_down() {
+    let url = format!("postgres://veritable@127.0.0.1:{}/veritable_test", closed_port().await);
+    // Direct even in the pgbouncer suite: the point is the closed port.
+    let db = veritable_proxy::config::DbConfig::from_url(&url).expect("url");
+    let server = TestServer::start_with(veritable_proxy::config::ServeConfig::for_tests(db)).await;
+    let response = reqwest::get(server.url("/api/v1/forums/topics")).await.expect("request");
+    assert_eq!(response.status(), 503);
+    assert!(response.headers().contains_key("retry-after"));
+    let body: Value = response.json().await.expect("JSON");
+    assert_eq!(body["error"]["code"], "database_unavailable");
+    server.stop().await.expect("stop");
+}
+
+/// The seed report's proof of concept (20 concurrent `GET /forums/topics`)
+/// and the same with 2,000 at once, with the production defaults (pool of
+/// 16 with a 2 s wait, 1 s read cache): every request answers 200.
+#[tokio::test]
+async fn twenty_and_two_thousand_concurrent_topic_reads_all_succeed() {
+    veritable_proxy::server::raise_open_files_limit();
+    let mut config = veritable_tests::serve_config(&database_url());
+    config.read_cache_ms = 1000;
+    let server = TestServer::start_with(config).await;
+    for concurrent in [20, 2_000] {
+        let url = server.url("/api/v1/forums/topics");
+        let requests = (0..concurrent).map(|_| {
+            let url = url.clone();
+            tokio::spawn(async move {
+                // A connection each: no client-side pooling hides the concurrency.
+                let client = reqwest::Client::builder().pool_max_idle_per_host(0).build().expect("client");
+                client.get(url).send().await.map(|r| r.status().as_u16())
+            })
+        });
+        let mut statuses = std::collections::BTreeMap::new();
+        for request in requests.collect::<Vec<_>>() {
+            let status = request.await.expect("task").map_or(0, |s| s);
+            *statuses.entry(status).or_insert(0) += 1;
+        }
+        assert_eq!(statuses, std::collections::BTreeMap::from([(200, concurrent)]), "{concurrent} at once");
+    }
+    server.stop().await.expect("stop");
+}
+
+/// The read cache answers repeated list requests from memory, counts hits,
+/// keys by validated parameters, and serves a change after its TTL.
+#[tokio::test]
+async fn topic_lists_are_cached_briefly_and_bounded() {
+    let (db, client) = veritable_tests::FreshDb::seeded("api_read_cache", &Shape::of(Scale::Small), 13).await;
+    let mut config = veritable_tests::serve_config(&db.url);
+    config.read_cache_ms = 300;
+    config.read_cache_bytes = 64 * 1024;
+    let server = TestServer::start_with(config).await;
+    let (_, first) = get(&server, "/api/v1/forums/topics?limit=5").await;
+    client
+        .execute(
+            "UPDATE forum_topics SET title = 'renamed while cached' WHERE id = $1",
+            &[&first["items"][0]["id"].as_i64().expect("id")],
+        )
+        .await
+        .expect("rename");
+    let (_, again) = get(&server, "/api/v1/forums/topics?limit=5").await;
+    assert_eq!(again, first, "served from the cache within the TTL");
+    veritable_tests::until("the cached page expired", || async {
+        get(&server, "/api/v1/forums/topics?limit=5").await.1["items"][0]["title"] == "renamed while cached"
+    })
+    .await;
+    // Many distinct keys: the cache stays within its byte bound.
+    let mut cursor = None::<String>;
+    for _ in 0..40 {
+        let path = match &cursor {
+            Some(c) => format!("/api/v1/forums/topics?limit=20&cursor={c}"),
+            None => "/api/v1/forums/topics?limit=20".to_owned(),
+        };
+        let (status, page) = get(&server, &path).await;
+        assert_eq!(status, 200);
+        match page["next_cursor"].as_str() {
+            Some(next) => cursor = Some(next.to_owned()),
+            None => break,
+        }
+    }
+    let metrics = reqwest::get(server.url("/metrics")).await.expect("metrics").text().await.expect("text");
+    let value = |name: &str| -> f64 {
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("{name} ")))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("{name}"))
+    };
+    assert!(value("veritable_response_cache_hits_total") >= 1.0);
+    assert!(value("veritable_response_cache_bytes") <= 64.0 * 1024.0 * 1.1, "within its bound");
+    server.stop().await.expect("stop");
+    db.drop_db().await;
+}
