@@ -4,5 +4,6 @@
 
 pub mod cursor;
 pub mod mentions;
+pub mod rules;
 pub mod sanitize;
 pub mod tree;

@@ -2,17 +2,18 @@
 //! the bounds given here.
 
 use pgrx::{GucContext, GucFlags, GucRegistry, GucSetting};
+use veritable_core::rules;
 
 pub static MAX_REPLY_DEPTH: GucSetting<i32> = GucSetting::<i32>::new(10);
 pub static MAX_REPLY_ROWS: GucSetting<i32> = GucSetting::<i32>::new(500);
-pub static MAX_CONTENT_BYTES: GucSetting<i32> = GucSetting::<i32>::new(100_000);
+pub static MAX_CONTENT_BYTES: GucSetting<i32> = GucSetting::<i32>::new(rules::CONTENT_BYTES_DEFAULT);
 pub static MAX_REPLY_BYTES: GucSetting<i32> = GucSetting::<i32>::new(1_000_000);
 
 /// Hard ceilings: a call asking for more is refused, whatever the settings say.
-pub const DEPTH_CEILING: i32 = 1_000;
-pub const ROWS_CEILING: i32 = 10_000;
+pub const DEPTH_CEILING: i32 = rules::REPLY_DEPTH_CEILING;
+pub const ROWS_CEILING: i32 = rules::REPLY_ROWS_CEILING;
 /// The tables' CHECK constraints allow bodies of at most 1,000,000 bytes.
-pub const CONTENT_CEILING: i32 = 1_000_000;
+pub const CONTENT_CEILING: i32 = rules::CONTENT_BYTES_CEILING;
 /// One page of a reply walk holds at most this much HTML, whatever the setting.
 pub const REPLY_BYTES_CEILING: i32 = 64_000_000;
 

@@ -10,8 +10,7 @@ use veritable_core::cursor::TopicKey;
 use crate::errors;
 use crate::plans::with_plan;
 
-pub const DEFAULT_PAGE_SIZE: i32 = 20;
-pub const MAX_PAGE_SIZE: i32 = 100;
+pub use veritable_core::rules::{PAGE_SIZE_DEFAULT as DEFAULT_PAGE_SIZE, PAGE_SIZE_MAX as MAX_PAGE_SIZE};
 
 pub struct TopicRow {
     pub id: i64,

@@ -13,6 +13,7 @@ use sha2::{Digest, Sha256};
 use crate::AppError;
 use crate::cache::{CacheCounters, ENTRY_OVERHEAD_BYTES};
 use crate::store::Db;
+use crate::store::ids::UserId;
 
 pub const COOKIE: &str = "veritable_session";
 /// A session lives 30 days after its last renewal.
@@ -102,7 +103,7 @@ impl Sessions {
 
     pub async fn create(&self, db: &Db, user_id: i64) -> Result<String, AppError> {
         let (token, hash) = new_token();
-        db.get().await?.session_create(user_id, hash.as_slice(), LIFETIME_DAYS).await?;
+        db.get().await?.session_create(UserId(user_id), hash.as_slice(), LIFETIME_DAYS).await?;
         Ok(token)
     }
 

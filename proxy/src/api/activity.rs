@@ -7,6 +7,7 @@ use serde::Deserialize;
 use crate::http::error::ErrorBody;
 use crate::http::extract::{Params, numeric_cursor, page_size, parse_id};
 use crate::http::respond::ok_json;
+use crate::store::ids::UserId;
 use crate::{AppError, AppResult, AppState};
 
 #[derive(Deserialize)]
@@ -41,5 +42,5 @@ pub async fn list(
     let id = parse_id(&id, "user")?;
     let limit = page_size(query.limit)?;
     let cursor = numeric_cursor(query.cursor.as_deref())?;
-    state.db.get().await?.user_activity(id, cursor, limit).await?.map(ok_json).ok_or(AppError::NotFound)
+    state.db.get().await?.user_activity(UserId(id), cursor, limit).await?.map(ok_json).ok_or(AppError::NotFound)
 }

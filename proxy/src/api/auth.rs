@@ -9,6 +9,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::json;
+use veritable_core::rules;
 
 use crate::http::error::ErrorBody;
 use crate::http::extract::{Body, CurrentUser};
@@ -37,24 +38,17 @@ pub struct Register {
 }
 
 fn validate(register: &Register) -> AppResult<()> {
-    let name = &register.username;
-    if !(3..=32).contains(&name.len()) || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+    if !rules::is_username(&register.username) {
         return Err(AppError::Unprocessable { field: "username", message: "3 to 32 letters, digits or _".into() });
     }
-    // The table's CHECK: 3 to 254 characters matching ^[^@\s]+@[^@\s]+$
-    // (Rust's whitespace is a superset of PostgreSQL's \s).
-    let email = &register.email;
-    let well_formed = email
-        .split_once('@')
-        .is_some_and(|(local, domain)| !local.is_empty() && !domain.is_empty() && !domain.contains('@'));
-    if !(3..=254).contains(&email.chars().count()) || !well_formed || email.chars().any(char::is_whitespace) {
+    if !rules::is_email(&register.email) {
         return Err(AppError::Unprocessable { field: "email", message: "not an email address".into() });
     }
-    if !(8..=256).contains(&register.password.chars().count()) {
+    if !rules::PASSWORD_CHARS.contains(&register.password.chars().count()) {
         return Err(AppError::Unprocessable { field: "password", message: "8 to 256 characters".into() });
     }
     if let Some(display) = &register.display_name
-        && (display.trim().is_empty() || display.chars().count() > 64)
+        && (display.trim().is_empty() || display.chars().count() > rules::DISPLAY_NAME_MAX_CHARS)
     {
         return Err(AppError::Unprocessable { field: "display_name", message: "1 to 64 characters".into() });
     }

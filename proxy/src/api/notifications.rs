@@ -7,6 +7,7 @@ use serde::Deserialize;
 use crate::http::error::ErrorBody;
 use crate::http::extract::{Body, CurrentUser, Params, Writer, numeric_cursor, page_size};
 use crate::http::respond::ok_json;
+use crate::store::ids::UserId;
 use crate::{AppError, AppResult, AppState};
 
 #[derive(Deserialize)]
@@ -42,7 +43,7 @@ pub async fn list(
 ) -> AppResult<Response> {
     let limit = page_size(query.limit)?;
     let cursor = numeric_cursor(query.cursor.as_deref())?;
-    let page = state.db.get().await?.notifications(user.session.user_id, query.unread, cursor, limit).await?;
+    let page = state.db.get().await?.notifications(UserId(user.session.user_id), query.unread, cursor, limit).await?;
     Ok(ok_json(page))
 }
 
@@ -85,6 +86,6 @@ pub async fn mark_read(
     if mark.ids.len() > MAX_MARK {
         return Err(AppError::Unprocessable { field: "ids", message: format!("at most {MAX_MARK} ids at once") });
     }
-    let marked = state.db.get().await?.notifications_read(user.session.user_id, mark.all, &mark.ids).await?;
+    let marked = state.db.get().await?.notifications_read(UserId(user.session.user_id), mark.all, &mark.ids).await?;
     Ok(ok_json(format!("{{\"marked\":{marked}}}")))
 }

@@ -6,10 +6,11 @@ use axum::response::Response;
 use crate::http::error::{ErrorBody, refused};
 use crate::http::extract::{Body, CurrentUser, Writer};
 use crate::http::respond::ok_json;
+use crate::store::ids::UserId;
 use crate::{AppError, AppResult, AppState};
 
 /// Preferences are a JSON object of at most this many bytes (the column's CHECK).
-const MAX_PREFERENCES_BYTES: usize = 16 * 1024;
+const MAX_PREFERENCES_BYTES: usize = veritable_core::rules::PREFERENCES_MAX_BYTES;
 
 /// `GET /api/v1/me/preferences`: the stored object (`{}` at first).
 #[utoipa::path(
@@ -24,7 +25,8 @@ const MAX_PREFERENCES_BYTES: usize = 16 * 1024;
     security(("bearer" = []), ("cookie" = [])),
 )]
 pub async fn show(State(state): State<AppState>, user: CurrentUser) -> AppResult<Response> {
-    let preferences = state.db.get().await?.preferences(user.session.user_id).await?.ok_or(AppError::Unauthorized)?;
+    let preferences =
+        state.db.get().await?.preferences(UserId(user.session.user_id)).await?.ok_or(AppError::Unauthorized)?;
     Ok(ok_json(preferences))
 }
 
@@ -62,7 +64,7 @@ pub async fn save(
         .db
         .get()
         .await?
-        .preferences_save(user.session.user_id, &text)
+        .preferences_save(UserId(user.session.user_id), &text)
         .await
         .map_err(|e| refused(e, "body"))?
         .ok_or(AppError::Unauthorized)?;

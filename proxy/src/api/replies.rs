@@ -16,13 +16,10 @@ use crate::http::error::{ErrorBody, refused};
 use crate::http::extract::{Body, CurrentUser, Params, Writer, judge, parse_id, require_text};
 use crate::http::respond::{created, ok_json};
 use crate::store::forums::NewReply as Insert;
+use crate::store::ids::{ReplyId, TopicId, UserId};
 use crate::{AppError, AppResult, AppState};
 
-/// Reply walks: the extension's ceilings.
-const MAX_DEPTH: i32 = 1_000;
-/// Rows of one reply page over HTTP: what a page of a UI shows, far below
-/// the SQL function's ceiling (a DBA may ask for 10,000).
-const MAX_ROWS: i32 = 500;
+use veritable_core::rules::{REPLY_DEPTH_CEILING as MAX_DEPTH, REPLY_ROWS_HTTP as MAX_ROWS};
 
 #[derive(Debug, Deserialize)]
 pub struct RepliesQuery {
@@ -66,7 +63,13 @@ pub async fn tree(
     if query.after.is_some_and(|a| a < 1) {
         return Err(AppError::invalid("after", "after must be the id of a reply"));
     }
-    let tree = match state.db.get().await?.reply_tree(topic, query.depth, query.limit, query.after).await {
+    let tree = match state
+        .db
+        .get()
+        .await?
+        .reply_tree(TopicId(topic), query.depth, query.limit, query.after.map(ReplyId))
+        .await
+    {
         Ok(Some(tree)) => tree,
         Ok(None) => return Err(AppError::NotFound),
         // The extension refuses an `after` that is not a row of this walk.
@@ -128,9 +131,9 @@ pub async fn create(
         .get()
         .await?
         .reply_create(&Insert {
-            topic,
-            parent: reply.parent_id,
-            author: user.session.user_id,
+            topic: TopicId(topic),
+            parent: reply.parent_id.map(ReplyId),
+            author: UserId(user.session.user_id),
             body: &reply.body,
             key: &key,
             per_minute: state.post_limit.per_minute,
@@ -180,7 +183,7 @@ pub async fn edit(
         .db
         .get()
         .await?
-        .reply_edit(id, &edit.body, user.session.user_id, moderator)
+        .reply_edit(ReplyId(id), &edit.body, UserId(user.session.user_id), moderator)
         .await
         .map_err(|e| refused(e, "id"))?
         .ok_or(AppError::NotFound)?;
@@ -212,8 +215,13 @@ pub async fn delete(
 ) -> AppResult<Response> {
     let id = parse_id(&id, "reply")?;
     let moderator = user.session.may_moderate();
-    let row =
-        state.db.get().await?.reply_delete(id, user.session.user_id, moderator).await?.ok_or(AppError::NotFound)?;
+    let row = state
+        .db
+        .get()
+        .await?
+        .reply_delete(ReplyId(id), UserId(user.session.user_id), moderator)
+        .await?
+        .ok_or(AppError::NotFound)?;
     judge(&user, row.get(0), row.get(1), row.get::<_, Option<i64>>(2))?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }

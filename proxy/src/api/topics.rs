@@ -6,16 +6,18 @@ use axum::extract::{Path, State};
 use axum::response::Response;
 use serde::Deserialize;
 use veritable_core::cursor::TopicKey;
+use veritable_core::rules;
 
 use crate::http::error::{ErrorBody, refused};
 use crate::http::extract::{Body, CurrentUser, Params, Writer, judge, page_size, parse_id, require_text};
 use crate::http::respond::{created, ok_json};
 use crate::store::forums;
+use crate::store::ids::{CategoryId, TopicId, UserId};
 use crate::{AppError, AppResult, AppState};
 
 /// At most five tags per topic, each like `rust` or `async-io`.
-const MAX_TAGS: usize = 5;
-const MAX_TITLE_CHARS: usize = 300;
+const MAX_TAGS: usize = rules::TAGS_PER_TOPIC_MAX;
+const MAX_TITLE_CHARS: usize = rules::TITLE_MAX_CHARS;
 
 #[derive(Debug, Deserialize)]
 pub struct TopicsQuery {
@@ -51,7 +53,7 @@ pub async fn list(State(state): State<AppState>, Params(query): Params<TopicsQue
     let body = state
         .responses
         .get_or_load(key, async {
-            state.db.get().await?.topic_page(query.category, query.cursor.as_deref(), limit).await
+            state.db.get().await?.topic_page(query.category.map(CategoryId), query.cursor.as_deref(), limit).await
         })
         .await?;
     Ok(ok_json(body))
@@ -99,11 +101,7 @@ fn normalize_tags(tags: Vec<String>) -> AppResult<Vec<String>> {
     if tags.len() > MAX_TAGS {
         return Err(AppError::Unprocessable { field: "tags", message: format!("at most {MAX_TAGS} tags") });
     }
-    let well_formed = |t: &String| {
-        (1..=32).contains(&t.len())
-            && t.split('-')
-                .all(|part| !part.is_empty() && part.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit()))
-    };
+    let well_formed = |t: &String| rules::is_slug(t, rules::TAG_MAX_CHARS);
     if !tags.iter().all(well_formed) {
         return Err(AppError::Unprocessable {
             field: "tags",
@@ -142,8 +140,8 @@ pub async fn create(
         .get()
         .await?
         .topic_create(&forums::NewTopic {
-            category: topic.category_id,
-            author: user.session.user_id,
+            category: CategoryId(topic.category_id),
+            author: UserId(user.session.user_id),
             title: &topic.title,
             body: &topic.body,
             tags: &tags,
@@ -175,7 +173,7 @@ pub async fn create(
 )]
 pub async fn detail(State(state): State<AppState>, Path(id): Path<String>) -> AppResult<Response> {
     let id = parse_id(&id, "topic")?;
-    let topic = state.db.get().await?.topic_detail(id).await?.ok_or(AppError::NotFound)?;
+    let topic = state.db.get().await?.topic_detail(TopicId(id)).await?.ok_or(AppError::NotFound)?;
     state.views.count(id);
     Ok(ok_json(topic))
 }
@@ -227,14 +225,14 @@ pub async fn change(
         .get()
         .await?
         .topic_change(&forums::TopicChange {
-            id,
+            id: TopicId(id),
             title: change.title.as_deref(),
             body: change.body.as_deref(),
             is_pinned: change.is_pinned,
             is_locked: change.is_locked,
-            category: change.category_id,
+            category: change.category_id.map(CategoryId),
             moderator,
-            user: user.session.user_id,
+            user: UserId(user.session.user_id),
         })
         .await
         .map_err(|e| refused(e, "category_id"))?

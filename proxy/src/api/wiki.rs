@@ -9,6 +9,7 @@
 use axum::extract::{Path, State};
 use axum::response::Response;
 use serde::Deserialize;
+use veritable_core::rules;
 
 use crate::http::error::{ErrorBody, refused};
 use crate::http::extract::{Body, Params, Writer, numeric_cursor, page_size, require_text};
@@ -16,14 +17,10 @@ use crate::http::respond::{created, ok_json};
 use crate::store::wiki::WikiSave;
 use crate::{AppError, AppResult, AppState};
 
-const MAX_COMMENT_CHARS: usize = 500;
+const MAX_COMMENT_CHARS: usize = rules::WIKI_COMMENT_MAX_CHARS;
 
 fn check_slug(slug: &str) -> AppResult<()> {
-    let well_formed = slug.len() <= 200
-        && slug
-            .split('-')
-            .all(|part| !part.is_empty() && part.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit()));
-    if !well_formed {
+    if !rules::is_slug(slug, rules::WIKI_SLUG_MAX_CHARS) {
         return Err(AppError::invalid("slug", "a slug is a-z, 0-9 and inner dashes, at most 200 characters"));
     }
     Ok(())

@@ -128,8 +128,7 @@ impl<S: Send + Sync, T: DeserializeOwned> axum::extract::FromRequest<S> for Body
 }
 
 /// Page sizes of every list: 1..=100, 20 unless asked.
-pub const MAX_PAGE: i32 = 100;
-pub const DEFAULT_PAGE: i32 = 20;
+pub use veritable_core::rules::{PAGE_SIZE_DEFAULT as DEFAULT_PAGE, PAGE_SIZE_MAX as MAX_PAGE};
 
 /// The page size asked for, or 400 naming `limit`.
 pub fn page_size(limit: Option<i32>) -> Result<i32, AppError> {

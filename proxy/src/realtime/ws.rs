@@ -26,6 +26,7 @@ use crate::AppError;
 use crate::AppState;
 use crate::sessions::HotSession;
 use crate::store::Db;
+use crate::store::ids::{CategoryId, TopicId};
 
 /// Largest frame a client may send.
 pub const MAX_INBOUND_BYTES: usize = 4 * 1024;
@@ -341,11 +342,11 @@ impl Connection {
         let conn = self.db.get().await?;
         let found = match kind {
             "topic" => match key.parse::<i64>() {
-                Ok(id) => conn.topic_exists(id).await?,
+                Ok(id) => conn.topic_exists(TopicId(id)).await?,
                 Err(_) => false,
             },
             "category" => match key.parse::<i64>() {
-                Ok(id) => conn.category_exists(id).await?,
+                Ok(id) => conn.category_exists(CategoryId(id)).await?,
                 Err(_) => false,
             },
             _ => conn.wiki_exists(key).await?,

@@ -3,6 +3,7 @@
 use tokio_postgres::Row;
 use tokio_postgres::types::Type;
 
+use super::ids::{CategoryId, ReplyId, TopicId, UserId};
 use super::{Conn, Sql};
 use crate::AppError;
 
@@ -18,8 +19,8 @@ macro_rules! reply_json {
 
 /// A new topic, as `topic_create` takes it.
 pub struct NewTopic<'a> {
-    pub category: i64,
-    pub author: i64,
+    pub category: CategoryId,
+    pub author: UserId,
     pub title: &'a str,
     pub body: &'a str,
     pub tags: &'a [String],
@@ -30,21 +31,21 @@ pub struct NewTopic<'a> {
 
 /// A change of a topic: `None` keeps a field.
 pub struct TopicChange<'a> {
-    pub id: i64,
+    pub id: TopicId,
     pub title: Option<&'a str>,
     pub body: Option<&'a str>,
     pub is_pinned: Option<bool>,
     pub is_locked: Option<bool>,
-    pub category: Option<i64>,
+    pub category: Option<CategoryId>,
     pub moderator: bool,
-    pub user: i64,
+    pub user: UserId,
 }
 
 /// A new reply, as `reply_create` takes it.
 pub struct NewReply<'a> {
-    pub topic: i64,
-    pub parent: Option<i64>,
-    pub author: i64,
+    pub topic: TopicId,
+    pub parent: Option<ReplyId>,
+    pub author: UserId,
     pub body: &'a str,
     pub key: &'a str,
     pub per_minute: i32,
@@ -199,17 +200,18 @@ impl Conn {
     /// holds the wait (seconds, if limited) and the topic as JSON text.
     pub async fn topic_create(&self, topic: &NewTopic<'_>) -> Result<Option<Row>, tokio_postgres::Error> {
         let NewTopic { category, author, title, body, tags, key, per_minute } = topic;
-        self.write(&TOPIC_CREATE, &[category, author, title, body, tags, key, per_minute]).await
+        self.write(&TOPIC_CREATE, &[&category.0, &author.0, title, body, tags, key, per_minute]).await
     }
 
     /// The topic as JSON text, if it exists.
-    pub async fn topic_detail(&self, id: i64) -> Result<Option<String>, tokio_postgres::Error> {
-        Ok(self.opt(&TOPIC_DETAIL, &[&id]).await?.map(|row| row.get(0)))
+    pub async fn topic_detail(&self, id: TopicId) -> Result<Option<String>, tokio_postgres::Error> {
+        Ok(self.opt(&TOPIC_DETAIL, &[&id.0]).await?.map(|row| row.get(0)))
     }
 
     pub async fn topic_change(&self, change: &TopicChange<'_>) -> Result<Option<Row>, tokio_postgres::Error> {
         let TopicChange { id, title, body, is_pinned, is_locked, category, moderator, user } = change;
-        self.write(&TOPIC_CHANGE, &[id, title, body, is_pinned, is_locked, category, moderator, user]).await
+        let category = category.map(|c| c.0);
+        self.write(&TOPIC_CHANGE, &[&id.0, title, body, is_pinned, is_locked, &category, moderator, &user.0]).await
     }
 
     /// Adds `counts[i]` views to topic `ids[i]`.
@@ -221,26 +223,27 @@ impl Conn {
     /// the wait, whether the topic is locked, and the reply as JSON text.
     pub async fn reply_create(&self, reply: &NewReply<'_>) -> Result<Option<Row>, tokio_postgres::Error> {
         let NewReply { topic, parent, author, body, key, per_minute } = reply;
-        self.write(&REPLY_CREATE, &[topic, parent, author, body, key, per_minute]).await
+        let parent = parent.map(|p| p.0);
+        self.write(&REPLY_CREATE, &[&topic.0, &parent, &author.0, body, key, per_minute]).await
     }
 
     pub async fn reply_edit(
         &self,
-        id: i64,
+        id: ReplyId,
         body: &str,
-        user: i64,
+        user: UserId,
         moderator: bool,
     ) -> Result<Option<Row>, tokio_postgres::Error> {
-        self.write(&REPLY_EDIT, &[&id, &body, &user, &moderator]).await
+        self.write(&REPLY_EDIT, &[&id.0, &body, &user.0, &moderator]).await
     }
 
     pub async fn reply_delete(
         &self,
-        id: i64,
-        user: i64,
+        id: ReplyId,
+        user: UserId,
         moderator: bool,
     ) -> Result<Option<Row>, tokio_postgres::Error> {
-        self.write(&REPLY_DELETE, &[&id, &user, &moderator]).await
+        self.write(&REPLY_DELETE, &[&id.0, &user.0, &moderator]).await
     }
 
     /// `{"items": [...]}`'s array of categories, as JSON text.
@@ -251,10 +254,11 @@ impl Conn {
     /// One page of topics as JSON text (`items`, `next_cursor`).
     pub async fn topic_page(
         &self,
-        category: Option<i64>,
+        category: Option<CategoryId>,
         cursor: Option<&str>,
         limit: i32,
     ) -> Result<String, AppError> {
+        let category = category.map(|c| c.0);
         Ok(self.one(&TOPIC_PAGE, &[&category, &cursor, &limit]).await?.get(0))
     }
 
@@ -262,11 +266,12 @@ impl Conn {
     /// does not exist.
     pub async fn reply_tree(
         &self,
-        topic: i64,
+        topic: TopicId,
         depth: Option<i32>,
         limit: Option<i32>,
-        after: Option<i64>,
+        after: Option<ReplyId>,
     ) -> Result<Option<String>, tokio_postgres::Error> {
-        Ok(self.opt(&REPLY_TREE, &[&topic, &depth, &limit, &after]).await?.and_then(|row| row.get(0)))
+        let after = after.map(|a| a.0);
+        Ok(self.opt(&REPLY_TREE, &[&topic.0, &depth, &limit, &after]).await?.and_then(|row| row.get(0)))
     }
 }

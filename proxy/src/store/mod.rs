@@ -19,6 +19,7 @@ use tokio_util::sync::CancellationToken;
 use crate::config::DbConfig;
 
 pub mod forums;
+pub mod ids;
 pub mod limits;
 pub mod migrate;
 pub mod people;

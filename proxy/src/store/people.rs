@@ -2,6 +2,7 @@
 
 use tokio_postgres::types::Type;
 
+use super::ids::UserId;
 use super::{Conn, Sql};
 use crate::AppError;
 
@@ -58,21 +59,26 @@ impl Conn {
     /// One page of the user's notifications as JSON text.
     pub async fn notifications(
         &self,
-        user: i64,
+        user: UserId,
         unread: bool,
         cursor: Option<i64>,
         limit: i32,
     ) -> Result<String, AppError> {
-        Ok(self.one(&NOTIFICATIONS, &[&user, &unread, &cursor, &limit]).await?.get(0))
+        Ok(self.one(&NOTIFICATIONS, &[&user.0, &unread, &cursor, &limit]).await?.get(0))
     }
 
     /// Marks all or these notifications read; how many changed.
-    pub async fn notifications_read(&self, user: i64, all: bool, ids: &[i64]) -> Result<i64, tokio_postgres::Error> {
-        Ok(self.write(&MARK_READ, &[&user, &all, &ids]).await?.map_or(0, |row| row.get(0)))
+    pub async fn notifications_read(&self, user: UserId, all: bool, ids: &[i64]) -> Result<i64, tokio_postgres::Error> {
+        Ok(self.write(&MARK_READ, &[&user.0, &all, &ids]).await?.map_or(0, |row| row.get(0)))
     }
 
     /// One page of a user's activity as JSON text; None for no such user.
-    pub async fn user_activity(&self, user: i64, cursor: Option<i64>, limit: i32) -> Result<Option<String>, AppError> {
-        Ok(self.one(&ACTIVITY, &[&user, &cursor, &limit]).await?.get(0))
+    pub async fn user_activity(
+        &self,
+        user: UserId,
+        cursor: Option<i64>,
+        limit: i32,
+    ) -> Result<Option<String>, AppError> {
+        Ok(self.one(&ACTIVITY, &[&user.0, &cursor, &limit]).await?.get(0))
     }
 }

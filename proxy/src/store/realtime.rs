@@ -3,6 +3,7 @@
 use tokio_postgres::Row;
 use tokio_postgres::types::Type;
 
+use super::ids::{CategoryId, TopicId};
 use super::{Conn, Sql};
 use crate::AppError;
 
@@ -40,12 +41,12 @@ pub const PRESENCE_SYNC: Sql = Sql {
 };
 
 impl Conn {
-    pub async fn topic_exists(&self, id: i64) -> Result<bool, tokio_postgres::Error> {
-        Ok(self.opt(&TOPIC_EXISTS, &[&id]).await?.is_some())
+    pub async fn topic_exists(&self, id: TopicId) -> Result<bool, tokio_postgres::Error> {
+        Ok(self.opt(&TOPIC_EXISTS, &[&id.0]).await?.is_some())
     }
 
-    pub async fn category_exists(&self, id: i64) -> Result<bool, tokio_postgres::Error> {
-        Ok(self.opt(&CATEGORY_EXISTS, &[&id]).await?.is_some())
+    pub async fn category_exists(&self, id: CategoryId) -> Result<bool, tokio_postgres::Error> {
+        Ok(self.opt(&CATEGORY_EXISTS, &[&id.0]).await?.is_some())
     }
 
     pub async fn wiki_exists(&self, slug: &str) -> Result<bool, tokio_postgres::Error> {

@@ -3,6 +3,7 @@
 use tokio_postgres::Row;
 use tokio_postgres::types::Type;
 
+use super::ids::UserId;
 use super::{Conn, Sql};
 
 /// The hot record, renewing the session in the same statement when less than
@@ -45,11 +46,11 @@ impl Conn {
 
     pub async fn session_create(
         &self,
-        user: i64,
+        user: UserId,
         hash: &[u8],
         lifetime_days: i32,
     ) -> Result<(), tokio_postgres::Error> {
-        self.rows(&CREATE, &[&user, &hash, &lifetime_days]).await.map(drop)
+        self.rows(&CREATE, &[&user.0, &hash, &lifetime_days]).await.map(drop)
     }
 
     pub async fn session_revoke(&self, hash: &[u8]) -> Result<(), tokio_postgres::Error> {

@@ -3,6 +3,7 @@
 use tokio_postgres::Row;
 use tokio_postgres::types::Type;
 
+use super::ids::UserId;
 use super::{Conn, Sql};
 use crate::AppError;
 
@@ -39,12 +40,16 @@ pub const FIND: Sql = Sql {
 
 impl Conn {
     /// The user's preferences as JSON text, if the user exists.
-    pub async fn preferences(&self, user: i64) -> Result<Option<String>, tokio_postgres::Error> {
-        Ok(self.opt(&PREFERENCES, &[&user]).await?.map(|row| row.get(0)))
+    pub async fn preferences(&self, user: UserId) -> Result<Option<String>, tokio_postgres::Error> {
+        Ok(self.opt(&PREFERENCES, &[&user.0]).await?.map(|row| row.get(0)))
     }
 
-    pub async fn preferences_save(&self, user: i64, preferences: &str) -> Result<Option<Row>, tokio_postgres::Error> {
-        self.write(&SAVE_PREFERENCES, &[&user, &preferences]).await
+    pub async fn preferences_save(
+        &self,
+        user: UserId,
+        preferences: &str,
+    ) -> Result<Option<Row>, tokio_postgres::Error> {
+        self.write(&SAVE_PREFERENCES, &[&user.0, &preferences]).await
     }
 
     /// Whether the username (case-insensitively) and the e-mail are taken.

@@ -140,3 +140,48 @@ async fn stored_html_has_a_size_bound() {
     assert_eq!(sqlstate(client.execute(insert, &[&8_000_001i32]).await), CHECK_VIOLATION);
     db.drop_db().await;
 }
+
+/// The proxy's checks (`veritable_core::rules`) and the schema's CHECK
+/// constraints agree: what the proxy accepts the table takes, and what it
+/// refuses the table would refuse too (so a refusal is a clear 422, never a
+/// CHECK failure).
+#[tokio::test]
+async fn core_rules_agree_with_the_check_constraints() {
+    use veritable_core::rules;
+    let client = connect(&database_url()).await;
+    let check = |sql: &'static str| {
+        let client = &client;
+        move |text: String| async move { client.query_one(sql, &[&text]).await.expect("check").get::<_, bool>(0) }
+    };
+    let fixed = ["rust", "rust-async", "a1-b2-c3", "", "-a", "a-", "a--b", "Rust", "a_b", "ä", "a b"];
+    let sized = ["x".repeat(32), "x".repeat(33), "y".repeat(64), "y".repeat(65), "z".repeat(200), "z".repeat(201)];
+    for text in fixed.iter().map(|s| (*s).to_owned()).chain(sized) {
+        let tag = check("SELECT $1 ~ '^[a-z0-9]+(-[a-z0-9]+)*$' AND char_length($1) <= 32")(text.clone()).await;
+        assert_eq!(tag, rules::is_slug(&text, rules::TAG_MAX_CHARS), "tag {text:?}");
+        let category = check("SELECT $1 ~ '^[a-z0-9]+(-[a-z0-9]+)*$' AND char_length($1) <= 64")(text.clone()).await;
+        assert_eq!(category, rules::is_slug(&text, rules::CATEGORY_SLUG_MAX_CHARS), "category slug {text:?}");
+        let wiki = check("SELECT $1 ~ '^[a-z0-9]+(-[a-z0-9]+)*$' AND char_length($1) <= 200")(text.clone()).await;
+        assert_eq!(wiki, rules::is_slug(&text, rules::WIKI_SLUG_MAX_CHARS), "wiki slug {text:?}");
+    }
+    for name in
+        ["demo", "ab", "abc", "with_underscore_9", "with space", "dash-ed", "ünï", &"n".repeat(32), &"n".repeat(33)]
+    {
+        let table = check("SELECT $1 ~ '^[A-Za-z0-9_]{3,32}$'")(name.to_owned()).await;
+        assert_eq!(table, rules::is_username(name), "username {name:?}");
+    }
+    for email in ["a@b", "demo@example.test", "a@b@c", "@b", "a@", "a b@c", "ab", &format!("{}@x", "l".repeat(252))] {
+        let table =
+            check("SELECT char_length($1) BETWEEN 3 AND 254 AND $1 ~ '^[^@\\s]+@[^@\\s]+$'")(email.to_owned()).await;
+        assert_eq!(table, rules::is_email(email), "email {email:?}");
+    }
+    // The sizes the proxy uses are the ones the tables hold.
+    let body: String = client
+        .query_one(
+            "SELECT pg_get_constraintdef(oid) FROM pg_constraint WHERE conname = 'forum_replies_body_length'",
+            &[],
+        )
+        .await
+        .expect("constraint")
+        .get(0);
+    assert!(body.contains(&rules::CONTENT_BYTES_CEILING.to_string()), "{body}");
+}
