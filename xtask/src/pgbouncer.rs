@@ -12,9 +12,18 @@ use crate::cluster::{Cluster, as_owner};
 use crate::run;
 
 const BINARY: &str = "/usr/sbin/pgbouncer";
-/// The cluster's port + 1 unless `VERITABLE_PGBOUNCER_PORT` says otherwise.
+/// `VERITABLE_PGBOUNCER_PORT`, else the first port from the cluster's port
+/// + 1 that nothing holds. The ports lie inside the kernel's ephemeral range
+/// (32768–60999), so a client socket of the suites before may hold one: a run
+/// once failed because 54330 was taken by exactly that.
 fn port(cluster: &Cluster) -> u16 {
-    std::env::var("VERITABLE_PGBOUNCER_PORT").ok().and_then(|p| p.parse().ok()).unwrap_or(cluster.port + 1)
+    if let Some(port) = std::env::var("VERITABLE_PGBOUNCER_PORT").ok().and_then(|p| p.parse().ok()) {
+        return port;
+    }
+    let first = cluster.port.saturating_add(1);
+    (first..first.saturating_add(50))
+        .find(|port| std::net::TcpListener::bind(("127.0.0.1", *port)).is_ok())
+        .unwrap_or(first)
 }
 
 /// A running pgbouncer, stopped on drop.
