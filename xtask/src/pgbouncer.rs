@@ -12,8 +12,8 @@ use crate::cluster::{Cluster, as_owner};
 use crate::run;
 
 const BINARY: &str = "/usr/sbin/pgbouncer";
-/// `VERITABLE_PGBOUNCER_PORT`, else the first port from the cluster's port
-/// + 1 that nothing holds. The ports lie inside the kernel's ephemeral range
+/// `VERITABLE_PGBOUNCER_PORT`, else the first port after the cluster's that
+/// nothing holds. The ports lie inside the kernel's ephemeral range
 /// (32768–60999), so a client socket of the suites before may hold one: a run
 /// once failed because 54330 was taken by exactly that.
 fn port(cluster: &Cluster) -> u16 {
