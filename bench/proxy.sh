@@ -19,6 +19,8 @@ URL="postgres://veritable@127.0.0.1:$PORT/$DB"
 ADDR=127.0.0.1:${BENCH_HTTP_PORT:-18080}
 BIN=${BENCH_PROXY_BIN:-../target/release/veritable-proxy}  # another build for side-by-side runs
 WORK=$(mktemp -d)
+# The binary that prints the statements (a build from before `statement` existed cannot).
+SQL_BIN=${BENCH_SQL_BIN:-$BIN}
 sql() { psql -X -q -A -t -h 127.0.0.1 -p "$PORT" -U veritable -d "$DB" -c "$1"; }
 
 [ -x "$BIN" ] || { echo "build it first: cargo build --release -p veritable-proxy"; exit 1; }
@@ -27,12 +29,12 @@ sql "SELECT 1" > /dev/null || { echo "database $DB missing: cargo xtask seed def
 TOPICS=$(sql "SELECT max(id) FROM forum_topics")
 # pgbench runs the proxy's own statements (store::ALL), printed by the binary
 # with pgbench variables in place of their parameters.
-"$BIN" statement topic_page 1=NULL 2=NULL 3=20 > "$WORK/topics.sql"
+"$SQL_BIN" statement topic_page 1=NULL 2=NULL 3=20 > "$WORK/topics.sql"
 {
     echo '\set topic random(1, :topics)'
     echo '\set uid random(4, 35)'
     # The limit key 'post:user:<id>', spelled with chr(58): pgbench substitutes :user even inside quotes.
-    "$BIN" statement reply_create 1=:topic 2=NULL 3='(:uid)::bigint' \
+    "$SQL_BIN" statement reply_create 1=:topic 2=NULL 3='(:uid)::bigint' \
         4="'A reply of ordinary length, with *some* emphasis and a [link](https://example.test/x). It asks about latency?'" \
         5="concat('post', chr(58), 'user', chr(58), (:uid)::text)" 6=100000000
 } > "$WORK/post_reply.sql"
