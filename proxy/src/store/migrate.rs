@@ -17,7 +17,7 @@
 use std::time::Instant;
 
 use sha2::{Digest, Sha256};
-use tokio_postgres::Client;
+use tokio_postgres::{Client, Transaction};
 
 use crate::config::DbConfig;
 
@@ -172,6 +172,13 @@ pub struct Report {
 /// Serializes concurrent migrators (two proxies starting at once).
 const LOCK_KEY: i64 = 0x7665_7269_7461; // "verita"
 
+/// A transaction holding the migration lock until it ends.
+async fn locked(client: &mut Client) -> Result<Transaction<'_>, tokio_postgres::Error> {
+    let tx = client.transaction().await?;
+    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&LOCK_KEY]).await?;
+    Ok(tx)
+}
+
 /// What `sql` defines with `CREATE [OR REPLACE] FUNCTION|TRIGGER|PROCEDURE`, as
 /// `function veritable.name` or `trigger name`, lower case, in order.
 pub fn definitions(sql: &str) -> Vec<String> {
@@ -206,8 +213,7 @@ pub async fn apply(
     functions: &[Functions],
 ) -> Result<Report, MigrateError> {
     {
-        let tx = client.transaction().await?;
-        tx.execute("SELECT pg_advisory_xact_lock($1)", &[&LOCK_KEY]).await?;
+        let tx = locked(client).await?;
         tx.batch_execute(
             "CREATE TABLE IF NOT EXISTS public.schema_migrations (
                  version     integer     PRIMARY KEY,
@@ -225,8 +231,7 @@ pub async fn apply(
     let known_max = migrations.iter().map(|m| m.version).max().unwrap_or(0);
     for migration in migrations {
         let file = migration.file_name();
-        let tx = client.transaction().await?;
-        tx.execute("SELECT pg_advisory_xact_lock($1)", &[&LOCK_KEY]).await?;
+        let tx = locked(client).await?;
         if let Some(row) = tx
             .query_opt("SELECT checksum FROM public.schema_migrations WHERE version = $1", &[&migration.version])
             .await?
@@ -275,8 +280,7 @@ pub async fn apply(
 /// in one transaction under the migration lock, and returns their names. A
 /// failure rolls every one of them back.
 pub async fn apply_functions(client: &mut Client, files: &[Functions]) -> Result<Vec<String>, MigrateError> {
-    let tx = client.transaction().await?;
-    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&LOCK_KEY]).await?;
+    let tx = locked(client).await?;
     tx.batch_execute(
         "CREATE TABLE IF NOT EXISTS public.schema_functions (
              name       text        PRIMARY KEY,
