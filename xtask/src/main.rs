@@ -4,6 +4,7 @@
 //! packages, cargo-pgrx), so `cargo xtask test` passes from nothing.
 
 mod cluster;
+mod load;
 mod pgbouncer;
 mod prereqs;
 mod run;
@@ -45,6 +46,20 @@ enum Command {
         #[arg(value_enum)]
         scale: Scale,
     },
+    /// Run veritable-load against a release proxy on `veritable_<scale>`
+    /// (seeded with `seed`); arguments after `--` go to the tool (see its --help).
+    Load {
+        #[arg(long, value_enum, default_value = "default")]
+        scale: Scale,
+        /// Keep the proxy's login and posting limits (429s then appear in the table).
+        #[arg(long)]
+        keep_limits: bool,
+        /// Extra proxy settings, e.g. `--proxy-env VERITABLE_MAX_CONNECTIONS=16000`.
+        #[arg(long)]
+        proxy_env: Vec<String>,
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -76,6 +91,9 @@ fn main() -> ExitCode {
         Command::Env => Cluster::locate().map(|c| println!("DATABASE_URL={}", c.database_url(cluster::DEV_DB))),
         Command::Reset => reset(),
         Command::Seed { scale } => seed(scale),
+        Command::Load { scale, keep_limits, proxy_env, args } => {
+            load::load(scale.name(), keep_limits, &proxy_env, &args)
+        }
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,0 +1,262 @@
+//! The two load models.
+//!
+//! Closed: N users, each sends a request, waits for the answer, thinks, and
+//! repeats; a slow server slows the load down (as k6's virtual users do).
+//! Open: requests start on a fixed schedule whatever the server does; each
+//! one's latency counts from its intended start, so time spent waiting for a
+//! free slot here or in the server's queue is not hidden (no coordinated
+//! omission). The ramp is a series of open steps.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use serde::Serialize;
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
+use tokio::time::Instant;
+
+use crate::args::Mix;
+use crate::http::{Ack, Http};
+use crate::stats::{Kind, Outcome, Recorder, Tally, lock, micros, ms};
+use crate::target::Target;
+
+/// Latency above which a request counts against the ramp's "p99 passes 1 s".
+const SLOW: Duration = Duration::from_secs(1);
+
+/// What every user task shares.
+pub struct Load {
+    pub http: Http,
+    pub target: Target,
+    pub tokens: Vec<String>,
+    pub mix: Mix,
+    pub think: Duration,
+    pub timeout: Duration,
+    pub recorder: Recorder,
+    pub acks: Mutex<Vec<Ack>>,
+}
+
+impl Load {
+    fn pick(&self, rng: &mut impl Rng) -> Kind {
+        let roll = rng.random_range(0..self.mix.http_total().max(1));
+        if roll < self.mix.lists {
+            Kind::Lists
+        } else if roll < self.mix.lists + self.mix.posts {
+            Kind::Posts
+        } else {
+            Kind::Wiki
+        }
+    }
+
+    /// One request by user `user`, timed from `intended`.
+    async fn one(&self, user: usize, rng: &mut StdRng, intended: Instant, step: Option<&Step>) {
+        let kind = self.pick(rng);
+        let token = &self.tokens[user % self.tokens.len()];
+        let (outcome, ack) = self.http.send(kind, token, &self.target, rng, intended + self.timeout).await;
+        let latency = intended.elapsed();
+        self.recorder.record(kind, outcome, latency);
+        if let Some(step) = step {
+            step.record(intended, outcome, latency);
+        }
+        if let Some(ack) = ack {
+            lock(&self.acks).push(ack);
+        }
+    }
+}
+
+/// Closed model: `users` users until `until`.
+pub async fn closed(load: &Arc<Load>, users: usize, until: Instant, seed: u64) {
+    let mut tasks = JoinSet::new();
+    for user in 0..users {
+        let load = load.clone();
+        tasks.spawn(async move {
+            let mut rng = StdRng::seed_from_u64(seed ^ (user as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
+            // Spread the first requests over one think time, as users arrive.
+            pause(&mut rng, load.think, until).await;
+            while Instant::now() < until {
+                load.one(user, &mut rng, Instant::now(), None).await;
+                pause(&mut rng, load.think, until).await;
+            }
+        });
+    }
+    while tasks.join_next().await.is_some() {}
+}
+
+/// Think time: uniform in 0.5–1.5× the mean, cut at `until`.
+async fn pause(rng: &mut impl Rng, mean: Duration, until: Instant) {
+    if mean.is_zero() {
+        return;
+    }
+    let think = mean.mul_f64(rng.random_range(0.5..1.5));
+    tokio::time::sleep_until((Instant::now() + think).min(until)).await;
+}
+
+/// One open-model step: its offered rate and what its requests met, each
+/// request counted in the step it was scheduled in.
+#[derive(Debug)]
+pub struct Step {
+    pub rate: f64,
+    pub start: Instant,
+    length: Duration,
+    /// Requests scheduled before this instant and still unanswered at the
+    /// step's end have taken more than `SLOW`.
+    cutoff: Instant,
+    tally: Mutex<Tally>,
+    /// One coarse tally per second of the step (recovery is read from these).
+    seconds: Vec<Mutex<Tally>>,
+    issued: AtomicU64,
+    early_issued: AtomicU64,
+    early_done: AtomicU64,
+    slow: AtomicU64,
+    /// Arrivals that found every slot busy (they waited, and it counts).
+    queued: AtomicU64,
+}
+
+impl Step {
+    pub fn new(rate: f64, start: Instant, length: Duration) -> Arc<Self> {
+        let seconds = (0..=length.as_secs()).map(|_| Mutex::new(Tally::coarse())).collect();
+        Arc::new(Self {
+            rate,
+            start,
+            length,
+            cutoff: start + length.saturating_sub(SLOW),
+            tally: Mutex::new(Tally::coarse()),
+            seconds,
+            issued: AtomicU64::new(0),
+            early_issued: AtomicU64::new(0),
+            early_done: AtomicU64::new(0),
+            slow: AtomicU64::new(0),
+            queued: AtomicU64::new(0),
+        })
+    }
+
+    fn record(&self, intended: Instant, outcome: Outcome, latency: Duration) {
+        lock(&self.tally).record(outcome, micros(latency));
+        let second = intended.saturating_duration_since(self.start).as_secs() as usize;
+        if let Some(window) = self.seconds.get(second) {
+            lock(window).record(outcome, micros(latency));
+        }
+        if intended < self.cutoff {
+            self.early_done.fetch_add(1, Ordering::Relaxed);
+        }
+        if latency > SLOW {
+            self.slow.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// The step's figures so far; requests scheduled over `SLOW` before its
+    /// end and still unanswered count as slow.
+    pub fn summary(&self) -> StepSummary {
+        let tally = lock(&self.tally).clone();
+        let issued = self.issued.load(Ordering::Relaxed);
+        let unanswered =
+            self.early_issued.load(Ordering::Relaxed).saturating_sub(self.early_done.load(Ordering::Relaxed));
+        let slow = self.slow.load(Ordering::Relaxed) + unanswered;
+        let share = |n: u64| if issued == 0 { 0.0 } else { n as f64 / issued as f64 };
+        StepSummary {
+            offered: self.rate,
+            issued,
+            ok: tally.ok,
+            ok_per_sec: tally.ok as f64 / self.length.as_secs_f64().max(0.001),
+            shed: tally.failures.get("503").copied().unwrap_or(0),
+            errors: tally.errors(),
+            error_share: share(tally.errors()),
+            slow_share: share(slow),
+            queued: self.queued.load(Ordering::Relaxed),
+            p50_ms: ms(&tally.admitted, 50.0),
+            p95_ms: ms(&tally.admitted, 95.0),
+            p99_ms: ms(&tally.admitted, 99.0),
+            shed_p99_ms: ms(&tally.shed, 99.0),
+        }
+    }
+
+    /// Per-second (errors, admitted p99 in ms) of this step's requests.
+    pub fn seconds(&self) -> Vec<(u64, f64)> {
+        self.seconds.iter().map(|t| lock(t)).map(|t| (t.errors(), ms(&t.admitted, 99.0))).collect()
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct StepSummary {
+    /// Requests per second scheduled.
+    pub offered: f64,
+    pub issued: u64,
+    pub ok: u64,
+    /// Answered 2xx per second of the step.
+    pub ok_per_sec: f64,
+    pub shed: u64,
+    pub errors: u64,
+    pub error_share: f64,
+    /// Share of requests over 1 s (or unanswered after 1 s).
+    pub slow_share: f64,
+    pub queued: u64,
+    pub p50_ms: f64,
+    pub p95_ms: f64,
+    pub p99_ms: f64,
+    pub shed_p99_ms: f64,
+}
+
+impl StepSummary {
+    /// The ramp's stop rule: p99 past 1 s, or errors past 1%.
+    pub fn overloaded(&self) -> bool {
+        self.slow_share > 0.01 || self.error_share > 0.01
+    }
+}
+
+/// Open model: requests at `step.rate` per second for `length`; returns when
+/// the schedule ends (the last requests are still in flight, in `tasks`).
+pub async fn open(
+    load: &Arc<Load>,
+    step: &Arc<Step>,
+    length: Duration,
+    slots: &Arc<Semaphore>,
+    tasks: &mut JoinSet<()>,
+    seed: u64,
+) {
+    let interval = Duration::from_secs_f64(1.0 / step.rate.max(0.001));
+    let end = step.start + length;
+    let mut rng = StdRng::seed_from_u64(seed);
+    let mut next = step.start;
+    let mut n: u64 = 0;
+    while next < end {
+        tokio::time::sleep_until(next).await;
+        // Catch up on every arrival already due (the timer ticks in milliseconds).
+        let now = Instant::now();
+        while next <= now && next < end {
+            let (load, step, slots) = (load.clone(), step.clone(), slots.clone());
+            let user = rng.random_range(0..load.tokens.len().max(1));
+            let mut request_rng = StdRng::seed_from_u64(seed ^ n.wrapping_mul(0x9E37_79B9_7F4A_7C15));
+            let intended = next;
+            step.issued.fetch_add(1, Ordering::Relaxed);
+            if intended < step.cutoff {
+                step.early_issued.fetch_add(1, Ordering::Relaxed);
+            }
+            tasks.spawn(async move {
+                let permit = match slots.clone().try_acquire_owned() {
+                    Ok(permit) => permit,
+                    Err(_) => {
+                        step.queued.fetch_add(1, Ordering::Relaxed);
+                        let deadline = intended + load.timeout;
+                        match tokio::time::timeout_at(deadline, slots.acquire_owned()).await {
+                            Ok(Ok(permit)) => permit,
+                            _ => {
+                                let kind = load.pick(&mut request_rng);
+                                load.recorder.record(kind, Outcome::Timeout, intended.elapsed());
+                                step.record(intended, Outcome::Timeout, intended.elapsed());
+                                return;
+                            }
+                        }
+                    }
+                };
+                load.one(user, &mut request_rng, intended, Some(&step)).await;
+                drop(permit);
+            });
+            n += 1;
+            next += interval;
+        }
+        // Reap finished tasks so the set holds only those in flight.
+        while tasks.try_join_next().is_some() {}
+    }
+}

@@ -1,0 +1,198 @@
+//! WebSocket users: each holds one socket on a few topic rooms for the whole
+//! run, resumes with `since` after any disconnect, and logs every reply
+//! event it receives, for the delivery check at the end.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use serde::Deserialize;
+use tokio::sync::{mpsc, watch};
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+
+/// What one socket saw in one room.
+#[derive(Debug, Default)]
+pub struct RoomLog {
+    /// The newest event id (seq) received: the `since` of a resume.
+    pub last_seq: Option<i64>,
+    /// Reply ids of `reply.created` events, in arrival order.
+    pub replies: Vec<i64>,
+    pub duplicates: u64,
+    pub out_of_order: u64,
+    pub resyncs: u64,
+}
+
+#[derive(Debug, Default)]
+pub struct SocketLog {
+    pub rooms: HashMap<i64, RoomLog>,
+    /// Connections after the first (each resumed with `since`).
+    pub reconnects: u64,
+    /// `{"type":"error"}` frames and refused subscriptions.
+    pub errors: u64,
+    pub last_close: Option<String>,
+}
+
+impl SocketLog {
+    fn event(&mut self, topic: i64, seq: i64, reply: Option<i64>) {
+        let room = self.rooms.entry(topic).or_default();
+        match room.last_seq {
+            Some(last) if seq == last => room.duplicates += 1,
+            Some(last) if seq < last => {
+                if reply.is_some_and(|r| room.replies.contains(&r)) {
+                    room.duplicates += 1;
+                } else {
+                    room.out_of_order += 1;
+                    room.replies.extend(reply);
+                }
+            }
+            _ => {
+                room.last_seq = Some(seq);
+                room.replies.extend(reply);
+            }
+        }
+    }
+
+    pub fn received(&self) -> usize {
+        self.rooms.values().map(|r| r.replies.len()).sum()
+    }
+}
+
+pub type Shared = Arc<Mutex<SocketLog>>;
+
+#[derive(Deserialize)]
+struct Frame {
+    #[serde(rename = "type")]
+    frame: String,
+    room: Option<String>,
+    id: Option<i64>,
+    kind: Option<String>,
+    data: Option<EventData>,
+}
+
+#[derive(Deserialize)]
+struct EventData {
+    id: Option<i64>,
+}
+
+fn topic_of(room: Option<&str>) -> Option<i64> {
+    room?.strip_prefix("topic:")?.parse().ok()
+}
+
+/// Runs one socket user until `stop` turns true; logs into `log`, and sends
+/// on `ready` once its first connection has subscribed to every room.
+pub async fn run(
+    ws_url: String,
+    token: String,
+    rooms: Vec<i64>,
+    log: Shared,
+    mut stop: watch::Receiver<bool>,
+    ready: mpsc::UnboundedSender<()>,
+) {
+    let mut ready = Some(ready);
+    let mut backoff = Duration::from_millis(50);
+    let mut first = true;
+    while !*stop.borrow() {
+        if !first {
+            crate::lock(&log).reconnects += 1;
+        }
+        first = false;
+        let outcome = tokio::select! {
+            outcome = session(&ws_url, &token, &rooms, &log, &mut ready) => outcome,
+            _ = stop.wait_for(|s| *s) => return,
+        };
+        match outcome {
+            Ok(reason) => {
+                crate::lock(&log).last_close = Some(reason);
+                backoff = Duration::from_millis(50);
+            }
+            Err(error) => {
+                crate::lock(&log).last_close = Some(error.to_string());
+                backoff = (backoff * 2).min(Duration::from_secs(2));
+            }
+        }
+        tokio::select! {
+            () = tokio::time::sleep(backoff) => {}
+            _ = stop.wait_for(|s| *s) => return,
+        }
+    }
+}
+
+/// One connection: subscribe (resuming each room from its last seq), then
+/// read until the socket ends. Returns why it ended.
+async fn session(
+    ws_url: &str,
+    token: &str,
+    rooms: &[i64],
+    log: &Shared,
+    ready: &mut Option<mpsc::UnboundedSender<()>>,
+) -> anyhow::Result<String> {
+    let mut request = ws_url.into_client_request()?;
+    request.headers_mut().insert("authorization", format!("Bearer {token}").parse()?);
+    let (mut socket, _) = tokio_tungstenite::connect_async(request).await?;
+    for topic in rooms {
+        let since = crate::lock(log).rooms.get(topic).and_then(|r| r.last_seq);
+        let frame = serde_json::json!({ "op": "subscribe", "room": format!("topic:{topic}"), "since": since });
+        socket.send(Message::Text(frame.to_string().into())).await?;
+    }
+    let mut subscribed = 0;
+    if rooms.is_empty()
+        && let Some(ready) = ready.take()
+    {
+        let _ = ready.send(());
+    }
+    while let Some(message) = socket.next().await {
+        let text = match message? {
+            Message::Text(text) => text,
+            Message::Close(frame) => return Ok(frame.map_or("closed".into(), |f| format!("closed {}", f.code))),
+            _ => continue,
+        };
+        let Ok(frame) = serde_json::from_str::<Frame>(text.as_str()) else {
+            crate::lock(log).errors += 1;
+            continue;
+        };
+        let topic = topic_of(frame.room.as_deref());
+        match (frame.frame.as_str(), topic) {
+            ("event", Some(topic)) => {
+                let reply = match frame.kind.as_deref() {
+                    Some("reply.created") => frame.data.and_then(|d| d.id),
+                    _ => None,
+                };
+                if let Some(seq) = frame.id {
+                    crate::lock(log).event(topic, seq, reply);
+                }
+            }
+            ("subscribed", Some(_)) => {
+                subscribed += 1;
+                if subscribed == rooms.len()
+                    && let Some(ready) = ready.take()
+                {
+                    let _ = ready.send(());
+                }
+            }
+            // Too far behind for a backlog: what was missed stays missed.
+            ("resync", Some(topic)) => crate::lock(log).rooms.entry(topic).or_default().resyncs += 1,
+            ("error", _) => crate::lock(log).errors += 1,
+            _ => {}
+        }
+    }
+    Ok("ended".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn repeats_and_reversals_are_told_apart() {
+        let mut log = SocketLog::default();
+        log.event(7, 10, Some(100));
+        log.event(7, 11, Some(101));
+        log.event(7, 11, Some(101));
+        log.event(7, 10, Some(100));
+        log.event(7, 9, Some(99));
+        let room = &log.rooms[&7];
+        assert_eq!((room.duplicates, room.out_of_order, room.replies.len()), (2, 1, 3));
+    }
+}
