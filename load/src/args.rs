@@ -55,6 +55,10 @@ pub struct Args {
     pub ramp_step: f64,
     #[arg(long, default_value = "10s", value_parser = duration)]
     pub step_time: Duration,
+    /// Steps the ramp keeps climbing after the first overloaded one, to show
+    /// what lies past the knee (a plateau of shed load, or a cliff).
+    #[arg(long, default_value_t = 2)]
+    pub past_knee: usize,
     /// The ramp stops here even if the server keeps up.
     #[arg(long, default_value_t = 100_000.0)]
     pub ramp_max: f64,

@@ -59,12 +59,16 @@ fn cliff(report: &Report, root: &Area) -> anyhow::Result<()> {
         .label("answered 2xx/s")
         .legend(|(x, y)| PathElement::new([(x, y), (x + 20, y)], BLUE.stroke_width(3)));
     chart.draw_series(ok.iter().map(|p| Circle::new(*p, 4, BLUE.filled())))?;
-    let shed: Vec<(f64, f64)> =
-        steps.iter().map(|s| (s.offered, s.shed as f64 * s.ok_per_sec / s.ok.max(1) as f64)).collect();
+    let shed: Vec<(f64, f64)> = steps.iter().map(|s| (s.offered, s.shed_per_sec)).collect();
     chart
         .draw_series(LineSeries::new(shed, RED.stroke_width(2)))?
         .label("503/s (shed, Retry-After)")
         .legend(|(x, y)| PathElement::new([(x, y), (x + 20, y)], RED.stroke_width(2)));
+    let failed: Vec<(f64, f64)> = steps.iter().map(|s| (s.offered, s.errors_per_sec)).collect();
+    chart
+        .draw_series(LineSeries::new(failed, BLACK.stroke_width(2)))?
+        .label("other errors/s (timeouts, 5xx)")
+        .legend(|(x, y)| PathElement::new([(x, y), (x + 20, y)], BLACK.stroke_width(2)));
     chart.configure_series_labels().position(SeriesLabelPosition::UpperLeft).border_style(BLACK).draw()?;
 
     let l_max = max_of(steps.iter().map(|s| s.p99_ms.max(250.0)));

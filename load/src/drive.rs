@@ -110,6 +110,8 @@ pub struct Step {
     early_issued: AtomicU64,
     early_done: AtomicU64,
     slow: AtomicU64,
+    /// 2xx answers that arrived before the step ended (its throughput).
+    answered_within: AtomicU64,
     /// Arrivals that found every slot busy (they waited, and it counts).
     queued: AtomicU64,
 }
@@ -128,6 +130,7 @@ impl Step {
             early_issued: AtomicU64::new(0),
             early_done: AtomicU64::new(0),
             slow: AtomicU64::new(0),
+            answered_within: AtomicU64::new(0),
             queued: AtomicU64::new(0),
         })
     }
@@ -144,6 +147,9 @@ impl Step {
         if latency > SLOW {
             self.slow.fetch_add(1, Ordering::Relaxed);
         }
+        if outcome == Outcome::Ok && Instant::now() < self.start + self.length {
+            self.answered_within.fetch_add(1, Ordering::Relaxed);
+        }
     }
 
     /// The step's figures so far; requests scheduled over `SLOW` before its
@@ -159,8 +165,11 @@ impl Step {
             offered: self.rate,
             issued,
             ok: tally.ok,
-            ok_per_sec: tally.ok as f64 / self.length.as_secs_f64().max(0.001),
+            ok_per_sec: self.answered_within.load(Ordering::Relaxed) as f64 / self.length.as_secs_f64().max(0.001),
             shed: tally.failures.get("503").copied().unwrap_or(0),
+            shed_per_sec: tally.failures.get("503").copied().unwrap_or(0) as f64 / self.length.as_secs_f64().max(0.001),
+            errors_per_sec: (tally.errors() - tally.failures.get("503").copied().unwrap_or(0)) as f64
+                / self.length.as_secs_f64().max(0.001),
             errors: tally.errors(),
             error_share: share(tally.errors()),
             slow_share: share(slow),
@@ -184,9 +193,12 @@ pub struct StepSummary {
     pub offered: f64,
     pub issued: u64,
     pub ok: u64,
-    /// Answered 2xx per second of the step.
+    /// 2xx answers per second that arrived while the step ran (its throughput).
     pub ok_per_sec: f64,
     pub shed: u64,
+    /// 503s and other errors per second of the step (the chart's red lines).
+    pub shed_per_sec: f64,
+    pub errors_per_sec: f64,
     pub errors: u64,
     pub error_share: f64,
     /// Share of requests over 1 s (or unanswered after 1 s).

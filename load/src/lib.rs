@@ -169,6 +169,7 @@ pub async fn run(args: Args) -> anyhow::Result<Outcome> {
             let mut tasks = JoinSet::new();
             let mut offered = rate;
             let mut start = started;
+            let mut knee = None;
             loop {
                 let step = Step::new(offered, start, args.step_time);
                 drive::open(&load, &step, args.step_time, &slots, &mut tasks, args.seed ^ offered.to_bits()).await;
@@ -183,7 +184,11 @@ pub async fn run(args: Args) -> anyhow::Result<Outcome> {
                 ));
                 steps.push(step);
                 start += args.step_time;
-                if summary.overloaded() || offered + args.ramp_step > args.ramp_max {
+                if summary.overloaded() && knee.is_none() {
+                    knee = Some(steps.len());
+                }
+                let past = knee.is_some_and(|k| steps.len() - k >= args.past_knee);
+                if past || offered + args.ramp_step > args.ramp_max {
                     break;
                 }
                 offered += args.ramp_step;

@@ -63,7 +63,9 @@ pub struct DbConfig {
     #[arg(long, env = "VERITABLE_POOL_SIZE", default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..=1000))]
     pub pool_size: u16,
     /// How long a request waits for a pooled connection before it gets 503.
-    #[arg(long, env = "VERITABLE_POOL_TIMEOUT_MS", default_value_t = 2000)]
+    /// Short, so that under overload the answers that are admitted stay fast
+    /// and the rest are told to come back (the load tool's ramp measures it).
+    #[arg(long, env = "VERITABLE_POOL_TIMEOUT_MS", default_value_t = 100)]
     pub pool_timeout_ms: u64,
     /// How long opening one connection may take.
     #[arg(long, env = "VERITABLE_CONNECT_TIMEOUT_MS", default_value_t = 5000)]
@@ -85,7 +87,7 @@ impl DbConfig {
 
     /// A config for tests and tools: defaults for everything but the URL.
     pub fn from_url(url: &str) -> Result<Self, tokio_postgres::Error> {
-        Ok(Self { url: url.parse()?, pool_size: 16, pool_timeout_ms: 2000, connect_timeout_ms: 5000, pgbouncer: false })
+        Ok(Self { url: url.parse()?, pool_size: 16, pool_timeout_ms: 100, connect_timeout_ms: 5000, pgbouncer: false })
     }
 }
 
@@ -115,6 +117,11 @@ pub struct ServeConfig {
     /// Password hashes computed at once (default: the number of cores).
     #[arg(long, env = "VERITABLE_HASH_THREADS")]
     pub hash_threads: Option<usize>,
+    /// How long a login waits for a hashing thread before it gets 503 `busy`
+    /// (apart from the pool's wait: a burst of logins queues for argon2 longer
+    /// than a query should queue for a connection).
+    #[arg(long, env = "VERITABLE_HASH_WAIT_MS", default_value_t = 2000)]
+    pub hash_wait_ms: u64,
     /// Login attempts per client address per minute.
     #[arg(long, env = "VERITABLE_LOGIN_PER_IP", default_value_t = 30)]
     pub login_per_ip: i32,
@@ -204,9 +211,9 @@ impl ServeConfig {
         self.hash_threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get))
     }
 
-    /// How long a login waits for a hashing slot before 503 (the pool's wait).
-    pub fn pool_timeout_for_hashing(&self) -> Duration {
-        self.db.pool_timeout()
+    /// How long a login waits for a hashing slot before 503.
+    pub fn hash_wait(&self) -> Duration {
+        Duration::from_millis(self.hash_wait_ms)
     }
 
     /// A config for tests: defaults for everything but the database.
@@ -219,6 +226,7 @@ impl ServeConfig {
             session_cache_bytes: 8 * 1024 * 1024,
             cookie_secure: false,
             hash_threads: None,
+            hash_wait_ms: 2000,
             login_per_ip: 30,
             login_per_account: 10,
             posts_per_minute: 20,

@@ -76,7 +76,7 @@ pub async fn run(
         cancel.clone(),
     ));
 
-    let hasher = Hasher::new(config.hash_parallelism(), config.pool_timeout_for_hashing());
+    let hasher = Hasher::new(config.hash_parallelism(), config.hash_wait());
     let db = store::Db::new(pool.clone(), config.db.pgbouncer, metrics.db_query_duration.clone());
     tasks.spawn(metrics::probe_runtime(metrics.clone(), cancel.clone()));
     let realtime = Arc::new(Realtime::new(

@@ -184,7 +184,7 @@ async fn a_lookup_renews_a_session_near_its_end() {
 async fn hashing_past_its_queue_bound_answers_503() {
     let mut config = veritable_tests::serve_config(&database_url());
     config.hash_threads = Some(1);
-    config.db.pool_timeout_ms = 1;
+    config.hash_wait_ms = 1;
     config.login_per_ip = 1000;
     config.login_per_account = 1000;
     let server = TestServer::start_with(config).await;
