@@ -28,7 +28,11 @@ pub struct Delivery {
     pub unacknowledged: u64,
     pub resyncs: u64,
     pub reconnects: u64,
+    /// Connection attempts refused (and retried), the first ones included.
+    pub refused_connects: u64,
     pub socket_errors: u64,
+    /// Why connections ended before the run did (close code or error), counted.
+    pub closes: std::collections::BTreeMap<String, u64>,
     /// From the end of the load until every owed event had arrived (or `--drain` ran out).
     pub drain_secs: f64,
 }
@@ -61,7 +65,11 @@ pub fn check(acked: &HashMap<i64, Vec<i64>>, sockets: &[(Vec<i64>, &SocketLog)])
     for (rooms, log) in sockets {
         d.rooms_watched += rooms.len();
         d.reconnects += log.reconnects;
+        d.refused_connects += log.refused;
         d.socket_errors += log.errors;
+        for (reason, n) in &log.closes {
+            *d.closes.entry(reason.clone()).or_default() += n;
+        }
         for topic in rooms {
             let expected = acked.get(topic).map_or(&[][..], Vec::as_slice);
             let empty = crate::sockets::RoomLog::default();

@@ -124,7 +124,14 @@ pub async fn run(args: Args) -> anyhow::Result<Outcome> {
     for _ in 0..sockets {
         match tokio::time::timeout_at(deadline, ready_rx.recv()).await {
             Ok(Some(())) => opening.inc(1),
-            _ => anyhow::bail!("only {} of {sockets} sockets subscribed within 120 s", opening.position()),
+            _ => {
+                let why: Vec<String> =
+                    socket_logs.iter().filter_map(|(_, l)| lock(l).last_close.clone()).take(3).collect();
+                anyhow::bail!(
+                    "only {} of {sockets} sockets subscribed within 120 s; last closes: {why:?}",
+                    opening.position()
+                )
+            }
         }
     }
     opening.finish_and_clear();

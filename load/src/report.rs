@@ -266,6 +266,12 @@ impl Report {
                 format!("{} / {} / {}", d.sockets, d.reconnects, d.resyncs),
                 String::new(),
             );
+            if !d.closes.is_empty() {
+                let mut closes: Vec<(&String, &u64)> = d.closes.iter().collect();
+                closes.sort_by(|a, b| b.1.cmp(a.1));
+                let top: Vec<String> = closes.iter().take(3).map(|(k, v)| format!("{k}: {v}")).collect();
+                row("  connections ended by", top.join("; "), String::new());
+            }
             row("  last events after the load", format!("{:.2} s", d.drain_secs), String::new());
         }
         let _ = writeln!(

@@ -2,13 +2,14 @@
 //! run, resumes with `since` after any disconnect, and logs every reply
 //! event it receives, for the delivery check at the end.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
 use serde::Deserialize;
 use tokio::sync::{mpsc, watch};
+use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
@@ -29,9 +30,14 @@ pub struct SocketLog {
     pub rooms: HashMap<i64, RoomLog>,
     /// Connections after the first (each resumed with `since`).
     pub reconnects: u64,
+    /// Connection attempts the proxy refused (e.g. 503 to the upgrade), retried with backoff.
+    pub refused: u64,
+    connected_once: bool,
     /// `{"type":"error"}` frames and refused subscriptions.
     pub errors: u64,
     pub last_close: Option<String>,
+    /// Why each connection ended, counted.
+    pub closes: HashMap<String, u64>,
 }
 
 impl SocketLog {
@@ -69,6 +75,7 @@ struct Frame {
     id: Option<i64>,
     kind: Option<String>,
     data: Option<EventData>,
+    code: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -92,25 +99,25 @@ pub async fn run(
 ) {
     let mut ready = Some(ready);
     let mut backoff = Duration::from_millis(50);
-    let mut first = true;
     while !*stop.borrow() {
-        if !first {
-            crate::lock(&log).reconnects += 1;
-        }
-        first = false;
         let outcome = tokio::select! {
             outcome = session(&ws_url, &token, &rooms, &log, &mut ready) => outcome,
             _ = stop.wait_for(|s| *s) => return,
         };
-        match outcome {
+        let reason = match outcome {
             Ok(reason) => {
-                crate::lock(&log).last_close = Some(reason);
                 backoff = Duration::from_millis(50);
+                reason
             }
             Err(error) => {
-                crate::lock(&log).last_close = Some(error.to_string());
                 backoff = (backoff * 2).min(Duration::from_secs(2));
+                error.to_string()
             }
+        };
+        {
+            let mut log = crate::lock(&log);
+            *log.closes.entry(reason.clone()).or_default() += 1;
+            log.last_close = Some(reason);
         }
         tokio::select! {
             () = tokio::time::sleep(backoff) => {}
@@ -121,6 +128,10 @@ pub async fn run(
 
 /// One connection: subscribe (resuming each room from its last seq), then
 /// read until the socket ends. Returns why it ended.
+///
+/// The proxy answers a connection's frames in order, so the n-th
+/// `subscribed` or `error` answers the n-th subscribe; a room refused as
+/// `unavailable` (the proxy was busy) is asked for again a little later.
 async fn session(
     ws_url: &str,
     token: &str,
@@ -130,19 +141,48 @@ async fn session(
 ) -> anyhow::Result<String> {
     let mut request = ws_url.into_client_request()?;
     request.headers_mut().insert("authorization", format!("Bearer {token}").parse()?);
-    let (mut socket, _) = tokio_tungstenite::connect_async(request).await?;
-    for topic in rooms {
-        let since = crate::lock(log).rooms.get(topic).and_then(|r| r.last_seq);
-        let frame = serde_json::json!({ "op": "subscribe", "room": format!("topic:{topic}"), "since": since });
-        socket.send(Message::Text(frame.to_string().into())).await?;
-    }
+    let connected = tokio_tungstenite::connect_async(request).await;
+    let mut socket = {
+        let mut log = crate::lock(log);
+        match connected {
+            Ok((socket, _)) => {
+                if log.connected_once {
+                    log.reconnects += 1;
+                }
+                log.connected_once = true;
+                socket
+            }
+            Err(error) => {
+                log.refused += 1;
+                return Err(error.into());
+            }
+        }
+    };
+    let mut pending = VecDeque::new();
+    let mut retry: Vec<i64> = rooms.to_vec();
     let mut subscribed = 0;
-    if rooms.is_empty()
-        && let Some(ready) = ready.take()
-    {
-        let _ = ready.send(());
-    }
-    while let Some(message) = socket.next().await {
+    let mut retry_at = Instant::now();
+    let mut backoff = Duration::from_millis(100);
+    loop {
+        if !retry.is_empty() && Instant::now() >= retry_at {
+            for topic in retry.drain(..) {
+                let since = crate::lock(log).rooms.get(&topic).and_then(|r| r.last_seq);
+                let frame = serde_json::json!({ "op": "subscribe", "room": format!("topic:{topic}"), "since": since });
+                socket.send(Message::Text(frame.to_string().into())).await?;
+                pending.push_back(topic);
+            }
+        }
+        if subscribed == rooms.len()
+            && let Some(ready) = ready.take()
+        {
+            let _ = ready.send(());
+        }
+        let wake = if retry.is_empty() { Instant::now() + Duration::from_secs(3600) } else { retry_at };
+        let message = tokio::select! {
+            message = socket.next() => message,
+            () = tokio::time::sleep_until(wake) => continue,
+        };
+        let Some(message) = message else { return Ok("ended".into()) };
         let text = match message? {
             Message::Text(text) => text,
             Message::Close(frame) => return Ok(frame.map_or("closed".into(), |f| format!("closed {}", f.code))),
@@ -164,20 +204,26 @@ async fn session(
                 }
             }
             ("subscribed", Some(_)) => {
+                pending.pop_front();
                 subscribed += 1;
-                if subscribed == rooms.len()
-                    && let Some(ready) = ready.take()
-                {
-                    let _ = ready.send(());
-                }
+                backoff = Duration::from_millis(100);
             }
             // Too far behind for a backlog: what was missed stays missed.
             ("resync", Some(topic)) => crate::lock(log).rooms.entry(topic).or_default().resyncs += 1,
-            ("error", _) => crate::lock(log).errors += 1,
+            ("error", _) => {
+                let refused = pending.pop_front();
+                match (refused, frame.code.as_deref()) {
+                    (Some(topic), Some("unavailable")) => {
+                        retry.push(topic);
+                        retry_at = Instant::now() + backoff;
+                        backoff = (backoff * 2).min(Duration::from_secs(2));
+                    }
+                    _ => crate::lock(log).errors += 1,
+                }
+            }
             _ => {}
         }
     }
-    Ok("ended".into())
 }
 
 #[cfg(test)]

@@ -212,7 +212,10 @@ impl Connection {
     where
         S: SinkExt<Message> + Unpin,
     {
-        self.errors += 1;
+        // The server being busy is not the client's fault: it may retry as often as its frame budget allows.
+        if code != "unavailable" {
+            self.errors += 1;
+        }
         if self.errors > MAX_ERRORS {
             return Flow::Close(POLICY, "too many bad frames");
         }
