@@ -60,7 +60,7 @@ pub fn owed(acked: &HashMap<i64, Vec<i64>>, rooms: &[Vec<i64>]) -> u64 {
     rooms.iter().flatten().map(|t| acked.get(t).map_or(0, Vec::len) as u64).sum()
 }
 
-pub fn check(acked: &HashMap<i64, Vec<i64>>, sockets: &[(Vec<i64>, &SocketLog)]) -> Delivery {
+pub fn check(acked: &HashMap<i64, Vec<i64>>, sockets: &[(Vec<i64>, SocketLog)]) -> Delivery {
     let mut d = Delivery { sockets: sockets.len(), ..Delivery::default() };
     for (rooms, log) in sockets {
         d.rooms_watched += rooms.len();
@@ -102,10 +102,10 @@ mod tests {
         full.rooms.entry(1).or_default().replies = vec![10, 11, 99];
         let mut short = SocketLog::default();
         short.rooms.entry(1).or_default().replies = vec![11];
-        let ok = check(&acked, &[(vec![1], &full)]);
+        let ok = check(&acked, &[(vec![1], full)]);
         assert!(ok.passed());
         assert_eq!((ok.expected, ok.delivered, ok.unacknowledged), (2, 2, 1));
-        let bad = check(&acked, &[(vec![1, 2], &short)]);
+        let bad = check(&acked, &[(vec![1, 2], short)]);
         assert_eq!((bad.expected, bad.missed), (3, 2));
         assert!(!bad.passed());
         assert_eq!(owed(&acked, &[vec![1, 2], vec![2]]), 4);

@@ -117,8 +117,12 @@ pub struct Step {
 }
 
 impl Step {
-    pub fn new(rate: f64, start: Instant, length: Duration) -> Arc<Self> {
-        let seconds = (0..=length.as_secs()).map(|_| Mutex::new(Tally::coarse())).collect();
+    /// A step of `length` from `start`; `per_second` keeps a tally per second
+    /// of it too (about 50 KB each: the recovery phase needs them, an hour's
+    /// soak does not).
+    pub fn new(rate: f64, start: Instant, length: Duration, per_second: bool) -> Arc<Self> {
+        let seconds = if per_second { length.as_secs() + 1 } else { 0 };
+        let seconds = (0..seconds).map(|_| Mutex::new(Tally::coarse())).collect();
         Arc::new(Self {
             rate,
             start,
@@ -271,4 +275,81 @@ pub async fn open(
         // Reap finished tasks so the set holds only those in flight.
         while tasks.try_join_next().is_some() {}
     }
+}
+
+/// Open model at one rate for `length`, waiting for the last answers.
+pub async fn steady(load: &Arc<Load>, rate: f64, start: Instant, length: Duration, max_in_flight: usize, seed: u64) {
+    let slots = Arc::new(Semaphore::new(max_in_flight));
+    let mut tasks = JoinSet::new();
+    let step = Step::new(rate, start, length, false);
+    open(load, &step, length, &slots, &mut tasks, seed).await;
+    while tasks.join_next().await.is_some() {}
+}
+
+/// How a ramp climbs.
+pub struct Ramp {
+    pub from: f64,
+    pub step: f64,
+    pub max: f64,
+    pub step_time: Duration,
+    /// Steps climbed after the first overloaded one.
+    pub past_knee: usize,
+    pub recovery: Duration,
+    /// A recovered second: no errors and admitted p99 at most this.
+    pub recovered_p99_ms: f64,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Recovery {
+    pub rate: f64,
+    /// From the drop to the first second with no errors and p99 within the
+    /// target; None if that never came within the recovery phase.
+    pub seconds_to_recover: Option<u64>,
+    pub target_p99_ms: f64,
+    pub summary: StepSummary,
+}
+
+/// The stepped open model: climbs from `ramp.from` until a step is
+/// overloaded, `past_knee` steps more, then drops back to `ramp.from` and
+/// reads the recovery second by second. Each step is announced on `say`.
+pub async fn ramp(
+    load: &Arc<Load>,
+    ramp: &Ramp,
+    start: Instant,
+    max_in_flight: usize,
+    seed: u64,
+    say: impl Fn(&StepSummary),
+) -> (Vec<StepSummary>, Recovery) {
+    let slots = Arc::new(Semaphore::new(max_in_flight));
+    let mut tasks = JoinSet::new();
+    let mut steps = Vec::new();
+    let (mut offered, mut start, mut knee) = (ramp.from, start, None);
+    loop {
+        let step = Step::new(offered, start, ramp.step_time, false);
+        open(load, &step, ramp.step_time, &slots, &mut tasks, seed ^ offered.to_bits()).await;
+        say(&step.summary());
+        if step.summary().overloaded() && knee.is_none() {
+            knee = Some(steps.len() + 1);
+        }
+        steps.push(step);
+        start += ramp.step_time;
+        let past = knee.is_some_and(|k| steps.len() - k >= ramp.past_knee);
+        if past || offered + ramp.step > ramp.max {
+            break;
+        }
+        offered += ramp.step;
+    }
+    let step = Step::new(ramp.from, start, ramp.recovery, true);
+    open(load, &step, ramp.recovery, &slots, &mut tasks, seed ^ 0x5EED).await;
+    while tasks.join_next().await.is_some() {}
+    // Late answers of the overloaded steps have arrived by now: summarize them all.
+    let summaries = steps.iter().map(|s| s.summary()).collect();
+    let clean = step.seconds().iter().position(|(errors, p99)| *errors == 0 && *p99 <= ramp.recovered_p99_ms);
+    let recovery = Recovery {
+        rate: ramp.from,
+        seconds_to_recover: clean.map(|s| s as u64),
+        target_p99_ms: ramp.recovered_p99_ms,
+        summary: step.summary(),
+    };
+    (summaries, recovery)
 }

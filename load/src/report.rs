@@ -9,7 +9,7 @@ use serde::Serialize;
 
 use crate::args::{Limits, Mix, Topics};
 use crate::delivery::Delivery;
-use crate::drive::StepSummary;
+use crate::drive::{Recovery, StepSummary};
 use crate::stats::{Kind, Tally, ms};
 
 /// The seed report's "after fixes" column, where it gave a figure.
@@ -43,7 +43,7 @@ pub struct Latency {
 }
 
 impl Latency {
-    fn of(t: &Tally) -> Self {
+    pub fn of(t: &Tally) -> Self {
         Self {
             p50_ms: ms(&t.admitted, 50.0),
             p95_ms: ms(&t.admitted, 95.0),
@@ -106,16 +106,6 @@ pub struct Resources {
     pub db_connections_active_max: Option<i64>,
     pub db_connections_active_mean: Option<f64>,
     pub db_connections_total_max: Option<i64>,
-}
-
-#[derive(Debug, Serialize)]
-pub struct Recovery {
-    pub rate: f64,
-    /// From the drop to the first second with no errors and p99 within the
-    /// target; None if that never came within the recovery phase.
-    pub seconds_to_recover: Option<u64>,
-    pub target_p99_ms: f64,
-    pub summary: StepSummary,
 }
 
 #[derive(Debug, Serialize)]

@@ -68,9 +68,16 @@ pub async fn sign_in(
     Ok(tokens)
 }
 
+/// Whether the proxy still knows `token`; a busy proxy (503) is asked again.
 async fn still_valid(http: &Http, token: &str) -> bool {
-    let answer = http.client().get(http.url("/api/v1/me")).bearer_auth(token).send().await;
-    answer.is_ok_and(|r| r.status().is_success())
+    for _ in 0..ATTEMPTS {
+        match http.client().get(http.url("/api/v1/me")).bearer_auth(token).send().await {
+            Ok(r) if r.status().as_u16() == 503 => tokio::time::sleep(Duration::from_millis(200)).await,
+            Ok(r) => return r.status().is_success(),
+            Err(_) => return false,
+        }
+    }
+    false
 }
 
 async fn login(http: &Http, slots: &Semaphore, username: &str, password: &str) -> anyhow::Result<String> {

@@ -7,8 +7,10 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
+use indicatif::{ProgressBar, ProgressStyle};
 use serde::Deserialize;
 use tokio::sync::{mpsc, watch};
+use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
@@ -67,6 +69,77 @@ impl SocketLog {
 
 pub type Shared = Arc<Mutex<SocketLog>>;
 
+/// Every socket user of a run: opened before the load, closed after the drain.
+pub struct Fleet {
+    tasks: JoinSet<()>,
+    stop: watch::Sender<bool>,
+    /// Each socket's rooms (topic ids) and log.
+    pub logs: Vec<(Vec<i64>, Shared)>,
+}
+
+/// How long the whole fleet may take to connect and subscribe.
+const OPENING: Duration = Duration::from_secs(120);
+
+impl Fleet {
+    /// Opens one socket per entry of `rooms` (socket `n` signed in with
+    /// token `n` mod their number) and returns once every one has subscribed
+    /// to all its rooms, so that every reply acknowledged later is owed to it.
+    pub async fn open(ws_url: &str, tokens: &[String], rooms: Vec<Vec<i64>>) -> anyhow::Result<Self> {
+        let (stop, stop_rx) = watch::channel(false);
+        let (ready_tx, mut ready_rx) = mpsc::unbounded_channel();
+        let mut fleet = Self { tasks: JoinSet::new(), stop, logs: Vec::with_capacity(rooms.len()) };
+        for (n, rooms) in rooms.into_iter().enumerate() {
+            let log = Shared::default();
+            fleet.logs.push((rooms.clone(), log.clone()));
+            let token = tokens.get(n % tokens.len().max(1)).cloned().unwrap_or_default();
+            fleet.tasks.spawn(run(ws_url.to_owned(), token, rooms, log, stop_rx.clone(), ready_tx.clone()));
+        }
+        drop(ready_tx);
+        let total = fleet.logs.len();
+        let bar = ProgressBar::new(total as u64).with_style(
+            ProgressStyle::with_template("  opening sockets {pos}/{len} {wide_bar}")
+                .unwrap_or_else(|_| ProgressStyle::default_bar()),
+        );
+        let deadline = Instant::now() + OPENING;
+        for _ in 0..total {
+            if !matches!(tokio::time::timeout_at(deadline, ready_rx.recv()).await, Ok(Some(()))) {
+                let why: Vec<String> =
+                    fleet.logs.iter().filter_map(|(_, l)| crate::lock(l).last_close.clone()).take(3).collect();
+                anyhow::bail!(
+                    "only {} of {total} sockets subscribed within {} s; last closes: {why:?}",
+                    bar.position(),
+                    OPENING.as_secs()
+                );
+            }
+            bar.inc(1);
+        }
+        bar.finish_and_clear();
+        Ok(fleet)
+    }
+
+    /// Reply events received so far, over all sockets.
+    pub fn received(&self) -> u64 {
+        self.logs.iter().map(|(_, l)| crate::lock(l).received() as u64).sum()
+    }
+
+    /// Waits until the sockets hold `owed` reply events or `limit` passes;
+    /// returns the seconds it took.
+    pub async fn drain(&self, owed: u64, limit: Duration) -> f64 {
+        let started = Instant::now();
+        while self.received() < owed && started.elapsed() < limit {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        started.elapsed().as_secs_f64()
+    }
+
+    /// Closes every socket and hands back what each one saw.
+    pub async fn close(mut self) -> Vec<(Vec<i64>, SocketLog)> {
+        let _ = self.stop.send(true);
+        while self.tasks.join_next().await.is_some() {}
+        self.logs.into_iter().map(|(rooms, log)| (rooms, std::mem::take(&mut *crate::lock(&log)))).collect()
+    }
+}
+
 #[derive(Deserialize)]
 struct Frame {
     #[serde(rename = "type")]
@@ -89,7 +162,7 @@ fn topic_of(room: Option<&str>) -> Option<i64> {
 
 /// Runs one socket user until `stop` turns true; logs into `log`, and sends
 /// on `ready` once its first connection has subscribed to every room.
-pub async fn run(
+async fn run(
     ws_url: String,
     token: String,
     rooms: Vec<i64>,

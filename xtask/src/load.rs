@@ -1,74 +1,17 @@
 //! `cargo xtask load`: the front door of veritable-load. It starts a proxy on
 //! a seeded database of the private cluster (limits lifted unless asked
 //! otherwise), runs the tool against it with the proxy's pid for the
-//! resource figures, and stops the proxy. The test suite's smoke run goes
-//! through the same code.
+//! resource figures, and stops the proxy. The test suite's smoke run
+//! (`smoke`) goes through the same code.
 
-use std::net::{TcpListener, TcpStream};
 use std::path::PathBuf;
-use std::process::{Child, Command};
-use std::time::{Duration, Instant};
+use std::process::Command;
 
 use anyhow::{Context, bail};
 
 use crate::cluster::Cluster;
+use crate::proxy::ProxyUnderTest;
 use crate::run::{self, Profile};
-
-/// The proxy's limits that the load would otherwise meet as 429s.
-const LIFTED: &[(&str, &str)] = &[
-    ("VERITABLE_LOGIN_PER_IP", "100000000"),
-    ("VERITABLE_LOGIN_PER_ACCOUNT", "100000000"),
-    ("VERITABLE_POSTS_PER_MINUTE", "100000000"),
-];
-
-/// A proxy started for a load run, stopped (SIGTERM, then waited for) on drop.
-pub struct ProxyUnderTest {
-    child: Child,
-    pub addr: String,
-}
-
-impl ProxyUnderTest {
-    pub fn start(
-        profile: Profile,
-        database_url: &str,
-        lift_limits: bool,
-        env: &[(String, String)],
-    ) -> anyhow::Result<Self> {
-        let port = (18080..18180)
-            .find(|p| TcpListener::bind(("127.0.0.1", *p)).is_ok())
-            .context("no free port in 18080-18179 for the proxy")?;
-        let addr = format!("127.0.0.1:{port}");
-        let mut cmd = Command::new(run::target_dir().join(profile.name()).join("veritable-proxy"));
-        cmd.args(["serve", "--addr", &addr]).env("DATABASE_URL", database_url).env("RUST_LOG", "warn");
-        if lift_limits {
-            cmd.envs(LIFTED.iter().copied());
-        }
-        cmd.envs(env.iter().map(|(k, v)| (k, v)));
-        eprintln!("    $ {}", run::describe(&cmd));
-        let child = cmd.spawn().context("starting veritable-proxy")?;
-        let proxy = Self { child, addr };
-        // The proxy listens once it has checked the schema; it is ready when it accepts.
-        let until = Instant::now() + Duration::from_secs(60);
-        while TcpStream::connect(&proxy.addr).is_err() {
-            if Instant::now() > until {
-                bail!("veritable-proxy did not listen on {} within 60 s", proxy.addr);
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        Ok(proxy)
-    }
-
-    pub fn pid(&self) -> u32 {
-        self.child.id()
-    }
-}
-
-impl Drop for ProxyUnderTest {
-    fn drop(&mut self) {
-        let _ = Command::new("kill").arg(self.pid().to_string()).status();
-        let _ = self.child.wait();
-    }
-}
 
 /// The tool's command line against `proxy`; callers add the run's own flags.
 pub fn tool(profile: Profile, proxy: &ProxyUnderTest, database_url: &str, lifted: bool, db: &str) -> Command {
@@ -122,4 +65,27 @@ pub fn load(scale: &str, keep_limits: bool, proxy_env: &[String], args: &[String
         bail!("veritable-load exited with {status}");
     }
     Ok(())
+}
+
+/// The test suite's run: 10 s on the test database's small data, a hot set
+/// of topics so the sockets are owed events; passes on a non-empty table and
+/// 0 missed, repeated or reordered events (never on a speed).
+pub fn smoke(database_url: &str, db: &str) -> anyhow::Result<bool> {
+    let proxy = ProxyUnderTest::start(Profile::Debug, database_url, true, &[])?;
+    let label = "ci-smoke";
+    let mut cmd = tool(Profile::Debug, &proxy, database_url, true, db);
+    cmd.args(["--duration", "10s", "--users", "24", "--sockets", "4", "--topics", "hot:4", "--rooms-per-socket", "2"])
+        .args(["--label", label, "--check"]);
+    eprintln!("    $ {}", run::describe(&cmd));
+    let status = cmd.status().context("starting veritable-load")?;
+    drop(proxy);
+    let path = run::target_dir().join("load").join(format!("{label}.json"));
+    let report: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?)?;
+    let kinds = report["endpoints"].as_array().map_or(0, Vec::len);
+    let ok = report["ok"].as_u64().unwrap_or(0);
+    let owed = report["delivery"]["expected"].as_u64().unwrap_or(0);
+    let missed = report["delivery"]["missed"].as_u64();
+    eprintln!("    {ok} answered 2xx over {kinds} kinds of request; sockets owed {owed} events, missed {missed:?}");
+    Ok(status.success() && kinds == 3 && ok > 0 && owed > 0 && missed == Some(0))
 }

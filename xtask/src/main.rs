@@ -7,6 +7,7 @@ mod cluster;
 mod load;
 mod pgbouncer;
 mod prereqs;
+mod proxy;
 mod run;
 mod schemathesis;
 mod suites;

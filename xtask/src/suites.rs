@@ -9,7 +9,7 @@ use anyhow::Context;
 use crate::cluster::Cluster;
 use crate::pgbouncer::Pgbouncer;
 use crate::run::{self, Profile, Steps};
-use crate::{prereqs, schemathesis};
+use crate::{load, prereqs, schemathesis};
 
 pub const TEST_DB: &str = "veritable_test";
 
@@ -64,7 +64,7 @@ pub fn test() -> anyhow::Result<()> {
     })?);
 
     steps.step("building and installing the extension (cargo pgrx install --release)", prereqs::install_extension)?;
-    steps.step("building veritable-proxy (debug)", || run::build_proxy(Profile::Debug))?;
+    steps.step("building veritable-proxy and veritable-load (debug)", || load::build(Profile::Debug))?;
     steps.step(&format!("starting the private cluster on port {}", cluster.port), || cluster.ensure_running())?;
     let url = cluster.database_url(TEST_DB);
     steps.step(&format!("creating a fresh {TEST_DB} database, migrating, loading small data"), || {
@@ -101,6 +101,22 @@ pub fn test() -> anyhow::Result<()> {
                 .env("VERITABLE_PROXY_BIN", bin)
                 .env("VERITABLE_TEST_PGBOUNCER_PORT", bouncer.port.to_string());
             suite("pgbouncer", &mut cmd)
+        },
+    )?);
+
+    outcomes.push(steps.step(
+        "load tool smoke run (veritable-load: 10 s on small data; a table, 0 missed events)",
+        || {
+            let started = Instant::now();
+            let ok = load::smoke(&url, TEST_DB)?;
+            Ok(Outcome {
+                name: "load",
+                passed: u64::from(ok),
+                failed: u64::from(!ok),
+                ignored: 0,
+                ok,
+                seconds: started.elapsed().as_secs_f64(),
+            })
         },
     )?);
 
