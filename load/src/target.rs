@@ -5,6 +5,7 @@ use anyhow::Context;
 use rand::Rng;
 use rand::seq::{IndexedRandom, SliceRandom};
 use tokio_postgres::Client;
+use tokio_postgres::types::{FromSqlOwned, ToSql};
 
 use crate::args::Topics;
 
@@ -20,34 +21,23 @@ pub struct Target {
 impl Target {
     pub async fn discover(db: &Client, users: usize, topics: Topics, rng: &mut impl Rng) -> anyhow::Result<Self> {
         let limit = i64::try_from(users).unwrap_or(i64::MAX);
-        let usernames: Vec<String> = db
-            .query("SELECT username FROM users WHERE role = 'member' ORDER BY id LIMIT $1", &[&limit])
-            .await
-            .context("reading the seeded users")?
-            .iter()
-            .map(|r| r.get(0))
-            .collect();
-        let mut open: Vec<i64> = db
-            .query("SELECT id FROM forum_topics WHERE NOT is_locked AND NOT is_deleted ORDER BY id", &[])
-            .await
-            .context("reading the topics")?
-            .iter()
-            .map(|r| r.get(0))
-            .collect();
-        let categories = db
-            .query("SELECT id FROM forum_categories ORDER BY id", &[])
-            .await
-            .context("reading the categories")?
-            .iter()
-            .map(|r| r.get(0))
-            .collect();
-        let wiki_slugs: Vec<String> = db
-            .query("SELECT slug FROM wiki_pages WHERE NOT is_deleted ORDER BY id", &[])
-            .await
-            .context("reading the wiki pages")?
-            .iter()
-            .map(|r| r.get(0))
-            .collect();
+        let usernames: Vec<String> = column(
+            db,
+            "SELECT username FROM users WHERE role = 'member' ORDER BY id LIMIT $1",
+            &[&limit],
+            "the seeded users",
+        )
+        .await?;
+        let mut open: Vec<i64> = column(
+            db,
+            "SELECT id FROM forum_topics WHERE NOT is_locked AND NOT is_deleted ORDER BY id",
+            &[],
+            "the topics",
+        )
+        .await?;
+        let categories = column(db, "SELECT id FROM forum_categories ORDER BY id", &[], "the categories").await?;
+        let wiki_slugs: Vec<String> =
+            column(db, "SELECT slug FROM wiki_pages WHERE NOT is_deleted ORDER BY id", &[], "the wiki pages").await?;
         anyhow::ensure!(!usernames.is_empty(), "no seeded users: run `cargo xtask seed small` (or larger)");
         anyhow::ensure!(!open.is_empty(), "no open topics to post to");
         anyhow::ensure!(!wiki_slugs.is_empty(), "no wiki pages to read");
@@ -80,4 +70,15 @@ impl Target {
     pub fn rooms(&self, n: usize, rng: &mut impl Rng) -> Vec<i64> {
         self.topics.choose_multiple(rng, n).copied().collect()
     }
+}
+
+/// The first column of every row of `sql`.
+async fn column<T: FromSqlOwned>(
+    db: &Client,
+    sql: &str,
+    params: &[&(dyn ToSql + Sync)],
+    what: &str,
+) -> anyhow::Result<Vec<T>> {
+    let rows = db.query(sql, params).await.with_context(|| format!("reading {what}"))?;
+    rows.iter().map(|r| r.try_get(0).with_context(|| format!("reading {what}"))).collect()
 }

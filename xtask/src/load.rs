@@ -74,7 +74,7 @@ pub fn smoke(database_url: &str, db: &str) -> anyhow::Result<bool> {
     let proxy = ProxyUnderTest::start(Profile::Debug, database_url, true, &[])?;
     let label = "ci-smoke";
     let mut cmd = tool(Profile::Debug, &proxy, database_url, true, db);
-    cmd.args(["--duration", "10s", "--users", "24", "--sockets", "4", "--topics", "hot:4", "--rooms-per-socket", "2"])
+    cmd.args(["--duration", "10s", "--users", "12", "--sockets", "3", "--topics", "hot:4", "--rooms-per-socket", "2"])
         .args(["--label", label, "--check"]);
     eprintln!("    $ {}", run::describe(&cmd));
     let status = cmd.status().context("starting veritable-load")?;

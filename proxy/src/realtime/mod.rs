@@ -53,11 +53,13 @@ impl Invalidation {
 /// listener cut off for longer than this would skip what was pruned).
 const KEEP_EVENTS: &str = "1 hour";
 const PRUNE_EVERY: Duration = Duration::from_secs(300);
+/// Rows per pruning statement: a few milliseconds each, so writers never wait on it.
+const PRUNE_BATCH: u64 = 5000;
 
 /// Deletes old outbox rows every 5 minutes until `cancel` (every proxy does;
-/// the statement is idempotent).
+/// the statement is idempotent), in batches until a short one.
 pub async fn prune(db: crate::store::Db, cancel: CancellationToken) {
-    let statement = format!("SELECT veritable.prune_events(interval '{KEEP_EVENTS}')");
+    let statement = format!("SELECT veritable.prune_events(interval '{KEEP_EVENTS}', {PRUNE_BATCH})");
     loop {
         tokio::select! {
             () = cancel.cancelled() => return,
@@ -65,7 +67,16 @@ pub async fn prune(db: crate::store::Db, cancel: CancellationToken) {
         }
         let pruned = async {
             let conn = db.pool().get().await.map_err(|e| e.to_string())?;
-            conn.simple_query(&statement).await.map(drop).map_err(|e| e.to_string())
+            loop {
+                let answer = conn.simple_query(&statement).await.map_err(|e| e.to_string())?;
+                let deleted = answer.iter().find_map(|message| match message {
+                    tokio_postgres::SimpleQueryMessage::Row(row) => row.get(0)?.parse::<u64>().ok(),
+                    _ => None,
+                });
+                if deleted.unwrap_or(0) < PRUNE_BATCH || cancel.is_cancelled() {
+                    return Ok::<(), String>(());
+                }
+            }
         };
         if let Err(error) = pruned.await {
             tracing::warn!(%error, "could not prune old events; retrying in 5 minutes");

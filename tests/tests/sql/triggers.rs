@@ -462,3 +462,43 @@ async fn reconcile_finds_and_fixes_drift() {
 async fn reconcile(client: &Client) -> i64 {
     client.query_one("SELECT veritable.reconcile_topic_stats()", &[]).await.expect("reconcile").get(0)
 }
+
+/// Pruning deletes old stamped events only, oldest first, at most a batch per call.
+#[tokio::test]
+async fn old_events_are_pruned_in_bounded_batches() {
+    let mut client = connect(&database_url()).await;
+    let tx = client.transaction().await.unwrap();
+    tx.batch_execute(
+        "INSERT INTO events (seq, room, kind, created_at)
+         SELECT 9000000000000 + n, 'topic:1', 'test.old', now() - interval '2 hours' FROM generate_series(1, 3) n;
+         INSERT INTO events (seq, room, kind) VALUES (9000000000010, 'topic:1', 'test.new');
+         INSERT INTO events (room, kind, created_at) VALUES ('topic:1', 'test.unstamped', now() - interval '2 hours')",
+    )
+    .await
+    .unwrap();
+    // Only this test's rows are old enough to matter inside its transaction.
+    tx.execute("DELETE FROM events WHERE kind NOT LIKE 'test.%' AND created_at < now() - interval '1 hour'", &[])
+        .await
+        .unwrap();
+    let prune = |batch: i32| {
+        let tx = &tx;
+        async move {
+            tx.query_one("SELECT veritable.prune_events(interval '1 hour', $1)", &[&batch])
+                .await
+                .unwrap()
+                .get::<_, i64>(0)
+        }
+    };
+    assert_eq!(prune(2).await, 2);
+    assert_eq!(prune(2).await, 1);
+    assert_eq!(prune(2).await, 0);
+    let left: Vec<String> = tx
+        .query("SELECT kind FROM events WHERE kind LIKE 'test.%' ORDER BY kind", &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(left, ["test.new", "test.unstamped"], "new and unstamped events stay");
+    tx.rollback().await.unwrap();
+}
