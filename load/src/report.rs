@@ -256,6 +256,11 @@ impl Report {
                 format!("{} / {} / {}", d.sockets, d.reconnects, d.resyncs),
                 String::new(),
             );
+            row(
+                "  connection attempts refused",
+                format!("{} (retried with backoff)", d.refused_connects),
+                String::new(),
+            );
             if !d.closes.is_empty() {
                 let mut closes: Vec<(&String, &u64)> = d.closes.iter().collect();
                 closes.sort_by(|a, b| b.1.cmp(a.1));
