@@ -327,8 +327,9 @@ pub async fn ramp(
     loop {
         let step = Step::new(offered, start, ramp.step_time, false);
         open(load, &step, ramp.step_time, &slots, &mut tasks, seed ^ offered.to_bits()).await;
-        say(&step.summary());
-        if step.summary().overloaded() && knee.is_none() {
+        let summary = step.summary();
+        say(&summary);
+        if summary.overloaded() && knee.is_none() {
             knee = Some(steps.len() + 1);
         }
         steps.push(step);

@@ -199,6 +199,7 @@ pub async fn run(args: Args) -> anyhow::Result<Outcome> {
         ok: all.ok,
         ok_per_sec: all.ok as f64 / seconds.max(0.001),
         latency: Latency::of(&all),
+        errors: all.errors(),
         error_rate: all.errors() as f64 / all.total().max(1) as f64,
         failures: all.failures.clone(),
         limited: all.limited(),

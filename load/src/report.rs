@@ -124,6 +124,8 @@ pub struct Report {
     pub ok: u64,
     pub ok_per_sec: f64,
     pub latency: Latency,
+    /// Failures other than 429.
+    pub errors: u64,
     pub error_rate: f64,
     pub failures: BTreeMap<String, u64>,
     pub limited: u64,
@@ -213,7 +215,7 @@ impl Report {
             format!(
                 "{:.3}% ({} of {})",
                 self.error_rate * 100.0,
-                thousands(self.errors() as f64),
+                thousands(self.errors as f64),
                 thousands(self.requests as f64)
             ),
             format!("{:.2}%", SEED_ERROR_RATE * 100.0),
@@ -326,9 +328,5 @@ impl Report {
             );
         }
         out
-    }
-
-    pub fn errors(&self) -> u64 {
-        self.failures.iter().filter(|(k, _)| k.as_str() != "429").map(|(_, v)| v).sum()
     }
 }

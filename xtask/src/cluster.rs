@@ -236,14 +236,18 @@ impl Cluster {
                  GRANT pg_signal_backend TO {ROLE}"
             ),
         )?;
-        let exists = self.superuser("postgres", &format!("SELECT 1 FROM pg_database WHERE datname = '{db}'"))?;
-        if exists.trim() == "1" {
+        if self.has_database(db)? {
             eprintln!("    database {db} exists");
         } else {
             self.superuser("postgres", &format!("CREATE DATABASE {db} OWNER {ROLE}"))?;
             eprintln!("    created database {db} (owner {ROLE})");
         }
         Ok(())
+    }
+
+    pub fn has_database(&self, db: &str) -> anyhow::Result<bool> {
+        let exists = self.superuser("postgres", &format!("SELECT 1 FROM pg_database WHERE datname = '{db}'"))?;
+        Ok(exists.trim() == "1")
     }
 
     pub fn drop_database(&self, db: &str) -> anyhow::Result<()> {

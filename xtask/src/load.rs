@@ -30,26 +30,19 @@ fn sessions_file(db: &str) -> PathBuf {
     run::target_dir().join("load").join(format!("sessions-{db}.json"))
 }
 
-pub fn build(profile: Profile) -> anyhow::Result<()> {
-    let mut cmd = run::cargo();
-    cmd.args(["build", "-p", "veritable-proxy", "-p", "veritable-load"]);
-    if let Profile::Release = profile {
-        cmd.arg("--release");
-    }
-    run::status(&mut cmd)
-}
+/// The two binaries a load run needs.
+pub const BINARIES: &[&str] = &["veritable-proxy", "veritable-load"];
 
 /// `cargo xtask load --scale S [--keep-limits] [--proxy-env K=V]... -- TOOL ARGS`.
 pub fn load(scale: &str, keep_limits: bool, proxy_env: &[String], args: &[String]) -> anyhow::Result<()> {
     let cluster = Cluster::locate()?;
     cluster.ensure_running()?;
     let db = format!("veritable_{scale}");
-    let exists = cluster.superuser("postgres", &format!("SELECT 1 FROM pg_database WHERE datname = '{db}'"))?;
-    if exists.trim() != "1" {
+    if !cluster.has_database(&db)? {
         bail!("database {db} is missing: run `cargo xtask seed {scale}` first");
     }
     let url = cluster.database_url(&db);
-    build(Profile::Release)?;
+    run::build(Profile::Release, BINARIES)?;
     run::proxy(Profile::Release, &["migrate"], &url)?;
     let env = proxy_env
         .iter()

@@ -114,7 +114,9 @@ fn prepare(profile: run::Profile) -> anyhow::Result<Cluster> {
     steps.step("building and installing the extension (cargo pgrx install --release)", || {
         cluster.while_stopped(prereqs::install_extension)
     })?;
-    steps.step(&format!("building veritable-proxy ({})", profile.name()), || run::build_proxy(profile))?;
+    steps.step(&format!("building veritable-proxy ({})", profile.name()), || {
+        run::build(profile, &["veritable-proxy"])
+    })?;
     steps.step(&format!("starting the private cluster on port {}", cluster.port), || cluster.ensure_running())?;
     steps.step("creating the role and the database", || cluster.ensure_database(cluster::DEV_DB))?;
     steps.step("migrating and loading demo data (small)", || {

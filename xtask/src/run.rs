@@ -103,9 +103,13 @@ impl Profile {
     }
 }
 
-pub fn build_proxy(profile: Profile) -> anyhow::Result<()> {
+/// `cargo build` of these workspace packages in this profile.
+pub fn build(profile: Profile, packages: &[&str]) -> anyhow::Result<()> {
     let mut cmd = cargo();
-    cmd.args(["build", "-p", "veritable-proxy"]);
+    cmd.arg("build");
+    for package in packages {
+        cmd.args(["-p", package]);
+    }
     if let Profile::Release = profile {
         cmd.arg("--release");
     }

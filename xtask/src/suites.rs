@@ -64,7 +64,7 @@ pub fn test() -> anyhow::Result<()> {
     })?);
 
     steps.step("building and installing the extension (cargo pgrx install --release)", prereqs::install_extension)?;
-    steps.step("building veritable-proxy and veritable-load (debug)", || load::build(Profile::Debug))?;
+    steps.step("building veritable-proxy and veritable-load (debug)", || run::build(Profile::Debug, load::BINARIES))?;
     steps.step(&format!("starting the private cluster on port {}", cluster.port), || cluster.ensure_running())?;
     let url = cluster.database_url(TEST_DB);
     steps.step(&format!("creating a fresh {TEST_DB} database, migrating, loading small data"), || {
