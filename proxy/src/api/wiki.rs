@@ -133,7 +133,8 @@ pub async fn save(
             message: format!("at most {MAX_COMMENT_CHARS} characters"),
         });
     }
-    if edit.base_revision < 0 {
+    // The save writes revision base + 1, which must fit the int4 column.
+    if edit.base_revision < 0 || edit.base_revision == i32::MAX {
         return Err(AppError::Unprocessable {
             field: "base_revision",
             message: "0 for a new page, else a revision number".into(),
