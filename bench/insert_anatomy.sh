@@ -1,31 +1,30 @@
 #!/usr/bin/env bash
-# What a reply insert costs with the triggers, against the bare insert and
-# against the floor (the sanitizer and the outbox row only), side by side.
+# What a reply insert costs PostgreSQL with the triggers, against the bare
+# insert, one row per statement (one commit per reply) and ROWS rows per
+# statement (the proxy's group commit), side by side.
 #
-#   cargo xtask seed medium      # once: the data copied for the experiment
+#   cargo xtask seed medium      # once (BENCH_FROM=veritable_default to use that)
 #   bench/insert_anatomy.sh      # ~4 minutes
 #
-# Works on a throwaway copy of veritable_medium (veritable_exp, dropped at the
-# end), because the floor variant replaces the reply trigger's function. Per
-# variant: TPS at 32 clients, WAL bytes and records per transaction
-# (pg_stat_wal), and CPU per transaction of the 32 backends and of pgbench
-# (/proc/PID/stat over the middle of the run, divided by the commits counted).
-# pgbench and PostgreSQL share the two cores.
+# Works on a throwaway copy (veritable_exp, dropped at the end), because the
+# bare runs disable the triggers. Per variant: replies per second at 32
+# clients, WAL bytes and records per reply (pg_stat_wal), and CPU per reply of
+# the 32 backends and of pgbench (/proc/PID/stat over the middle of the run,
+# divided by the replies committed). pgbench and PostgreSQL share the two cores.
 set -euo pipefail
 cd "$(dirname "$0")"
 PORT=${VERITABLE_PG_PORT:-54329}
 SECS=${BENCH_SECS:-10}
 ROUNDS=${BENCH_ROUNDS:-5}
 DB=veritable_exp
+FROM=${BENCH_FROM:-veritable_medium}
+ROWS=${BENCH_ROWS:-16}
 as_super() { psql -X -q -h 127.0.0.1 -p "$PORT" -U postgres -d postgres "$@"; }
 sql() { psql -X -q -A -t -h 127.0.0.1 -p "$PORT" -U veritable -d "$DB" "$@"; }
 
-as_super -c "DROP DATABASE IF EXISTS $DB" -c "CREATE DATABASE $DB TEMPLATE veritable_medium OWNER veritable"
+as_super -c "DROP DATABASE IF EXISTS $DB" -c "CREATE DATABASE $DB TEMPLATE $FROM OWNER veritable"
 trap 'as_super -c "DROP DATABASE IF EXISTS $DB WITH (FORCE)" > /dev/null' EXIT
 
-# The floor: the reply trigger without the counters, participants and activity row.
-full=$(sql -c "SELECT pg_get_functiondef('veritable.reply_write'::regproc)")
-floor=$(printf '%s\n' "$full" | awk '/IF NOT NEW.is_deleted THEN/ {skip = 1} /INSERT INTO public.events/ {skip = 0} !skip')
 topics=$(sql -c "SELECT max(id) FROM forum_topics")
 users=$(sql -c "SELECT max(id) FROM users")
 tick=$(getconf CLK_TCK)
@@ -40,18 +39,15 @@ settle() {
         -c "SELECT gin_clean_pending_list('forum_replies_search_idx'::regclass), gin_clean_pending_list('forum_topics_search_idx'::regclass)" > /dev/null
 }
 
+# run bare|all ROWS: ROWS replies per statement, triggers off (bare) or on.
 run() {
-    local variant=$1 out pid backends pgb b0 g0 c0 b1 g1 c1 r0 w0 r1 w1 n
-    case $variant in
-        bare) sql -c "ALTER TABLE forum_replies DISABLE TRIGGER USER" ;;
-        floor) printf '%s\n' "$floor" | sql ;;
-        all) printf '%s\n' "$full" | sql ;;
-    esac
+    local variant=$1 rows=$2 out pid backends pgb b0 g0 c0 b1 g1 c1 r0 w0 r1 w1 n
+    [ "$variant" = bare ] && sql -c "ALTER TABLE forum_replies DISABLE TRIGGER USER"
     settle
     read -r r0 w0 <<< "$(wal)"
     out=$(mktemp)
-    pgbench -h 127.0.0.1 -p "$PORT" -U veritable -n -f insert_reply.sql -c 32 -j 2 -T "$SECS" \
-        -D users="$users" -D topics="$topics" "$DB" > "$out" 2>&1 &
+    pgbench -h 127.0.0.1 -p "$PORT" -U veritable -n -f insert_replies.sql -c 32 -j 2 -T "$SECS" \
+        -D users="$users" -D topics="$topics" -D rows="$rows" "$DB" > "$out" 2>&1 &
     pid=$!
     sleep 2
     backends=$(sql -c "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND application_name = 'pgbench'")
@@ -63,15 +59,18 @@ run() {
     read -r r1 w1 <<< "$(wal)"
     [ "$variant" = bare ] && sql -c "ALTER TABLE forum_replies ENABLE TRIGGER USER"
     local txns tps; txns=$(grep -oP 'actually processed: \K[0-9]+' "$out"); tps=$(grep -oP 'tps = \K[0-9.]+' "$out")
-    n=$((c1 - c0))
-    printf '%-6s %8.0f tps | WAL per txn %5d bytes, %2d records | CPU per txn: backends %4d µs, pgbench %3d µs\n' \
-        "$variant" "$tps" $(((w1 - w0) / txns)) $(((r1 - r0) / txns)) \
+    n=$(((c1 - c0) * rows)); txns=$((txns * rows))
+    printf '%-4s x%-3d %8.0f replies/s | WAL per reply %5d bytes, %2d records | CPU per reply: backends %4d µs, pgbench %3d µs\n' \
+        "$variant" "$rows" "$(echo "$tps * $rows" | bc)" $(((w1 - w0) / txns)) $(((r1 - r0) / txns)) \
         $(((b1 - b0) * 1000000 / tick / n)) $(((g1 - g0) * 1000000 / tick / n))
     rm -f "$out"
 }
 
-echo "# reply insert anatomy, $(date -u +%FT%TZ), $(nproc) cores, 32 clients, ${SECS}s per run, copy of veritable_medium"
+echo "# reply insert anatomy, $(date -u +%FT%TZ), $(nproc) cores, 32 clients, ${SECS}s per run, copy of $FROM"
 for round in $(seq 1 "$ROUNDS"); do
     echo "## round $round"
-    for variant in bare floor all; do run "$variant"; done
+    for variant in bare all; do
+        run "$variant" 1
+        run "$variant" "$ROWS"
+    done
 done

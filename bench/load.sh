@@ -42,9 +42,9 @@ trap 'rm -rf "$WORK"' EXIT
     echo '\set topic random(1, 50000)'
     echo '\set uid random(4, 9000)'
     # The limit key 'post:user:<id>', spelled with chr(58): pgbench substitutes :user even inside quotes.
-    target/release/veritable-proxy statement reply_create 1=:topic 2=NULL 3='(:uid)::bigint' \
-        4="'A reply of ordinary length, with *some* emphasis and a [link](https://example.test/x). It asks about latency?'" \
-        5="concat('post', chr(58), 'user', chr(58), (:uid)::text)" 6=100000000
+    target/release/veritable-proxy statement reply_create 1='ARRAY[:topic]' 2='ARRAY[NULL]' 3='ARRAY[:uid]' \
+        4="ARRAY['A reply of ordinary length, with *some* emphasis and a [link](https://example.test/x). It asks about latency?']" \
+        5="ARRAY[concat('post', chr(58), 'user', chr(58), (:uid)::text)]" 6=100000000
 } > "$WORK/post_reply.sql"
 pgbench -h 127.0.0.1 -p "$PORT" -U veritable -n -M prepared -f "$WORK/post_reply.sql" -c 16 -j 2 -T 60 "$URL" \
     | grep -E "tps|latency average"

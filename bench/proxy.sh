@@ -34,9 +34,9 @@ TOPICS=$(sql "SELECT max(id) FROM forum_topics")
     echo '\set topic random(1, :topics)'
     echo '\set uid random(4, 35)'
     # The limit key 'post:user:<id>', spelled with chr(58): pgbench substitutes :user even inside quotes.
-    "$SQL_BIN" statement reply_create 1=:topic 2=NULL 3='(:uid)::bigint' \
-        4="'A reply of ordinary length, with *some* emphasis and a [link](https://example.test/x). It asks about latency?'" \
-        5="concat('post', chr(58), 'user', chr(58), (:uid)::text)" 6=100000000
+    "$SQL_BIN" statement reply_create 1='ARRAY[:topic]' 2='ARRAY[NULL]' 3='ARRAY[:uid]' \
+        4="ARRAY['A reply of ordinary length, with *some* emphasis and a [link](https://example.test/x). It asks about latency?']" \
+        5="ARRAY[concat('post', chr(58), 'user', chr(58), (:uid)::text)]" 6=100000000
 } > "$WORK/post_reply.sql"
 
 PID=

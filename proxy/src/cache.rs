@@ -4,10 +4,20 @@
 //! for a single load (moka's `try_get_with`). Entries live `ttl` (1 s unless
 //! configured; 0 turns the cache off), so a response trails a write by at
 //! most that; the realtime event stream invalidates them sooner, on every
-//! proxy (`realtime::Invalidation`): lists on any topic or reply event, a
+//! proxy (`realtime::Invalidation`): lists on topic or reply events, a
 //! wiki page on its own events. A load that was already running when its
 //! entry was invalidated can still store what it read: that is bounded by
 //! the TTL too.
+//!
+//! Lists are not dropped on every event: under a stream of replies that
+//! would send nearly every list read to PostgreSQL. The first change after a
+//! quiet spell drops them at once; changes within `refresh` of that are
+//! folded into one more drop at the next tick, so lists trail a write by at
+//! most `refresh` (250 ms by default) plus the event's way to this proxy, and
+//! are reloaded at most every `refresh`, by one query per key (concurrent
+//! misses share one load). A writer does not wait for that: for `refresh`
+//! after a write, that session's list reads load afresh (and store what
+//! they read for everyone), so an author's next read shows their post.
 //!
 //! Keys are built only from validated parameters, and the cache is bounded by
 //! the bytes of keys and values together, so adversarial query strings can
@@ -15,6 +25,8 @@
 
 use std::future::Future;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
 
 use axum::body::Bytes;
 use std::time::Duration;
@@ -25,6 +37,14 @@ use prometheus::IntCounter;
 
 use crate::AppError;
 
+/// A writer: the hash of its session token (`sessions::TokenHash`, spelled
+/// out so the cache does not depend on the sessions that depend on it).
+pub type WriterKey = [u8; 32];
+
+/// Sessions that wrote in the last `refresh`, at most this many (a bound;
+/// past it moka evicts the least used, whose next read may then be cached).
+const WRITERS_TRACKED: u64 = 100_000;
+
 /// What one cache entry costs beyond its key and value bytes: moka's entry,
 /// its queue nodes and hash slot, the allocations' rounding. Measured with
 /// `bench/cache.sh` (~540 bytes per small entry); the weighers count it, so
@@ -34,10 +54,17 @@ pub const ENTRY_OVERHEAD_BYTES: usize = 640;
 pub struct ResponseCache {
     cache: Option<Cache<String, Bytes>>,
     counters: CacheCounters,
+    /// Lists are dropped at most this often (zero: on every change).
+    refresh: Duration,
+    /// When lists were last dropped, and whether a change waits for the next tick.
+    dropped_at: std::sync::Mutex<Option<Instant>>,
+    pending: AtomicBool,
+    /// Sessions that wrote within `refresh`: their list reads bypass the cache.
+    writers: moka::sync::Cache<WriterKey, ()>,
 }
 
 impl ResponseCache {
-    pub fn new(max_bytes: u64, ttl: Duration, counters: CacheCounters) -> Self {
+    pub fn new(max_bytes: u64, ttl: Duration, refresh: Duration, counters: CacheCounters) -> Self {
         let evictions = counters.evictions.clone();
         let cache = (!ttl.is_zero() && max_bytes > 0).then(|| {
             Cache::builder()
@@ -53,7 +80,81 @@ impl ResponseCache {
                 })
                 .build()
         });
-        Self { cache, counters }
+        let writers = moka::sync::Cache::builder()
+            .max_capacity(WRITERS_TRACKED)
+            .time_to_live(refresh.max(Duration::from_millis(1)))
+            .build();
+        Self {
+            cache,
+            counters,
+            refresh,
+            dropped_at: std::sync::Mutex::new(None),
+            pending: AtomicBool::new(false),
+            writers,
+        }
+    }
+
+    /// [`ResponseCache::get_or_load`] for a list read by `reader`: a session
+    /// that wrote within `refresh` loads afresh, and what it read replaces the
+    /// cached entry.
+    pub async fn get_or_load_for<F>(&self, reader: Option<&WriterKey>, key: String, load: F) -> Result<Bytes, AppError>
+    where
+        F: Future<Output = Result<String, AppError>>,
+    {
+        match (&self.cache, reader) {
+            (Some(cache), Some(reader)) if self.writers.contains_key(reader) => {
+                self.counters.misses.inc();
+                let fresh = Bytes::from(load.await?);
+                cache.insert(key, fresh.clone()).await;
+                Ok(fresh)
+            }
+            _ => self.get_or_load(key, load).await,
+        }
+    }
+
+    /// `writer` just wrote: its next list reads within `refresh` bypass the cache.
+    pub fn wrote(&self, writer: &WriterKey) {
+        if self.cache.is_some() {
+            self.writers.insert(*writer, ());
+        }
+    }
+
+    /// A change that list pages show: they are dropped now if they were not
+    /// dropped within `refresh`, else at the next tick of [`ResponseCache::refresh_lists`].
+    pub fn lists_changed(&self) {
+        let now = Instant::now();
+        let due = {
+            let mut dropped_at = self.dropped_at.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            let due = dropped_at.is_none_or(|at| now.duration_since(at) >= self.refresh);
+            if due {
+                *dropped_at = Some(now);
+            }
+            due
+        };
+        if due {
+            self.invalidate_all();
+        } else {
+            self.pending.store(true, Ordering::Release);
+        }
+    }
+
+    /// Drops the lists every `refresh` while changes wait, until `cancel`.
+    pub async fn refresh_lists(self: Arc<Self>, cancel: tokio_util::sync::CancellationToken) {
+        if self.refresh.is_zero() || self.cache.is_none() {
+            return;
+        }
+        let mut tick = tokio::time::interval(self.refresh);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                () = cancel.cancelled() => return,
+                _ = tick.tick() => {}
+            }
+            if self.pending.swap(false, Ordering::AcqRel) {
+                *self.dropped_at.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(Instant::now());
+                self.invalidate_all();
+            }
+        }
     }
 
     /// The cached body for `key`, or `load`'s (cached when it succeeds).

@@ -167,6 +167,12 @@ pub struct ServeConfig {
     /// How long a cached read response is served; 0 turns the cache off.
     #[arg(long, env = "VERITABLE_READ_CACHE_MS", default_value_t = 1000)]
     pub read_cache_ms: u64,
+    /// Under a stream of changes, cached list pages are dropped at most this
+    /// often (so they trail a write by at most this much); 0 drops them on
+    /// every change. A session's own list reads skip the cache this long
+    /// after it writes.
+    #[arg(long, env = "VERITABLE_READ_CACHE_REFRESH_MS", default_value_t = 250)]
+    pub read_cache_refresh_ms: u64,
     /// The realtime listener's own connection (direct, not through pgbouncer);
     /// `DATABASE_URL` when unset.
     #[arg(long = "listen-url", env = "VERITABLE_LISTEN_URL", value_parser = parse_pg_config)]
@@ -200,6 +206,16 @@ pub struct ServeConfig {
     /// Milliseconds between flushes of the batched topic view counts.
     #[arg(long, env = "VERITABLE_VIEW_FLUSH_MS", default_value_t = 2000)]
     pub view_flush_ms: u64,
+    /// Reply posts sent to PostgreSQL at once, each statement a batch of
+    /// the posts that waited (one pooled connection each).
+    #[arg(long, env = "VERITABLE_POST_BATCHES", default_value_t = 4)]
+    pub post_batches: usize,
+    /// Replies in one batch at most.
+    #[arg(long, env = "VERITABLE_POST_BATCH_ROWS", default_value_t = 64)]
+    pub post_batch_rows: usize,
+    /// Reply posts waiting for a batch at most; more are answered 503 at once.
+    #[arg(long, env = "VERITABLE_POST_QUEUE", default_value_t = 1024)]
+    pub post_queue: usize,
 }
 
 impl ServeConfig {
@@ -238,8 +254,12 @@ impl ServeConfig {
             search_timeout_ms: 500,
             max_in_flight: 4096,
             view_flush_ms: 2000,
+            post_batches: 4,
+            post_batch_rows: 64,
+            post_queue: 1024,
             read_cache_bytes: 16 * 1024 * 1024,
             read_cache_ms: 0,
+            read_cache_refresh_ms: 250,
             session_cache_ms: 1000,
             listen_url: None,
             allowed_origins: Vec::new(),

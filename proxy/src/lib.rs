@@ -16,7 +16,7 @@
 //! | [`realtime`] | WebSockets: protocol, rooms, the hub, the LISTEN connection, presence, cache invalidation |
 //! | [`state`] | `AppState`, what every handler can reach |
 //! | [`store`] | PostgreSQL: the pool and `Conn`, every SQL statement behind a typed function ([`store::ALL`]), migrations |
-//! | [`sessions`], [`passwords`], [`limits`], [`cache`] | sessions and their cache, argon2 off the runtime, rate limits and budgets kept in PostgreSQL, the read cache |
+//! | [`sessions`], [`passwords`], [`limits`], [`cache`], [`posting`] | sessions and their cache, argon2 off the runtime, rate limits and budgets kept in PostgreSQL, the read cache, reply posts committed in groups |
 //! | [`config`], [`metrics`], [`telemetry`], [`shutdown`] | settings read once, Prometheus metrics, logs, signals |
 //! | [`seed`] | deterministic demo and benchmark data |
 #![forbid(unsafe_code)]
@@ -28,6 +28,7 @@ pub mod http;
 pub mod limits;
 pub mod metrics;
 pub mod passwords;
+pub mod posting;
 pub mod realtime;
 pub mod seed;
 pub mod server;

@@ -31,6 +31,8 @@ pub struct Metrics {
     pub session_cache: CacheCounters,
     pub realtime: crate::realtime::hub::HubMetrics,
     pub response_cache: CacheCounters,
+    pub posting: crate::posting::PostingMetrics,
+    posts_queued: IntGauge,
     response_cache_bytes: IntGauge,
     session_cache_bytes: IntGauge,
     session_cache_entries: IntGauge,
@@ -82,6 +84,25 @@ impl Metrics {
         let session_cache = cache_counters(&registry, "session", "session lookups")?;
         let realtime = crate::realtime::metrics(&registry)?;
         let response_cache = cache_counters(&registry, "response", "read responses")?;
+        let posting = crate::posting::PostingMetrics {
+            batch_rows: Histogram::with_opts(
+                HistogramOpts::new("post_batch_rows", "Replies per reply_create statement (group commit)")
+                    .buckets(vec![1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0]),
+            )?,
+            fallbacks: IntCounter::new(
+                "post_batch_fallbacks_total",
+                "Batches refused as a whole and posted again one reply at a time",
+            )?,
+            expired: IntCounter::new(
+                "post_queue_expired_total",
+                "Reply posts answered 503 unwritten: they waited past the pool timeout for a batch",
+            )?,
+        };
+        registry.register(Box::new(posting.batch_rows.clone()))?;
+        registry.register(Box::new(posting.fallbacks.clone()))?;
+        registry.register(Box::new(posting.expired.clone()))?;
+        let posts_queued = IntGauge::new("post_queue_length", "Reply posts waiting for a batch")?;
+        registry.register(Box::new(posts_queued.clone()))?;
         let response_cache_bytes = IntGauge::new("response_cache_bytes", "Bytes the read-response cache holds")?;
         registry.register(Box::new(response_cache_bytes.clone()))?;
         let session_cache_bytes =
@@ -129,6 +150,8 @@ impl Metrics {
             session_cache,
             realtime,
             response_cache,
+            posting,
+            posts_queued,
             response_cache_bytes,
             session_cache_bytes,
             session_cache_entries,
@@ -152,6 +175,8 @@ pub struct Usage {
     pub pool: deadpool_postgres::Status,
     pub session_cache: (u64, u64),
     pub response_cache_bytes: u64,
+    /// Reply posts waiting for a batch.
+    pub posts_queued: usize,
 }
 
 impl Metrics {
@@ -162,6 +187,7 @@ impl Metrics {
         self.pool_connections.set(gauge(usage.pool.size));
         self.pool_available.set(gauge(usage.pool.available));
         self.pool_waiting.set(gauge(usage.pool.waiting));
+        self.posts_queued.set(gauge(usage.posts_queued));
         let (bytes, entries) = usage.session_cache;
         self.session_cache_bytes.set(i64::try_from(bytes).unwrap_or(i64::MAX));
         self.session_cache_entries.set(i64::try_from(entries).unwrap_or(i64::MAX));

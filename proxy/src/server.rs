@@ -17,6 +17,7 @@ use crate::config::ServeConfig;
 use crate::limits::{LoginLimits, PostLimit, SearchBudget, WriteLimit};
 use crate::metrics::Metrics;
 use crate::passwords::Hasher;
+use crate::posting::{self, Posting};
 use crate::realtime::Realtime;
 use crate::sessions::Sessions;
 use crate::state::AppState;
@@ -102,8 +103,10 @@ pub async fn run(
     let responses = Arc::new(ResponseCache::new(
         config.read_cache_bytes,
         Duration::from_millis(config.read_cache_ms),
+        Duration::from_millis(config.read_cache_refresh_ms),
         metrics.response_cache.clone(),
     ));
+    tasks.spawn(responses.clone().refresh_lists(cancel.clone()));
     let sessions = Arc::new(Sessions::new(
         config.session_cache_bytes,
         Duration::from_millis(config.session_cache_ms),
@@ -123,6 +126,19 @@ pub async fn run(
     tasks.spawn(realtime::prune(db.clone(), cancel.clone()));
     let views = Arc::new(Views::new(VIEW_BATCH_TOPICS, metrics.views_flushed.clone(), metrics.views_dropped.clone()));
     tasks.spawn(views.clone().run(db.clone(), Duration::from_millis(config.view_flush_ms), cancel.clone()));
+    let posting = Posting::start(
+        db.clone(),
+        posting::Settings {
+            batches: config.post_batches,
+            max_rows: config.post_batch_rows,
+            queue: config.post_queue,
+            max_wait: config.db.pool_timeout(),
+            per_minute: config.posts_per_minute,
+        },
+        metrics.posting.clone(),
+        &tasks,
+        cancel.clone(),
+    );
     let state = AppState {
         db,
         metrics,
@@ -132,6 +148,7 @@ pub async fn run(
         cookie_secure: config.cookie_secure,
         login_limits: LoginLimits::of(&config),
         post_limit: PostLimit { per_minute: config.posts_per_minute },
+        posting,
         write_limit: WriteLimit { per_minute: config.writes_per_minute },
         registrations_per_hour: config.registrations_per_hour,
         search: SearchBudget::new(config.search_concurrency, Duration::from_millis(config.search_timeout_ms)),

@@ -9,6 +9,7 @@ use crate::cache::ResponseCache;
 use crate::limits::{LoginLimits, PostLimit, SearchBudget, WriteLimit};
 use crate::metrics::Metrics;
 use crate::passwords::Hasher;
+use crate::posting::Posting;
 use crate::realtime::Realtime;
 use crate::sessions::Sessions;
 use crate::store::views::Views;
@@ -26,6 +27,8 @@ pub struct AppState {
     pub cookie_secure: bool,
     pub login_limits: LoginLimits,
     pub post_limit: PostLimit,
+    /// Reply posts, gathered into batches (one statement and one commit each).
+    pub posting: Posting,
     pub write_limit: WriteLimit,
     pub registrations_per_hour: i32,
     /// Searches that may run at once, and for how long each.

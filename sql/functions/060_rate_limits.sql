@@ -5,17 +5,37 @@
 
 SET LOCAL search_path = public;
 
--- Counts one hit of `p_key`; returns 0 when it is within `p_max` hits per
--- `p_window`, else the seconds until the window ends (for Retry-After).
+-- Counts one hit for each element of `p_keys` (a key may repeat); returns,
+-- for each element by its position, 0 when that hit is within `p_max` hits
+-- per `p_window`, else the seconds until the window ends (for Retry-After).
+-- One upsert per distinct key, in key order, so a proxy's batch of posts
+-- charges its authors in one statement without deadlocking another batch.
+CREATE OR REPLACE FUNCTION veritable.rate_limit_many(p_keys text[], p_max integer, p_window interval)
+RETURNS TABLE (pos bigint, wait integer) LANGUAGE sql AS $$
+    WITH hit AS (
+        SELECT k.key, k.n AS at, row_number() OVER (PARTITION BY k.key ORDER BY k.n) AS nth,
+               count(*) OVER (PARTITION BY k.key) AS hits
+          FROM unnest(p_keys) WITH ORDINALITY AS k(key, n)
+    ), counted AS (
+        INSERT INTO public.rate_limits AS r (key, window_start, hits)
+        SELECT key, now(), max(hits)::integer FROM hit GROUP BY key ORDER BY key
+        ON CONFLICT (key) DO UPDATE SET
+            window_start = CASE WHEN r.window_start + p_window <= now() THEN now() ELSE r.window_start END,
+            hits = CASE WHEN r.window_start + p_window <= now() THEN EXCLUDED.hits ELSE r.hits + EXCLUDED.hits END
+        RETURNING r.key, r.hits AS total, r.window_start
+    )
+    SELECT hit.at,
+           CASE WHEN counted.total - hit.hits + hit.nth > p_max
+                THEN greatest(1, ceil(extract(epoch FROM counted.window_start + p_window - now())))::integer
+                ELSE 0 END
+      FROM hit JOIN counted USING (key)
+     ORDER BY hit.at;
+$$;
+
+-- One hit of `p_key`: 0 within the limit, else the seconds to wait.
 CREATE OR REPLACE FUNCTION veritable.rate_limit(p_key text, p_max integer, p_window interval)
 RETURNS integer LANGUAGE sql AS $$
-    INSERT INTO public.rate_limits AS r (key, window_start, hits) VALUES (p_key, now(), 1)
-    ON CONFLICT (key) DO UPDATE SET
-        window_start = CASE WHEN r.window_start + p_window <= now() THEN now() ELSE r.window_start END,
-        hits = CASE WHEN r.window_start + p_window <= now() THEN 1 ELSE r.hits + 1 END
-    RETURNING CASE WHEN hits > p_max
-                   THEN greatest(1, ceil(extract(epoch FROM window_start + p_window - now())))::integer
-                   ELSE 0 END;
+    SELECT wait FROM veritable.rate_limit_many(ARRAY[p_key], p_max, p_window);
 $$;
 
 -- Old windows, removed by the proxies' housekeeping so the table stays small.

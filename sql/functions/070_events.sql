@@ -7,48 +7,99 @@ SET LOCAL search_path = public;
 
 -- Returns the newest seq stamped by this call, or NULL when there was
 -- nothing to stamp (or another sequencer was busy).
+--
+-- Every row still unstamped sorts after the newest stamped one in (xid, id):
+-- a row whose xid was below an earlier call's horizon had finished then and
+-- was stamped (in (xid, id) order, up to the batch), and every later xid is
+-- above all stamped ones. So the scan seeks past that row instead of walking
+-- the index from its start, where stamped rows leave entries until vacuum
+-- (a walk measured at 1.9 s, then past the 10 s statement timeout, at 4,000
+-- events/s on a freshly seeded database).
 CREATE OR REPLACE FUNCTION veritable.sequence_events(p_batch integer DEFAULT 10000) RETURNS bigint
 LANGUAGE plpgsql AS $$
 DECLARE
     horizon xid8 := pg_snapshot_xmin(pg_current_snapshot());
     last_seq bigint;
+    last_xid xid8;
+    last_id bigint;
     stamped bigint;
 BEGIN
     IF NOT pg_try_advisory_xact_lock(hashtext('veritable.sequence_events')) THEN
         RETURN NULL;
     END IF;
-    SELECT coalesce(max(seq), 0) INTO last_seq FROM public.events WHERE seq IS NOT NULL;
+    SELECT seq, xid, id INTO last_seq, last_xid, last_id
+      FROM public.events WHERE seq IS NOT NULL ORDER BY seq DESC LIMIT 1;
     WITH ready AS (
         SELECT id, row_number() OVER (ORDER BY xid, id) AS n
           FROM public.events
          WHERE seq IS NULL AND xid < horizon
+           AND (xid, id) > (coalesce(last_xid, '0'::xid8), coalesce(last_id, 0))
          ORDER BY xid, id
          LIMIT p_batch
     )
-    UPDATE public.events e SET seq = last_seq + ready.n FROM ready WHERE e.id = ready.id;
+    UPDATE public.events e SET seq = coalesce(last_seq, 0) + ready.n FROM ready WHERE e.id = ready.id;
     GET DIAGNOSTICS stamped = ROW_COUNT;
     IF stamped = 0 THEN
         RETURN NULL;
     END IF;
-    PERFORM pg_notify('veritable_events', (last_seq + stamped)::text);
-    RETURN last_seq + stamped;
+    PERFORM pg_notify('veritable_events', (coalesce(last_seq, 0) + stamped)::text);
+    RETURN coalesce(last_seq, 0) + stamped;
 END $$;
 
 -- Old events: a client further behind than the backlog gets `resync`. At most
--- p_batch rows per call, oldest first (the seq index), so one call never holds
--- the outbox or floods the WAL: a first prune of an hour's backlog (about 400k
--- rows) took 1.4 s in one statement and made writers wait. The caller repeats
--- while a full batch comes back.
+-- p_batch rows per call, oldest first, so one call never holds the outbox or
+-- floods the WAL (a first prune of an hour's backlog, about 400k rows, took
+-- 1.4 s in one statement and made writers wait). The caller repeats while a
+-- full batch comes back.
+--
+-- Stamps are gap-free and pruning takes them from the bottom, so the oldest
+-- seq and the newest old one within the batch are found by bisection with
+-- point lookups, and the delete is one range of the seq index starting at the
+-- oldest. Scanning from the index's start instead walks the entries of rows
+-- deleted since the last vacuum, and a LIMIT scan filtered on created_at
+-- walks every recent row when fewer than a batch are old: batches of the
+-- earlier version took up to 1.29 s in a soak. The newest stamped event is
+-- never pruned, so the sequence goes on from it after a quiet hour instead of
+-- starting again at 1 under the proxies' cursors.
 DROP FUNCTION IF EXISTS veritable.prune_events(interval);
 CREATE OR REPLACE FUNCTION veritable.prune_events(p_older_than interval, p_batch integer DEFAULT 5000)
-RETURNS bigint LANGUAGE sql AS $$
-    WITH old AS (
-        SELECT id FROM public.events
-         WHERE seq IS NOT NULL AND created_at < now() - p_older_than
-         ORDER BY seq
-         LIMIT p_batch
-    ), gone AS (
-        DELETE FROM public.events e USING old WHERE e.id = old.id RETURNING 1
-    )
-    SELECT count(*) FROM gone;
-$$;
+RETURNS bigint LANGUAGE plpgsql AS $$
+DECLARE
+    cutoff timestamptz := now() - p_older_than;
+    lo bigint := 1;
+    hi bigint;
+    mid bigint;
+    newest bigint;
+    oldest bigint;
+    gone bigint;
+BEGIN
+    SELECT max(seq) INTO newest FROM public.events WHERE seq IS NOT NULL;
+    IF newest IS NULL THEN
+        RETURN 0;
+    END IF;
+    hi := newest;
+    -- The oldest stamped event: the least seq that exists.
+    WHILE lo < hi LOOP
+        mid := lo + (hi - lo) / 2;
+        IF EXISTS (SELECT 1 FROM public.events WHERE seq = mid) THEN hi := mid; ELSE lo := mid + 1; END IF;
+    END LOOP;
+    oldest := lo;
+    -- The newest old one among the next p_batch (oldest - 1: none). The
+    -- newest stamped event always stays: the sequencer continues from it.
+    lo := oldest - 1;
+    hi := least(oldest + greatest(p_batch, 1) - 1, newest - 1);
+    WHILE lo < hi LOOP
+        mid := lo + (hi - lo + 1) / 2;
+        IF coalesce((SELECT e.created_at < cutoff FROM public.events e WHERE e.seq = mid), false) THEN
+            lo := mid;
+        ELSE
+            hi := mid - 1;
+        END IF;
+    END LOOP;
+    IF lo < oldest THEN
+        RETURN 0;
+    END IF;
+    DELETE FROM public.events WHERE seq IS NOT NULL AND seq BETWEEN oldest AND lo;
+    GET DIAGNOSTICS gone = ROW_COUNT;
+    RETURN gone;
+END $$;

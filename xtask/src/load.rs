@@ -4,7 +4,7 @@
 //! resource figures, and stops the proxy. The test suite's smoke run
 //! (`smoke`) goes through the same code.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use anyhow::{Context, bail};
@@ -33,22 +33,36 @@ fn sessions_file(db: &str) -> PathBuf {
 /// The two binaries a load run needs.
 pub const BINARIES: &[&str] = &["veritable-proxy", "veritable-load"];
 
-/// `cargo xtask load --scale S [--keep-limits] [--proxy-env K=V]... -- TOOL ARGS`.
-pub fn load(scale: &str, keep_limits: bool, proxy_env: &[String], args: &[String]) -> anyhow::Result<()> {
+/// What `cargo xtask load` runs against.
+pub struct Setup<'a> {
+    pub scale: &'a str,
+    /// Another database of the cluster than `veritable_<scale>` (a copy, say).
+    pub database: Option<&'a str>,
+    /// Another proxy binary than this tree's release build (an earlier
+    /// build, to compare side by side); it migrates its database itself.
+    pub proxy_bin: Option<&'a Path>,
+    pub keep_limits: bool,
+    pub proxy_env: &'a [String],
+}
+
+/// `cargo xtask load --scale S [--database D] [--proxy-bin P] [--keep-limits] [--proxy-env K=V]... -- TOOL ARGS`.
+pub fn load(setup: &Setup<'_>, args: &[String]) -> anyhow::Result<()> {
+    let Setup { scale, database, proxy_bin, keep_limits, proxy_env } = *setup;
     let cluster = Cluster::locate()?;
     cluster.ensure_running()?;
-    let db = format!("veritable_{scale}");
+    let db = database.map_or_else(|| format!("veritable_{scale}"), str::to_owned);
     if !cluster.has_database(&db)? {
-        bail!("database {db} is missing: run `cargo xtask seed {scale}` first");
+        bail!("database {db} is missing: run `cargo xtask seed {scale}` first (or copy it)");
     }
     let url = cluster.database_url(&db);
     run::build(Profile::Release, BINARIES)?;
-    run::proxy(Profile::Release, &["migrate"], &url)?;
+    let binary = proxy_bin.map_or_else(|| Profile::Release.proxy_binary(), Path::to_path_buf);
+    run::status(Command::new(&binary).arg("migrate").env("DATABASE_URL", &url))?;
     let env = proxy_env
         .iter()
         .map(|kv| kv.split_once('=').map(|(k, v)| (k.to_owned(), v.to_owned())).context("--proxy-env takes KEY=VALUE"))
         .collect::<anyhow::Result<Vec<_>>>()?;
-    let proxy = ProxyUnderTest::start(Profile::Release, &url, !keep_limits, &env)?;
+    let proxy = ProxyUnderTest::start(&binary, &url, !keep_limits, &env)?;
     let mut cmd = tool(Profile::Release, &proxy, &url, !keep_limits, &db);
     cmd.args(args);
     eprintln!("    $ {}", run::describe(&cmd));
@@ -64,7 +78,7 @@ pub fn load(scale: &str, keep_limits: bool, proxy_env: &[String], args: &[String
 /// of topics so the sockets are owed events; passes on a non-empty table and
 /// 0 missed, repeated or reordered events (never on a speed).
 pub fn smoke(database_url: &str, db: &str) -> anyhow::Result<bool> {
-    let proxy = ProxyUnderTest::start(Profile::Debug, database_url, true, &[])?;
+    let proxy = ProxyUnderTest::start(&Profile::Debug.proxy_binary(), database_url, true, &[])?;
     let label = "ci-smoke";
     let mut cmd = tool(Profile::Debug, &proxy, database_url, true, db);
     cmd.args(["--duration", "10s", "--users", "12", "--sockets", "3", "--topics", "hot:4", "--rooms-per-socket", "2"])

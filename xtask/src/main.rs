@@ -52,6 +52,13 @@ enum Command {
     Load {
         #[arg(long, value_enum, default_value = "default")]
         scale: Scale,
+        /// Run on this database of the cluster instead of `veritable_<scale>`.
+        #[arg(long)]
+        database: Option<String>,
+        /// Serve with this proxy binary instead of this tree's release build
+        /// (an earlier build, for a side-by-side run); it migrates its database.
+        #[arg(long)]
+        proxy_bin: Option<std::path::PathBuf>,
         /// Keep the proxy's login and posting limits (429s then appear in the table).
         #[arg(long)]
         keep_limits: bool,
@@ -92,9 +99,16 @@ fn main() -> ExitCode {
         Command::Env => Cluster::locate().map(|c| println!("DATABASE_URL={}", c.database_url(cluster::DEV_DB))),
         Command::Reset => reset(),
         Command::Seed { scale } => seed(scale),
-        Command::Load { scale, keep_limits, proxy_env, args } => {
-            load::load(scale.name(), keep_limits, &proxy_env, &args)
-        }
+        Command::Load { scale, database, proxy_bin, keep_limits, proxy_env, args } => load::load(
+            &load::Setup {
+                scale: scale.name(),
+                database: database.as_deref(),
+                proxy_bin: proxy_bin.as_deref(),
+                keep_limits,
+                proxy_env: &proxy_env,
+            },
+            &args,
+        ),
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,

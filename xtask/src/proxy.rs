@@ -3,12 +3,13 @@
 //! ready once it accepts connections, stopped (SIGTERM, then waited for) on drop.
 
 use std::net::{TcpListener, TcpStream};
+use std::path::Path;
 use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 
-use crate::run::{self, Profile};
+use crate::run;
 
 /// The limits a fuzzer or a load test would otherwise meet as 429s: every
 /// client comes from 127.0.0.1, so the per-address limits (logins, sockets)
@@ -28,15 +29,16 @@ pub struct ProxyUnderTest {
 }
 
 impl ProxyUnderTest {
+    /// `binary` serves (a build's `veritable-proxy`, or another one to compare with).
     pub fn start(
-        profile: Profile,
+        binary: &Path,
         database_url: &str,
         lift_limits: bool,
         env: &[(String, String)],
     ) -> anyhow::Result<Self> {
         let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
         let addr = format!("127.0.0.1:{port}");
-        let mut cmd = Command::new(run::target_dir().join(profile.name()).join("veritable-proxy"));
+        let mut cmd = Command::new(binary);
         cmd.args(["serve", "--addr", &addr]).env("DATABASE_URL", database_url).env("RUST_LOG", "warn");
         if lift_limits {
             cmd.envs(LIFTED.iter().copied());

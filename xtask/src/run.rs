@@ -98,7 +98,7 @@ impl Profile {
         }
     }
 
-    fn proxy_binary(self) -> PathBuf {
+    pub fn proxy_binary(self) -> PathBuf {
         target_dir().join(self.name()).join("veritable-proxy")
     }
 }

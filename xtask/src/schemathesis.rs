@@ -35,7 +35,7 @@ pub fn ensure_installed() -> anyhow::Result<()> {
 /// `database_url`; true when it found nothing.
 pub fn run(database_url: &str, budget: u32) -> anyhow::Result<bool> {
     // The fuzzer writes and logs in far faster than a person: limits lifted.
-    let proxy = ProxyUnderTest::start(Profile::Debug, database_url, true, &[])?;
+    let proxy = ProxyUnderTest::start(&Profile::Debug.proxy_binary(), database_url, true, &[])?;
     let addr = &proxy.addr;
     let script = run::root().join("tests").join("schemathesis").join("run.sh");
     let mut cmd = Command::new("bash");

@@ -46,6 +46,7 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
         pool: state.db.pool().status(),
         session_cache: state.sessions.usage(),
         response_cache_bytes: state.responses.usage().await.0,
+        posts_queued: state.posting.queued(),
     };
     match state.metrics.encode(&usage) {
         Ok(text) => ([(header::CONTENT_TYPE, prometheus::TEXT_FORMAT)], Body::from(text)).into_response(),

@@ -15,7 +15,8 @@ use serde::Deserialize;
 use crate::http::error::{ErrorBody, refused};
 use crate::http::extract::{Body, CurrentUser, Params, Writer, judge, parse_id, require_text};
 use crate::http::respond::{created, ok_json};
-use crate::store::forums::NewReply as Insert;
+use crate::posting::Post;
+use crate::store::forums::ReplyOutcome;
 use crate::store::ids::{ReplyId, TopicId, UserId};
 use crate::{AppError, AppResult, AppState};
 
@@ -125,27 +126,30 @@ pub async fn create(
     if reply.parent_id.is_some_and(|p| p < 1) {
         return Err(AppError::Unprocessable { field: "parent_id", message: "parent_id must be a reply id".into() });
     }
-    let key = state.post_limit.key(user.session.user_id);
-    let row = state
-        .db
-        .get()
-        .await?
-        .reply_create(&Insert {
+    let outcome = state
+        .posting
+        .post(Post {
             topic: TopicId(topic),
             parent: reply.parent_id.map(ReplyId),
             author: UserId(user.session.user_id),
-            body: &reply.body,
-            key: &key,
-            per_minute: state.post_limit.per_minute,
+            body: reply.body,
+            key: state.post_limit.key(user.session.user_id),
         })
-        .await
-        .map_err(|e| refused(e, "parent_id"))?
-        .ok_or_else(|| AppError::Internal(anyhow::anyhow!("reply_create returned no row")))?;
-    crate::limits::check_wait(row.get(0))?;
-    match (row.get::<_, Option<bool>>(1), row.get::<_, Option<String>>(2)) {
-        (_, Some(json)) => Ok(created(json)),
-        (Some(true), None) => Err(AppError::Conflict { field: "topic", message: "the topic is locked".into() }),
-        _ => Err(AppError::NotFound),
+        .await?;
+    crate::limits::check_wait(outcome.wait)?;
+    match outcome {
+        ReplyOutcome { reply: Some(json), .. } => {
+            state.responses.wrote(&user.token_hash);
+            Ok(created(json))
+        }
+        ReplyOutcome { locked: None, .. } => Err(AppError::NotFound),
+        ReplyOutcome { locked: Some(true), .. } => {
+            Err(AppError::Conflict { field: "topic", message: "the topic is locked".into() })
+        }
+        ReplyOutcome { parent_ok: false, .. } => {
+            Err(AppError::Unprocessable { field: "parent_id", message: "parent_id does not exist here".into() })
+        }
+        ReplyOutcome { .. } => Err(AppError::Internal(anyhow::anyhow!("reply_create wrote nothing and said why not"))),
     }
 }
 

@@ -3,13 +3,16 @@
 //! moderate.
 
 use axum::extract::{Path, State};
+use axum::http::HeaderMap;
 use axum::response::Response;
 use serde::Deserialize;
 use veritable_core::cursor::TopicKey;
 use veritable_core::rules;
 
 use crate::http::error::{ErrorBody, refused};
-use crate::http::extract::{Body, CurrentUser, Params, Writer, judge, page_size, parse_id, require_text};
+use crate::http::extract::{
+    Body, CurrentUser, Params, Writer, judge, page_size, parse_id, presented_hash, require_text,
+};
 use crate::http::respond::{created, ok_json};
 use crate::store::forums;
 use crate::store::ids::{CategoryId, TopicId, UserId};
@@ -44,15 +47,20 @@ pub struct TopicsQuery {
         (status = 503, description = "overloaded or database unavailable (Retry-After)", body = ErrorBody),
     ),
 )]
-pub async fn list(State(state): State<AppState>, Params(query): Params<TopicsQuery>) -> AppResult<Response> {
+pub async fn list(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Params(query): Params<TopicsQuery>,
+) -> AppResult<Response> {
     let limit = page_size(query.limit)?;
     if let Some(cursor) = &query.cursor {
         TopicKey::decode(cursor).map_err(|e| AppError::invalid("cursor", e.to_string()))?;
     }
     let key = format!("topics:{:?}:{}:{limit}", query.category, query.cursor.as_deref().unwrap_or(""));
+    let reader = presented_hash(&headers);
     let body = state
         .responses
-        .get_or_load(key, async {
+        .get_or_load_for(reader.as_ref(), key, async {
             state.db.get().await?.topic_page(query.category.map(CategoryId), query.cursor.as_deref(), limit).await
         })
         .await?;
@@ -152,9 +160,11 @@ pub async fn create(
         .map_err(|e| refused(e, "category_id"))?
         .ok_or_else(|| AppError::Internal(anyhow::anyhow!("topic_create returned no row")))?;
     crate::limits::check_wait(row.get(0))?;
-    row.get::<_, Option<String>>(1)
-        .map(created)
-        .ok_or_else(|| AppError::Internal(anyhow::anyhow!("topic_create inserted nothing")))
+    let topic = row
+        .get::<_, Option<String>>(1)
+        .ok_or_else(|| AppError::Internal(anyhow::anyhow!("topic_create inserted nothing")))?;
+    state.responses.wrote(&user.token_hash);
+    Ok(created(topic))
 }
 
 /// `GET /api/v1/forums/topics/{id}`: the topic with its stats and tags. The

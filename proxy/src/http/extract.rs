@@ -193,6 +193,12 @@ pub struct CurrentUser {
     pub token_hash: TokenHash,
 }
 
+/// The hash of the session token a request carries, if any, unchecked: for
+/// choosing how to answer a public read, never for deciding what it may do.
+pub fn presented_hash(headers: &HeaderMap) -> Option<sessions::TokenHash> {
+    presented_token(headers).and_then(sessions::hash_of)
+}
+
 fn presented_token(headers: &HeaderMap) -> Option<&str> {
     bearer_token(headers).or_else(|| cookie_token(headers))
 }

@@ -44,7 +44,7 @@ impl Invalidation {
             }
         }
         if lists {
-            self.responses.invalidate_all();
+            self.responses.lists_changed();
         }
     }
 }

@@ -41,14 +41,28 @@ pub struct TopicChange<'a> {
     pub user: UserId,
 }
 
-/// A new reply, as `reply_create` takes it.
-pub struct NewReply<'a> {
-    pub topic: TopicId,
-    pub parent: Option<ReplyId>,
-    pub author: UserId,
-    pub body: &'a str,
-    pub key: &'a str,
+/// Replies, as `reply_create` takes them: element `i` of every list is reply `i`.
+pub struct NewReplies<'a> {
+    pub topics: Vec<i64>,
+    pub parents: Vec<Option<i64>>,
+    pub authors: Vec<i64>,
+    pub bodies: Vec<&'a str>,
+    /// The authors' posting-limit keys.
+    pub keys: Vec<&'a str>,
     pub per_minute: i32,
+}
+
+/// What became of one reply of a `reply_create` batch.
+#[derive(Debug)]
+pub struct ReplyOutcome {
+    /// Seconds to wait: the author is past the posting limit (0 when allowed).
+    pub wait: i32,
+    /// Whether the topic is locked; `None` when there is no such live topic.
+    pub locked: Option<bool>,
+    /// Whether the parent, if any, is a reply of the same topic.
+    pub parent_ok: bool,
+    /// The stored reply (JSON), when it was written.
+    pub reply: Option<String>,
 }
 
 pub const TOPIC_CREATE: Sql = Sql {
@@ -114,24 +128,42 @@ pub const TOPIC_VIEWS: Sql = Sql {
      UPDATE forum_topics t SET view_count = t.view_count + v.n FROM v JOIN locked USING (id) WHERE t.id = v.id",
 };
 
-/// Counts the post against the author's limit, then inserts; returns the
-/// seconds to wait (0 when allowed), whether the topic is locked (NULL when
-/// it does not exist) and the stored reply.
+/// Counts each post against its author's limit, then inserts the allowed
+/// replies of live, open topics with a parent in the same topic, in one
+/// statement (so one transaction and one commit for the whole batch); one
+/// row per input reply, in input order: the seconds to wait (0 when
+/// allowed), the topic's lock state (NULL when it does not exist), whether
+/// the parent fits, and the stored reply. The insert is sorted by topic (the
+/// lock order of sql/functions/020_replies.sql); ids are drawn first so that
+/// each stored reply finds its input row.
 pub const REPLY_CREATE: Sql = Sql {
     name: "reply_create",
-    types: &[Type::INT8, Type::INT8, Type::INT8, Type::TEXT, Type::TEXT, Type::INT4],
+    types: &[Type::INT8_ARRAY, Type::INT8_ARRAY, Type::INT8_ARRAY, Type::TEXT_ARRAY, Type::TEXT_ARRAY, Type::INT4],
     text: concat!(
-        "WITH limited AS (SELECT veritable.rate_limit($5, $6, interval '1 minute') AS wait),
+        "WITH input AS (
+           SELECT * FROM unnest($1::int8[], $2::int8[], $3::int8[], $4::text[])
+                  WITH ORDINALITY AS i(topic_id, parent_id, author_id, body, pos)),
+         limited AS (SELECT pos, wait FROM veritable.rate_limit_many($5, $6, interval '1 minute')),
+         checked AS (
+           SELECT i.pos, l.wait, t.is_locked,
+                  i.parent_id IS NULL OR EXISTS (
+                    SELECT 1 FROM forum_replies p WHERE p.id = i.parent_id AND p.topic_id = i.topic_id) AS parent_ok
+             FROM input i JOIN limited l USING (pos)
+             LEFT JOIN forum_topics t ON t.id = i.topic_id AND NOT t.is_deleted),
+         admitted AS (
+           SELECT i.pos, nextval(pg_get_serial_sequence('forum_replies', 'id')) AS id,
+                  i.topic_id, i.parent_id, i.author_id, i.body
+             FROM input i JOIN checked c USING (pos)
+            WHERE c.wait = 0 AND NOT c.is_locked AND c.parent_ok),
          inserted AS (
-           INSERT INTO forum_replies AS r (topic_id, parent_id, author_id, body)
-           SELECT t.id, $2, $3, $4 FROM forum_topics t, limited
-            WHERE limited.wait = 0 AND t.id = $1 AND NOT t.is_deleted AND NOT t.is_locked
-           RETURNING ",
+           INSERT INTO forum_replies AS r (id, topic_id, parent_id, author_id, body)
+           SELECT id, topic_id, parent_id, author_id, body FROM admitted ORDER BY topic_id, pos
+           RETURNING r.id, ",
         reply_json!(),
         " AS reply)
-         SELECT (SELECT wait FROM limited),
-                (SELECT is_locked FROM forum_topics WHERE id = $1 AND NOT is_deleted),
-                (SELECT reply FROM inserted)"
+         SELECT c.wait, c.is_locked, c.parent_ok, inserted.reply
+           FROM checked c LEFT JOIN admitted a USING (pos) LEFT JOIN inserted ON inserted.id = a.id
+          ORDER BY c.pos"
     ),
 };
 
@@ -219,12 +251,16 @@ impl Conn {
         self.write(&TOPIC_VIEWS, &[&ids, &counts]).await
     }
 
-    /// Creates a reply unless its author is over `per_minute`: the row holds
-    /// the wait, whether the topic is locked, and the reply as JSON text.
-    pub async fn reply_create(&self, reply: &NewReply<'_>) -> Result<Option<Row>, tokio_postgres::Error> {
-        let NewReply { topic, parent, author, body, key, per_minute } = reply;
-        let parent = parent.map(|p| p.0);
-        self.write(&REPLY_CREATE, &[&topic.0, &parent, &author.0, body, key, per_minute]).await
+    /// Creates each reply whose author is within `per_minute`, whose topic
+    /// is live and open and whose parent fits, in one statement; one outcome
+    /// per reply, in order.
+    pub async fn reply_create(&self, replies: &NewReplies<'_>) -> Result<Vec<ReplyOutcome>, tokio_postgres::Error> {
+        let NewReplies { topics, parents, authors, bodies, keys, per_minute } = replies;
+        let rows = self.write_rows(&REPLY_CREATE, &[topics, parents, authors, bodies, keys, per_minute]).await?;
+        Ok(rows
+            .iter()
+            .map(|row| ReplyOutcome { wait: row.get(0), locked: row.get(1), parent_ok: row.get(2), reply: row.get(3) })
+            .collect())
     }
 
     pub async fn reply_edit(

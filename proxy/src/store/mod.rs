@@ -216,10 +216,19 @@ impl Conn {
     /// deadlock (40P01) is retried up to three attempts in all, after 5–50 ms
     /// of jitter times the attempt number; other errors return at once.
     pub async fn write(&self, sql: &Sql, params: &[&(dyn ToSql + Sync)]) -> Result<Option<Row>, tokio_postgres::Error> {
+        Ok(self.write_rows(sql, params).await?.into_iter().next())
+    }
+
+    /// [`Conn::write`], every row.
+    pub async fn write_rows(
+        &self,
+        sql: &Sql,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<Vec<Row>, tokio_postgres::Error> {
         const ATTEMPTS: u64 = 3;
         let mut attempt = 1;
         loop {
-            match self.opt(sql, params).await {
+            match self.rows(sql, params).await {
                 Err(error) if retryable(&error) && attempt < ATTEMPTS => {
                     let jitter = rand::Rng::random_range(&mut rand::rng(), 5..50) * attempt;
                     tracing::debug!(statement = sql.name, attempt, %error, "retrying a write");

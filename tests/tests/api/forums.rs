@@ -234,3 +234,58 @@ async fn topic_lists_are_cached_briefly_and_bounded() {
     server.stop().await.expect("stop");
     db.drop_db().await;
 }
+
+/// Under writes, cached lists are refreshed at most every
+/// `read_cache_refresh_ms` (not dropped on every event), yet a writer's own
+/// next read shows their post at once, and everyone's within the bound.
+#[tokio::test]
+async fn a_writer_sees_their_post_in_cached_lists_at_once_and_others_soon() {
+    let (db, client) = veritable_tests::FreshDb::seeded("api_read_cache_writes", &Shape::of(Scale::Small), 14).await;
+    let mut config = veritable_tests::serve_config(&db.url);
+    config.read_cache_ms = 60_000;
+    config.read_cache_refresh_ms = 250;
+    config.posts_per_minute = 1000;
+    let server = TestServer::start_with(config).await;
+    let writer = Api::signed_in(&server, "demo").await;
+    let other = Api::signed_in(&server, "moderator").await;
+    let path = "/api/v1/forums/topics?category=1&limit=10";
+    let count_of = |page: &Value, topic: i64| {
+        page["items"].as_array().expect("items").iter().find(|t| t["id"] == topic).map(|t| t["reply_count"].clone())
+    };
+    let (_, page) = get(&server, path).await;
+    let topic = page["items"][0]["id"].as_i64().expect("a topic");
+    let before = count_of(&page, topic).and_then(|c| c.as_i64()).expect("its count");
+    let (_, cached) = other.get(path).await;
+    assert_eq!(count_of(&cached, topic), Some(before.into()), "cached for everyone");
+
+    let (status, _) = writer
+        .call("POST", &format!("/api/v1/forums/topics/{topic}/replies"), Some(serde_json::json!({ "body": "mine" })))
+        .await;
+    assert_eq!(status, 201);
+    let (_, own) = writer.get(path).await;
+    assert_eq!(count_of(&own, topic), Some((before + 1).into()), "the writer's next read shows the post");
+
+    // A burst of posts by someone else: the lists catch up within the bound.
+    for i in 0..20 {
+        let (status, _) = other
+            .call(
+                "POST",
+                &format!("/api/v1/forums/topics/{topic}/replies"),
+                Some(serde_json::json!({ "body": format!("burst {i}") })),
+            )
+            .await;
+        assert_eq!(status, 201);
+    }
+    let stored: i32 = client
+        .query_one("SELECT reply_count FROM forum_topic_stats WHERE topic_id = $1", &[&topic])
+        .await
+        .expect("q")
+        .get(0);
+    assert_eq!(i64::from(stored), before + 21);
+    veritable_tests::until("an anonymous reader's cached list shows the burst", || async {
+        count_of(&get(&server, path).await.1, topic) == Some(i64::from(stored).into())
+    })
+    .await;
+    server.stop().await.expect("stop");
+    db.drop_db().await;
+}

@@ -205,12 +205,12 @@ async fn a_changed_function_file_is_applied_again_and_only_it() {
     let (db, mut client) = FreshDb::migrated("migrate_functions").await;
     client.execute("UPDATE schema_functions SET checksum = '\\x00' WHERE name = '020_replies'", &[]).await.unwrap();
     // What a changed file would bring: here, the definition it restores.
-    client.batch_execute("CREATE OR REPLACE FUNCTION veritable.reply_write() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RETURN NEW; END $$").await.unwrap();
+    client.batch_execute("CREATE OR REPLACE FUNCTION veritable.replies_inserted() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RETURN NULL; END $$").await.unwrap();
     let report = migrate::all(&mut client).await.expect("migrate");
     assert_eq!(report.functions, vec!["020_replies.sql".to_owned()]);
     let body: String =
-        client.query_one("SELECT prosrc FROM pg_proc WHERE proname = 'reply_write'", &[]).await.unwrap().get(0);
-    assert!(body.contains("count_reply"), "the file's definition is back: {body}");
+        client.query_one("SELECT prosrc FROM pg_proc WHERE proname = 'replies_inserted'", &[]).await.unwrap().get(0);
+    assert!(body.contains("new_replies"), "the file's definition is back: {body}");
     db.drop_db().await;
 }
 

@@ -317,6 +317,26 @@ async fn counters_stay_exact_under_concurrent_writers() {
                         let id = mine.remove(0);
                         client.execute("DELETE FROM forum_replies WHERE id = $1 AND child_count = 0", &[&id]).await?;
                     }
+                    // The proxy's batch statement: four replies over the three topics.
+                    _ if i % 2 == 0 => {
+                        let topics: Vec<i64> = (0..4).map(|k| 1 + (w + i + k) % 3).collect();
+                        let authors: Vec<i64> = (0..4).map(|k| 4 + (w * 7 + i + k) % 50).collect();
+                        let bodies: Vec<String> = (0..4).map(|k| format!("batch {w}/{i}/{k} @admin")).collect();
+                        let keys: Vec<String> = authors.iter().map(|a| format!("test:concurrent:{a}")).collect();
+                        let parents: Vec<Option<i64>> = vec![None; 4];
+                        let rows = client
+                            .query(
+                                veritable_proxy::store::forums::REPLY_CREATE.text,
+                                &[&topics, &parents, &authors, &bodies, &keys, &1_000_000_i32],
+                            )
+                            .await?;
+                        for row in rows {
+                            if let Some(json) = row.get::<_, Option<String>>(3) {
+                                let reply: serde_json::Value = serde_json::from_str(&json).expect("json");
+                                mine.push(reply["id"].as_i64().expect("id"));
+                            }
+                        }
+                    }
                     _ => {
                         let body = if i % 7 == 0 { format!("hey @admin #{i}") } else { format!("reply {w}/{i}") };
                         let row = client
@@ -463,7 +483,8 @@ async fn reconcile(client: &Client) -> i64 {
     client.query_one("SELECT veritable.reconcile_topic_stats()", &[]).await.expect("reconcile").get(0)
 }
 
-/// Pruning deletes old stamped events only, oldest first, at most a batch per call.
+/// Pruning deletes old stamped events only, oldest first, at most a batch per
+/// call (stamps are gap-free, as the sequencer makes them).
 #[tokio::test]
 async fn old_events_are_pruned_in_bounded_batches() {
     let mut client = connect(&database_url()).await;
@@ -471,7 +492,7 @@ async fn old_events_are_pruned_in_bounded_batches() {
     tx.batch_execute(
         "INSERT INTO events (seq, room, kind, created_at)
          SELECT 9000000000000 + n, 'topic:1', 'test.old', now() - interval '2 hours' FROM generate_series(1, 3) n;
-         INSERT INTO events (seq, room, kind) VALUES (9000000000010, 'topic:1', 'test.new');
+         INSERT INTO events (seq, room, kind) VALUES (9000000000004, 'topic:1', 'test.new');
          INSERT INTO events (room, kind, created_at) VALUES ('topic:1', 'test.unstamped', now() - interval '2 hours')",
     )
     .await
@@ -500,5 +521,130 @@ async fn old_events_are_pruned_in_bounded_batches() {
         .map(|r| r.get(0))
         .collect();
     assert_eq!(left, ["test.new", "test.unstamped"], "new and unstamped events stay");
+    tx.rollback().await.unwrap();
+}
+
+/// The proxy's batch statement: many replies in one INSERT, their derived
+/// rows written once per statement, each row's outcome apart.
+#[tokio::test]
+async fn a_batch_of_replies_derives_counters_activity_events_and_mentions_once() {
+    use veritable_proxy::store::forums::REPLY_CREATE;
+    let mut client = connect(&database_url()).await;
+    let tx = client.transaction().await.unwrap();
+    let (a, b, locked) = (new_topic(&tx).await, new_topic(&tx).await, new_topic(&tx).await);
+    tx.execute("UPDATE forum_topics SET is_locked = true WHERE id = $1", &[&locked]).await.unwrap();
+    let parent = reply(&tx, a, 3, None, "the parent").await;
+    let elsewhere = reply(&tx, b, 3, None, "in another topic").await;
+    let rows: [(i64, Option<i64>, i64, &str); 8] = [
+        (a, Some(parent), 10, "child of the parent, hi @admin"),
+        (b, None, 10, "in b"),
+        (a, None, 11, "root in a"),
+        (a, None, 10, "another root in a"),
+        (a, Some(elsewhere), 12, "a parent from another topic"),
+        (999_999_999, None, 12, "no such topic"),
+        (locked, None, 12, "a locked topic"),
+        (a, None, 10, "the author's fourth post: past the limit of 3"),
+    ];
+    let topics: Vec<i64> = rows.iter().map(|r| r.0).collect();
+    let parents: Vec<Option<i64>> = rows.iter().map(|r| r.1).collect();
+    let authors: Vec<i64> = rows.iter().map(|r| r.2).collect();
+    let bodies: Vec<&str> = rows.iter().map(|r| r.3).collect();
+    let keys: Vec<String> = rows.iter().map(|r| format!("test:batch:{}", r.2)).collect();
+    let outcomes = tx
+        .query(REPLY_CREATE.text, &[&topics, &parents, &authors, &bodies, &keys, &3_i32])
+        .await
+        .expect("the batch statement");
+    let got: Vec<(bool, Option<bool>, bool, bool)> = outcomes
+        .iter()
+        .map(|r| (r.get::<_, i32>(0) > 0, r.get(1), r.get(2), r.get::<_, Option<String>>(3).is_some()))
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            (false, Some(false), true, true),
+            (false, Some(false), true, true),
+            (false, Some(false), true, true),
+            (false, Some(false), true, true),
+            (false, Some(false), false, false),
+            (false, None, true, false),
+            (false, Some(true), true, false),
+            (true, Some(false), true, false),
+        ]
+    );
+    let child: serde_json::Value = serde_json::from_str(&outcomes[0].get::<_, String>(3)).unwrap();
+    assert_eq!((child["depth"].as_i64(), child["parent_id"].as_i64()), (Some(1), Some(parent)));
+
+    assert_eq!((stats(&tx, a).await.0, stats(&tx, a).await.1), (4, 3), "a: the parent + 3; authors 3, 10, 11");
+    assert_eq!((stats(&tx, b).await.0, stats(&tx, b).await.1), (2, 2), "b: one before, one now");
+    let children: i32 =
+        tx.query_one("SELECT child_count FROM forum_replies WHERE id = $1", &[&parent]).await.unwrap().get(0);
+    assert_eq!(children, 1);
+    let ten: i32 = tx
+        .query_one("SELECT reply_count FROM forum_topic_participants WHERE topic_id = $1 AND user_id = 10", &[&a])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(ten, 2);
+    let written: Vec<i64> = outcomes
+        .iter()
+        .filter_map(|r| r.get::<_, Option<String>>(3))
+        .map(|json| serde_json::from_str::<serde_json::Value>(&json).unwrap()["id"].as_i64().unwrap())
+        .collect();
+    let activity: i64 = tx
+        .query_one(
+            "SELECT count(*) FROM unified_activity WHERE reply_id = ANY($1) AND kind = 'reply_created'",
+            &[&written],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(activity, 4);
+    let events: Vec<i64> = tx
+        .query(
+            "SELECT (payload->>'id')::bigint FROM events
+              WHERE xid = pg_current_xact_id() AND kind = 'reply.created' AND (payload->>'id')::bigint = ANY($1) ORDER BY id",
+            &[&written],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    let mut in_order = written.clone();
+    in_order.sort_unstable();
+    assert_eq!(events, in_order, "one event per reply, in id order");
+    let mentioned: i64 = tx
+        .query_one("SELECT count(*) FROM notifications WHERE reply_id = $1 AND user_id = 1", &[&written[0]])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(mentioned, 1);
+    tx.rollback().await.unwrap();
+}
+
+/// A DBA's multi-row INSERT takes the same set-based path.
+#[tokio::test]
+async fn a_dbas_multi_row_insert_keeps_counters_exact() {
+    let mut client = connect(&database_url()).await;
+    let tx = client.transaction().await.unwrap();
+    let (a, b) = (new_topic(&tx).await, new_topic(&tx).await);
+    let parent = reply(&tx, a, 3, None, "p").await;
+    tx.execute(
+        "INSERT INTO forum_replies (topic_id, parent_id, author_id, body, depth, child_count)
+         VALUES ($1, $3, 10, 'x', 7, 9), ($1, $3, 10, 'y', 0, 0), ($2, NULL, 11, 'z', 5, 5), ($2, NULL, 3, 'w', 0, 0)",
+        &[&a, &b, &parent],
+    )
+    .await
+    .unwrap();
+    let placed: Vec<(i32, i32)> = tx
+        .query("SELECT depth, child_count FROM forum_replies WHERE topic_id IN ($1, $2) ORDER BY id", &[&a, &b])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    assert_eq!(placed, vec![(0, 2), (1, 0), (1, 0), (0, 0), (0, 0)], "depth and child counts are derived, not taken");
+    assert_eq!((stats(&tx, a).await.0, stats(&tx, a).await.1), (3, 2));
+    assert_eq!((stats(&tx, b).await.0, stats(&tx, b).await.1), (2, 2));
     tx.rollback().await.unwrap();
 }
