@@ -16,8 +16,10 @@
 //! most `refresh` (250 ms by default) plus the event's way to this proxy, and
 //! are reloaded at most every `refresh`, by one query per key (concurrent
 //! misses share one load). A writer does not wait for that: for `refresh`
-//! after a write, that session's list reads load afresh (and store what
-//! they read for everyone), so an author's next read shows their post.
+//! after a write, that session's reads of the lists its write shows in (its
+//! topic's category and all categories) take the cached page only if it was
+//! loaded after the write, and otherwise load it afresh and store it for
+//! everyone, so an author's next read shows their post.
 //!
 //! Keys are built only from validated parameters, and the cache is bounded by
 //! the bytes of keys and values together, so adversarial query strings can
@@ -51,16 +53,23 @@ const WRITERS_TRACKED: u64 = 100_000;
 /// the configured byte bound is a bound on memory, not only on payload.
 pub const ENTRY_OVERHEAD_BYTES: usize = 640;
 
+/// A cached response and when its load started (what it can have seen).
+#[derive(Clone)]
+struct Filled {
+    at: Instant,
+    body: Bytes,
+}
+
 pub struct ResponseCache {
-    cache: Option<Cache<String, Bytes>>,
+    cache: Option<Cache<String, Filled>>,
     counters: CacheCounters,
     /// Lists are dropped at most this often (zero: on every change).
     refresh: Duration,
     /// When lists were last dropped, and whether a change waits for the next tick.
     dropped_at: std::sync::Mutex<Option<Instant>>,
     pending: AtomicBool,
-    /// Sessions that wrote within `refresh`: their list reads bypass the cache.
-    writers: moka::sync::Cache<WriterKey, ()>,
+    /// Sessions that wrote within `refresh`: when, and in which category.
+    writers: moka::sync::Cache<WriterKey, (Instant, i64)>,
 }
 
 impl ResponseCache {
@@ -68,8 +77,8 @@ impl ResponseCache {
         let evictions = counters.evictions.clone();
         let cache = (!ttl.is_zero() && max_bytes > 0).then(|| {
             Cache::builder()
-                .weigher(|key: &String, value: &Bytes| {
-                    u32::try_from(key.len() + value.len() + ENTRY_OVERHEAD_BYTES).unwrap_or(u32::MAX)
+                .weigher(|key: &String, value: &Filled| {
+                    u32::try_from(key.len() + value.body.len() + ENTRY_OVERHEAD_BYTES).unwrap_or(u32::MAX)
                 })
                 .max_capacity(max_bytes)
                 .time_to_live(ttl)
@@ -94,28 +103,45 @@ impl ResponseCache {
         }
     }
 
-    /// [`ResponseCache::get_or_load`] for a list read by `reader`: a session
-    /// that wrote within `refresh` loads afresh, and what it read replaces the
-    /// cached entry.
-    pub async fn get_or_load_for<F>(&self, reader: Option<&WriterKey>, key: String, load: F) -> Result<Bytes, AppError>
+    /// [`ResponseCache::get_or_load`] for a list page of `category` (`None`:
+    /// all categories) read by `reader`: if the reader wrote there within
+    /// `refresh`, a page loaded before that write is loaded afresh, and what
+    /// it read replaces the cached page for everyone.
+    pub async fn get_or_load_for<F>(
+        &self,
+        reader: Option<&WriterKey>,
+        category: Option<i64>,
+        key: String,
+        load: F,
+    ) -> Result<Bytes, AppError>
     where
         F: Future<Output = Result<String, AppError>>,
     {
-        match (&self.cache, reader) {
-            (Some(cache), Some(reader)) if self.writers.contains_key(reader) => {
-                self.counters.misses.inc();
-                let fresh = Bytes::from(load.await?);
-                cache.insert(key, fresh.clone()).await;
-                Ok(fresh)
-            }
-            _ => self.get_or_load(key, load).await,
+        let wrote_at = reader
+            .and_then(|reader| self.writers.get(reader))
+            .filter(|(_, wrote_in)| category.is_none_or(|c| c == *wrote_in))
+            .map(|(at, _)| at);
+        let (Some(cache), Some(wrote_at)) = (&self.cache, wrote_at) else {
+            return self.get_or_load(key, load).await;
+        };
+        if let Some(hit) = cache.get(&key).await
+            && hit.at > wrote_at
+        {
+            self.counters.hits.inc();
+            return Ok(hit.body);
         }
+        self.counters.misses.inc();
+        let at = Instant::now();
+        let body = Bytes::from(load.await?);
+        cache.insert(key, Filled { at, body: body.clone() }).await;
+        Ok(body)
     }
 
-    /// `writer` just wrote: its next list reads within `refresh` bypass the cache.
-    pub fn wrote(&self, writer: &WriterKey) {
+    /// `writer` just wrote in `category` (committed): its reads of that
+    /// category's lists within `refresh` show the write.
+    pub fn wrote(&self, writer: &WriterKey, category: i64) {
         if self.cache.is_some() {
-            self.writers.insert(*writer, ());
+            self.writers.insert(*writer, (Instant::now(), category));
         }
     }
 
@@ -167,10 +193,14 @@ impl ResponseCache {
         };
         if let Some(hit) = cache.get(&key).await {
             self.counters.hits.inc();
-            return Ok(hit);
+            return Ok(hit.body);
         }
         self.counters.misses.inc();
-        cache.try_get_with(key, async { load.await.map(Bytes::from) }).await.map_err(|shared: Arc<AppError>| {
+        let load = async {
+            let at = Instant::now();
+            load.await.map(|body| Filled { at, body: Bytes::from(body) })
+        };
+        cache.try_get_with(key, load).await.map(|filled| filled.body).map_err(|shared: Arc<AppError>| {
             Arc::try_unwrap(shared).unwrap_or_else(|shared| shared.for_another_waiter())
         })
     }

@@ -138,8 +138,8 @@ pub async fn create(
         .await?;
     crate::limits::check_wait(outcome.wait)?;
     match outcome {
-        ReplyOutcome { reply: Some(json), .. } => {
-            state.responses.wrote(&user.token_hash);
+        ReplyOutcome { reply: Some(json), category: Some(category), .. } => {
+            state.responses.wrote(&user.token_hash, category);
             Ok(created(json))
         }
         ReplyOutcome { locked: None, .. } => Err(AppError::NotFound),

@@ -60,7 +60,7 @@ pub async fn list(
     let reader = presented_hash(&headers);
     let body = state
         .responses
-        .get_or_load_for(reader.as_ref(), key, async {
+        .get_or_load_for(reader.as_ref(), query.category, key, async {
             state.db.get().await?.topic_page(query.category.map(CategoryId), query.cursor.as_deref(), limit).await
         })
         .await?;
@@ -142,6 +142,7 @@ pub async fn create(
     check_title(&topic.title)?;
     require_text("body", &topic.body)?;
     let tags = normalize_tags(topic.tags)?;
+    let topic_category = topic.category_id;
     let key = state.post_limit.key(user.session.user_id);
     let row = state
         .db
@@ -163,7 +164,7 @@ pub async fn create(
     let topic = row
         .get::<_, Option<String>>(1)
         .ok_or_else(|| AppError::Internal(anyhow::anyhow!("topic_create inserted nothing")))?;
-    state.responses.wrote(&user.token_hash);
+    state.responses.wrote(&user.token_hash, topic_category);
     Ok(created(topic))
 }
 

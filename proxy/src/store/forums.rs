@@ -59,6 +59,8 @@ pub struct ReplyOutcome {
     pub wait: i32,
     /// Whether the topic is locked; `None` when there is no such live topic.
     pub locked: Option<bool>,
+    /// The topic's category (`None`: no such live topic).
+    pub category: Option<i64>,
     /// Whether the parent, if any, is a reply of the same topic.
     pub parent_ok: bool,
     /// The stored reply (JSON), when it was written.
@@ -133,7 +135,7 @@ pub const TOPIC_VIEWS: Sql = Sql {
 /// statement (so one transaction and one commit for the whole batch); one
 /// row per input reply, in input order: the seconds to wait (0 when
 /// allowed), the topic's lock state (NULL when it does not exist), whether
-/// the parent fits, and the stored reply. The insert is sorted by topic (the
+/// the parent fits, the stored reply, and the topic's category. The insert is sorted by topic (the
 /// lock order of sql/functions/020_replies.sql); ids are drawn first so that
 /// each stored reply finds its input row.
 pub const REPLY_CREATE: Sql = Sql {
@@ -145,7 +147,7 @@ pub const REPLY_CREATE: Sql = Sql {
                   WITH ORDINALITY AS i(topic_id, parent_id, author_id, body, pos)),
          limited AS (SELECT pos, wait FROM veritable.rate_limit_many($5, $6, interval '1 minute')),
          checked AS (
-           SELECT i.pos, l.wait, t.is_locked,
+           SELECT i.pos, l.wait, t.is_locked, t.category_id,
                   i.parent_id IS NULL OR EXISTS (
                     SELECT 1 FROM forum_replies p WHERE p.id = i.parent_id AND p.topic_id = i.topic_id) AS parent_ok
              FROM input i JOIN limited l USING (pos)
@@ -161,7 +163,7 @@ pub const REPLY_CREATE: Sql = Sql {
            RETURNING r.id, ",
         reply_json!(),
         " AS reply)
-         SELECT c.wait, c.is_locked, c.parent_ok, inserted.reply
+         SELECT c.wait, c.is_locked, c.parent_ok, inserted.reply, c.category_id
            FROM checked c LEFT JOIN admitted a USING (pos) LEFT JOIN inserted ON inserted.id = a.id
           ORDER BY c.pos"
     ),
@@ -259,7 +261,13 @@ impl Conn {
         let rows = self.write_rows(&REPLY_CREATE, &[topics, parents, authors, bodies, keys, per_minute]).await?;
         Ok(rows
             .iter()
-            .map(|row| ReplyOutcome { wait: row.get(0), locked: row.get(1), parent_ok: row.get(2), reply: row.get(3) })
+            .map(|row| ReplyOutcome {
+                wait: row.get(0),
+                locked: row.get(1),
+                category: row.get(4),
+                parent_ok: row.get(2),
+                reply: row.get(3),
+            })
             .collect())
     }
 
