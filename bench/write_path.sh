@@ -15,7 +15,7 @@ cd "$(dirname "$0")/.."
 PORT=${VERITABLE_PG_PORT:-54329}
 SECS=${BENCH_SECS:-60}
 ROUNDS=${BENCH_ROUNDS:-2}
-BEFORE_BIN=${BEFORE_BIN:?name the earlier build's veritable-proxy}
+BEFORE_BIN=${BEFORE_BIN:?name the veritable-proxy binary of the earlier build}
 as_super() { psql -X -q -A -t -h 127.0.0.1 -p "$PORT" -U postgres -d postgres "$@"; }
 if [ -z "$(as_super -c "SELECT 1 FROM pg_database WHERE datname = 'veritable_before'")" ]; then
     as_super -c "CREATE DATABASE veritable_before TEMPLATE veritable_default OWNER veritable"

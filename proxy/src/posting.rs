@@ -5,9 +5,10 @@
 //!
 //! There is no timer: a batch is whatever waited while the previous batches
 //! ran. At most `batches` statements run at once; a post that finds one of
-//! them free goes out alone at once (so a lone post waits for nobody), and
-//! posts that arrive while all are busy leave together, up to `max_rows`, as
-//! soon as one finishes.
+//! them free and nobody waiting goes out alone at once, from its own task (so
+//! a lone post waits for nobody and crosses no task), and posts that arrive
+//! while all are busy leave together, up to `max_rows`, as soon as one
+//! finishes.
 //!
 //! Bounds: the queue holds `queue` posts (a full queue answers 503 at once);
 //! a post that waited longer than `max_wait` before its batch left is
@@ -70,10 +71,15 @@ pub struct PostingMetrics {
     pub expired: IntCounter,
 }
 
-/// The handlers' side: a bounded queue to the batching task.
+/// The handlers' side: a bounded queue to the batching task, and the slots
+/// (statements in flight) it shares with posts that go out alone.
 #[derive(Clone)]
 pub struct Posting {
     queue: mpsc::Sender<Job>,
+    slots: Arc<Semaphore>,
+    db: Db,
+    per_minute: i32,
+    metrics: PostingMetrics,
 }
 
 impl Posting {
@@ -87,8 +93,9 @@ impl Posting {
         cancel: CancellationToken,
     ) -> Self {
         let (queue, jobs) = mpsc::channel(settings.queue.max(1));
-        tasks.spawn(gather(db, settings, metrics, jobs, tasks.clone(), cancel));
-        Self { queue }
+        let slots = Arc::new(Semaphore::new(settings.batches.max(1)));
+        tasks.spawn(gather(db.clone(), settings, metrics.clone(), slots.clone(), jobs, tasks.clone(), cancel));
+        Self { queue, slots, db, per_minute: settings.per_minute, metrics }
     }
 
     /// Posts waiting for a batch.
@@ -99,7 +106,16 @@ impl Posting {
     /// Posts one reply and waits for its own outcome.
     pub async fn post(&self, post: Post) -> Result<ReplyOutcome, AppError> {
         let (done, outcome) = oneshot::channel();
-        self.queue.try_send(Job { post, queued: Instant::now(), done }).map_err(|_| AppError::Busy)?;
+        let job = Job { post, queued: Instant::now(), done };
+        // Nobody waiting and a slot free: a batch of one, from this task.
+        let alone = if self.queued() == 0 { self.slots.clone().try_acquire_owned().ok() } else { None };
+        if let Some(slot) = alone {
+            self.metrics.batch_rows.observe(1.0);
+            run(&self.db, self.per_minute, vec![job], &self.metrics).await;
+            drop(slot);
+        } else {
+            self.queue.try_send(job).map_err(|_| AppError::Busy)?;
+        }
         // Dropped unanswered only when the server is shutting down.
         outcome.await.unwrap_or(Err(AppError::Busy))
     }
@@ -111,11 +127,11 @@ async fn gather(
     db: Db,
     settings: Settings,
     metrics: PostingMetrics,
+    slots: Arc<Semaphore>,
     mut jobs: mpsc::Receiver<Job>,
     tasks: TaskTracker,
     cancel: CancellationToken,
 ) {
-    let slots = Arc::new(Semaphore::new(settings.batches.max(1)));
     let max_rows = settings.max_rows.max(1);
     loop {
         let slot = tokio::select! {

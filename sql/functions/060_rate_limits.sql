@@ -10,15 +10,20 @@ SET LOCAL search_path = public;
 -- per `p_window`, else the seconds until the window ends (for Retry-After).
 -- One upsert per distinct key, in key order, so a proxy's batch of posts
 -- charges its authors in one statement without deadlocking another batch.
+-- PL/pgSQL rather than SQL so that its plan is cached per session: an SQL
+-- function's statements are planned again at every call (a one-row post
+-- cost 0.94 ms instead of 0.69 at one client).
 CREATE OR REPLACE FUNCTION veritable.rate_limit_many(p_keys text[], p_max integer, p_window interval)
-RETURNS TABLE (pos bigint, wait integer) LANGUAGE sql AS $$
+RETURNS TABLE (pos bigint, wait integer) LANGUAGE plpgsql AS $$
+BEGIN
+    RETURN QUERY
     WITH hit AS (
         SELECT k.key, k.n AS at, row_number() OVER (PARTITION BY k.key ORDER BY k.n) AS nth,
                count(*) OVER (PARTITION BY k.key) AS hits
           FROM unnest(p_keys) WITH ORDINALITY AS k(key, n)
     ), counted AS (
         INSERT INTO public.rate_limits AS r (key, window_start, hits)
-        SELECT key, now(), max(hits)::integer FROM hit GROUP BY key ORDER BY key
+        SELECT hit.key, now(), max(hit.hits)::integer FROM hit GROUP BY hit.key ORDER BY hit.key
         ON CONFLICT (key) DO UPDATE SET
             window_start = CASE WHEN r.window_start + p_window <= now() THEN now() ELSE r.window_start END,
             hits = CASE WHEN r.window_start + p_window <= now() THEN EXCLUDED.hits ELSE r.hits + EXCLUDED.hits END
@@ -28,9 +33,9 @@ RETURNS TABLE (pos bigint, wait integer) LANGUAGE sql AS $$
            CASE WHEN counted.total - hit.hits + hit.nth > p_max
                 THEN greatest(1, ceil(extract(epoch FROM counted.window_start + p_window - now())))::integer
                 ELSE 0 END
-      FROM hit JOIN counted USING (key)
+      FROM hit JOIN counted ON counted.key = hit.key
      ORDER BY hit.at;
-$$;
+END $$;
 
 -- One hit of `p_key`: 0 within the limit, else the seconds to wait.
 CREATE OR REPLACE FUNCTION veritable.rate_limit(p_key text, p_max integer, p_window interval)

@@ -130,43 +130,17 @@ pub const TOPIC_VIEWS: Sql = Sql {
      UPDATE forum_topics t SET view_count = t.view_count + v.n FROM v JOIN locked USING (id) WHERE t.id = v.id",
 };
 
-/// Counts each post against its author's limit, then inserts the allowed
-/// replies of live, open topics with a parent in the same topic, in one
-/// statement (so one transaction and one commit for the whole batch); one
-/// row per input reply, in input order: the seconds to wait (0 when
-/// allowed), the topic's lock state (NULL when it does not exist), whether
-/// the parent fits, the stored reply, and the topic's category. The insert is sorted by topic (the
-/// lock order of sql/functions/020_replies.sql); ids are drawn first so that
-/// each stored reply finds its input row.
+/// Posts replies (`veritable.post_replies`, sql/functions/020_replies.sql):
+/// each counted against its author's limit, then inserted if allowed, its
+/// topic live and open and its parent in the same topic, all in one
+/// statement (one transaction, one commit for the batch). One row per input
+/// reply, in input order: the seconds to wait (0 when allowed), the topic's
+/// lock state (NULL: no such live topic), whether the parent fits, the stored
+/// reply (JSON), and the topic's category.
 pub const REPLY_CREATE: Sql = Sql {
     name: "reply_create",
     types: &[Type::INT8_ARRAY, Type::INT8_ARRAY, Type::INT8_ARRAY, Type::TEXT_ARRAY, Type::TEXT_ARRAY, Type::INT4],
-    text: concat!(
-        "WITH input AS (
-           SELECT * FROM unnest($1::int8[], $2::int8[], $3::int8[], $4::text[])
-                  WITH ORDINALITY AS i(topic_id, parent_id, author_id, body, pos)),
-         limited AS (SELECT pos, wait FROM veritable.rate_limit_many($5, $6, interval '1 minute')),
-         checked AS (
-           SELECT i.pos, l.wait, t.is_locked, t.category_id,
-                  i.parent_id IS NULL OR EXISTS (
-                    SELECT 1 FROM forum_replies p WHERE p.id = i.parent_id AND p.topic_id = i.topic_id) AS parent_ok
-             FROM input i JOIN limited l USING (pos)
-             LEFT JOIN forum_topics t ON t.id = i.topic_id AND NOT t.is_deleted),
-         admitted AS (
-           SELECT i.pos, nextval(pg_get_serial_sequence('forum_replies', 'id')) AS id,
-                  i.topic_id, i.parent_id, i.author_id, i.body
-             FROM input i JOIN checked c USING (pos)
-            WHERE c.wait = 0 AND NOT c.is_locked AND c.parent_ok),
-         inserted AS (
-           INSERT INTO forum_replies AS r (id, topic_id, parent_id, author_id, body)
-           SELECT id, topic_id, parent_id, author_id, body FROM admitted ORDER BY topic_id, pos
-           RETURNING r.id, ",
-        reply_json!(),
-        " AS reply)
-         SELECT c.wait, c.is_locked, c.parent_ok, inserted.reply, c.category_id
-           FROM checked c LEFT JOIN admitted a USING (pos) LEFT JOIN inserted ON inserted.id = a.id
-          ORDER BY c.pos"
-    ),
+    text: "SELECT wait, is_locked, parent_ok, reply, category_id FROM veritable.post_replies($1, $2, $3, $4, $5, $6)",
 };
 
 /// The reply's author and its topic's lock state (no row: no such live

@@ -121,7 +121,7 @@ async fn posts_gathered_into_one_batch_each_get_their_own_answer() {
     veritable_tests::until("the first batch waits for the lock", || async {
         let waiting: i64 = client
             .query_one(
-                "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '%forum_replies%'",
+                "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '%post_replies%'",
                 &[],
             )
             .await
