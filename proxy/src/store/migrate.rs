@@ -58,6 +58,7 @@ pub const MIGRATIONS: &[Migration] = &[
     migration!(016, "topic_tag_names"),
     migration!(017, "topic_stats"),
     migration!(018, "body_html_bound"),
+    migration!(019, "cheaper_room_checks"),
 ];
 
 /// One file of `sql/functions/`: re-applied whenever its text changes.

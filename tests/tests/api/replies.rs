@@ -83,6 +83,19 @@ async fn posting_replies_stores_sanitized_html_and_refuses_what_it_must() {
     db.drop_db().await;
 }
 
+/// Whether exactly `n` reply statements wait for a lock.
+async fn posts_waiting_for_a_lock(client: &tokio_postgres::Client, n: i64) -> bool {
+    let waiting: i64 = client
+        .query_one(
+            "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '%post_replies%'",
+            &[],
+        )
+        .await
+        .expect("q")
+        .get(0);
+    waiting == n
+}
+
 /// Posts that wait while a batch runs leave together as one statement, and
 /// each gets its own answer: a locked or missing topic, a foreign parent and
 /// a rate-limited author never fail a neighbour; a body the sanitizer refuses
@@ -118,18 +131,7 @@ async fn posts_gathered_into_one_batch_each_get_their_own_answer() {
         })
     };
     let first = send("10", &admin, json!({ "body": "first, held behind the lock" }));
-    veritable_tests::until("the first batch waits for the lock", || async {
-        let waiting: i64 = client
-            .query_one(
-                "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '%post_replies%'",
-                &[],
-            )
-            .await
-            .expect("q")
-            .get(0);
-        waiting == 1
-    })
-    .await;
+    veritable_tests::until("the first batch waits for the lock", || posts_waiting_for_a_lock(&client, 1)).await;
     let nested = "<div>".repeat(300);
     // demo posts four times with a limit of three: whichever leaves the queue last gets 429.
     let demos: Vec<_> = ["one @admin", "two @admin", "three @admin", "four @admin"]
@@ -166,15 +168,7 @@ async fn posts_gathered_into_one_batch_each_get_their_own_answer() {
     let lock = blocker.transaction().await.expect("begin");
     lock.execute("LOCK TABLE forum_replies IN SHARE MODE", &[]).await.expect("lock table");
     let first = send("12", &admin, json!({ "body": "held again" }));
-    veritable_tests::until("the batch waits for the lock", || async {
-        let waiting: i64 = client
-            .query_one("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'", &[])
-            .await
-            .expect("q")
-            .get(0);
-        waiting == 1
-    })
-    .await;
+    veritable_tests::until("the batch waits for the lock", || posts_waiting_for_a_lock(&client, 1)).await;
     // Someone with posts to spare (the moderator spent theirs above).
     let fresh = login(&server, &veritable_proxy::seed::username_of(20)).await;
     let good = send("12", &fresh, json!({ "body": "fine" }));
