@@ -52,36 +52,62 @@ impl Invalidation {
 /// Outbox rows are kept this long (the `since` backlog needs 10 minutes; a
 /// listener cut off for longer than this would skip what was pruned).
 const KEEP_EVENTS: &str = "1 hour";
-const PRUNE_EVERY: Duration = Duration::from_secs(300);
+/// A pruning round this often: at 1,000 events/s a round has ~10,000 rows to
+/// delete, never the minutes' worth that a 5-minute round piled up (each such
+/// round took a core for seconds and post batches waited past their bound).
+const PRUNE_EVERY: Duration = Duration::from_secs(10);
 /// Rows per pruning statement: a few milliseconds each, so writers never wait on it.
-const PRUNE_BATCH: u64 = 5000;
+const PRUNE_BATCH: u64 = 1000;
+/// After a full batch the pruner rests this many times as long as the batch
+/// took, with its pooled connection given back: pruning holds at most a fifth
+/// of one connection and one core, whatever the backlog (a database that
+/// comes back after a day is caught up gradually rather than at once).
+const PRUNE_REST: u32 = 4;
 
-/// Deletes old outbox rows every 5 minutes until `cancel` (every proxy does;
-/// the statement is idempotent), in batches until a short one.
+/// Deletes outbox rows older than [`KEEP_EVENTS`] until `cancel` (every proxy
+/// does; the statement is idempotent): a round every [`PRUNE_EVERY`], each in
+/// batches of [`PRUNE_BATCH`] until a short one, paced by [`PRUNE_REST`].
 pub async fn prune(db: crate::store::Db, cancel: CancellationToken) {
     let statement = format!("SELECT veritable.prune_events(interval '{KEEP_EVENTS}', {PRUNE_BATCH})");
     loop {
-        tokio::select! {
-            () = cancel.cancelled() => return,
-            () = tokio::time::sleep(PRUNE_EVERY) => {}
+        if !rest(&cancel, PRUNE_EVERY).await {
+            return;
         }
-        let pruned = async {
-            let conn = db.pool().get().await.map_err(|e| e.to_string())?;
-            loop {
-                let answer = conn.simple_query(&statement).await.map_err(|e| e.to_string())?;
-                let deleted = answer.iter().find_map(|message| match message {
-                    tokio_postgres::SimpleQueryMessage::Row(row) => row.get(0)?.parse::<u64>().ok(),
-                    _ => None,
-                });
-                if deleted.unwrap_or(0) < PRUNE_BATCH || cancel.is_cancelled() {
-                    return Ok::<(), String>(());
+        loop {
+            let started = std::time::Instant::now();
+            let deleted = match prune_batch(&db, &statement).await {
+                Ok(deleted) => deleted,
+                Err(error) => {
+                    tracing::warn!(%error, "could not prune old events; trying again next round");
+                    break;
                 }
+            };
+            if deleted < PRUNE_BATCH || !rest(&cancel, started.elapsed() * PRUNE_REST).await {
+                break;
             }
-        };
-        if let Err(error) = pruned.await {
-            tracing::warn!(%error, "could not prune old events; retrying in 5 minutes");
         }
     }
+}
+
+/// Waits `period` unless cancelled first (false).
+async fn rest(cancel: &CancellationToken, period: Duration) -> bool {
+    tokio::select! {
+        () = cancel.cancelled() => false,
+        () = tokio::time::sleep(period) => true,
+    }
+}
+
+/// One pruning statement on a pooled connection held only for it; the rows deleted.
+async fn prune_batch(db: &crate::store::Db, statement: &str) -> Result<u64, String> {
+    let conn = db.pool().get().await.map_err(|e| e.to_string())?;
+    let answer = conn.simple_query(statement).await.map_err(|e| e.to_string())?;
+    Ok(answer
+        .iter()
+        .find_map(|message| match message {
+            tokio_postgres::SimpleQueryMessage::Row(row) => row.get(0)?.parse::<u64>().ok(),
+            _ => None,
+        })
+        .unwrap_or(0))
 }
 
 /// Fan-out lag buckets, seconds.
