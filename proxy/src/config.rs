@@ -216,6 +216,12 @@ pub struct ServeConfig {
     /// Reply posts waiting for a batch at most; more are answered 503 at once.
     #[arg(long, env = "VERITABLE_POST_QUEUE", default_value_t = 1024)]
     pub post_queue: usize,
+    /// Milliseconds a reply post may wait for its batch; past it the post is
+    /// answered 503 unwritten. Longer than the pool's checkout wait: a
+    /// post waits behind whole batches, and PostgreSQL's commits stall for
+    /// 100-200 ms now and then on shared disks (the soak in BENCHMARKS.md).
+    #[arg(long, env = "VERITABLE_POST_WAIT_MS", default_value_t = 200)]
+    pub post_wait_ms: u64,
 }
 
 impl ServeConfig {
@@ -257,6 +263,7 @@ impl ServeConfig {
             post_batches: 4,
             post_batch_rows: 64,
             post_queue: 1024,
+            post_wait_ms: 200,
             read_cache_bytes: 16 * 1024 * 1024,
             read_cache_ms: 0,
             read_cache_refresh_ms: 250,

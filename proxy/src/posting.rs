@@ -14,7 +14,8 @@
 //! Bounds: the queue holds `queue` posts (a full queue answers 503 at once);
 //! a post that waited longer than `max_wait` before its batch left is
 //! answered 503 + Retry-After without being written, like a request that
-//! waited too long for a pooled connection. Each post gets its own outcome:
+//! waited too long for a pooled connection (`max_wait` is longer than the
+//! pool's wait: a post waits behind whole batches and their commits). Each post gets its own outcome:
 //! a rate-limited author, a locked topic or a foreign parent never fails a
 //! neighbour. A batch that PostgreSQL refuses as a whole (a body the
 //! sanitizer refuses, a parent deleted meanwhile) is tried again one post at

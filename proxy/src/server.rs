@@ -132,7 +132,7 @@ pub async fn run(
             batches: config.post_batches,
             max_rows: config.post_batch_rows,
             queue: config.post_queue,
-            max_wait: config.db.pool_timeout(),
+            max_wait: Duration::from_millis(config.post_wait_ms),
             per_minute: config.posts_per_minute,
         },
         metrics.posting.clone(),

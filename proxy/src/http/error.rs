@@ -25,6 +25,8 @@ impl AppError {
                 Self::BadText { field: field.clone(), message, in_query: *in_query }
             }
             Self::RateLimited { retry_after } => Self::RateLimited { retry_after: *retry_after },
+            Self::OutcomeUnknown => Self::OutcomeUnknown,
+            Self::Database(error) if connection_lost(error) => Self::OutcomeUnknown,
             other if other.status_and_code().0 == StatusCode::SERVICE_UNAVAILABLE => Self::Busy,
             _ => Self::Internal(anyhow::anyhow!("a shared load failed (logged with the first request)")),
         }
@@ -78,6 +80,10 @@ pub enum AppError {
     /// The health probe's remembered outcome (its cause was logged when probed).
     #[error("the database is unavailable")]
     DatabaseDown,
+    /// A statement shared with a request whose connection was lost (a
+    /// batch's other posts): see [`connection_lost`].
+    #[error("{OUTCOME_UNKNOWN}")]
+    OutcomeUnknown,
     #[error("database error")]
     Database(#[from] tokio_postgres::Error),
     #[error("internal error")]
@@ -127,10 +133,33 @@ impl AppError {
                 (StatusCode::SERVICE_UNAVAILABLE, "database_unavailable")
             }
             Self::Database(error) if timed_out(error) => (StatusCode::SERVICE_UNAVAILABLE, "busy"),
+            Self::OutcomeUnknown => (StatusCode::SERVICE_UNAVAILABLE, "outcome_unknown"),
+            Self::Database(error) if connection_lost(error) => (StatusCode::SERVICE_UNAVAILABLE, "outcome_unknown"),
             Self::Database(_) | Self::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }
     }
 }
+
+/// The connection ended with the statement in flight, or the server said it
+/// is going away (shut down, crashed, restarting, or ended this backend):
+/// whether a write took effect is unknown, and the fault is not the request's.
+pub fn connection_lost(error: &tokio_postgres::Error) -> bool {
+    use tokio_postgres::error::SqlState;
+    if error.is_closed() {
+        return true;
+    }
+    match error.code() {
+        Some(code) => {
+            [SqlState::ADMIN_SHUTDOWN, SqlState::CRASH_SHUTDOWN, SqlState::CANNOT_CONNECT_NOW].contains(code)
+                || code.code().starts_with("08")
+        }
+        // An I/O error on the socket (reset, broken pipe, end of stream).
+        None => std::error::Error::source(error).is_some_and(|cause| cause.is::<std::io::Error>()),
+    }
+}
+
+const OUTCOME_UNKNOWN: &str =
+    "the connection to the database was lost before its answer came: a write may or may not have been made; retry";
 
 /// The role's statement or lock timeout ended the statement (migration
 /// 011): the database is overloaded or a lock is hot, so retrying later may work.
@@ -143,7 +172,9 @@ impl IntoResponse for AppError {
     fn into_response(self) -> Response {
         let (status, code) = self.status_and_code();
         match &self {
-            Self::DatabaseUnavailable(cause) => tracing::warn!(error = %cause, "database unavailable"),
+            // An outage is logged once, by the reachability watcher (store::watch), not per request.
+            Self::DatabaseUnavailable(cause) => tracing::debug!(error = %cause, "database unavailable"),
+            Self::Database(cause) if connection_lost(cause) => tracing::debug!(error = %cause, "connection lost"),
             Self::Database(cause) if timed_out(cause) => tracing::warn!(error = %cause, "statement timed out"),
             Self::Database(cause) => tracing::error!(error = %cause, "database error"),
             Self::Internal(cause) => tracing::error!(error = format!("{cause:#}"), "internal error"),
@@ -157,9 +188,14 @@ impl IntoResponse for AppError {
             | Self::BadText { .. }
             | Self::Busy
             | Self::DatabaseDown
+            | Self::OutcomeUnknown
             | Self::RateLimited { .. } => {}
         }
-        let message = if code == "busy" { Self::Busy.to_string() } else { self.to_string() };
+        let message = match code {
+            "busy" => Self::Busy.to_string(),
+            "outcome_unknown" => OUTCOME_UNKNOWN.to_owned(),
+            _ => self.to_string(),
+        };
         let field = match &self {
             Self::Invalid { field, .. } | Self::Conflict { field, .. } | Self::Unprocessable { field, .. } => {
                 Some(*field)

@@ -274,10 +274,14 @@ impl Probe {
             return up;
         }
         probes.inc();
+        let was_up = last.map(|(_, up)| up);
         let up = match ping(pool).await {
             Ok(()) => true,
             Err(error) => {
-                tracing::warn!(%error, "health probe: database unavailable");
+                // Once per change, not once a second.
+                if was_up != Some(false) {
+                    tracing::warn!(%error, "health probe: database unavailable or pool busy");
+                }
                 false
             }
         };
@@ -347,18 +351,25 @@ impl Reachability {
     }
 }
 
-const PROBE_EVERY: Duration = Duration::from_secs(10);
+/// A probe a second while the database answers, so an outage is noticed
+/// (and logged, once) within about a second of its first failed request.
+const PROBE_EVERY: Duration = Duration::from_secs(1);
 const BACKOFF_FIRST: Duration = Duration::from_millis(250);
-const BACKOFF_MAX: Duration = Duration::from_secs(30);
+const BACKOFF_MAX: Duration = Duration::from_secs(1);
 
-/// Probes the database until `cancel` fires: every 10 s while it answers, and
-/// with exponential backoff (250 ms doubling to 30 s) while it does not,
-/// logging each change and each failed attempt with its reason.
+/// Probes the database until `cancel` fires: every second while it answers,
+/// and with backoff (250 ms doubling to 1 s) while it does not. An outage is
+/// one line when it starts (with its reason) and one when it ends; the
+/// requests it fails answer 503 without a line each.
 pub async fn watch(pool: Pool, target: String, state: Reachability, cancel: CancellationToken) {
     let mut backoff = BACKOFF_FIRST;
     let mut was_up: Option<bool> = None;
     loop {
-        let outcome = ping(&pool).await;
+        // Every connection busy past the pool wait is load, not an outage.
+        let outcome = match ping(&pool).await {
+            Err(PoolError::Timeout(deadpool_postgres::TimeoutType::Wait)) => Ok(()),
+            outcome => outcome,
+        };
         let delay = match &outcome {
             Ok(()) => {
                 if was_up != Some(true) {
@@ -368,8 +379,12 @@ pub async fn watch(pool: Pool, target: String, state: Reachability, cancel: Canc
                 PROBE_EVERY
             }
             Err(error) => {
-                tracing::warn!(database = %target, error = %error, retry_in_ms = backoff.as_millis() as u64,
-                    "database unreachable; requests needing it get 503 until it answers");
+                if was_up != Some(false) {
+                    tracing::warn!(database = %target, error = %error, retry_in_ms = backoff.as_millis() as u64,
+                        "database unreachable; requests needing it get 503 until it answers");
+                } else {
+                    tracing::debug!(database = %target, error = %error, "database still unreachable");
+                }
                 let delay = backoff;
                 backoff = (backoff * 2).min(BACKOFF_MAX);
                 delay

@@ -107,6 +107,8 @@ async fn posts_gathered_into_one_batch_each_get_their_own_answer() {
     let mut config = veritable_tests::serve_config(&db.url);
     config.posts_per_minute = 3;
     config.post_batches = 1;
+    // Posts wait behind the lock as long as the test needs (the wait bound has its own test).
+    config.post_wait_ms = 30_000;
     let server = TestServer::start_with(config).await;
     let demo = login(&server, "demo").await;
     let admin = login(&server, "admin").await;
@@ -194,6 +196,207 @@ async fn posts_gathered_into_one_batch_each_get_their_own_answer() {
     assert!(mentioned >= 1);
     let drift: i64 = client.query_one("SELECT veritable.reconcile_topic_stats()", &[]).await.expect("q").get(0);
     assert_eq!(drift, 0);
+    server.stop().await.expect("stop");
+    db.drop_db().await;
+}
+
+type PostTask = tokio::task::JoinHandle<Result<(u16, Option<String>, Value), reqwest::Error>>;
+
+/// A reply post to topic 10 sent in a task: its status, its `Retry-After` and its JSON.
+fn send_post(server: &TestServer, token: &str, body: &str) -> PostTask {
+    let (url, token) = (server.url("/api/v1/forums/topics/10/replies"), token.to_owned());
+    let body = json!({ "body": body });
+    tokio::spawn(async move {
+        let response = reqwest::Client::new().post(url).bearer_auth(token).json(&body).send().await?;
+        let status = response.status().as_u16();
+        let retry = response.headers().get("retry-after").and_then(|v| v.to_str().ok()).map(str::to_owned);
+        Ok((status, retry, response.json::<Value>().await?))
+    })
+}
+
+async fn answer(task: PostTask) -> (u16, Option<String>, Value) {
+    task.await.expect("task").expect("request")
+}
+
+/// Replies stored with exactly this source.
+async fn stored(client: &tokio_postgres::Client, body: &str) -> i64 {
+    client
+        .query_one("SELECT count(*) FROM forum_replies WHERE body = $1", &[&body])
+        .await
+        .expect("q")
+        .get(0)
+}
+
+/// A database, a proxy posting one batch at a time (`edit` changes the
+/// rest of its configuration), demo's token, and a second connection to
+/// hold a lock with.
+async fn one_batch_at_a_time(
+    name: &str,
+    edit: impl FnOnce(&mut veritable_proxy::config::ServeConfig),
+) -> (FreshDb, tokio_postgres::Client, TestServer, String, tokio_postgres::Client) {
+    let (db, client) = FreshDb::seeded(name, &Shape::of(Scale::Small), 6).await;
+    let mut config = veritable_tests::serve_config(&db.url);
+    config.post_batches = 1;
+    config.posts_per_minute = 1_000;
+    edit(&mut config);
+    let server = TestServer::start_with(config).await;
+    let token = login(&server, "demo").await;
+    let blocker = veritable_tests::connect(&db.url).await;
+    (db, client, server, token, blocker)
+}
+
+/// Locks the replies table in `lock` and sends a first post, which waits
+/// for the lock holding the only batch slot, so that the next posts queue.
+async fn hold_a_post(
+    lock: &tokio_postgres::Transaction<'_>,
+    client: &tokio_postgres::Client,
+    server: &TestServer,
+    token: &str,
+) -> PostTask {
+    lock.execute("LOCK TABLE forum_replies IN SHARE MODE", &[]).await.expect("lock table");
+    let first = send_post(server, token, "first, held behind the lock");
+    veritable_tests::until("the first post waits for the lock", || posts_waiting_for_a_lock(client, 1)).await;
+    first
+}
+
+/// A full post queue answers 503 `busy` with Retry-After at once and
+/// writes nothing; the posts already queued are written once the held
+/// batch moves.
+#[tokio::test]
+async fn a_full_post_queue_answers_busy_at_once_and_writes_nothing() {
+    let (db, client, server, token, mut blocker) = one_batch_at_a_time("api_post_queue_full", |config| {
+        config.post_queue = 2;
+        config.post_wait_ms = 30_000;
+    })
+    .await;
+    let lock = blocker.transaction().await.expect("begin");
+    let first = hold_a_post(&lock, &client, &server, &token).await;
+    let queued = [send_post(&server, &token, "queued one"), send_post(&server, &token, "queued two")];
+    veritable_tests::metrics::eventually_metric(&server, "veritable_post_queue_length", 2.0).await;
+
+    let (status, retry, refused) = answer(send_post(&server, &token, "one too many")).await;
+    assert_eq!((status, refused["error"]["code"].as_str()), (503, Some("busy")), "{refused}");
+    assert!(retry.is_some(), "a 503 says when to come back");
+
+    lock.rollback().await.expect("release");
+    assert_eq!(answer(first).await.0, 201);
+    for task in queued {
+        let (status, _, posted) = answer(task).await;
+        assert_eq!(status, 201, "{posted}");
+    }
+    assert_eq!(stored(&client, "queued one").await + stored(&client, "queued two").await, 2);
+    assert_eq!(stored(&client, "one too many").await, 0, "refused, so not written");
+    server.stop().await.expect("stop");
+    db.drop_db().await;
+}
+
+/// A post that waited in the queue longer than `post_wait_ms` is answered
+/// 503 `busy` without being written, like a request that waited too long
+/// for a connection; the post it waited behind is written.
+#[tokio::test]
+async fn a_post_that_waited_past_the_bound_is_refused_unwritten() {
+    const WAIT_MS: u64 = 300;
+    let (db, client, server, token, mut blocker) =
+        one_batch_at_a_time("api_post_queue_wait", |config| config.post_wait_ms = WAIT_MS).await;
+    let lock = blocker.transaction().await.expect("begin");
+    let first = hold_a_post(&lock, &client, &server, &token).await;
+    let late = send_post(&server, &token, "waited too long");
+    veritable_tests::metrics::eventually_metric(&server, "veritable_post_queue_length", 1.0).await;
+    // The bound is a time: hold the batch past it (the role's lock_timeout,
+    // 5 s, is far away).
+    tokio::time::sleep(std::time::Duration::from_millis(WAIT_MS + 200)).await;
+    lock.rollback().await.expect("release");
+
+    assert_eq!(answer(first).await.0, 201);
+    let (status, retry, refused) = answer(late).await;
+    assert_eq!((status, refused["error"]["code"].as_str()), (503, Some("busy")), "{refused}");
+    assert!(retry.is_some(), "a 503 says when to come back");
+    assert_eq!(stored(&client, "waited too long").await, 0, "refused, so not written");
+    assert_eq!(veritable_tests::metrics::metric(&server, "veritable_post_queue_expired_total").await, 1.0);
+    let drift: i64 = client.query_one("SELECT veritable.reconcile_topic_stats()", &[]).await.expect("q").get(0);
+    assert_eq!(drift, 0);
+    server.stop().await.expect("stop");
+    db.drop_db().await;
+}
+
+/// A batch holds at most `post_batch_rows` replies: five posts queued behind
+/// a held one leave as batches of 2, 2 and 1, each post answered 201.
+#[tokio::test]
+async fn batches_hold_at_most_the_configured_rows() {
+    let (db, client, server, token, mut blocker) = one_batch_at_a_time("api_post_batch_rows", |config| {
+        config.post_batch_rows = 2;
+        config.post_wait_ms = 30_000;
+    })
+    .await;
+    let lock = blocker.transaction().await.expect("begin");
+    let first = hold_a_post(&lock, &client, &server, &token).await;
+    let bodies: Vec<String> = (1..=5).map(|n| format!("queued {n}")).collect();
+    let queued: Vec<_> = bodies.iter().map(|body| send_post(&server, &token, body)).collect();
+    veritable_tests::metrics::eventually_metric(&server, "veritable_post_queue_length", 5.0).await;
+    lock.rollback().await.expect("release");
+
+    assert_eq!(answer(first).await.0, 201);
+    for task in queued {
+        let (status, _, posted) = answer(task).await;
+        assert_eq!(status, 201, "{posted}");
+    }
+    for body in &bodies {
+        assert_eq!(stored(&client, body).await, 1, "{body}");
+    }
+    // The held post alone, then 2 + 2 + 1.
+    assert_eq!(veritable_tests::metrics::metric(&server, "veritable_post_batch_rows_count").await, 4.0);
+    assert_eq!(veritable_tests::metrics::metric(&server, "veritable_post_batch_rows_sum").await, 6.0);
+    let at_most_two = veritable_tests::metrics::metric(&server, "veritable_post_batch_rows_bucket{le=\"2\"}").await;
+    assert_eq!(at_most_two, 4.0, "no batch above the bound");
+    server.stop().await.expect("stop");
+    db.drop_db().await;
+}
+
+/// Ends every backend running a post that waits for a lock (as a crash or
+/// a restart of PostgreSQL would end them); how many it ended.
+async fn end_waiting_posts(client: &tokio_postgres::Client) -> i64 {
+    client
+        .query_one(
+            "SELECT count(*) FILTER (WHERE pg_terminate_backend(pid)) FROM pg_stat_activity
+              WHERE wait_event_type = 'Lock' AND query LIKE '%post_replies%'",
+            &[],
+        )
+        .await
+        .expect("q")
+        .get(0)
+}
+
+/// A post whose connection dies mid-statement answers 503 `outcome_unknown`
+/// with Retry-After, never 500 (its write may or may not have been made),
+/// and so does every post of a batch that died; the pool replaces the dead
+/// connections and the next post is written.
+#[tokio::test]
+async fn posts_whose_connection_dies_answer_outcome_unknown() {
+    let (db, client, server, token, mut blocker) = one_batch_at_a_time("api_post_connection_lost", |config| {
+        config.post_wait_ms = 30_000;
+    })
+    .await;
+    let lock = blocker.transaction().await.expect("begin");
+    let first = hold_a_post(&lock, &client, &server, &token).await;
+    let batch = [send_post(&server, &token, "batched one"), send_post(&server, &token, "batched two")];
+    veritable_tests::metrics::eventually_metric(&server, "veritable_post_queue_length", 2.0).await;
+    assert_eq!(end_waiting_posts(&client).await, 1);
+    let (status, retry, lost) = answer(first).await;
+    assert_eq!((status, lost["error"]["code"].as_str()), (503, Some("outcome_unknown")), "{lost}");
+    assert!(retry.is_some(), "a 503 says when to come back");
+
+    // The two queued posts leave as one batch, which waits for the lock too.
+    veritable_tests::until("the batch waits for the lock", || posts_waiting_for_a_lock(&client, 1)).await;
+    assert_eq!(end_waiting_posts(&client).await, 1);
+    for task in batch {
+        let (status, _, lost) = answer(task).await;
+        assert_eq!((status, lost["error"]["code"].as_str()), (503, Some("outcome_unknown")), "{lost}");
+    }
+    lock.rollback().await.expect("release");
+    assert_eq!(stored(&client, "batched one").await + stored(&client, "batched two").await, 0);
+
+    let (status, _, posted) = answer(send_post(&server, &token, "after the loss")).await;
+    assert_eq!(status, 201, "{posted}");
     server.stop().await.expect("stop");
     db.drop_db().await;
 }
