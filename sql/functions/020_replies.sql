@@ -150,26 +150,22 @@ BEGIN
          WHERE r.id = born.id;
     END IF;
 
-    -- Participants, then stats, in one statement (each statement a plpgsql
-    -- trigger runs is an executor start and end: one less per post). An
-    -- author joined the topic when their participant row holds exactly this
-    -- statement's replies: the row was just created, and it stays ours
-    -- (locked) until commit, so nobody else can have added to it since. The
-    -- upsert runs to the end before the stats rows are locked (per_topic
-    -- aggregates all of its rows), keeping the lock order above.
+    INSERT INTO public.forum_topic_participants AS p (topic_id, user_id, reply_count)
+    SELECT topic_id, author_id, count(*)::integer FROM new_replies WHERE NOT is_deleted
+     GROUP BY topic_id, author_id ORDER BY topic_id, author_id
+    ON CONFLICT (topic_id, user_id) DO UPDATE SET reply_count = p.reply_count + EXCLUDED.reply_count;
+
+    -- An author joined the topic when their participant row holds exactly
+    -- this statement's replies: the row was just created, and it stays ours
+    -- (locked) until commit, so nobody else can have added to it since.
     WITH per_author AS (
         SELECT topic_id, author_id, count(*)::integer AS n, max(created_at) AS last
           FROM new_replies WHERE NOT is_deleted GROUP BY topic_id, author_id
-    ), counted AS (
-        INSERT INTO public.forum_topic_participants AS p (topic_id, user_id, reply_count)
-        SELECT topic_id, author_id, n FROM per_author ORDER BY topic_id, author_id
-        ON CONFLICT (topic_id, user_id) DO UPDATE SET reply_count = p.reply_count + EXCLUDED.reply_count
-        RETURNING p.topic_id, p.user_id, p.reply_count
     ), per_topic AS (
-        SELECT a.topic_id, sum(a.n)::integer AS n, count(*) FILTER (WHERE c.reply_count = a.n)::integer AS joined,
+        SELECT a.topic_id, sum(a.n)::integer AS n, count(*) FILTER (WHERE p.reply_count = a.n)::integer AS joined,
                max(a.last) AS last
           FROM per_author a
-          JOIN counted c ON c.topic_id = a.topic_id AND c.user_id = a.author_id
+          JOIN public.forum_topic_participants p ON p.topic_id = a.topic_id AND p.user_id = a.author_id
          GROUP BY a.topic_id
     ), locked AS (
         SELECT s.topic_id FROM public.forum_topic_stats s JOIN per_topic USING (topic_id)
@@ -183,13 +179,11 @@ BEGIN
       FROM per_topic t JOIN locked USING (topic_id)
      WHERE s.topic_id = t.topic_id;
 
-    -- Activity rows and the replies' events, one statement; the events
-    -- before their mentions' notifications (the order a reader of the
-    -- outbox sees them in).
-    WITH activity AS (
-        INSERT INTO public.unified_activity (user_id, kind, topic_id, reply_id, created_at)
-        SELECT author_id, 'reply_created', topic_id, id, created_at FROM new_replies ORDER BY id
-    )
+    INSERT INTO public.unified_activity (user_id, kind, topic_id, reply_id, created_at)
+    SELECT author_id, 'reply_created', topic_id, id, created_at FROM new_replies ORDER BY id;
+
+    -- The replies' events before their mentions' notifications (the order a
+    -- reader of the outbox sees them in).
     INSERT INTO public.events (room, kind, payload)
     SELECT 'topic:' || topic_id, 'reply.created',
            jsonb_build_object('id', id, 'topic_id', topic_id, 'parent_id', parent_id, 'author_id', author_id, 'depth', depth)
