@@ -14,8 +14,10 @@
 //! Bounds: the queue holds `queue` posts (a full queue answers 503 at once);
 //! a post that waited longer than `max_wait` before its batch left is
 //! answered 503 + Retry-After without being written, like a request that
-//! waited too long for a pooled connection (`max_wait` is longer than the
-//! pool's wait: a post waits behind whole batches and their commits). Each post gets its own outcome:
+//! waited too long for a pooled connection, and the batch's own wait for a
+//! connection gets only what is left of its oldest post's `max_wait`, so
+//! an admitted post starts within `max_wait` of its arrival. Each post gets
+//! its own outcome:
 //! a rate-limited author, a locked topic or a foreign parent never fails a
 //! neighbour. A batch that PostgreSQL refuses as a whole (a body the
 //! sanitizer refuses, a parent deleted meanwhile) is tried again one post at
@@ -88,6 +90,8 @@ pub struct Posting {
 struct Batches {
     db: Db,
     per_minute: i32,
+    /// A post's whole wait before its statement starts: queue and checkout.
+    max_wait: Duration,
     metrics: PostingMetrics,
     /// Statements in flight, however they started.
     running: Arc<AtomicUsize>,
@@ -105,7 +109,13 @@ impl Posting {
     ) -> Self {
         let (queue, jobs) = mpsc::channel(settings.queue.max(1));
         let slots = Arc::new(Semaphore::new(settings.batches.max(1)));
-        let batches = Batches { db, per_minute: settings.per_minute, metrics, running: Arc::new(AtomicUsize::new(0)) };
+        let batches = Batches {
+            db,
+            per_minute: settings.per_minute,
+            max_wait: settings.max_wait,
+            metrics,
+            running: Arc::new(AtomicUsize::new(0)),
+        };
         tasks.spawn(gather(batches.clone(), settings, slots.clone(), jobs, tasks.clone(), cancel));
         Self { queue, slots, batches }
     }
@@ -199,7 +209,11 @@ impl Batches {
 
     async fn answer(&self, batch: Vec<Job>) {
         let (db, per_minute, metrics) = (&self.db, self.per_minute, &self.metrics);
-        let conn = match db.get().await {
+        // The queue and the checkout share one bound, counted from the
+        // oldest post's arrival: under overload a post admitted to a batch
+        // starts within `max_wait` or is answered 503, never both waits.
+        let waited = batch.iter().map(|job| job.queued.elapsed()).max().unwrap_or_default();
+        let conn = match db.get_within(self.max_wait.saturating_sub(waited)).await {
             Ok(conn) => conn,
             Err(error) => return answer_all(batch, AppError::from(error)),
         };

@@ -155,6 +155,14 @@ impl Db {
     pub async fn get(&self) -> Result<Conn, PoolError> {
         Ok(Conn { client: self.pool.get().await?, unnamed: self.unnamed, timing: self.timing.clone() })
     }
+
+    /// A pooled connection for a caller with a deadline of its own: waits at
+    /// most `wait` for a free one (none: only an idle one will do). Opening
+    /// and recycling keep the pool's bounds.
+    pub async fn get_within(&self, wait: Duration) -> Result<Conn, PoolError> {
+        let timeouts = deadpool_postgres::Timeouts { wait: Some(wait), ..self.pool.timeouts() };
+        Ok(Conn { client: self.pool.timeout_get(&timeouts).await?, unnamed: self.unnamed, timing: self.timing.clone() })
+    }
 }
 
 /// A pooled connection that runs [`Sql`] statements and times them.
