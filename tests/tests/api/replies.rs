@@ -220,11 +220,7 @@ async fn answer(task: PostTask) -> (u16, Option<String>, Value) {
 
 /// Replies stored with exactly this source.
 async fn stored(client: &tokio_postgres::Client, body: &str) -> i64 {
-    client
-        .query_one("SELECT count(*) FROM forum_replies WHERE body = $1", &[&body])
-        .await
-        .expect("q")
-        .get(0)
+    client.query_one("SELECT count(*) FROM forum_replies WHERE body = $1", &[&body]).await.expect("q").get(0)
 }
 
 /// A database, a proxy posting one batch at a time (`edit` changes the
