@@ -207,8 +207,10 @@ pub struct ServeConfig {
     #[arg(long, env = "VERITABLE_VIEW_FLUSH_MS", default_value_t = 2000)]
     pub view_flush_ms: u64,
     /// Reply posts sent to PostgreSQL at once, each statement a batch of
-    /// the posts that waited (one pooled connection each).
-    #[arg(long, env = "VERITABLE_POST_BATCHES", default_value_t = 4)]
+    /// the posts that waited (one pooled connection each). Two: concurrent
+    /// batches of the same authors wait on each other's rate-limit rows, so
+    /// four gained nothing and lengthened each statement (BENCHMARKS.md).
+    #[arg(long, env = "VERITABLE_POST_BATCHES", default_value_t = 2)]
     pub post_batches: usize,
     /// Replies in one batch at most.
     #[arg(long, env = "VERITABLE_POST_BATCH_ROWS", default_value_t = 64)]
@@ -220,6 +222,7 @@ pub struct ServeConfig {
     /// answered 503 unwritten. Longer than the pool's checkout wait: a
     /// post waits behind whole batches, and PostgreSQL's commits stall for
     /// 100-200 ms now and then on shared disks (the soak in BENCHMARKS.md).
+    /// Under a standing queue (overload) a quarter of it (posting.rs).
     #[arg(long, env = "VERITABLE_POST_WAIT_MS", default_value_t = 200)]
     pub post_wait_ms: u64,
 }
@@ -260,7 +263,7 @@ impl ServeConfig {
             search_timeout_ms: 500,
             max_in_flight: 4096,
             view_flush_ms: 2000,
-            post_batches: 4,
+            post_batches: 2,
             post_batch_rows: 64,
             post_queue: 1024,
             post_wait_ms: 200,

@@ -12,12 +12,17 @@
 //! batches single rows under load, the costliest way to write a reply.)
 //!
 //! Bounds: the queue holds `queue` posts (a full queue answers 503 at once);
-//! a post that waited longer than `max_wait` before its batch left is
+//! a post that waited longer than its bound before its batch left is
 //! answered 503 + Retry-After without being written, like a request that
 //! waited too long for a pooled connection, and the batch's own wait for a
-//! connection gets only what is left of its oldest post's `max_wait`, so
-//! an admitted post starts within `max_wait` of its arrival. Each post gets
-//! its own outcome:
+//! connection gets only what is left of its posts' bounds, so an admitted
+//! post starts within its bound of its arrival. The bound is `max_wait`,
+//! long enough to ride out a commit stall; but a queue that has not emptied
+//! for `max_wait` is not a burst, it is more posts than PostgreSQL takes
+//! (CoDel's "standing queue"), and posts that arrive while it stands get a
+//! quarter of it: the surplus is refused sooner and the posts admitted are
+//! answered in about a quarter of the time (the ramp in BENCHMARKS.md). Each
+//! post gets its own outcome:
 //! a rate-limited author, a locked topic or a foreign parent never fails a
 //! neighbour. A batch that PostgreSQL refuses as a whole (a body the
 //! sanitizer refuses, a parent deleted meanwhile) is tried again one post at
@@ -65,6 +70,8 @@ pub struct Post {
 struct Job {
     post: Post,
     queued: Instant,
+    /// When it must have started (queue and checkout), set on admission.
+    start_by: Instant,
     done: oneshot::Sender<Result<ReplyOutcome, AppError>>,
 }
 
@@ -127,8 +134,12 @@ impl Posting {
 
     /// Posts one reply and waits for its own outcome.
     pub async fn post(&self, post: Post) -> Result<ReplyOutcome, AppError> {
+        if crate::store::in_request_transaction() {
+            return self.post_in_transaction(post).await;
+        }
         let (done, outcome) = oneshot::channel();
-        let job = Job { post, queued: Instant::now(), done };
+        let queued = Instant::now();
+        let job = Job { post, queued, start_by: queued + self.batches.max_wait, done };
         // Nothing in flight, nobody waiting: a batch of one, from this task.
         let idle = self.queued() == 0 && self.batches.running.load(Ordering::Acquire) == 0;
         let alone = if idle { self.slots.clone().try_acquire_owned().ok() } else { None };
@@ -143,6 +154,23 @@ impl Posting {
     }
 }
 
+impl Posting {
+    /// A post of an idempotent request: written alone, in the request's
+    /// own transaction (with its key), not in a batch whose commit other
+    /// users' posts share.
+    async fn post_in_transaction(&self, post: Post) -> Result<ReplyOutcome, AppError> {
+        let conn = self.batches.db.get().await?;
+        let outcome = conn.reply_create(&replies([&post], self.batches.per_minute)).await;
+        match outcome {
+            Ok(outcomes) => outcomes
+                .into_iter()
+                .next()
+                .ok_or_else(|| AppError::Internal(anyhow::anyhow!("reply_create answered no row"))),
+            Err(error) => Err(refused(error, "parent_id")),
+        }
+    }
+}
+
 /// Takes a free statement slot, then every post waiting (up to `max_rows`),
 /// and runs them as one batch.
 async fn gather(
@@ -154,6 +182,7 @@ async fn gather(
     cancel: CancellationToken,
 ) {
     let max_rows = settings.max_rows.max(1);
+    let mut queue = Standing::new(settings.max_wait);
     loop {
         let slot = tokio::select! {
             () = cancel.cancelled() => return,
@@ -162,6 +191,9 @@ async fn gather(
                 Err(_) => return,
             },
         };
+        if jobs.is_empty() {
+            queue.observe(true, Instant::now());
+        }
         let first = tokio::select! {
             () = cancel.cancelled() => return,
             job = jobs.recv() => match job {
@@ -170,13 +202,18 @@ async fn gather(
             },
         };
         let mut batch = Vec::with_capacity(max_rows.min(64));
-        admit(first, &mut batch, settings.max_wait, &batches.metrics);
+        queue.admit(first, &mut batch, &batches.metrics);
+        let mut drained = false;
         while batch.len() < max_rows {
             match jobs.try_recv() {
-                Ok(job) => admit(job, &mut batch, settings.max_wait, &batches.metrics),
-                Err(_) => break,
+                Ok(job) => queue.admit(job, &mut batch, &batches.metrics),
+                Err(_) => {
+                    drained = true;
+                    break;
+                }
             }
         }
+        queue.observe(drained, Instant::now());
         if batch.is_empty() {
             continue;
         }
@@ -188,14 +225,52 @@ async fn gather(
     }
 }
 
-/// Adds `job` to `batch`, unless it waited past `max_wait`: then it is
-/// answered 503 unwritten.
-fn admit(job: Job, batch: &mut Vec<Job>, max_wait: Duration, metrics: &PostingMetrics) {
-    if job.queued.elapsed() > max_wait {
-        metrics.expired.inc();
-        let _ = job.done.send(Err(AppError::Busy));
-    } else {
-        batch.push(job);
+/// Whether the queue is a burst or a standing queue, and so how long a
+/// post may wait in it.
+struct Standing {
+    max_wait: Duration,
+    /// When the gathering last found the queue empty.
+    drained_at: Instant,
+    /// When the queue, not empty since `drained_at`, became a standing one.
+    since: Option<Instant>,
+}
+
+impl Standing {
+    fn new(max_wait: Duration) -> Self {
+        Self { max_wait, drained_at: Instant::now(), since: None }
+    }
+
+    /// After each gathering: whether it left the queue empty.
+    fn observe(&mut self, drained: bool, now: Instant) {
+        if drained {
+            self.drained_at = now;
+            self.since = None;
+        } else if self.since.is_none() && now.duration_since(self.drained_at) >= self.max_wait {
+            self.since = Some(now);
+        }
+    }
+
+    /// A post's wait bound: `max_wait`, or a quarter of it for a post that
+    /// arrived while the queue stood (posts from before keep theirs: a
+    /// commit stall's posts are not refused for the queue the stall built).
+    fn bound(&self, queued: Instant) -> Duration {
+        match self.since {
+            Some(since) if queued >= since => self.max_wait / 4,
+            _ => self.max_wait,
+        }
+    }
+
+    /// Adds `job` to `batch`, unless it waited past its bound: then it is
+    /// answered 503 unwritten.
+    fn admit(&self, mut job: Job, batch: &mut Vec<Job>, metrics: &PostingMetrics) {
+        let bound = self.bound(job.queued);
+        if job.queued.elapsed() > bound {
+            metrics.expired.inc();
+            let _ = job.done.send(Err(AppError::Busy));
+        } else {
+            job.start_by = job.queued + bound;
+            batch.push(job);
+        }
     }
 }
 
@@ -209,15 +284,16 @@ impl Batches {
 
     async fn answer(&self, batch: Vec<Job>) {
         let (db, per_minute, metrics) = (&self.db, self.per_minute, &self.metrics);
-        // The queue and the checkout share one bound, counted from the
-        // oldest post's arrival: under overload a post admitted to a batch
-        // starts within `max_wait` or is answered 503, never both waits.
-        let waited = batch.iter().map(|job| job.queued.elapsed()).max().unwrap_or_default();
-        let conn = match db.get_within(self.max_wait.saturating_sub(waited)).await {
+        // The queue and the checkout share one bound, counted from each
+        // post's arrival: under overload a post admitted to a batch starts
+        // within its bound or is answered 503, never both waits.
+        let now = Instant::now();
+        let left = batch.iter().map(|job| job.start_by.saturating_duration_since(now)).min().unwrap_or_default();
+        let conn = match db.get_within(left).await {
             Ok(conn) => conn,
             Err(error) => return answer_all(batch, AppError::from(error)),
         };
-        match conn.reply_create(&replies(&batch, per_minute)).await {
+        match conn.reply_create(&replies(batch.iter().map(|job| &job.post), per_minute)).await {
             Ok(outcomes) if outcomes.len() == batch.len() => {
                 for (job, outcome) in batch.into_iter().zip(outcomes) {
                     let _ = job.done.send(Ok(outcome));
@@ -231,7 +307,7 @@ impl Batches {
                 metrics.fallbacks.inc();
                 tracing::debug!(%error, rows = batch.len(), "a batch of replies was refused; posting one at a time");
                 for job in batch {
-                    let alone = replies(std::slice::from_ref(&job), per_minute);
+                    let alone = replies([&job.post], per_minute);
                     let outcome = match conn.reply_create(&alone).await {
                         Ok(outcomes) => outcomes
                             .into_iter()
@@ -284,13 +360,37 @@ fn answer_all(batch: Vec<Job>, error: AppError) {
     }
 }
 
-fn replies(batch: &[Job], per_minute: i32) -> NewReplies<'_> {
+fn replies<'a>(posts: impl IntoIterator<Item = &'a Post>, per_minute: i32) -> NewReplies<'a> {
+    let posts: Vec<&Post> = posts.into_iter().collect();
     NewReplies {
-        topics: batch.iter().map(|j| j.post.topic.0).collect(),
-        parents: batch.iter().map(|j| j.post.parent.map(|p| p.0)).collect(),
-        authors: batch.iter().map(|j| j.post.author.0).collect(),
-        bodies: batch.iter().map(|j| j.post.body.as_str()).collect(),
-        keys: batch.iter().map(|j| j.post.key.as_str()).collect(),
+        topics: posts.iter().map(|p| p.topic.0).collect(),
+        parents: posts.iter().map(|p| p.parent.map(|r| r.0)).collect(),
+        authors: posts.iter().map(|p| p.author.0).collect(),
+        bodies: posts.iter().map(|p| p.body.as_str()).collect(),
+        keys: posts.iter().map(|p| p.key.as_str()).collect(),
         per_minute,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_queue_standing_for_max_wait_shortens_the_bound_of_later_posts() {
+        let max_wait = Duration::from_millis(200);
+        let start = Instant::now();
+        let at = |ms| start + Duration::from_millis(ms);
+        let mut queue = Standing { max_wait, drained_at: start, since: None };
+        queue.observe(false, at(150));
+        assert_eq!(queue.bound(at(140)), max_wait, "not empty for less than max_wait: a burst");
+        queue.observe(false, at(210));
+        assert_eq!(queue.since, Some(at(210)));
+        assert_eq!(queue.bound(at(220)), max_wait / 4, "arrived while the queue stood");
+        assert_eq!(queue.bound(at(100)), max_wait, "arrived before: keeps its bound");
+        queue.observe(false, at(400));
+        assert_eq!(queue.since, Some(at(210)), "it stands since it first stood");
+        queue.observe(true, at(410));
+        assert_eq!(queue.bound(at(420)), max_wait, "emptied: bursts again");
     }
 }

@@ -155,6 +155,7 @@ pub async fn run(
         views,
         responses,
         in_flight: Arc::new(Semaphore::new(config.max_in_flight.max(1))),
+        body_limit_bytes: config.body_limit_bytes,
         realtime: realtime.clone(),
         health: Arc::default(),
     };

@@ -38,6 +38,8 @@ pub struct AppState {
     pub responses: Arc<ResponseCache>,
     /// Permits for requests in flight; none left → 503 at once.
     pub in_flight: Arc<Semaphore>,
+    /// Largest request body (bytes): what an idempotent request buffers at most.
+    pub body_limit_bytes: usize,
     pub realtime: Arc<Realtime>,
     /// `/healthz`'s remembered probe.
     pub health: Arc<Probe>,

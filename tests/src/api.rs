@@ -46,8 +46,22 @@ impl Api {
         path: &str,
         body: Option<serde_json::Value>,
     ) -> (u16, reqwest::header::HeaderMap, serde_json::Value) {
+        self.send_with(method, path, body, &[]).await
+    }
+
+    /// [`Api::send`] with extra request headers.
+    pub async fn send_with(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<serde_json::Value>,
+        headers: &[(&str, &str)],
+    ) -> (u16, reqwest::header::HeaderMap, serde_json::Value) {
         let method = reqwest::Method::from_bytes(method.as_bytes()).expect("an HTTP method");
         let mut request = self.http.request(method, format!("{}{path}", self.base));
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
         if let Some(token) = &self.token {
             request = request.bearer_auth(token);
         }

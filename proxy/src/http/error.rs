@@ -162,10 +162,18 @@ const OUTCOME_UNKNOWN: &str =
     "the connection to the database was lost before its answer came: a write may or may not have been made; retry";
 
 /// The role's statement or lock timeout ended the statement (migration
-/// 011): the database is overloaded or a lock is hot, so retrying later may work.
+/// 011), or it lost a deadlock or a serialization conflict past its retries
+/// (or inside a transaction, where it cannot be retried alone): the database
+/// is overloaded or a row is hot, so retrying later may work.
 fn timed_out(error: &tokio_postgres::Error) -> bool {
     use tokio_postgres::error::SqlState;
-    matches!(error.code(), Some(code) if *code == SqlState::QUERY_CANCELED || *code == SqlState::LOCK_NOT_AVAILABLE)
+    let again = [
+        SqlState::QUERY_CANCELED,
+        SqlState::LOCK_NOT_AVAILABLE,
+        SqlState::T_R_SERIALIZATION_FAILURE,
+        SqlState::T_R_DEADLOCK_DETECTED,
+    ];
+    error.code().is_some_and(|code| again.contains(code))
 }
 
 impl IntoResponse for AppError {

@@ -4,6 +4,7 @@
 pub mod connections;
 pub mod error;
 pub mod extract;
+pub mod idempotency;
 pub mod middleware;
 pub mod openapi;
 pub mod origin;

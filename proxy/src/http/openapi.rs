@@ -45,7 +45,16 @@ impl Modify for EdgeResponses {
                 .content("application/json", Content::new(Some(Ref::from_schema_name("Error"))))
                 .build()
         };
-        for item in openapi.paths.paths.values_mut() {
+        for (path, item) in &mut openapi.paths.paths {
+            let keyed = !path.starts_with("/api/v1/auth/");
+            let writes = [&mut item.put, &mut item.post, &mut item.delete, &mut item.patch];
+            for operation in writes.into_iter().flatten().filter(|_| keyed) {
+                idempotency_key(operation);
+                let responses = &mut operation.responses.responses;
+                responses.entry("400".into()).or_insert_with(|| error("bad parameter").into());
+                responses.entry("409".into()).or_insert_with(|| error("conflict").into());
+                responses.entry("422".into()).or_insert_with(|| error("invalid body").into());
+            }
             let operations = [&mut item.get, &mut item.put, &mut item.post, &mut item.delete, &mut item.patch];
             for operation in operations.into_iter().flatten() {
                 let responses = &mut operation.responses.responses;
@@ -57,4 +66,22 @@ impl Modify for EdgeResponses {
             }
         }
     }
+}
+
+/// The `Idempotency-Key` header of a write (http/idempotency.rs).
+fn idempotency_key(operation: &mut utoipa::openapi::path::Operation) {
+    use utoipa::openapi::path::{ParameterBuilder, ParameterIn};
+    use utoipa::openapi::{ObjectBuilder, Required, Type};
+    let parameter = ParameterBuilder::new()
+        .name("Idempotency-Key")
+        .parameter_in(ParameterIn::Header)
+        .required(Required::False)
+        .description(Some(
+            "Any 1-255 visible ASCII characters (a UUID): the same request sent again with the same key within \
+             24 h gets the first answer (header Idempotent-Replayed: true) without writing again; the same key \
+             with another request answers 422, while the first is still running 409",
+        ))
+        .schema(Some(ObjectBuilder::new().schema_type(Type::String).min_length(Some(1)).max_length(Some(255))))
+        .build();
+    operation.parameters.get_or_insert_with(Vec::new).push(parameter);
 }

@@ -70,6 +70,7 @@ pub fn router(state: AppState, config: &ServeConfig) -> Router {
         .route("/api/v1/openapi.json", get(document))
         .route("/api/v1/ws", get(realtime::ws::upgrade))
         .fallback(|| async { AppError::NotFound })
+        .layer(axum::middleware::from_fn_with_state(state.clone(), super::idempotency::remember))
         .layer(DefaultBodyLimit::max(config.body_limit_bytes))
         .layer(axum::middleware::from_fn_with_state(state.clone(), shed_load))
         .layer(axum::middleware::from_fn_with_state(state.clone(), middleware::track))

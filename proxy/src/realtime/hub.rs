@@ -77,6 +77,7 @@ pub struct HubMetrics {
     pub queue_drops: IntCounter,
     pub slow_closes: IntCounter,
     pub heartbeat_closes: IntCounter,
+    pub session_closes: IntCounter,
     pub refused: IntCounter,
     pub fanout_lag: Histogram,
     pub listener_reconnects: IntCounter,
@@ -84,9 +85,12 @@ pub struct HubMetrics {
 
 struct Connection {
     user: Option<i64>,
+    /// The session it was opened with (None: anonymous).
+    session: Option<i64>,
     ip: IpAddr,
     tx: mpsc::Sender<Delivery>,
     kill: CancellationToken,
+    ended: CancellationToken,
     rooms: HashSet<Arc<str>>,
 }
 
@@ -128,6 +132,16 @@ pub struct Registration {
     pub id: u64,
     /// Cancelled when the connection must close (its queue overflowed).
     pub kill: CancellationToken,
+    /// Cancelled when its session ends anywhere: revoked (logout), deleted,
+    /// or its user changed (role, deletion, name).
+    pub ended: CancellationToken,
+}
+
+/// Who opened a connection: the signed-in user and the session they used.
+#[derive(Debug, Clone, Copy)]
+pub struct Owner {
+    pub user: i64,
+    pub session: i64,
 }
 
 impl Drop for Registration {
@@ -164,9 +178,10 @@ impl Hub {
     /// its registration and the receiving end of its bounded queue.
     pub fn connect(
         self: &Arc<Self>,
-        user: Option<i64>,
+        owner: Option<Owner>,
         ip: IpAddr,
     ) -> Result<(Registration, mpsc::Receiver<Delivery>), Refusal> {
+        let user = owner.map(|o| o.user);
         let mut state = self.lock();
         if user.is_some_and(|u| state.per_user.get(&u).copied().unwrap_or(0) >= self.limits.per_user) {
             self.metrics.refused.inc();
@@ -178,14 +193,55 @@ impl Hub {
         }
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = mpsc::channel(self.limits.queue.max(1));
-        let kill = CancellationToken::new();
+        let (kill, ended) = (CancellationToken::new(), CancellationToken::new());
         if let Some(user) = user {
             *state.per_user.entry(user).or_default() += 1;
         }
         *state.per_ip.entry(ip).or_default() += 1;
-        state.connections.insert(id, Connection { user, ip, tx, kill: kill.clone(), rooms: HashSet::new() });
+        let connection = Connection {
+            user,
+            session: owner.map(|o| o.session),
+            ip,
+            tx,
+            kill: kill.clone(),
+            ended: ended.clone(),
+            rooms: HashSet::new(),
+        };
+        state.connections.insert(id, connection);
         self.publish_sizes(&state);
-        Ok((Registration { hub: self.clone(), id, kill }, rx))
+        Ok((Registration { hub: self.clone(), id, kill, ended }, rx))
+    }
+
+    /// Ends the connections whose session these events end, on this proxy
+    /// (every proxy reads the same events): `session.revoked` (logout, a
+    /// deleted session) ends that session's sockets, `user.updated` (a role
+    /// change, a deleted or renamed account) every socket of the user, which
+    /// may reconnect with what it is allowed now. Returns how many it ended.
+    pub fn end_sessions(&self, events: &[Event]) -> usize {
+        let ends: Vec<(Option<i64>, Option<i64>)> = events
+            .iter()
+            .filter_map(|e| match e.kind.as_str() {
+                "session.revoked" => Some((e.session_id, None)),
+                "user.updated" => Some((None, e.user_id)),
+                _ => None,
+            })
+            .collect();
+        if ends.is_empty() {
+            return 0;
+        }
+        let state = self.lock();
+        let mut ended = 0;
+        for connection in state.connections.values() {
+            let hit = ends.iter().any(|(session, user)| {
+                (session.is_some() && *session == connection.session) || (user.is_some() && *user == connection.user)
+            });
+            if hit && !connection.ended.is_cancelled() {
+                connection.ended.cancel();
+                ended += 1;
+            }
+        }
+        self.metrics.session_closes.inc_by(ended as u64);
+        ended
     }
 
     fn disconnect(&self, id: u64) {
@@ -389,6 +445,7 @@ mod tests {
             queue_drops: counter("q"),
             slow_closes: counter("sl"),
             heartbeat_closes: counter("hb"),
+            session_closes: counter("se"),
             refused: counter("re"),
             fanout_lag: Histogram::with_opts(HistogramOpts::new("l", "l")).expect("histogram"),
             listener_reconnects: counter("li"),
@@ -423,9 +480,10 @@ mod tests {
     #[test]
     fn caps_routing_and_cleanup() {
         let hub = hub(2);
-        let (alice, mut alice_queue) = hub.connect(Some(1), IP).expect("first");
-        let (_second, _) = hub.connect(Some(1), IP).expect("second");
-        assert_eq!(hub.connect(Some(1), IP).err(), Some(Refusal::TooManyForUser));
+        let owner = |session| Some(Owner { user: 1, session });
+        let (alice, mut alice_queue) = hub.connect(owner(10), IP).expect("first");
+        let (_second, _) = hub.connect(owner(11), IP).expect("second");
+        assert_eq!(hub.connect(owner(12), IP).err(), Some(Refusal::TooManyForUser));
         let (_anonymous, _) = hub.connect(None, IP).expect("third from the address");
         assert_eq!(hub.connect(None, IP).err(), Some(Refusal::TooManyForAddress));
 
@@ -454,5 +512,31 @@ mod tests {
         assert_eq!(hub.metrics.subscriptions.get(), 0);
         assert_eq!(hub.metrics.tracked_clients.get(), 0, "no user, address or presence entry is left");
         assert!(hub.presence_snapshot().0.is_empty());
+    }
+
+    fn account_event(kind: &str, session_id: Option<i64>, user_id: Option<i64>) -> Event {
+        Event { kind: kind.into(), session_id, user_id, ..event(1, "user:1") }
+    }
+
+    #[test]
+    fn ended_sessions_end_their_sockets() {
+        let hub = hub(8);
+        let (first, _q1) = hub.connect(Some(Owner { user: 1, session: 10 }), IP).expect("first");
+        let (second, _q2) = hub.connect(Some(Owner { user: 1, session: 11 }), IP).expect("second");
+        let (anonymous, _q3) = hub.connect(None, IP).expect("anonymous");
+        assert_eq!(
+            hub.end_sessions(&[account_event("reply.created", Some(10), Some(1))]),
+            0,
+            "other kinds end nothing"
+        );
+        assert_eq!(hub.end_sessions(&[account_event("session.revoked", Some(10), Some(1))]), 1);
+        assert!(first.ended.is_cancelled() && !second.ended.is_cancelled() && !anonymous.ended.is_cancelled());
+        assert_eq!(
+            hub.end_sessions(&[account_event("user.updated", None, Some(1))]),
+            1,
+            "the other session of the user"
+        );
+        assert!(second.ended.is_cancelled() && !anonymous.ended.is_cancelled());
+        assert_eq!(hub.metrics.session_closes.get(), 2);
     }
 }

@@ -146,7 +146,10 @@ async fn session(
                         })
                         .collect();
                     hub.route(&events);
+                    // Caches first: a socket ended here and reopened at once
+                    // must not find its revoked session still cached.
                     invalidation.apply(&events).await;
+                    hub.end_sessions(&events);
                     if i64::try_from(events.len()).unwrap_or(0) < BATCH {
                         break;
                     }

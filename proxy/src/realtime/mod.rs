@@ -138,6 +138,7 @@ pub fn metrics(registry: &Registry) -> Result<HubMetrics, prometheus::Error> {
         queue_drops: counter("ws_queue_drops_total", "Events that did not fit a connection's queue")?,
         slow_closes: counter("ws_slow_consumer_closes_total", "Connections closed (1013) for not keeping up")?,
         heartbeat_closes: counter("ws_heartbeat_closes_total", "Connections closed after two unanswered pings")?,
+        session_closes: counter("ws_session_closes_total", "Connections closed (4401) because their session ended")?,
         refused: counter("ws_refused_total", "Connections refused at the per-user or per-address cap")?,
         fanout_lag,
         listener_reconnects: counter("ws_listener_reconnects_total", "Reconnections of the realtime listener")?,

@@ -21,7 +21,7 @@ use futures_util::{SinkExt, StreamExt};
 use serde::Deserialize;
 use serde_json::json;
 
-use super::hub::{Delivery, Hub, Refusal, Registration};
+use super::hub::{Delivery, Hub, Owner, Refusal, Registration};
 use crate::AppError;
 use crate::AppState;
 use crate::sessions::HotSession;
@@ -53,6 +53,9 @@ const BACKLOG_EVENTS: i64 = 1_000;
 const GOING_AWAY: u16 = 1001;
 const POLICY: u16 = 1008;
 const TRY_AGAIN_LATER: u16 = 1013;
+/// The session the socket was opened with ended (logout, expiry, a deleted
+/// account, a changed role): sign in again, or reconnect anonymously.
+pub const SESSION_ENDED: u16 = 4401;
 
 #[derive(Deserialize)]
 #[serde(tag = "op", rename_all = "snake_case", deny_unknown_fields)]
@@ -75,10 +78,10 @@ pub async fn upgrade(
         return Err(AppError::Forbidden("this Origin may not open a WebSocket here"));
     }
     let user = crate::http::extract::optional_user(&headers, &state).await?;
-    let (registration, queue) =
-        state.realtime.hub.connect(user.as_ref().map(|u| u.user_id), peer.ip()).map_err(|refusal| {
-            AppError::RateLimited { retry_after: if refusal == Refusal::TooManyForAddress { 10 } else { 5 } }
-        })?;
+    let owner = user.as_ref().map(|u| Owner { user: u.user_id, session: u.session_id });
+    let (registration, queue) = state.realtime.hub.connect(owner, peer.ip()).map_err(|refusal| {
+        AppError::RateLimited { retry_after: if refusal == Refusal::TooManyForAddress { 10 } else { 5 } }
+    })?;
     let db = state.db.clone();
     let hub = state.realtime.hub.clone();
     let shutdown = state.realtime.shutdown.clone();
@@ -130,16 +133,22 @@ impl Connection {
         let mut missed = 0;
         let mut tokens = BURST;
         let mut refilled = tokio::time::Instant::now();
-        let kill = self.registration.kill.clone();
+        let (kill, ended) = (self.registration.kill.clone(), self.registration.ended.clone());
         // Made once, not per wake-up: a fresh `cancelled()` future takes the
         // token tree's lock to check and register (5% of the proxy's CPU at
         // 3,000 subscribers when it was made in the loop).
-        let (shutting_down, killed) = (shutdown.cancelled(), kill.cancelled());
-        tokio::pin!(shutting_down, killed);
+        let (shutting_down, killed, session_ended) = (shutdown.cancelled(), kill.cancelled(), ended.cancelled());
+        let expired = self.session_expiry();
+        tokio::pin!(shutting_down, killed, session_ended, expired);
         let close = loop {
             tokio::select! {
                 () = &mut shutting_down => break Some((GOING_AWAY, "server shutting down")),
                 () = &mut killed => break Some((TRY_AGAIN_LATER, "too slow: resume with since")),
+                () = &mut session_ended => break Some((SESSION_ENDED, "session ended")),
+                () = &mut expired => {
+                    self.hub.metrics.session_closes.inc();
+                    break Some((SESSION_ENDED, "session expired"));
+                }
                 delivery = queue.recv() => match delivery {
                     Some(delivery) => {
                         // Whatever else is queued goes out in the same writes.
@@ -190,6 +199,20 @@ impl Connection {
             let _ = send(&mut sink, Message::Close(Some(frame))).await;
         }
         // `self` (the registration, the queue) drops here: the hub forgets this connection.
+    }
+
+    /// Resolves when the socket's session expires (never for an anonymous
+    /// one). A session renewed meanwhile is still valid when the client
+    /// reconnects with it.
+    fn session_expiry(&self) -> impl std::future::Future<Output = ()> + use<> {
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_secs();
+        let left = time_left(self.user.as_ref(), now);
+        async move {
+            match left {
+                Some(left) => tokio::time::sleep(left).await,
+                None => std::future::pending().await,
+            }
+        }
     }
 
     /// A live event, unless the backlog already sent it; presence and
@@ -371,6 +394,11 @@ impl Connection {
     }
 }
 
+/// How long `user`'s session has left at `now` (Unix seconds); None when anonymous.
+fn time_left(user: Option<&HotSession>, now: u64) -> Option<Duration> {
+    user.map(|u| Duration::from_secs(u64::try_from(u.expires_at).unwrap_or(0).saturating_sub(now)))
+}
+
 async fn send<S>(sink: &mut S, message: Message) -> Result<(), ()>
 where
     S: SinkExt<Message> + Unpin,
@@ -406,5 +434,25 @@ where
     match send(sink, Message::Text(frame.to_string().into())).await {
         Ok(()) => Flow::Continue,
         Err(()) => Flow::Close(POLICY, "unreachable"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_socket_lives_as_long_as_its_session() {
+        let user = |expires_at| HotSession {
+            session_id: 1,
+            user_id: 2,
+            username: "demo".into(),
+            role: "member".into(),
+            expires_at,
+        };
+        assert_eq!(time_left(None, 100), None, "anonymous: no expiry");
+        assert_eq!(time_left(Some(&user(160)), 100), Some(Duration::from_secs(60)));
+        assert_eq!(time_left(Some(&user(50)), 100), Some(Duration::ZERO), "already past: at once");
+        assert_eq!(time_left(Some(&user(-5)), 100), Some(Duration::ZERO));
     }
 }

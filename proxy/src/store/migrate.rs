@@ -59,6 +59,7 @@ pub const MIGRATIONS: &[Migration] = &[
     migration!(017, "topic_stats"),
     migration!(018, "body_html_bound"),
     migration!(019, "cheaper_room_checks"),
+    migration!(020, "idempotency_keys"),
 ];
 
 /// One file of `sql/functions/`: re-applied whenever its text changes.
@@ -88,6 +89,7 @@ pub const FUNCTIONS: &[Functions] = &[
     functions!("090_accounts"),
     functions!("100_tag_names"),
     functions!("110_reconcile"),
+    functions!("120_idempotency"),
 ];
 
 /// Checksums (SHA-256, hex) a database may have recorded for migrations

@@ -19,6 +19,7 @@ use tokio_util::sync::CancellationToken;
 use crate::config::DbConfig;
 
 pub mod forums;
+pub mod idempotency;
 pub mod ids;
 pub mod limits;
 pub mod migrate;
@@ -69,6 +70,8 @@ pub const ALL: &[&Sql] = &[
     &sessions::LOOKUP,
     &sessions::CREATE,
     &sessions::REVOKE,
+    &idempotency::CLAIM,
+    &idempotency::STORE,
 ];
 
 /// The statement named `name` with `$n` replaced by `substitutions[n]`;
@@ -153,26 +156,76 @@ impl Db {
 
     /// A pooled connection; waits at most the pool timeout.
     pub async fn get(&self) -> Result<Conn, PoolError> {
-        Ok(Conn { client: self.pool.get().await?, unnamed: self.unnamed, timing: self.timing.clone() })
+        if let Some(shared) = request_transaction() {
+            return Ok(Conn::on_shared(shared));
+        }
+        Ok(self.conn(self.pool.get().await?))
     }
 
     /// A pooled connection for a caller with a deadline of its own: waits at
     /// most `wait` for a free one (none: only an idle one will do). Opening
     /// and recycling keep the pool's bounds.
     pub async fn get_within(&self, wait: Duration) -> Result<Conn, PoolError> {
+        if let Some(shared) = request_transaction() {
+            return Ok(Conn::on_shared(shared));
+        }
         let timeouts = deadpool_postgres::Timeouts { wait: Some(wait), ..self.pool.timeouts() };
-        Ok(Conn { client: self.pool.timeout_get(&timeouts).await?, unnamed: self.unnamed, timing: self.timing.clone() })
+        Ok(self.conn(self.pool.timeout_get(&timeouts).await?))
     }
+
+    fn conn(&self, client: Object) -> Conn {
+        Conn { client: Arc::new(client), in_transaction: false, unnamed: self.unnamed, timing: self.timing.clone() }
+    }
+}
+
+tokio::task_local! {
+    /// The open transaction of the idempotent request being handled
+    /// (`http::idempotency`): every `Db::get` inside its scope answers it.
+    pub static REQUEST_TRANSACTION: Shared;
+}
+
+fn request_transaction() -> Option<Shared> {
+    REQUEST_TRANSACTION.try_with(Shared::clone).ok()
+}
+
+/// Whether the current task runs inside an idempotent request's transaction.
+pub fn in_request_transaction() -> bool {
+    REQUEST_TRANSACTION.try_with(|_| ()).is_ok()
+}
+
+/// A pooled connection several holders use in turn (an idempotent
+/// request's transaction): it goes back to the pool when the last one drops.
+#[derive(Clone)]
+pub struct Shared {
+    client: Arc<Object>,
+    unnamed: bool,
+    timing: HistogramVec,
 }
 
 /// A pooled connection that runs [`Sql`] statements and times them.
 pub struct Conn {
-    client: Object,
+    client: Arc<Object>,
+    /// Whether it is an idempotent request's open transaction.
+    in_transaction: bool,
     unnamed: bool,
     timing: HistogramVec,
 }
 
 impl Conn {
+    /// This connection, to be shared (see [`Shared`]).
+    pub fn into_shared(self) -> Shared {
+        Shared { client: self.client, unnamed: self.unnamed, timing: self.timing }
+    }
+
+    pub fn on_shared(shared: Shared) -> Self {
+        Self { client: shared.client, in_transaction: true, unnamed: shared.unnamed, timing: shared.timing }
+    }
+
+    /// Statements without parameters or results (`BEGIN`, `COMMIT`).
+    pub async fn simple(&self, statements: &str) -> Result<(), tokio_postgres::Error> {
+        self.client.batch_execute(statements).await
+    }
+
     pub async fn rows(&self, sql: &Sql, params: &[&(dyn ToSql + Sync)]) -> Result<Vec<Row>, tokio_postgres::Error> {
         debug_assert_eq!(params.len(), sql.types.len(), "{}: parameters and types differ", sql.name);
         let started = Instant::now();
@@ -235,9 +288,12 @@ impl Conn {
     ) -> Result<Vec<Row>, tokio_postgres::Error> {
         const ATTEMPTS: u64 = 3;
         let mut attempt = 1;
+        // Inside a transaction the failure aborted it: only the whole
+        // request can be tried again (it answers 503, its client retries).
+        let attempts = if self.in_transaction { 1 } else { ATTEMPTS };
         loop {
             match self.rows(sql, params).await {
-                Err(error) if retryable(&error) && attempt < ATTEMPTS => {
+                Err(error) if retryable(&error) && attempt < attempts => {
                     let jitter = rand::Rng::random_range(&mut rand::rng(), 5..50) * attempt;
                     tracing::debug!(statement = sql.name, attempt, %error, "retrying a write");
                     tokio::time::sleep(Duration::from_millis(jitter)).await;

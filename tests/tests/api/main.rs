@@ -7,6 +7,7 @@ mod adversarial;
 mod auth;
 mod authz;
 mod forums;
+mod idempotency;
 mod limits;
 mod people;
 mod replies;

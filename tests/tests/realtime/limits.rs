@@ -8,7 +8,7 @@ use tokio_tungstenite::tungstenite::Message;
 use veritable_proxy::config::Scale;
 use veritable_proxy::seed::Shape;
 use veritable_tests::metrics::{eventually_metric, metric};
-use veritable_tests::ws::{close_code, next, open, send, subscribe};
+use veritable_tests::ws::{close_code, next, next_of, open, send, subscribe};
 use veritable_tests::{Api, FreshDb, TestServer, until};
 
 use super::{reply, server_config};
@@ -228,6 +228,66 @@ async fn caps_hold_and_role_changes_reach_every_proxy() {
     assert_eq!(on_b.get("/api/v1/me").await.1["role"], "member");
     client.execute("UPDATE users SET role = 'moderator' WHERE username = 'demo'", &[]).await.expect("promote");
     until("B sees the new role", || async { on_b.get("/api/v1/me").await.1["role"] == "moderator" }).await;
+    a.stop().await.expect("stop");
+    b.stop().await.expect("stop");
+    db.drop_db().await;
+}
+
+/// Logout, a deleted session and a role change close that session's (or
+/// user's) sockets on every proxy with 4401; anonymous sockets and other
+/// users' stay.
+#[tokio::test]
+async fn ended_sessions_close_their_sockets_on_every_proxy() {
+    let (db, client) = FreshDb::seeded("rt_session_ends", &Shape::of(Scale::Small), 29).await;
+    let config = server_config(&db.url);
+    let a = TestServer::start_with(config.clone()).await;
+    let b = TestServer::start_with(config).await;
+    let (first, second, third) =
+        (Api::signed_in(&a, "demo").await, Api::signed_in(&a, "demo").await, Api::signed_in(&a, "demo").await);
+    let other = Api::signed_in(&a, "moderator").await;
+    let demo_room = format!("user:{}", first.get("/api/v1/me").await.1["id"]);
+
+    // Sockets of three sessions of demo on B, an anonymous one and another user's.
+    let mut sockets = Vec::new();
+    for api in [&first, &second, &third, &other] {
+        let mut socket = open(&b, api.token.as_deref(), None).await.expect("a signed-in socket");
+        subscribe(&mut socket, "topic:1", None).await;
+        sockets.push(socket);
+    }
+    let mut socket_of_third = sockets.remove(2);
+    let mut socket_of_second = sockets.remove(1);
+    let mut socket_of_first = sockets.remove(0);
+    let mut socket_of_other = sockets.remove(0);
+    let mut anonymous = open(&b, None, None).await.expect("anonymous");
+    let frames = subscribe(&mut socket_of_first, &demo_room, None).await;
+    assert!(frames.iter().any(|f| f["type"] == "subscribed"), "{frames:?}");
+
+    // Logout on A closes that session's socket on B.
+    let (status, _) = first.call("POST", "/api/v1/auth/logout", Some(json!({}))).await;
+    assert_eq!(status, 204);
+    assert_eq!(close_code(&mut socket_of_first).await, 4401, "logged out");
+    // Reconnecting with the revoked token is refused.
+    let again = open(&b, first.token.as_deref(), None).await;
+    assert!(matches!(again, Err(tokio_tungstenite::tungstenite::Error::Http(ref r)) if r.status() == 401), "{again:?}");
+
+    // A session deleted by hand (a DBA) ends the same way.
+    let hash = veritable_proxy::sessions::hash_of(second.token.as_deref().expect("a token")).expect("a token's shape");
+    let hash = hash.as_slice();
+    client.execute("DELETE FROM sessions WHERE token_hash = $1", &[&hash]).await.expect("delete the session");
+    assert_eq!(close_code(&mut socket_of_second).await, 4401, "session deleted");
+
+    // A role change ends every socket of the user, so each reconnects with its new rights.
+    client.execute("UPDATE users SET role = 'moderator' WHERE username = 'demo'", &[]).await.expect("promote");
+    assert_eq!(close_code(&mut socket_of_third).await, 4401, "role changed");
+    let mut reopened = open(&b, third.token.as_deref(), None).await.expect("the session is still valid");
+    subscribe(&mut reopened, "topic:1", None).await;
+
+    // Everyone else is still served.
+    for socket in [&mut socket_of_other, &mut anonymous, &mut reopened] {
+        send(socket, json!({ "op": "ping" })).await;
+        assert_eq!(next_of(socket, "pong").await["type"], "pong");
+    }
+    assert_eq!(metric(&b, "veritable_ws_session_closes_total").await, 3.0);
     a.stop().await.expect("stop");
     b.stop().await.expect("stop");
     db.drop_db().await;
