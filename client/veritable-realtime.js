@@ -92,6 +92,12 @@ export class Realtime {
         state.typing.clear();
       }
       this.status("closed", close.code);
+      // 4401: the session ended (logout, expiry, a changed role): the app
+      // signs in again, or calls connect() to go on without it.
+      if (close.code === 4401) {
+        this.wanted = false;
+        this.call("onSessionEnded");
+      }
       if (!this.wanted) return;
       // 1008: we broke a rule; wait longer. Others (1001 restart, 1013 too slow, drops): back off.
       const step = Math.min(this.attempt++ + (close.code === 1008 ? 4 : 0), BACKOFF_MS.length - 1);

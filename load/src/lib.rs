@@ -8,6 +8,7 @@
 //! - `drive`     — the closed model, the open model and its ramp steps.
 //! - `sockets`   — WebSocket users that resume with `since` and log events.
 //! - `delivery`  — acknowledged replies against what each socket received.
+//! - `durability`— acknowledged replies against what the database holds.
 //! - `stats`     — HDR histograms per kind of request, failures by kind.
 //! - `resources` — CPU, RSS and connections of proxy, PostgreSQL and tool.
 //! - `sampler`   — one `Sample` per period, and the live progress line.
@@ -22,6 +23,7 @@ pub mod args;
 pub mod chart;
 pub mod delivery;
 pub mod drive;
+pub mod durability;
 pub mod http;
 pub mod report;
 pub mod resources;
@@ -165,13 +167,15 @@ pub async fn run(args: Args) -> anyhow::Result<Outcome> {
     bar.finish_and_clear();
 
     // Sockets get until --drain to receive what they are owed.
-    let acked = delivery::by_topic(&std::mem::take(&mut *lock(&load.acks)));
+    let acks = std::mem::take(&mut *lock(&load.acks));
+    let acked = delivery::by_topic(&acks);
     let rooms: Vec<Vec<i64>> = fleet.logs.iter().map(|(r, _)| r.clone()).collect();
     let drain_secs = fleet.drain(delivery::owed(&acked, &rooms), args.drain).await;
     let fleet = Arc::into_inner(fleet).context("the sampler still holds the sockets")?;
     let logs = fleet.close().await;
     db_task.abort();
     let delivery = (sockets > 0).then(|| delivery::Delivery { drain_secs, ..delivery::check(&acked, &logs) });
+    let writes = durability::check(&args.database_url, &acks).await;
 
     let cores = |f: fn(&resources::Cpu) -> Option<f64>| {
         f(&cpu_end).zip(f(&cpu_start)).map(|(end, start)| (end - start) / seconds.max(0.001))
@@ -199,6 +203,7 @@ pub async fn run(args: Args) -> anyhow::Result<Outcome> {
         ok: all.ok,
         ok_per_sec: all.ok as f64 / seconds.max(0.001),
         latency: Latency::of(&all),
+        shed_latency: Latency::of_shed(&all),
         errors: all.errors(),
         error_rate: all.errors() as f64 / all.total().max(1) as f64,
         failures: all.failures.clone(),
@@ -214,10 +219,13 @@ pub async fn run(args: Args) -> anyhow::Result<Outcome> {
             .collect(),
         resources,
         delivery,
+        writes,
         steps,
         recovery,
         samples,
     };
-    let passed = report.ok > 0 && report.delivery.as_ref().is_none_or(delivery::Delivery::passed);
+    let passed = report.ok > 0
+        && report.delivery.as_ref().is_none_or(delivery::Delivery::passed)
+        && report.writes.as_ref().is_none_or(durability::Writes::passed);
     Ok(Outcome { report, passed })
 }

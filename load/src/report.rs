@@ -43,13 +43,18 @@ pub struct Latency {
 }
 
 impl Latency {
+    /// Of the answers admitted (2xx).
     pub fn of(t: &Tally) -> Self {
-        Self {
-            p50_ms: ms(&t.admitted, 50.0),
-            p95_ms: ms(&t.admitted, 95.0),
-            p99_ms: ms(&t.admitted, 99.0),
-            max_ms: ms(&t.admitted, 100.0),
-        }
+        Self::of_histogram(&t.admitted)
+    }
+
+    /// Of the 503s (refusals must be quick too: within 1 s in an outage).
+    pub fn of_shed(t: &Tally) -> Self {
+        Self::of_histogram(&t.shed)
+    }
+
+    fn of_histogram(h: &hdrhistogram::Histogram<u64>) -> Self {
+        Self { p50_ms: ms(h, 50.0), p95_ms: ms(h, 95.0), p99_ms: ms(h, 99.0), max_ms: ms(h, 100.0) }
     }
 }
 
@@ -124,6 +129,8 @@ pub struct Report {
     pub ok: u64,
     pub ok_per_sec: f64,
     pub latency: Latency,
+    /// Of the 503 answers.
+    pub shed_latency: Latency,
     /// Failures other than 429.
     pub errors: u64,
     pub error_rate: f64,
@@ -133,6 +140,8 @@ pub struct Report {
     pub endpoints: Vec<Endpoint>,
     pub resources: Resources,
     pub delivery: Option<Delivery>,
+    /// Acknowledged replies found in the database at the end.
+    pub writes: Option<crate::durability::Writes>,
     pub steps: Vec<StepSummary>,
     pub recovery: Option<Recovery>,
     pub samples: Vec<Sample>,
@@ -241,6 +250,20 @@ impl Report {
             ),
             String::new(),
         );
+        if self.shed_latency.max_ms > 0.0 {
+            row(
+                "503 answers p99 / max",
+                format!("{:.1} / {:.1} ms", self.shed_latency.p99_ms, self.shed_latency.max_ms),
+                String::new(),
+            );
+        }
+        if let Some(w) = &self.writes {
+            row(
+                "Acknowledged replies stored",
+                format!("{} of {}: {} lost", thousands(w.present as f64), thousands(w.acknowledged as f64), w.lost),
+                String::new(),
+            );
+        }
         if let Some(d) = &self.delivery {
             row(
                 "WebSocket delivery",

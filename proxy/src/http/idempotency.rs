@@ -36,8 +36,6 @@ use crate::{AppError, AppState};
 pub const HEADER: HeaderName = HeaderName::from_static("idempotency-key");
 /// Set on an answer replayed from a key.
 pub const REPLAYED: HeaderName = HeaderName::from_static("idempotent-replayed");
-/// How long a key is remembered.
-pub const KEEP: &str = "24 hours";
 
 /// A key a client may send: 1–255 visible ASCII characters.
 fn valid(key: &str) -> bool {

@@ -5,6 +5,9 @@ use tokio_postgres::types::Type;
 
 use super::{Conn, Sql};
 
+/// How long a key is remembered (as a PostgreSQL interval; [`CLAIM`] states it too).
+pub const KEEP: &str = "24 hours";
+
 /// No row: the key is this request's now. A row: the request that used it
 /// first (its hash) and its answer. Waits at most 2 s (the function's own
 /// `lock_timeout`) for a request still running with the key.

@@ -128,3 +128,35 @@ async fn refusals_are_not_remembered_and_concurrent_retries_write_once() {
     server.stop().await.expect("stop");
     db.drop_db().await;
 }
+
+/// The browser's write helper (`client/veritable-api.js`, run by Node): it
+/// sends a key, and sending the same write with that key again is answered
+/// from the first without a second reply.
+#[tokio::test]
+async fn the_js_client_sends_a_key_with_every_write() {
+    let (db, client) = FreshDb::seeded("api_idempotency_js", &Shape::of(Scale::Small), 33).await;
+    let server = TestServer::start_with(veritable_tests::serve_config(&db.url)).await;
+    let demo = Api::signed_in(&server, "demo").await;
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("js/write.mjs");
+    let output = tokio::process::Command::new("node")
+        .arg(script)
+        .arg(server.url(""))
+        .arg(demo.token.as_deref().expect("a token"))
+        .arg("7")
+        .output()
+        .await
+        .expect("node (Node.js >= 20) runs the client; `cargo xtask test` installs it");
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let answers: Vec<Value> = String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .map(|line| serde_json::from_str(line).expect("a JSON line"))
+        .collect();
+    assert_eq!(answers.len(), 2, "{answers:?}");
+    assert_eq!((answers[0]["status"].as_i64(), answers[0]["replayed"].as_bool()), (Some(201), Some(false)));
+    assert_eq!((answers[1]["status"].as_i64(), answers[1]["replayed"].as_bool()), (Some(201), Some(true)));
+    assert_eq!(answers[0]["data"], answers[1]["data"]);
+    assert_eq!(answers[0]["key"].as_str().map(str::len), Some(36), "a UUID: {answers:?}");
+    assert_eq!(count(&client, REPLIES_WITH, "written once by the JS client").await, 1);
+    server.stop().await.expect("stop");
+    db.drop_db().await;
+}
