@@ -200,6 +200,15 @@ CREATE OR REPLACE TRIGGER forum_replies_inserted AFTER INSERT ON forum_replies
     REFERENCING NEW TABLE AS new_replies
     FOR EACH STATEMENT EXECUTE FUNCTION veritable.replies_inserted();
 
+-- A reply as the API returns it: one definition for every statement that
+-- answers with a reply (post_replies here, the proxy's edit statement). A
+-- single-expression SQL function, so PostgreSQL inlines it into the query.
+CREATE OR REPLACE FUNCTION veritable.reply_json(r public.forum_replies) RETURNS text LANGUAGE sql STABLE AS $$
+    SELECT json_build_object('id', r.id, 'topic_id', r.topic_id, 'parent_id', r.parent_id, 'depth', r.depth,
+        'author_id', r.author_id, 'body', r.body, 'body_html', r.body_html, 'is_deleted', r.is_deleted,
+        'created_at', r.created_at, 'edited_at', r.edited_at)::text
+$$;
+
 -- Posts replies: element i of every array is reply i. Each is counted
 -- against its author's posting limit (`p_per_minute`), then inserted if
 -- allowed, its topic live and open and its parent (if any) a reply of the
@@ -242,9 +251,7 @@ BEGIN
     ), inserted AS (
         INSERT INTO public.forum_replies AS r (id, topic_id, parent_id, author_id, body)
         SELECT a.id, a.topic_id, a.parent_id, a.author_id, a.body FROM admitted a ORDER BY a.topic_id, a.pos
-        RETURNING r.id, json_build_object('id', r.id, 'topic_id', r.topic_id, 'parent_id', r.parent_id,
-            'depth', r.depth, 'author_id', r.author_id, 'body', r.body, 'body_html', r.body_html,
-            'is_deleted', r.is_deleted, 'created_at', r.created_at, 'edited_at', r.edited_at)::text AS reply
+        RETURNING r.id, veritable.reply_json(r) AS reply
     )
     SELECT c.wait, c.is_locked, c.parent_ok, inserted.reply, c.category_id
       FROM checked c LEFT JOIN admitted a ON a.pos = c.pos LEFT JOIN inserted ON inserted.id = a.id

@@ -39,7 +39,7 @@ impl ProxyUnderTest {
         let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
         let addr = format!("127.0.0.1:{port}");
         let mut cmd = Command::new(binary);
-        cmd.args(["serve", "--addr", &addr]).env("DATABASE_URL", database_url).env("RUST_LOG", "warn");
+        cmd.args(["serve", "--addr", &addr]).env("DATABASE_URL", database_url).env("RUST_LOG", "warn,deadpool=error");
         if lift_limits {
             cmd.envs(LIFTED.iter().copied());
         }

@@ -2,10 +2,13 @@
 //! the routing of sequenced events to them.
 //!
 //! Every connection is a [`Registration`]; dropping it (however the
-//! connection ends: close frame, TCP reset, slow-consumer kill, shutdown)
+//! connection ends: close frame, TCP reset, slow-consumer close, shutdown)
 //! removes its rooms and counts, so nothing outlives a connection. Routing
-//! never waits on a client: each connection has a bounded queue, and one
-//! that is full is marked for closing (1013) instead of being buffered for.
+//! never waits on a client: each connection has a bounded queue, and when it
+//! is full the event is dropped and the connection told it is behind: it
+//! reads what it missed back from the outbox (`ws.rs`), so a burst (a
+//! listener catching up after a reconnect or a stall) never closes a healthy
+//! subscriber, and memory stays bounded whatever the burst.
 
 use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
@@ -76,6 +79,7 @@ pub struct HubMetrics {
     pub routed: IntCounter,
     pub queue_drops: IntCounter,
     pub slow_closes: IntCounter,
+    pub catch_ups: IntCounter,
     pub heartbeat_closes: IntCounter,
     pub session_closes: IntCounter,
     pub refused: IntCounter,
@@ -89,7 +93,9 @@ struct Connection {
     session: Option<i64>,
     ip: IpAddr,
     tx: mpsc::Sender<Delivery>,
-    kill: CancellationToken,
+    behind: Arc<tokio::sync::Notify>,
+    /// Rooms with an event dropped since the connection last caught up.
+    dropped: HashSet<Arc<str>>,
     ended: CancellationToken,
     rooms: HashSet<Arc<str>>,
 }
@@ -116,7 +122,13 @@ pub struct Hub {
     next_id: AtomicU64,
     pub limits: Limits,
     pub metrics: HubMetrics,
+    /// Backlog reads (a `since` on subscribe, a catch-up) at once: each
+    /// holds a pooled connection and a page of frames.
+    pub backlog_reads: tokio::sync::Semaphore,
 }
+
+/// Backlog reads at once, per proxy.
+const BACKLOG_READS: usize = 4;
 
 /// Why a connection or subscription was refused.
 #[derive(Debug, PartialEq, Eq)]
@@ -130,8 +142,9 @@ pub enum Refusal {
 pub struct Registration {
     hub: Arc<Hub>,
     pub id: u64,
-    /// Cancelled when the connection must close (its queue overflowed).
-    pub kill: CancellationToken,
+    /// Notified when an event did not fit its queue: the connection reads
+    /// the outbox from its last event sent.
+    pub behind: Arc<tokio::sync::Notify>,
     /// Cancelled when its session ends anywhere: revoked (logout), deleted,
     /// or its user changed (role, deletion, name).
     pub ended: CancellationToken,
@@ -159,6 +172,7 @@ impl Hub {
             next_id: AtomicU64::new(1),
             limits,
             metrics,
+            backlog_reads: tokio::sync::Semaphore::new(BACKLOG_READS),
         }
     }
 
@@ -193,7 +207,7 @@ impl Hub {
         }
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = mpsc::channel(self.limits.queue.max(1));
-        let (kill, ended) = (CancellationToken::new(), CancellationToken::new());
+        let (behind, ended) = (Arc::new(tokio::sync::Notify::new()), CancellationToken::new());
         if let Some(user) = user {
             *state.per_user.entry(user).or_default() += 1;
         }
@@ -203,13 +217,14 @@ impl Hub {
             session: owner.map(|o| o.session),
             ip,
             tx,
-            kill: kill.clone(),
+            behind: behind.clone(),
+            dropped: HashSet::new(),
             ended: ended.clone(),
             rooms: HashSet::new(),
         };
         state.connections.insert(id, connection);
         self.publish_sizes(&state);
-        Ok((Registration { hub: self.clone(), id, kill, ended }, rx))
+        Ok((Registration { hub: self.clone(), id, behind, ended }, rx))
     }
 
     /// Ends the connections whose session these events end, on this proxy
@@ -329,26 +344,34 @@ impl Hub {
 
     /// Hands an unsequenced frame (presence, typing) to a room's connections.
     pub fn broadcast(&self, room: &str, frame: Utf8Bytes) {
-        let state = self.lock();
+        let mut state = self.lock();
+        let state = &mut *state;
         let Some((room, members)) = state.rooms.get_key_value(room) else { return };
         let delivery = Delivery { room: room.clone(), seq: None, frame };
         for id in members {
-            if let Some(connection) = state.connections.get(id) {
+            if let Some(connection) = state.connections.get_mut(id) {
                 self.offer(connection, &delivery);
             }
         }
     }
 
-    /// Queues a delivery, or marks a connection that cannot keep up for closing.
-    fn offer(&self, connection: &Connection, delivery: &Delivery) {
-        if connection.kill.is_cancelled() {
-            return;
-        }
+    /// Queues a delivery; one that does not fit is dropped and the
+    /// connection told it is behind (a sequenced event is read back from
+    /// the outbox; presence and typing frames are momentary).
+    fn offer(&self, connection: &mut Connection, delivery: &Delivery) {
         if connection.tx.try_send(delivery.clone()).is_err() {
             self.metrics.queue_drops.inc();
-            self.metrics.slow_closes.inc();
-            connection.kill.cancel();
+            if delivery.seq.is_some() {
+                connection.dropped.insert(delivery.room.clone());
+                connection.behind.notify_one();
+            }
         }
+    }
+
+    /// The rooms in which connection `id` missed events since it last asked.
+    pub fn take_dropped(&self, id: u64) -> Vec<Arc<str>> {
+        let mut state = self.lock();
+        state.connections.get_mut(&id).map(|c| c.dropped.drain().collect()).unwrap_or_default()
     }
 
     /// Joins `room`; returns the cursor at that moment: every event routed
@@ -404,7 +427,7 @@ impl Hub {
     }
 
     /// Hands each event to its room's connections, in order. A connection
-    /// whose queue is full is killed (it may resume with `since`).
+    /// whose queue is full is told it is behind (see `offer`).
     pub fn route(&self, events: &[Event]) {
         let mut state = self.lock();
         for event in events {
@@ -414,10 +437,11 @@ impl Hub {
             state.cursor = event.seq;
             self.metrics.routed.inc();
             self.metrics.fanout_lag.observe(event.age_seconds.max(0.0));
+            let state = &mut *state;
             let Some((room, members)) = state.rooms.get_key_value(event.room.as_str()) else { continue };
             let delivery = Delivery { room: room.clone(), seq: Some(event.seq), frame: event.frame.clone() };
             for id in members {
-                if let Some(connection) = state.connections.get(id) {
+                if let Some(connection) = state.connections.get_mut(id) {
                     self.offer(connection, &delivery);
                 }
             }
@@ -444,6 +468,7 @@ mod tests {
             routed: counter("ro"),
             queue_drops: counter("q"),
             slow_closes: counter("sl"),
+            catch_ups: counter("cu"),
             heartbeat_closes: counter("hb"),
             session_closes: counter("se"),
             refused: counter("re"),
@@ -496,10 +521,10 @@ mod tests {
         assert!(alice_queue.try_recv().is_err(), "other rooms and repeated seqs are not delivered");
         assert_eq!(hub.cursor(), 2);
 
-        // A queue of 2 overflows on the third undelivered event: the connection is marked to close.
+        // A queue of 2 overflows on the third undelivered event: dropped, and the connection told it is behind.
         hub.route(&[event(3, "topic:2"), event(4, "topic:2"), event(5, "topic:2")]);
-        assert!(alice.kill.is_cancelled());
-        assert_eq!(hub.metrics.slow_closes.get(), 1);
+        assert_eq!(hub.metrics.queue_drops.get(), 1);
+        assert!(futures_util::FutureExt::now_or_never(alice.behind.notified()).is_some(), "told it is behind");
 
         assert!(hub.typing_allowed(1, "topic:1"));
         assert!(!hub.typing_allowed(1, "topic:1"), "coalesced within 2 s");

@@ -23,7 +23,10 @@ const SEQUENCE_EVERY: Duration = Duration::from_millis(10);
 const READ_AT_LEAST_EVERY: Duration = Duration::from_secs(1);
 const BATCH: i64 = 1_000;
 const BACKOFF_FIRST: Duration = Duration::from_millis(100);
-const BACKOFF_MAX: Duration = Duration::from_secs(10);
+/// At most this between attempts, so the listener is back within about a
+/// second of the database (it was 10 s, which delayed every event by up to
+/// that much after a restart).
+const BACKOFF_MAX: Duration = Duration::from_secs(1);
 
 const READ: &str = "SELECT seq, room,
         json_build_object('type', 'event', 'room', room, 'id', seq, 'kind', kind, 'data', payload)::text,
@@ -42,13 +45,35 @@ pub async fn run(
 ) {
     let mut backoff = BACKOFF_FIRST;
     let mut first = true;
+    // An outage is logged when it starts and when it ends, not per attempt.
+    let mut down_since: Option<(tokio::time::Instant, u32)> = None;
     loop {
-        match session(&hub, &config, &presence, &invalidation, &cancel, first).await {
+        let connected = |down: &mut Option<(tokio::time::Instant, u32)>| {
+            if let Some((since, attempts)) = down.take() {
+                let down_ms = since.elapsed().as_millis() as u64;
+                tracing::info!(attempts, down_ms, "realtime listener reconnected");
+            }
+        };
+        let outcome = session(&hub, &config, &presence, &invalidation, &cancel, first, || {
+            backoff = BACKOFF_FIRST;
+            connected(&mut down_since);
+        })
+        .await;
+        match outcome {
             Ok(()) => return,
             Err(error) => {
                 first = false;
                 hub.metrics.listener_reconnects.inc();
-                tracing::warn!(%error, retry_in_ms = backoff.as_millis() as u64, "realtime listener lost its connection");
+                match &mut down_since {
+                    None => {
+                        tracing::warn!(%error, "realtime listener lost its connection; reconnecting");
+                        down_since = Some((tokio::time::Instant::now(), 1));
+                    }
+                    Some((_, attempts)) => {
+                        *attempts += 1;
+                        tracing::debug!(%error, retry_in_ms = backoff.as_millis() as u64, "realtime listener: still no connection");
+                    }
+                }
             }
         }
         tokio::select! {
@@ -77,6 +102,7 @@ async fn session(
     invalidation: &super::Invalidation,
     cancel: &CancellationToken,
     first: bool,
+    on_connected: impl FnOnce(),
 ) -> anyhow::Result<()> {
     let mut config = config.clone();
     config.application_name("veritable-listener");
@@ -112,6 +138,7 @@ async fn session(
         }
         let sequence = client.prepare("SELECT veritable.sequence_events()").await?;
         let read = client.prepare(READ).await?;
+        on_connected();
         let mut tick = tokio::time::interval(SEQUENCE_EVERY);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut last_read = tokio::time::Instant::now();

@@ -137,6 +137,10 @@ pub fn metrics(registry: &Registry) -> Result<HubMetrics, prometheus::Error> {
         routed: counter("ws_events_routed_total", "Sequenced events routed to local rooms")?,
         queue_drops: counter("ws_queue_drops_total", "Events that did not fit a connection's queue")?,
         slow_closes: counter("ws_slow_consumer_closes_total", "Connections closed (1013) for not keeping up")?,
+        catch_ups: counter(
+            "ws_catch_ups_total",
+            "Times a connection's queue overflowed and it read the missed events back from the outbox",
+        )?,
         heartbeat_closes: counter("ws_heartbeat_closes_total", "Connections closed after two unanswered pings")?,
         session_closes: counter("ws_session_closes_total", "Connections closed (4401) because their session ended")?,
         refused: counter("ws_refused_total", "Connections refused at the per-user or per-address cap")?,

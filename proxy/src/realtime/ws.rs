@@ -45,9 +45,17 @@ const BURST: f64 = 40.0;
 const REFILL_PER_SEC: f64 = 20.0;
 /// Errors (malformed frames, refused subscriptions, rate) before closing 1008.
 const MAX_ERRORS: u32 = 20;
-/// Backlog for `since`: at most this many events per room, and none older
-/// than 10 minutes (in the BACKLOG statement).
-const BACKLOG_EVENTS: i64 = 1_000;
+/// Backlog for `since` and for catching up: none older than 10 minutes (in
+/// the BACKLOG statement), at most this many bytes of frames per room (a
+/// room at 300 events/s is ~60 KB a second: a minute and more of it), read
+/// and sent in pages of `BACKLOG_PAGE` events. Past either: `resync`.
+const BACKLOG_BYTES: usize = 4 * 1024 * 1024;
+const BACKLOG_PAGE: i64 = 500;
+/// Catch-ups (the queue overflowed, the missed events were read back) a
+/// connection may need within `CATCH_UP_WINDOW` before it counts as too
+/// slow and is closed with 1013.
+const MAX_CATCH_UPS: usize = 10;
+const CATCH_UP_WINDOW: Duration = Duration::from_secs(10);
 
 /// Close codes.
 const GOING_AWAY: u16 = 1001;
@@ -94,7 +102,7 @@ pub async fn upgrade(
         .write_buffer_size(SOCKET_BUFFER_BYTES)
         .max_write_buffer_size(MAX_WRITE_BUFFER_BYTES)
         .on_upgrade(move |socket| async move {
-            Connection { hub, db, user, registration, last_sent: HashMap::new(), errors: 0 }
+            Connection { hub, db, user, registration, last_sent: HashMap::new(), errors: 0, catch_ups: Vec::new() }
                 .serve(socket, queue, shutdown)
                 .await;
         })
@@ -109,6 +117,14 @@ struct Connection {
     /// Per room, the newest seq sent: the seam between backlog and live events.
     last_sent: HashMap<Arc<str>, i64>,
     errors: u32,
+    /// When it last had to catch up (within `CATCH_UP_WINDOW`).
+    catch_ups: Vec<tokio::time::Instant>,
+}
+
+/// A page of a room's backlog, or the sign that the room is too far behind.
+enum Backlog {
+    Page(Vec<(i64, String)>),
+    Resync,
 }
 
 fn error_frame(code: &str, message: &str) -> String {
@@ -133,17 +149,21 @@ impl Connection {
         let mut missed = 0;
         let mut tokens = BURST;
         let mut refilled = tokio::time::Instant::now();
-        let (kill, ended) = (self.registration.kill.clone(), self.registration.ended.clone());
+        let (behind, ended) = (self.registration.behind.clone(), self.registration.ended.clone());
         // Made once, not per wake-up: a fresh `cancelled()` future takes the
         // token tree's lock to check and register (5% of the proxy's CPU at
         // 3,000 subscribers when it was made in the loop).
-        let (shutting_down, killed, session_ended) = (shutdown.cancelled(), kill.cancelled(), ended.cancelled());
+        let (shutting_down, session_ended) = (shutdown.cancelled(), ended.cancelled());
         let expired = self.session_expiry();
-        tokio::pin!(shutting_down, killed, session_ended, expired);
+        tokio::pin!(shutting_down, session_ended, expired);
         let close = loop {
             tokio::select! {
                 () = &mut shutting_down => break Some((GOING_AWAY, "server shutting down")),
-                () = &mut killed => break Some((TRY_AGAIN_LATER, "too slow: resume with since")),
+                () = behind.notified() => {
+                    if let Err(close) = self.catch_up(&mut sink, &mut queue).await {
+                        break close;
+                    }
+                }
                 () = &mut session_ended => break Some((SESSION_ENDED, "session ended")),
                 () = &mut expired => {
                     self.hub.metrics.session_closes.inc();
@@ -310,17 +330,10 @@ impl Connection {
         let room_key: Arc<str> = Arc::from(room);
         let mut frames = Vec::new();
         // A client ahead of this proxy (it saw events elsewhere) is not sent them twice.
-        let mut last = cursor.max(since.unwrap_or(0));
+        let last = cursor.max(since.unwrap_or(0));
         if let Some(since) = since.filter(|s| *s < cursor) {
             match self.backlog(room, since, cursor).await {
-                Ok(Some(events)) => {
-                    last = since;
-                    for (seq, frame) in events {
-                        last = seq;
-                        frames.push(frame);
-                    }
-                    last = last.max(cursor);
-                }
+                Ok(Some(events)) => frames.extend(events.into_iter().map(|(_, frame)| frame)),
                 Ok(None) => frames.push(json!({ "type": "resync", "room": room }).to_string()),
                 Err(_) => return Err(("unavailable", "try again".into())),
             }
@@ -381,16 +394,96 @@ impl Connection {
     }
 
     /// The room's events in (since, cursor], or None when that is more than
-    /// the backlog holds (too many, too old, or pruned): the client resyncs.
+    /// the backlog holds (over `BACKLOG_BYTES`, older than 10 minutes, or
+    /// pruned): the client resyncs. Read a page at a time.
     async fn backlog(&self, room: &str, since: i64, cursor: i64) -> Result<Option<Vec<(i64, String)>>, AppError> {
-        let conn = self.db.get().await?;
-        let rows = conn.backlog(room, since, cursor, BACKLOG_EVENTS + 1).await?;
-        let too_old = rows.iter().any(|r| r.get::<_, bool>(2));
-        let pruned = conn.oldest_event().await?.is_some_and(|oldest| oldest > since + 1);
-        if rows.len() as i64 > BACKLOG_EVENTS || too_old || pruned {
-            return Ok(None);
+        let mut events = Vec::new();
+        let (mut after, mut bytes) = (since, 0);
+        loop {
+            match self.backlog_page(room, after, cursor, since == after).await? {
+                Backlog::Resync => return Ok(None),
+                Backlog::Page(page) => {
+                    let full = page.len() as i64 == BACKLOG_PAGE;
+                    bytes += page.iter().map(|(_, frame)| frame.len()).sum::<usize>();
+                    if bytes > BACKLOG_BYTES {
+                        return Ok(None);
+                    }
+                    after = page.last().map_or(cursor, |(seq, _)| *seq);
+                    events.extend(page);
+                    if !full {
+                        return Ok(Some(events));
+                    }
+                }
+            }
         }
-        Ok(Some(rows.iter().map(|r| (r.get(0), r.get(1))).collect()))
+    }
+
+    /// One page of a room's events after `after`, up to `cursor`; the first
+    /// page also checks that nothing after `after` was pruned.
+    async fn backlog_page(&self, room: &str, after: i64, cursor: i64, first: bool) -> Result<Backlog, AppError> {
+        let _reading = self.hub.backlog_reads.acquire().await.map_err(|_| AppError::Busy)?;
+        let conn = self.db.get().await?;
+        if first && conn.oldest_event().await?.is_some_and(|oldest| oldest > after + 1) {
+            return Ok(Backlog::Resync);
+        }
+        let rows = conn.backlog(room, after, cursor, BACKLOG_PAGE).await?;
+        if rows.iter().any(|r| r.get::<_, bool>(2)) {
+            return Ok(Backlog::Resync);
+        }
+        Ok(Backlog::Page(rows.iter().map(|r| (r.get(0), r.get(1))).collect()))
+    }
+
+    /// The queue overflowed and events were dropped: sends what is queued,
+    /// then, per room that lost events, what the outbox holds after the last event sent, up
+    /// to the hub's cursor (a room too far behind gets `resync`). Live
+    /// events queued meanwhile up to that cursor are then skipped as sent.
+    /// A connection that needs this more than `MAX_CATCH_UPS` times in
+    /// `CATCH_UP_WINDOW` cannot keep up: it is closed with 1013 (and resumes
+    /// with `since`, like after any disconnect).
+    async fn catch_up<S>(
+        &mut self,
+        sink: &mut S,
+        queue: &mut tokio::sync::mpsc::Receiver<Delivery>,
+    ) -> Result<(), Option<(u16, &'static str)>>
+    where
+        S: SinkExt<Message> + Unpin,
+    {
+        let now = tokio::time::Instant::now();
+        self.catch_ups.retain(|at| now.duration_since(*at) < CATCH_UP_WINDOW);
+        self.catch_ups.push(now);
+        if self.catch_ups.len() > MAX_CATCH_UPS {
+            self.hub.metrics.slow_closes.inc();
+            return Err(Some((TRY_AGAIN_LATER, "too slow: resume with since")));
+        }
+        self.hub.metrics.catch_ups.inc();
+        let mut queued = Vec::new();
+        while let Ok(delivery) = queue.try_recv() {
+            queued.extend(self.deliver(delivery).map(Message::Text));
+        }
+        send_all(sink, queued).await.map_err(|()| None)?;
+        let cursor = self.hub.cursor();
+        let behind: Vec<(Arc<str>, i64)> = self
+            .hub
+            .take_dropped(self.registration.id)
+            .into_iter()
+            .filter_map(|room| self.last_sent.get(&room).map(|last| (room, *last)))
+            .filter(|(_, last)| *last < cursor)
+            .collect();
+        for (room, last) in behind {
+            let frames = match self.backlog(&room, last, cursor).await {
+                Ok(Some(events)) => events.into_iter().map(|(_, frame)| Message::Text(frame.into())).collect(),
+                Ok(None) => vec![Message::Text(json!({ "type": "resync", "room": &*room }).to_string().into())],
+                // The database is away: the client resumes with `since` when it is back.
+                Err(_) => {
+                    return Err(Some((TRY_AGAIN_LATER, "behind and the database is unavailable: resume with since")));
+                }
+            };
+            if let Some(sent) = self.last_sent.get_mut(&room) {
+                *sent = (*sent).max(cursor);
+            }
+            send_all(sink, frames).await.map_err(|()| None)?;
+        }
+        Ok(())
     }
 }
 

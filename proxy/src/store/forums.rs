@@ -7,16 +7,6 @@ use super::ids::{CategoryId, ReplyId, TopicId, UserId};
 use super::{Conn, Sql};
 use crate::AppError;
 
-/// The reply as the API returns it (a macro so it can be `concat!`ed into
-/// the reply statements below).
-macro_rules! reply_json {
-    () => {
-        "json_build_object('id', r.id, 'topic_id', r.topic_id, 'parent_id', r.parent_id, 'depth', r.depth,
-    'author_id', r.author_id, 'body', r.body, 'body_html', r.body_html, 'is_deleted', r.is_deleted,
-    'created_at', r.created_at, 'edited_at', r.edited_at)::text"
-    };
-}
-
 /// A new topic, as `topic_create` takes it.
 pub struct NewTopic<'a> {
     pub category: CategoryId,
@@ -149,18 +139,14 @@ pub const REPLY_CREATE: Sql = Sql {
 pub const REPLY_EDIT: Sql = Sql {
     name: "reply_edit",
     types: &[Type::INT8, Type::TEXT, Type::INT8, Type::BOOL],
-    text: concat!(
-        "WITH target AS (
+    text: "WITH target AS (
            SELECT r.id, r.author_id, t.is_locked FROM forum_replies r JOIN forum_topics t ON t.id = r.topic_id
             WHERE r.id = $1 AND NOT r.is_deleted AND NOT t.is_deleted),
          changed AS (
            UPDATE forum_replies r SET body = $2, edited_at = now(), updated_at = now() FROM target
             WHERE r.id = target.id AND NOT r.is_deleted AND ($4 OR (target.author_id = $3 AND NOT target.is_locked))
-           RETURNING ",
-        reply_json!(),
-        " AS reply)
-         SELECT target.author_id, target.is_locked, (SELECT reply FROM changed) FROM target"
-    ),
+           RETURNING veritable.reply_json(r) AS reply)
+         SELECT target.author_id, target.is_locked, (SELECT reply FROM changed) FROM target",
 };
 
 /// Soft delete: the reply keeps its place as a tombstone when it has children.

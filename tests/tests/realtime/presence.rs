@@ -242,7 +242,7 @@ async fn the_js_client_resumes_without_gaps_and_tracks_presence_and_typing() {
     other.close(None).await.expect("close");
     js.presence(json!(["demo"])).await;
 
-    // Away for more than the backlog holds (1,000 events): told to resync, then live again.
+    // Away for longer than the backlog holds (its events older than 10 minutes): told to resync, then live again.
     js.command(json!({ "do": "close" })).await;
     js.status("closed").await;
     let routed = metric(&server, "veritable_ws_events_routed_total").await;
@@ -254,6 +254,10 @@ async fn the_js_client_resumes_without_gaps_and_tracks_presence_and_typing() {
         metric(&server, "veritable_ws_events_routed_total").await >= routed + 1001.0
     })
     .await;
+    client
+        .execute("UPDATE events SET created_at = created_at - interval '11 minutes' WHERE room = 'topic:5'", &[])
+        .await
+        .expect("age the room's events");
     js.command(json!({ "do": "connect" })).await;
     js.until("resync", |l| l["on"] == "resync" && l["room"] == "topic:5").await;
     js.until("resubscribed", |l| l["on"] == "subscribed").await;
