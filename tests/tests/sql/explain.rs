@@ -29,7 +29,7 @@ fn medium() -> Shape {
 /// the values do not matter, only that they have the type.
 fn sample(ty: &Type) -> &'static str {
     match ty.name() {
-        "int8" | "int4" | "float8" => "1",
+        "int8" | "int4" | "int2" | "float8" => "1",
         "text" => "'x'",
         "bool" => "false",
         "bytea" => "'\\x00'::bytea",
