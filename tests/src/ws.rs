@@ -80,6 +80,19 @@ pub async fn close_code(socket: &mut Socket) -> u16 {
     }
 }
 
+/// The seqs of the next `n` frames, which must all be events, checked to
+/// come in order without repeats.
+pub async fn events_in_order(socket: &mut Socket, n: usize) -> Vec<i64> {
+    let mut seqs = Vec::with_capacity(n);
+    while seqs.len() < n {
+        let frame = next(socket).await;
+        assert_eq!(frame["type"], "event", "{frame}");
+        seqs.push(frame["id"].as_i64().expect("seq"));
+    }
+    assert!(seqs.windows(2).all(|w| w[0] < w[1]), "in order, without repeats: {seqs:?}");
+    seqs
+}
+
 /// The next frame of `kind` (others skipped), within 10 s.
 pub async fn next_of(socket: &mut Socket, kind: &str) -> Value {
     loop {

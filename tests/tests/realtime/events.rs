@@ -4,7 +4,7 @@ use serde_json::json;
 use veritable_proxy::config::Scale;
 use veritable_proxy::seed::Shape;
 use veritable_tests::metrics::metric;
-use veritable_tests::ws::{next, open, subscribe};
+use veritable_tests::ws::{events_in_order, next, open, subscribe};
 use veritable_tests::{Api, FreshDb, TestServer, until};
 
 use super::{reply, server_config};
@@ -78,13 +78,7 @@ async fn events_arrive_in_order_and_resume_with_since_across_proxies() {
         .batch_execute("INSERT INTO forum_replies (topic_id, author_id, body) SELECT 5, 3, 'flood ' || g FROM generate_series(1, 1001) g")
         .await
         .expect("1,001 replies");
-    let mut seqs = Vec::new();
-    while seqs.len() < 1001 {
-        let frame = next(&mut socket).await;
-        assert_eq!(frame["type"], "event", "{frame}");
-        seqs.push(frame["id"].as_i64().expect("seq"));
-    }
-    assert!(seqs.windows(2).all(|w| w[0] < w[1]), "in order, without repeats");
+    events_in_order(&mut socket, 1001).await;
     assert!(metric(&b, "veritable_ws_catch_ups_total").await >= 1.0, "it caught up from the outbox");
     assert_eq!(metric(&b, "veritable_ws_slow_consumer_closes_total").await, 0.0, "a burst closes no one");
     until("B routed the burst", || async { metric(&b, "veritable_ws_events_routed_total").await >= routed + 1001.0 })

@@ -8,7 +8,7 @@ use tokio_tungstenite::tungstenite::Message;
 use veritable_proxy::config::Scale;
 use veritable_proxy::seed::Shape;
 use veritable_tests::metrics::{eventually_metric, metric};
-use veritable_tests::ws::{close_code, next, next_of, open, send, subscribe};
+use veritable_tests::ws::{close_code, events_in_order, next, next_of, open, send, subscribe};
 use veritable_tests::{Api, FreshDb, TestServer, until};
 
 use super::{reply, server_config};
@@ -84,13 +84,7 @@ async fn slow_consumers_are_closed_and_everything_is_cleaned_up() {
         .batch_execute("INSERT INTO forum_replies (topic_id, author_id, body) SELECT 8, 3, 'burst ' || g FROM generate_series(1, 50) g")
         .await
         .expect("a burst of 50 in one transaction");
-    let mut seqs = Vec::new();
-    while seqs.len() < 50 {
-        let frame = next(&mut reader).await;
-        assert_eq!(frame["type"], "event", "{frame}");
-        seqs.push(frame["id"].as_i64().expect("seq"));
-    }
-    assert!(seqs.windows(2).all(|w| w[0] < w[1]), "in order, without repeats: {seqs:?}");
+    events_in_order(&mut reader, 50).await;
     assert!(metric(&server, "veritable_ws_catch_ups_total").await >= 1.0);
 
     // One that falls behind more than 10 times in 10 s cannot keep up: closed with 1013.
