@@ -226,7 +226,7 @@ async fn searches_are_bounded_in_time_and_number() {
     // The cancel request reaches the backend a moment after the 422: await it, never assume it.
     veritable_tests::until("the canceled search is not running any more", || async {
         let still: i64 = client
-            .query_one("SELECT count(*) FROM pg_stat_activity WHERE state = 'active' AND query LIKE 'WITH q AS (SELECT websearch_to_tsquery%'", &[])
+            .query_one("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND state = 'active' AND query LIKE 'WITH q AS (SELECT websearch_to_tsquery%'", &[])
             .await
             .expect("q")
             .get(0);
@@ -244,7 +244,7 @@ async fn searches_are_bounded_in_time_and_number() {
     };
     veritable_tests::until("the slow search is running", || async {
         let active: i64 = client
-            .query_one("SELECT count(*) FROM pg_stat_activity WHERE state = 'active' AND query LIKE 'WITH q AS (SELECT websearch_to_tsquery%'", &[])
+            .query_one("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND state = 'active' AND query LIKE 'WITH q AS (SELECT websearch_to_tsquery%'", &[])
             .await
             .expect("q")
             .get(0);

@@ -83,11 +83,14 @@ async fn posting_replies_stores_sanitized_html_and_refuses_what_it_must() {
     db.drop_db().await;
 }
 
-/// Whether exactly `n` reply statements wait for a lock.
+/// Whether exactly `n` reply statements of this test's database wait for a
+/// lock (other tests, running at the same time, hold posts behind locks of
+/// their own).
 async fn posts_waiting_for_a_lock(client: &tokio_postgres::Client, n: i64) -> bool {
     let waiting: i64 = client
         .query_one(
-            "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '%post_replies%'",
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()
+                AND wait_event_type = 'Lock' AND query LIKE '%post_replies%'",
             &[],
         )
         .await
@@ -354,7 +357,7 @@ async fn end_waiting_posts(client: &tokio_postgres::Client) -> i64 {
     client
         .query_one(
             "SELECT count(*) FILTER (WHERE pg_terminate_backend(pid)) FROM pg_stat_activity
-              WHERE wait_event_type = 'Lock' AND query LIKE '%post_replies%'",
+              WHERE datname = current_database() AND wait_event_type = 'Lock' AND query LIKE '%post_replies%'",
             &[],
         )
         .await
