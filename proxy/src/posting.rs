@@ -191,7 +191,7 @@ async fn gather(
                 Err(_) => return,
             },
         };
-        if jobs.is_empty() {
+        if jobs.is_empty() && !queue.refusing {
             queue.observe(true, Instant::now());
         }
         let first = tokio::select! {
@@ -202,18 +202,20 @@ async fn gather(
             },
         };
         let mut batch = Vec::with_capacity(max_rows.min(64));
-        queue.admit(first, &mut batch, &batches.metrics);
+        let mut refused = !queue.admit(first, &mut batch, &batches.metrics);
         let mut drained = false;
         while batch.len() < max_rows {
             match jobs.try_recv() {
-                Ok(job) => queue.admit(job, &mut batch, &batches.metrics),
+                Ok(job) => refused |= !queue.admit(job, &mut batch, &batches.metrics),
                 Err(_) => {
                     drained = true;
                     break;
                 }
             }
         }
-        queue.observe(drained, Instant::now());
+        // Emptied by refusing posts that waited too long is not emptied.
+        queue.refusing = refused;
+        queue.observe(drained && !refused, Instant::now());
         if batch.is_empty() {
             continue;
         }
@@ -233,11 +235,16 @@ struct Standing {
     drained_at: Instant,
     /// When the queue, not empty since `drained_at`, became a standing one.
     since: Option<Instant>,
+    /// Whether the last gathering refused posts that waited too long: the
+    /// queue it left empty is still an overloaded one (counting it as
+    /// emptied made the bound flip back to `max_wait` again and again past
+    /// the ramp's knee).
+    refusing: bool,
 }
 
 impl Standing {
     fn new(max_wait: Duration) -> Self {
-        Self { max_wait, drained_at: Instant::now(), since: None }
+        Self { max_wait, drained_at: Instant::now(), since: None, refusing: false }
     }
 
     /// After each gathering: whether it left the queue empty.
@@ -261,15 +268,17 @@ impl Standing {
     }
 
     /// Adds `job` to `batch`, unless it waited past its bound: then it is
-    /// answered 503 unwritten.
-    fn admit(&self, mut job: Job, batch: &mut Vec<Job>, metrics: &PostingMetrics) {
+    /// answered 503 unwritten (and false is returned).
+    fn admit(&self, mut job: Job, batch: &mut Vec<Job>, metrics: &PostingMetrics) -> bool {
         let bound = self.bound(job.queued);
         if job.queued.elapsed() > bound {
             metrics.expired.inc();
             let _ = job.done.send(Err(AppError::Busy));
+            false
         } else {
             job.start_by = job.queued + bound;
             batch.push(job);
+            true
         }
     }
 }
@@ -381,7 +390,7 @@ mod tests {
         let max_wait = Duration::from_millis(200);
         let start = Instant::now();
         let at = |ms| start + Duration::from_millis(ms);
-        let mut queue = Standing { max_wait, drained_at: start, since: None };
+        let mut queue = Standing { max_wait, drained_at: start, since: None, refusing: false };
         queue.observe(false, at(150));
         assert_eq!(queue.bound(at(140)), max_wait, "not empty for less than max_wait: a burst");
         queue.observe(false, at(210));
