@@ -191,9 +191,7 @@ async fn gather(
                 Err(_) => return,
             },
         };
-        if jobs.is_empty() && !queue.refusing {
-            queue.observe(true, Instant::now());
-        }
+        let idle = jobs.is_empty() && !queue.refusing;
         let first = tokio::select! {
             () = cancel.cancelled() => return,
             job = jobs.recv() => match job {
@@ -201,6 +199,11 @@ async fn gather(
                 None => return,
             },
         };
+        // Empty until this post arrived (an idle spell is not a standing
+        // queue: counting it as one refused the first posts after a start).
+        if idle {
+            queue.observe(true, Instant::now());
+        }
         let mut batch = Vec::with_capacity(max_rows.min(64));
         let mut refused = !queue.admit(first, &mut batch, &batches.metrics);
         let mut drained = false;
