@@ -7,4 +7,4 @@ SELECT count(reply) FROM veritable.post_replies(
     ARRAY(SELECT 'A reply of ordinary length, with *some* emphasis and a [link](https://example.test/x). It asks about latency?'
             FROM generate_series(1, :rows)),
     ARRAY(SELECT 'post:user:bench' || (random() * 1000000)::bigint FROM generate_series(1, :rows)),
-    100000000);
+    100000000, true);

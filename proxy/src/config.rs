@@ -225,6 +225,11 @@ pub struct ServeConfig {
     /// Under a standing queue (overload) a quarter of it (posting.rs).
     #[arg(long, env = "VERITABLE_POST_WAIT_MS", default_value_t = 200)]
     pub post_wait_ms: u64,
+    /// Reply posts held out of their batch by a locked topic or parent that
+    /// may wait for the lock at once (each alone, on its own connection, up
+    /// to the role's lock_timeout); more are answered 503 `row_locked` at once.
+    #[arg(long, env = "VERITABLE_POST_LOCK_WAITERS", default_value_t = 4)]
+    pub post_lock_waiters: usize,
 }
 
 impl ServeConfig {
@@ -267,6 +272,7 @@ impl ServeConfig {
             post_batch_rows: 64,
             post_queue: 1024,
             post_wait_ms: 200,
+            post_lock_waiters: 4,
             read_cache_bytes: 16 * 1024 * 1024,
             read_cache_ms: 0,
             read_cache_refresh_ms: 250,

@@ -97,10 +97,20 @@ impl Metrics {
                 "post_queue_expired_total",
                 "Reply posts answered 503 unwritten: they waited past the pool timeout for a batch",
             )?,
+            held: IntCounter::new(
+                "post_held_total",
+                "Reply posts a batch left out because a row they need was locked by another transaction",
+            )?,
+            held_refused: IntCounter::new(
+                "post_held_refused_total",
+                "Held reply posts answered 503 row_locked at once: every lock waiter was taken",
+            )?,
         };
         registry.register(Box::new(posting.batch_rows.clone()))?;
         registry.register(Box::new(posting.fallbacks.clone()))?;
         registry.register(Box::new(posting.expired.clone()))?;
+        registry.register(Box::new(posting.held.clone()))?;
+        registry.register(Box::new(posting.held_refused.clone()))?;
         let posts_queued = IntGauge::new("post_queue_length", "Reply posts waiting for a batch")?;
         registry.register(Box::new(posts_queued.clone()))?;
         let response_cache_bytes = IntGauge::new("response_cache_bytes", "Bytes the read-response cache holds")?;

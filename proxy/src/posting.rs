@@ -27,6 +27,15 @@
 //! neighbour. A batch that PostgreSQL refuses as a whole (a body the
 //! sanitizer refuses, a parent deleted meanwhile) is tried again one post at
 //! a time, so only the guilty post gets the error.
+//!
+//! A batch waits for no lock another transaction holds long (a topic taken
+//! `FOR UPDATE` by a DBA, a parent deleted in an open transaction): its posts
+//! to such a topic or parent come back `held` (sql/functions/020_replies.sql),
+//! and each is then posted alone, after the batch's slot is free, on its own
+//! connection, waiting for the lock up to the role's `lock_timeout` (5 s)
+//! and answered 503 `row_locked` past it. At most `lock_waiters` such posts
+//! wait at once; more are answered 503 `row_locked` at once. So a stuck lock
+//! fails the posts that need it, and nobody else's.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -38,7 +47,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::AppError;
-use crate::http::error::refused;
+use crate::http::error::{lock_not_available, refused};
 use crate::store::Db;
 use crate::store::forums::{NewReplies, ReplyOutcome};
 use crate::store::ids::{ReplyId, TopicId, UserId};
@@ -55,6 +64,8 @@ pub struct Settings {
     /// Longest wait in the queue before a post is answered 503 unwritten.
     pub max_wait: Duration,
     pub per_minute: i32,
+    /// Held posts waiting for a lock at once, each alone (the rest: 503).
+    pub lock_waiters: usize,
 }
 
 /// One post, as the handler hands it over.
@@ -81,6 +92,10 @@ pub struct PostingMetrics {
     pub batch_rows: Histogram,
     pub fallbacks: IntCounter,
     pub expired: IntCounter,
+    /// Posts left out of their batch by a locked topic or parent.
+    pub held: IntCounter,
+    /// Held posts refused at once: every lock waiter was taken.
+    pub held_refused: IntCounter,
 }
 
 /// The handlers' side: a bounded queue to the batching task, and the slots
@@ -102,6 +117,8 @@ struct Batches {
     metrics: PostingMetrics,
     /// Statements in flight, however they started.
     running: Arc<AtomicUsize>,
+    /// Held posts waiting for their lock, each alone.
+    waiters: Arc<Semaphore>,
 }
 
 impl Posting {
@@ -122,6 +139,7 @@ impl Posting {
             max_wait: settings.max_wait,
             metrics,
             running: Arc::new(AtomicUsize::new(0)),
+            waiters: Arc::new(Semaphore::new(settings.lock_waiters.max(1))),
         };
         tasks.spawn(gather(batches.clone(), settings, slots.clone(), jobs, tasks.clone(), cancel));
         Self { queue, slots, batches }
@@ -144,8 +162,9 @@ impl Posting {
         let idle = self.queued() == 0 && self.batches.running.load(Ordering::Acquire) == 0;
         let alone = if idle { self.slots.clone().try_acquire_owned().ok() } else { None };
         if let Some(slot) = alone {
-            self.batches.run(vec![job]).await;
+            let held = self.batches.run(vec![job]).await;
             drop(slot);
+            self.batches.post_held(held).await;
         } else {
             self.queue.try_send(job).map_err(|_| AppError::Busy)?;
         }
@@ -160,14 +179,7 @@ impl Posting {
     /// users' posts share.
     async fn post_in_transaction(&self, post: Post) -> Result<ReplyOutcome, AppError> {
         let conn = self.batches.db.get().await?;
-        let outcome = conn.reply_create(&replies([&post], self.batches.per_minute)).await;
-        match outcome {
-            Ok(outcomes) => outcomes
-                .into_iter()
-                .next()
-                .ok_or_else(|| AppError::Internal(anyhow::anyhow!("reply_create answered no row"))),
-            Err(error) => Err(refused(error, "parent_id")),
-        }
+        only_outcome(conn.reply_create(&replies([&post], self.batches.per_minute, false)).await)
     }
 }
 
@@ -224,8 +236,9 @@ async fn gather(
         }
         let batches = batches.clone();
         tasks.spawn(async move {
-            batches.run(batch).await;
+            let held = batches.run(batch).await;
             drop(slot);
+            batches.post_held(held).await;
         });
     }
 }
@@ -287,14 +300,45 @@ impl Standing {
 }
 
 impl Batches {
-    /// Runs one batch and answers each post.
-    async fn run(&self, batch: Vec<Job>) {
+    /// Runs one batch and answers each post, but for the posts held out of
+    /// it by a lock (returned, for [`Self::post_held`] once the slot is free).
+    async fn run(&self, batch: Vec<Job>) -> Vec<Job> {
         self.metrics.batch_rows.observe(batch.len() as f64);
         let _running = Running::start(&self.running);
-        self.answer(batch).await;
+        self.answer(batch).await
     }
 
-    async fn answer(&self, batch: Vec<Job>) {
+    /// Posts each held post alone, waiting for its lock (up to the role's
+    /// `lock_timeout`), at most `lock_waiters` at once: the others are
+    /// answered 503 `row_locked` at once.
+    async fn post_held(&self, held: Vec<Job>) {
+        if held.is_empty() {
+            return;
+        }
+        self.metrics.held.inc_by(held.len() as u64);
+        let alone = held.into_iter().map(|job| async move {
+            let outcome = match self.waiters.clone().try_acquire_owned() {
+                Ok(waiter) => {
+                    let outcome = match self.db.get().await {
+                        Ok(conn) => {
+                            only_outcome(conn.reply_create(&replies([&job.post], self.per_minute, false)).await)
+                        }
+                        Err(error) => Err(AppError::from(error)),
+                    };
+                    drop(waiter);
+                    outcome
+                }
+                Err(_) => {
+                    self.metrics.held_refused.inc();
+                    Err(AppError::RowLocked)
+                }
+            };
+            let _ = job.done.send(outcome);
+        });
+        futures_util::future::join_all(alone).await;
+    }
+
+    async fn answer(&self, batch: Vec<Job>) -> Vec<Job> {
         let (db, per_minute, metrics) = (&self.db, self.per_minute, &self.metrics);
         // The queue and the checkout share one bound, counted from each
         // post's arrival: under overload a post admitted to a batch starts
@@ -303,35 +347,47 @@ impl Batches {
         let left = batch.iter().map(|job| job.start_by.saturating_duration_since(now)).min().unwrap_or_default();
         let conn = match db.get_within(left).await {
             Ok(conn) => conn,
-            Err(error) => return answer_all(batch, AppError::from(error)),
+            Err(error) => {
+                answer_all(batch, AppError::from(error));
+                return Vec::new();
+            }
         };
-        match conn.reply_create(&replies(batch.iter().map(|job| &job.post), per_minute)).await {
+        let mut held = Vec::new();
+        match conn.reply_create(&replies(batch.iter().map(|job| &job.post), per_minute, true)).await {
             Ok(outcomes) if outcomes.len() == batch.len() => {
                 for (job, outcome) in batch.into_iter().zip(outcomes) {
-                    let _ = job.done.send(Ok(outcome));
+                    if outcome.held {
+                        held.push(job);
+                    } else {
+                        let _ = job.done.send(Ok(outcome));
+                    }
                 }
             }
             Ok(outcomes) => {
                 answer_all(batch, AppError::Internal(anyhow::anyhow!("reply_create answered {} rows", outcomes.len())))
+            }
+            // Stopped at the batch's own lock timeout by a row its probe
+            // cannot see (a stats row, a table lock): each post alone.
+            Err(error) if lock_not_available(&error) => {
+                tracing::debug!(%error, rows = batch.len(), "a batch of replies waited for a lock; posting one at a time");
+                held = batch;
             }
             // Refused as a whole by one of its rows: find which, one at a time.
             Err(error) if batch.len() > 1 && refused_by_a_row(&error) => {
                 metrics.fallbacks.inc();
                 tracing::debug!(%error, rows = batch.len(), "a batch of replies was refused; posting one at a time");
                 for job in batch {
-                    let alone = replies([&job.post], per_minute);
-                    let outcome = match conn.reply_create(&alone).await {
-                        Ok(outcomes) => outcomes
-                            .into_iter()
-                            .next()
-                            .ok_or_else(|| AppError::Internal(anyhow::anyhow!("reply_create answered no row"))),
-                        Err(error) => Err(refused(error, "parent_id")),
-                    };
-                    let _ = job.done.send(outcome);
+                    match only_outcome(conn.reply_create(&replies([&job.post], per_minute, true)).await) {
+                        Ok(outcome) if outcome.held => held.push(job),
+                        outcome => {
+                            let _ = job.done.send(outcome);
+                        }
+                    }
                 }
             }
             Err(error) => answer_all(batch, refused(error, "parent_id")),
         }
+        held
     }
 }
 
@@ -372,7 +428,18 @@ fn answer_all(batch: Vec<Job>, error: AppError) {
     }
 }
 
-fn replies<'a>(posts: impl IntoIterator<Item = &'a Post>, per_minute: i32) -> NewReplies<'a> {
+/// The one reply's outcome of a statement posting one reply.
+fn only_outcome(written: Result<Vec<ReplyOutcome>, tokio_postgres::Error>) -> Result<ReplyOutcome, AppError> {
+    match written {
+        Ok(outcomes) => outcomes
+            .into_iter()
+            .next()
+            .ok_or_else(|| AppError::Internal(anyhow::anyhow!("reply_create answered no row"))),
+        Err(error) => Err(refused(error, "parent_id")),
+    }
+}
+
+fn replies<'a>(posts: impl IntoIterator<Item = &'a Post>, per_minute: i32, batch: bool) -> NewReplies<'a> {
     let posts: Vec<&Post> = posts.into_iter().collect();
     NewReplies {
         topics: posts.iter().map(|p| p.topic.0).collect(),
@@ -381,6 +448,7 @@ fn replies<'a>(posts: impl IntoIterator<Item = &'a Post>, per_minute: i32) -> Ne
         bodies: posts.iter().map(|p| p.body.as_str()).collect(),
         keys: posts.iter().map(|p| p.key.as_str()).collect(),
         per_minute,
+        batch,
     }
 }
 

@@ -133,6 +133,7 @@ pub async fn run(
             max_rows: config.post_batch_rows,
             queue: config.post_queue,
             max_wait: Duration::from_millis(config.post_wait_ms),
+            lock_waiters: config.post_lock_waiters,
             per_minute: config.posts_per_minute,
         },
         metrics.posting.clone(),

@@ -217,43 +217,86 @@ $$;
 -- one transaction and one commit. One row per input reply, in input order:
 -- the seconds to wait (0 when allowed), whether the topic is locked (NULL: no
 -- such live topic), whether the parent fits, the stored reply as JSON (NULL
--- when it was not written), and the topic's category. The insert is sorted by
--- topic (the lock order above); ids are drawn first so that each stored reply
--- finds its input row.
+-- when it was not written), the topic's category, and whether it was held
+-- back (below). The insert is sorted by topic (the lock order above); ids are
+-- drawn first so that each stored reply finds its input row.
+--
+-- A batch (`p_batch`) waits for no row another transaction holds: a reply
+-- whose topic or parent is locked against it (a `SELECT ... FOR UPDATE`, a
+-- delete in an open transaction) is `held`: neither written nor counted
+-- against the limit, for the proxy to post alone, where it may wait up to the
+-- role's lock_timeout and fail by itself; the batch goes on without it. Rows
+-- the probe cannot see (a stats row held by a DBA, a table lock) stop the
+-- batch at a lock_timeout of 2 s instead of the role's 5 (then the proxy
+-- posts its replies alone): other batches' locks last one statement, tens of
+-- milliseconds. Alone (`NOT p_batch`) a reply waits like any statement.
 --
 -- A function with a generic plan, not a statement the proxy prepares: with
 -- arrays for parameters the planner prices a generic plan (ten rows per
 -- unnest) above the custom ones and so planned the statement again at every
 -- call, 0.26 ms of a one-row post's 0.8.
+DROP FUNCTION IF EXISTS veritable.post_replies(bigint[], bigint[], bigint[], text[], text[], integer);
 CREATE OR REPLACE FUNCTION veritable.post_replies(
-    p_topics bigint[], p_parents bigint[], p_authors bigint[], p_bodies text[], p_keys text[], p_per_minute integer)
-RETURNS TABLE (wait integer, is_locked boolean, parent_ok boolean, reply text, category_id bigint)
+    p_topics bigint[], p_parents bigint[], p_authors bigint[], p_bodies text[], p_keys text[], p_per_minute integer,
+    p_batch boolean DEFAULT false)
+RETURNS TABLE (wait integer, is_locked boolean, parent_ok boolean, reply text, category_id bigint, held boolean)
 LANGUAGE plpgsql SET plan_cache_mode = force_generic_plan AS $$
 #variable_conflict use_column
+DECLARE
+    free_topics bigint[];   -- topics and parents this transaction could lock
+    free_parents bigint[];
 BEGIN
+    IF p_batch THEN
+        PERFORM set_config('lock_timeout', '2s', true);
+        -- Taken here in key order, as the inserts' foreign-key checks would
+        -- take them; SKIP LOCKED leaves out the rows held against us.
+        SELECT coalesce(array_agg(t.id), '{}') INTO free_topics FROM (
+            SELECT t.id FROM public.forum_topics t WHERE t.id = ANY (p_topics)
+             ORDER BY t.id FOR KEY SHARE SKIP LOCKED) t;
+        SELECT coalesce(array_agg(p.id), '{}') INTO free_parents FROM (
+            SELECT p.id FROM public.forum_replies p WHERE p.id = ANY (p_parents)
+             ORDER BY p.id FOR KEY SHARE SKIP LOCKED) p;
+    ELSE
+        -- Alone, the reply waits for its topic and parent first, holding
+        -- nothing: waiting with its author's rate-limit row taken would
+        -- hold that author's posts in every batch behind this lock.
+        PERFORM 1 FROM public.forum_topics t WHERE t.id = ANY (p_topics) ORDER BY t.id FOR KEY SHARE;
+        PERFORM 1 FROM public.forum_replies p WHERE p.id = ANY (p_parents) ORDER BY p.id FOR KEY SHARE;
+    END IF;
     RETURN QUERY
     WITH input AS (
-        SELECT * FROM unnest(p_topics, p_parents, p_authors, p_bodies)
-               WITH ORDINALITY AS i(topic_id, parent_id, author_id, body, pos)
-    ), limited AS (
-        SELECT l.pos, l.wait FROM veritable.rate_limit_many(p_keys, p_per_minute, interval '1 minute') AS l
-    ), checked AS (
-        SELECT i.pos, l.wait, t.is_locked, t.category_id,
+        SELECT * FROM unnest(p_topics, p_parents, p_authors, p_bodies, p_keys)
+               WITH ORDINALITY AS i(topic_id, parent_id, author_id, body, key, pos)
+    ), found AS (
+        SELECT i.pos, t.id IS NOT NULL AS topic_found, t.is_locked, t.category_id,
                i.parent_id IS NULL OR EXISTS (
                    SELECT 1 FROM public.forum_replies p WHERE p.id = i.parent_id AND p.topic_id = i.topic_id) AS parent_ok
-          FROM input i JOIN limited l ON l.pos = i.pos
-          LEFT JOIN public.forum_topics t ON t.id = i.topic_id AND NOT t.is_deleted
+          FROM input i LEFT JOIN public.forum_topics t ON t.id = i.topic_id AND NOT t.is_deleted
+    ), probed AS (
+        SELECT f.*, p_batch AND (
+                   (f.topic_found AND i.topic_id <> ALL (free_topics))
+                   OR (i.parent_id IS NOT NULL AND f.parent_ok AND i.parent_id <> ALL (free_parents))) AS held
+          FROM found f JOIN input i ON i.pos = f.pos
+    ), limited AS (
+        -- Held replies are not counted: they are posted again.
+        SELECT l.pos, l.wait FROM veritable.rate_limit_many(
+            (SELECT array_agg(CASE WHEN p.held THEN NULL ELSE i.key END ORDER BY i.pos)
+               FROM input i JOIN probed p ON p.pos = i.pos),
+            p_per_minute, interval '1 minute') AS l
+    ), checked AS (
+        SELECT p.pos, coalesce(l.wait, 0) AS wait, p.is_locked, p.category_id, p.parent_ok, p.held
+          FROM probed p LEFT JOIN limited l ON l.pos = p.pos
     ), admitted AS (
         SELECT i.pos, nextval('public.forum_replies_id_seq'::regclass) AS id,
                i.topic_id, i.parent_id, i.author_id, i.body
           FROM input i JOIN checked c ON c.pos = i.pos
-         WHERE c.wait = 0 AND NOT c.is_locked AND c.parent_ok
+         WHERE c.wait = 0 AND NOT c.is_locked AND c.parent_ok AND NOT c.held
     ), inserted AS (
         INSERT INTO public.forum_replies AS r (id, topic_id, parent_id, author_id, body)
         SELECT a.id, a.topic_id, a.parent_id, a.author_id, a.body FROM admitted a ORDER BY a.topic_id, a.pos
         RETURNING r.id, veritable.reply_json(r) AS reply
     )
-    SELECT c.wait, c.is_locked, c.parent_ok, inserted.reply, c.category_id
+    SELECT c.wait, c.is_locked, c.parent_ok, inserted.reply, c.category_id, c.held
       FROM checked c LEFT JOIN admitted a ON a.pos = c.pos LEFT JOIN inserted ON inserted.id = a.id
      ORDER BY c.pos;
 END $$;

@@ -8,6 +8,7 @@ SET LOCAL search_path = public;
 -- Counts one hit for each element of `p_keys` (a key may repeat); returns,
 -- for each element by its position, 0 when that hit is within `p_max` hits
 -- per `p_window`, else the seconds until the window ends (for Retry-After).
+-- A NULL element is not counted and gets no row (a held post, 020_replies).
 -- One upsert per distinct key, in key order, so a proxy's batch of posts
 -- charges its authors in one statement without deadlocking another batch.
 -- PL/pgSQL rather than SQL so that its plan is cached per session: an SQL
@@ -21,6 +22,7 @@ BEGIN
         SELECT k.key, k.n AS at, row_number() OVER (PARTITION BY k.key ORDER BY k.n) AS nth,
                count(*) OVER (PARTITION BY k.key) AS hits
           FROM unnest(p_keys) WITH ORDINALITY AS k(key, n)
+         WHERE k.key IS NOT NULL
     ), counted AS (
         INSERT INTO public.rate_limits AS r (key, window_start, hits)
         SELECT hit.key, now(), max(hit.hits)::integer FROM hit GROUP BY hit.key ORDER BY hit.key

@@ -26,6 +26,8 @@ impl AppError {
             }
             Self::RateLimited { retry_after } => Self::RateLimited { retry_after: *retry_after },
             Self::OutcomeUnknown => Self::OutcomeUnknown,
+            Self::RowLocked => Self::RowLocked,
+            Self::Database(error) if lock_not_available(error) => Self::RowLocked,
             Self::Database(error) if connection_lost(error) => Self::OutcomeUnknown,
             other if other.status_and_code().0 == StatusCode::SERVICE_UNAVAILABLE => Self::Busy,
             _ => Self::Internal(anyhow::anyhow!("a shared load failed (logged with the first request)")),
@@ -73,6 +75,10 @@ pub enum AppError {
     BadText { field: String, message: &'static str, in_query: bool },
     #[error("too busy right now; retry shortly")]
     Busy,
+    /// A row the write needs was held by another transaction (past the
+    /// lock timeout, or with every lock waiter taken).
+    #[error("a row this write needs is locked by another transaction; retry shortly")]
+    RowLocked,
     #[error("too many attempts; retry in {retry_after} s")]
     RateLimited { retry_after: u32 },
     #[error("the database is unavailable")]
@@ -128,6 +134,8 @@ impl AppError {
                 (StatusCode::UNPROCESSABLE_ENTITY, "validation_failed")
             }
             Self::Busy => (StatusCode::SERVICE_UNAVAILABLE, "busy"),
+            Self::RowLocked => (StatusCode::SERVICE_UNAVAILABLE, "row_locked"),
+            Self::Database(error) if lock_not_available(error) => (StatusCode::SERVICE_UNAVAILABLE, "row_locked"),
             Self::RateLimited { .. } => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
             Self::DatabaseUnavailable(_) | Self::DatabaseDown => {
                 (StatusCode::SERVICE_UNAVAILABLE, "database_unavailable")
@@ -176,6 +184,11 @@ fn timed_out(error: &tokio_postgres::Error) -> bool {
     error.code().is_some_and(|code| again.contains(code))
 }
 
+/// The statement waited for a row lock past `lock_timeout` (55P03).
+pub fn lock_not_available(error: &tokio_postgres::Error) -> bool {
+    error.code() == Some(&tokio_postgres::error::SqlState::LOCK_NOT_AVAILABLE)
+}
+
 impl IntoResponse for AppError {
     fn into_response(self) -> Response {
         let (status, code) = self.status_and_code();
@@ -195,12 +208,14 @@ impl IntoResponse for AppError {
             | Self::Unprocessable { .. }
             | Self::BadText { .. }
             | Self::Busy
+            | Self::RowLocked
             | Self::DatabaseDown
             | Self::OutcomeUnknown
             | Self::RateLimited { .. } => {}
         }
         let message = match code {
             "busy" => Self::Busy.to_string(),
+            "row_locked" => Self::RowLocked.to_string(),
             "outcome_unknown" => OUTCOME_UNKNOWN.to_owned(),
             _ => self.to_string(),
         };

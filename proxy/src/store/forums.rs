@@ -40,6 +40,10 @@ pub struct NewReplies<'a> {
     /// The authors' posting-limit keys.
     pub keys: Vec<&'a str>,
     pub per_minute: i32,
+    /// A batch of posts: waits for no topic or parent another transaction
+    /// holds (those replies come back `held`) and for no other row longer
+    /// than 2 s (sql/functions/020_replies.sql).
+    pub batch: bool,
 }
 
 /// What became of one reply of a `reply_create` batch.
@@ -55,6 +59,9 @@ pub struct ReplyOutcome {
     pub parent_ok: bool,
     /// The stored reply (JSON), when it was written.
     pub reply: Option<String>,
+    /// Left out of its batch, unwritten and uncounted: its topic or parent
+    /// was locked by another transaction.
+    pub held: bool,
 }
 
 pub const TOPIC_CREATE: Sql = Sql {
@@ -129,8 +136,17 @@ pub const TOPIC_VIEWS: Sql = Sql {
 /// reply (JSON), and the topic's category.
 pub const REPLY_CREATE: Sql = Sql {
     name: "reply_create",
-    types: &[Type::INT8_ARRAY, Type::INT8_ARRAY, Type::INT8_ARRAY, Type::TEXT_ARRAY, Type::TEXT_ARRAY, Type::INT4],
-    text: "SELECT wait, is_locked, parent_ok, reply, category_id FROM veritable.post_replies($1, $2, $3, $4, $5, $6)",
+    types: &[
+        Type::INT8_ARRAY,
+        Type::INT8_ARRAY,
+        Type::INT8_ARRAY,
+        Type::TEXT_ARRAY,
+        Type::TEXT_ARRAY,
+        Type::INT4,
+        Type::BOOL,
+    ],
+    text: "SELECT wait, is_locked, parent_ok, reply, category_id, held
+             FROM veritable.post_replies($1, $2, $3, $4, $5, $6, $7)",
 };
 
 /// The reply's author and its topic's lock state (no row: no such live
@@ -217,8 +233,8 @@ impl Conn {
     /// is live and open and whose parent fits, in one statement; one outcome
     /// per reply, in order.
     pub async fn reply_create(&self, replies: &NewReplies<'_>) -> Result<Vec<ReplyOutcome>, tokio_postgres::Error> {
-        let NewReplies { topics, parents, authors, bodies, keys, per_minute } = replies;
-        let rows = self.write_rows(&REPLY_CREATE, &[topics, parents, authors, bodies, keys, per_minute]).await?;
+        let NewReplies { topics, parents, authors, bodies, keys, per_minute, batch } = replies;
+        let rows = self.write_rows(&REPLY_CREATE, &[topics, parents, authors, bodies, keys, per_minute, batch]).await?;
         Ok(rows
             .iter()
             .map(|row| ReplyOutcome {
@@ -227,6 +243,7 @@ impl Conn {
                 category: row.get(4),
                 parent_ok: row.get(2),
                 reply: row.get(3),
+                held: row.get(5),
             })
             .collect())
     }

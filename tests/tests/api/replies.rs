@@ -207,14 +207,7 @@ type PostTask = tokio::task::JoinHandle<Result<(u16, Option<String>, Value), req
 
 /// A reply post to topic 10 sent in a task: its status, its `Retry-After` and its JSON.
 fn send_post(server: &TestServer, token: &str, body: &str) -> PostTask {
-    let (url, token) = (server.url("/api/v1/forums/topics/10/replies"), token.to_owned());
-    let body = json!({ "body": body });
-    tokio::spawn(async move {
-        let response = reqwest::Client::new().post(url).bearer_auth(token).json(&body).send().await?;
-        let status = response.status().as_u16();
-        let retry = response.headers().get("retry-after").and_then(|v| v.to_str().ok()).map(str::to_owned);
-        Ok((status, retry, response.json::<Value>().await?))
-    })
+    send_post_to(server, token, 10, body)
 }
 
 async fn answer(task: PostTask) -> (u16, Option<String>, Value) {
@@ -396,6 +389,85 @@ async fn posts_whose_connection_dies_answer_outcome_unknown() {
 
     let (status, _, posted) = answer(send_post(&server, &token, "after the loss")).await;
     assert_eq!(status, 201, "{posted}");
+    server.stop().await.expect("stop");
+    db.drop_db().await;
+}
+
+/// A reply post to `topic` sent in a task: its status, its `Retry-After` and its JSON.
+fn send_post_to(server: &TestServer, token: &str, topic: i64, body: &str) -> PostTask {
+    let (url, token) = (server.url(&format!("/api/v1/forums/topics/{topic}/replies")), token.to_owned());
+    let body = json!({ "body": body });
+    tokio::spawn(async move {
+        let response = reqwest::Client::new().post(url).bearer_auth(token).json(&body).send().await?;
+        let status = response.status().as_u16();
+        let retry = response.headers().get("retry-after").and_then(|v| v.to_str().ok()).map(str::to_owned);
+        Ok((status, retry, response.json::<Value>().await?))
+    })
+}
+
+/// A topic held `FOR UPDATE` by another transaction (a DBA's, say) stalls
+/// only the posts to it: with a single batch slot, a post to that topic is
+/// held out of its batch and waits alone, on its own connection, until the
+/// lock timeout, then is answered 503 `row_locked` unwritten; a second one,
+/// with the only lock waiter taken, is refused at once; posts to other
+/// topics are written meanwhile. Once the lock goes, the topic takes posts.
+#[tokio::test]
+async fn a_post_stuck_behind_a_lock_fails_alone_at_the_lock_timeout() {
+    let (db, client) = FreshDb::seeded("api_post_locked_row", &Shape::of(Scale::Small), 6).await;
+    // The role's lock timeout in this database: 3 s instead of 5, for a shorter test.
+    client.batch_execute("DO $$ BEGIN EXECUTE format('ALTER ROLE %I IN DATABASE %I SET lock_timeout = %L', current_user, current_database(), '3s'); END $$").await.expect("lock_timeout");
+    let mut config = veritable_tests::serve_config(&db.url);
+    config.post_batches = 1;
+    config.posts_per_minute = 1_000;
+    config.post_lock_waiters = 1;
+    let server = TestServer::start_with(config).await;
+    let token = login(&server, "demo").await;
+    let mut blocker = veritable_tests::connect(&db.url).await;
+    let lock = blocker.transaction().await.expect("begin");
+    lock.execute("SELECT 1 FROM forum_topics WHERE id = 10 FOR UPDATE", &[]).await.expect("lock the topic");
+
+    let stuck = send_post_to(&server, &token, 10, "stuck behind the lock");
+    veritable_tests::until("the held post waits for the lock", || posts_waiting_for_a_lock(&client, 1)).await;
+    let (status, retry, refused) = answer(send_post_to(&server, &token, 10, "no waiter left")).await;
+    assert_eq!((status, refused["error"]["code"].as_str()), (503, Some("row_locked")), "{refused}");
+    assert!(retry.is_some(), "a 503 says when to come back");
+    for n in 0..3 {
+        let (status, _, posted) = answer(send_post_to(&server, &token, 12, &format!("elsewhere {n}"))).await;
+        assert_eq!(status, 201, "{posted}");
+    }
+    assert!(!stuck.is_finished(), "the stuck post waits for its lock while the others are written");
+    let (status, retry, refused) = answer(stuck).await;
+    assert_eq!((status, refused["error"]["code"].as_str()), (503, Some("row_locked")), "{refused}");
+    assert!(retry.is_some());
+    assert_eq!(veritable_tests::metrics::metric(&server, "veritable_post_held_total").await, 2.0);
+    assert_eq!(veritable_tests::metrics::metric(&server, "veritable_post_held_refused_total").await, 1.0);
+    lock.rollback().await.expect("release");
+
+    assert_eq!(stored(&client, "stuck behind the lock").await + stored(&client, "no waiter left").await, 0);
+    let (status, _, posted) = answer(send_post_to(&server, &token, 10, "after the lock")).await;
+    assert_eq!(status, 201, "{posted}");
+    let drift: i64 = client.query_one("SELECT veritable.reconcile_topic_stats()", &[]).await.expect("q").get(0);
+    assert_eq!(drift, 0, "held posts were not counted");
+    server.stop().await.expect("stop");
+    db.drop_db().await;
+}
+
+/// A row the batch's probe cannot see (a topic's stats row held by another
+/// transaction) stops the batch at its own 2 s lock timeout, not the role's;
+/// its posts are then posted alone and wait for the lock like any statement
+/// (here, until it is released: written).
+#[tokio::test]
+async fn a_batch_stopped_by_a_hidden_lock_posts_its_replies_alone() {
+    let (db, client, server, token, mut blocker) = one_batch_at_a_time("api_post_hidden_lock", |_| {}).await;
+    let lock = blocker.transaction().await.expect("begin");
+    lock.execute("SELECT 1 FROM forum_topic_stats WHERE topic_id = 10 FOR UPDATE", &[]).await.expect("lock stats");
+    let first = send_post_to(&server, &token, 10, "behind a hidden lock");
+    veritable_tests::metrics::eventually_metric(&server, "veritable_post_held_total", 1.0).await;
+    veritable_tests::until("it waits alone for the lock", || posts_waiting_for_a_lock(&client, 1)).await;
+    lock.rollback().await.expect("release");
+    let (status, _, posted) = answer(first).await;
+    assert_eq!(status, 201, "{posted}");
+    assert_eq!(stored(&client, "behind a hidden lock").await, 1);
     server.stop().await.expect("stop");
     db.drop_db().await;
 }

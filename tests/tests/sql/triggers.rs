@@ -327,7 +327,7 @@ async fn counters_stay_exact_under_concurrent_writers() {
                         let rows = client
                             .query(
                                 veritable_proxy::store::forums::REPLY_CREATE.text,
-                                &[&topics, &parents, &authors, &bodies, &keys, &1_000_000_i32],
+                                &[&topics, &parents, &authors, &bodies, &keys, &1_000_000_i32, &true],
                             )
                             .await?;
                         for row in rows {
@@ -551,7 +551,7 @@ async fn a_batch_of_replies_derives_counters_activity_events_and_mentions_once()
     let bodies: Vec<&str> = rows.iter().map(|r| r.3).collect();
     let keys: Vec<String> = rows.iter().map(|r| format!("test:batch:{}", r.2)).collect();
     let outcomes = tx
-        .query(REPLY_CREATE.text, &[&topics, &parents, &authors, &bodies, &keys, &3_i32])
+        .query(REPLY_CREATE.text, &[&topics, &parents, &authors, &bodies, &keys, &3_i32, &true])
         .await
         .expect("the batch statement");
     let got: Vec<(bool, Option<bool>, bool, bool)> = outcomes
