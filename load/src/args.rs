@@ -101,6 +101,14 @@ pub struct Args {
     /// A TrueType font for the chart's text (the chart is skipped without one).
     #[arg(long, default_value = "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf")]
     pub font: PathBuf,
+    /// Send every post with an `Idempotency-Key` (and the key in its body) and
+    /// send it again, with the same key, up to this many times when its
+    /// outcome is unknown (a broken connection, 502, 503, 504): a client
+    /// riding out a fault. The durability check then also counts posts
+    /// written twice (`doubled`). Keyed posts are written one per
+    /// transaction, not batched, so throughput is not comparable.
+    #[arg(long, default_value_t = 0)]
+    pub retry_writes: u32,
     /// Exit non-zero unless requests succeeded and every socket received every
     /// acknowledged reply of its rooms once, in order.
     #[arg(long)]

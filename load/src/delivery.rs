@@ -62,7 +62,7 @@ pub fn owed(acked: &HashMap<i64, Vec<i64>>, rooms: &[Vec<i64>]) -> u64 {
 
 pub fn check(acked: &HashMap<i64, Vec<i64>>, sockets: &[(Vec<i64>, SocketLog)]) -> Delivery {
     let mut d = Delivery { sockets: sockets.len(), ..Delivery::default() };
-    for (rooms, log) in sockets {
+    for (n, (rooms, log)) in sockets.iter().enumerate() {
         d.rooms_watched += rooms.len();
         d.reconnects += log.reconnects;
         d.refused_connects += log.refused;
@@ -81,6 +81,16 @@ pub fn check(acked: &HashMap<i64, Vec<i64>>, sockets: &[(Vec<i64>, SocketLog)]) 
             let got = expected.iter().filter(|r| received.binary_search(r).is_ok()).count() as u64;
             d.delivered += got;
             d.missed += expected.len() as u64 - got;
+            let missing: Vec<i64> = expected.iter().copied().filter(|r| received.binary_search(r).is_err()).collect();
+            if let (Some(first), Some(last)) = (missing.first(), missing.last()) {
+                // Where to look: which room, and which replies (ids grow with time).
+                eprintln!(
+                    "veritable-load: socket {n}, topic {topic}: {} of {} acknowledged replies never arrived (ids {first}..={last}; received up to {:?})",
+                    missing.len(),
+                    expected.len(),
+                    received.last()
+                );
+            }
             d.unacknowledged += received.iter().filter(|r| expected.binary_search(r).is_err()).count() as u64;
             d.duplicated += room.duplicates;
             d.out_of_order += room.out_of_order;

@@ -94,7 +94,7 @@ pub async fn run(args: Args) -> anyhow::Result<Outcome> {
     let mut rng = StdRng::seed_from_u64(args.seed);
     let (sockets, http_users) = (args.socket_count(), args.http_users());
     let target = target::Target::discover(&db, http_users.max(sockets), args.topics, &mut rng).await?;
-    let http = http::Http::new(&args.target)?;
+    let http = http::Http::new(&args.target, args.retry_writes)?;
     eprintln!(
         "veritable-load: {} users with sessions, {} topics, {} wiki pages; {http_users} HTTP users, {sockets} sockets",
         target.usernames.len(),
@@ -175,7 +175,8 @@ pub async fn run(args: Args) -> anyhow::Result<Outcome> {
     let logs = fleet.close().await;
     db_task.abort();
     let delivery = (sockets > 0).then(|| delivery::Delivery { drain_secs, ..delivery::check(&acked, &logs) });
-    let writes = durability::check(&args.database_url, &acks).await;
+    let writes =
+        durability::check(&args.database_url, &acks, load.http.key_tag().as_deref(), load.http.retried()).await;
 
     let cores = |f: fn(&resources::Cpu) -> Option<f64>| {
         f(&cpu_end).zip(f(&cpu_start)).map(|(end, start)| (end - start) / seconds.max(0.001))

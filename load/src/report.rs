@@ -263,6 +263,9 @@ impl Report {
                 format!("{} of {}: {} lost", thousands(w.present as f64), thousands(w.acknowledged as f64), w.lost),
                 String::new(),
             );
+            if let Some(doubled) = w.doubled {
+                row("Keyed posts retried / written twice", format!("{} / {doubled}", w.retried), String::new());
+            }
         }
         if let Some(d) = &self.delivery {
             row(

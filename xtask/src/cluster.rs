@@ -189,6 +189,31 @@ impl Cluster {
         Ok(())
     }
 
+    /// `kill -9` of the postmaster and every backend (a crash, for the fault
+    /// runs), returning once they are gone; `ensure_running` starts it again.
+    pub fn kill9(&self) -> anyhow::Result<()> {
+        let pidfile = self.data.join("postmaster.pid");
+        let text = std::fs::read_to_string(&pidfile).with_context(|| format!("cannot read {}", pidfile.display()))?;
+        let postmaster = text.lines().next().map(str::trim).context("an empty postmaster.pid")?.to_owned();
+        let children = run::output(Command::new("pgrep").args(["-P", &postmaster])).unwrap_or_default();
+        let mut pids: Vec<String> = children.split_whitespace().map(str::to_owned).collect();
+        pids.push(postmaster);
+        run::output(Command::new("kill").arg("-9").args(&pids))?;
+        // Gone: no such process, or a zombie waiting for init to reap it.
+        let alive = |pid: &String| {
+            std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                .is_ok_and(|stat| stat.rsplit_once(") ").is_some_and(|(_, rest)| !rest.starts_with('Z')))
+        };
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while pids.iter().any(alive) {
+            if std::time::Instant::now() > deadline {
+                bail!("PostgreSQL's processes outlived kill -9 for 10 s");
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        Ok(())
+    }
+
     pub fn stop(&self) -> anyhow::Result<()> {
         if !self.is_running() {
             eprintln!("the private cluster is not running ({})", self.data.display());

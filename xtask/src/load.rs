@@ -15,9 +15,15 @@ use crate::run::{self, Profile};
 
 /// The tool's command line against `proxy`; callers add the run's own flags.
 pub fn tool(profile: Profile, proxy: &ProxyUnderTest, database_url: &str, lifted: bool, db: &str) -> Command {
+    tool_for(profile, &proxy.addr, proxy.pid(), database_url, lifted, db)
+}
+
+/// The tool's command line against whatever listens on `addr` (a proxy, or a
+/// load balancer in front of proxies), sampling the proxy process `pid`.
+pub fn tool_for(profile: Profile, addr: &str, pid: u32, database_url: &str, lifted: bool, db: &str) -> Command {
     let mut cmd = Command::new(run::target_dir().join(profile.name()).join("veritable-load"));
-    cmd.args(["--target", &format!("http://{}", proxy.addr), "--database-url", database_url])
-        .args(["--proxy-pid", &proxy.pid().to_string()])
+    cmd.args(["--target", &format!("http://{addr}"), "--database-url", database_url])
+        .args(["--proxy-pid", &pid.to_string()])
         .args(["--limits", if lifted { "lifted" } else { "default" }])
         .arg("--sessions")
         .arg(sessions_file(db))

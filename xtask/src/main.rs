@@ -4,6 +4,8 @@
 //! packages, cargo-pgrx), so `cargo xtask test` passes from nothing.
 
 mod cluster;
+mod faults;
+mod haproxy;
 mod load;
 mod pgbouncer;
 mod prereqs;
@@ -68,6 +70,37 @@ enum Command {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
+    /// Fault runs (RELIABILITY.md): a write load through a release proxy on
+    /// `veritable_<scale>` with WebSocket readers, one fault in the middle,
+    /// repeated; a Markdown table on stdout, non-zero exit if any run failed.
+    Faults {
+        #[arg(value_enum)]
+        fault: faults::Fault,
+        #[arg(long, default_value_t = 10)]
+        runs: u32,
+        #[arg(long, value_enum, default_value = "default")]
+        scale: Scale,
+        /// Run on this database of the cluster instead of `veritable_<scale>`.
+        #[arg(long)]
+        database: Option<String>,
+        /// The debug build instead of the release one (as `cargo xtask test` runs them).
+        #[arg(long)]
+        debug: bool,
+        /// Seconds of load in each run.
+        #[arg(long, default_value_t = 30)]
+        secs: u64,
+        /// Seconds into the load when the fault starts.
+        #[arg(long, default_value_t = 6.0)]
+        at: f64,
+        /// Seconds the fault lasts (default: 4 for pg-kill and terminate, 8
+        /// for lock, 2 for pgbouncer-restart).
+        #[arg(long)]
+        down: Option<f64>,
+        #[arg(long, default_value_t = 36)]
+        users: u32,
+        #[arg(long, default_value_t = 4)]
+        sockets: u32,
+    },
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -99,6 +132,19 @@ fn main() -> ExitCode {
         Command::Env => Cluster::locate().map(|c| println!("DATABASE_URL={}", c.database_url(cluster::DEV_DB))),
         Command::Reset => reset(),
         Command::Seed { scale } => seed(scale),
+        Command::Faults { fault, runs, scale, database, debug, secs, at, down, users, sockets } => faults::bench(
+            fault,
+            runs,
+            &faults::Plan {
+                profile: if debug { run::Profile::Debug } else { run::Profile::Release },
+                db: database.unwrap_or_else(|| format!("veritable_{}", scale.name())),
+                secs,
+                at,
+                down,
+                users,
+                sockets,
+            },
+        ),
         Command::Load { scale, database, proxy_bin, keep_limits, proxy_env, args } => load::load(
             &load::Setup {
                 scale: scale.name(),

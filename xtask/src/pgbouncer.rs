@@ -30,6 +30,7 @@ fn port(cluster: &Cluster) -> u16 {
 pub struct Pgbouncer {
     pub port: u16,
     pidfile: PathBuf,
+    config: PathBuf,
 }
 
 impl Pgbouncer {
@@ -61,21 +62,37 @@ impl Pgbouncer {
         if run::is_root() {
             run::output(std::process::Command::new("chown").args(["-R", "postgres:postgres"]).arg(&dir))?;
         }
-        let bouncer = Self { port, pidfile };
+        let bouncer = Self { port, pidfile, config };
         bouncer.stop_leftover();
-        run::status(as_owner(Path::new(BINARY)).arg("-d").arg(&config)).context("cannot start pgbouncer")?;
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            if Instant::now() > deadline {
-                bail!(
-                    "pgbouncer did not listen on 127.0.0.1:{port} within 10 s (see {})",
-                    dir.join("pgbouncer.log").display()
-                );
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        bouncer.launch()?;
         eprintln!("    pgbouncer (transaction mode) on 127.0.0.1:{port} → 127.0.0.1:{}", cluster.port);
         Ok(bouncer)
+    }
+
+    /// Starts the daemon and waits until it listens.
+    fn launch(&self) -> anyhow::Result<()> {
+        run::status(as_owner(Path::new(BINARY)).arg("-d").arg(&self.config)).context("cannot start pgbouncer")?;
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            if Instant::now() > deadline {
+                bail!("pgbouncer did not listen on 127.0.0.1:{} within 10 s (see its log)", self.port);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Ok(())
+    }
+
+    /// `kill -9` (a crash, for the fault runs); `start_again` brings it back.
+    pub fn kill9(&self) {
+        if let Some(pid) = self.pid() {
+            let _ = std::process::Command::new("kill").args(["-9", &pid]).status();
+            let _ = std::fs::remove_file(&self.pidfile);
+        }
+    }
+
+    /// Starts it again on the same port with the same settings.
+    pub fn start_again(&self) -> anyhow::Result<()> {
+        self.launch()
     }
 
     fn pid(&self) -> Option<String> {

@@ -78,6 +78,11 @@ pub fn output(cmd: &mut Command) -> anyhow::Result<String> {
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
+/// Now, in UTC (`2026-12-06T17:30:00Z`), for the heads of benchmark tables.
+pub fn utc_now() -> String {
+    output(Command::new("date").args(["-u", "+%FT%TZ"])).map(|s| s.trim().to_owned()).unwrap_or_default()
+}
+
 pub fn cargo() -> Command {
     let mut cmd = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
     cmd.current_dir(root());

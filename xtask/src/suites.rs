@@ -9,7 +9,7 @@ use anyhow::Context;
 use crate::cluster::Cluster;
 use crate::pgbouncer::Pgbouncer;
 use crate::run::{self, Profile, Steps};
-use crate::{load, prereqs, schemathesis};
+use crate::{faults, load, prereqs, schemathesis};
 
 pub const TEST_DB: &str = "veritable_test";
 
@@ -115,6 +115,23 @@ pub fn test() -> anyhow::Result<()> {
                 failed: u64::from(!ok),
                 ignored: 0,
                 ok,
+                seconds: started.elapsed().as_secs_f64(),
+            })
+        },
+    )?);
+
+    outcomes.push(steps.step(
+        "fault runs, short (each fault once, 12 s: PostgreSQL killed, connections terminated, a topic locked, \
+         pgbouncer killed, one of two proxies killed behind haproxy)",
+        || {
+            let started = Instant::now();
+            let (passed, failed) = faults::short(&cluster, TEST_DB)?;
+            Ok(Outcome {
+                name: "faults",
+                passed,
+                failed,
+                ignored: 0,
+                ok: failed == 0,
                 seconds: started.elapsed().as_secs_f64(),
             })
         },

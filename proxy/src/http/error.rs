@@ -196,6 +196,9 @@ impl IntoResponse for AppError {
             // An outage is logged once, by the reachability watcher (store::watch), not per request.
             Self::DatabaseUnavailable(cause) => tracing::debug!(error = %cause, "database unavailable"),
             Self::Database(cause) if connection_lost(cause) => tracing::debug!(error = %cause, "connection lost"),
+            Self::Database(cause) if lock_not_available(cause) => {
+                tracing::warn!(error = %cause, "a row lock was not granted within lock_timeout")
+            }
             Self::Database(cause) if timed_out(cause) => tracing::warn!(error = %cause, "statement timed out"),
             Self::Database(cause) => tracing::error!(error = %cause, "database error"),
             Self::Internal(cause) => tracing::error!(error = format!("{cause:#}"), "internal error"),

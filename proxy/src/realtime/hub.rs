@@ -357,8 +357,16 @@ impl Hub {
 
     /// Queues a delivery; one that does not fit is dropped and the
     /// connection told it is behind (a sequenced event is read back from
-    /// the outbox; presence and typing frames are momentary).
+    /// the outbox; presence and typing frames are momentary). Once a room
+    /// has lost an event, its later events are not queued either until the
+    /// connection catches up: delivered live, they would move the room past
+    /// the gap, and the catch-up, which reads from the last event sent,
+    /// would never fill it (the readers of a 5 s lock-timeout stall missed
+    /// 711 events that way).
     fn offer(&self, connection: &mut Connection, delivery: &Delivery) {
+        if delivery.seq.is_some() && connection.dropped.contains(&delivery.room) {
+            return;
+        }
         if connection.tx.try_send(delivery.clone()).is_err() {
             self.metrics.queue_drops.inc();
             if delivery.seq.is_some() {
@@ -368,10 +376,14 @@ impl Hub {
         }
     }
 
-    /// The rooms in which connection `id` missed events since it last asked.
-    pub fn take_dropped(&self, id: u64) -> Vec<Arc<str>> {
+    /// The rooms in which connection `id` missed events since it last asked,
+    /// and the cursor at that moment: in those rooms no event up to it was
+    /// queued after the first one dropped, and every later one will be.
+    pub fn take_dropped(&self, id: u64) -> (Vec<Arc<str>>, i64) {
         let mut state = self.lock();
-        state.connections.get_mut(&id).map(|c| c.dropped.drain().collect()).unwrap_or_default()
+        let cursor = state.cursor;
+        let rooms = state.connections.get_mut(&id).map(|c| c.dropped.drain().collect()).unwrap_or_default();
+        (rooms, cursor)
     }
 
     /// Joins `room`; returns the cursor at that moment: every event routed
@@ -537,6 +549,29 @@ mod tests {
         assert_eq!(hub.metrics.subscriptions.get(), 0);
         assert_eq!(hub.metrics.tracked_clients.get(), 0, "no user, address or presence entry is left");
         assert!(hub.presence_snapshot().0.is_empty());
+    }
+
+    /// After a drop, a room's later events wait for the catch-up instead of
+    /// overtaking the gap; the catch-up's cursor covers exactly those.
+    #[test]
+    fn a_room_that_lost_an_event_queues_nothing_more_until_caught_up() {
+        let hub = hub(2);
+        let (alice, mut queue) = hub.connect(Some(Owner { user: 1, session: 10 }), IP).expect("connect");
+        hub.subscribe(alice.id, "topic:1").expect("room 1");
+        hub.subscribe(alice.id, "topic:2").expect("room 2");
+        hub.route(&[event(1, "topic:1"), event(2, "topic:1"), event(3, "topic:1")]);
+        assert_eq!(hub.metrics.queue_drops.get(), 1, "the third did not fit");
+        let seqs = |queue: &mut mpsc::Receiver<Delivery>| {
+            std::iter::from_fn(|| queue.try_recv().ok()).map(|d| (d.seq, d.room.to_string())).collect::<Vec<_>>()
+        };
+        assert_eq!(seqs(&mut queue), [(Some(1), "topic:1".into()), (Some(2), "topic:1".into())]);
+        // Room in the queue again, but topic:1 owes a catch-up: its event 4 is not queued; topic:2's is.
+        hub.route(&[event(4, "topic:1"), event(5, "topic:2")]);
+        assert_eq!(seqs(&mut queue), [(Some(5), "topic:2".into())]);
+        assert_eq!(hub.take_dropped(alice.id), (vec![Arc::from("topic:1")], 5), "read back up to seq 5");
+        hub.route(&[event(6, "topic:1")]);
+        assert_eq!(seqs(&mut queue), [(Some(6), "topic:1".into())], "caught up: queued again");
+        assert_eq!(hub.take_dropped(alice.id), (vec![], 6));
     }
 
     fn account_event(kind: &str, session_id: Option<i64>, user_id: Option<i64>) -> Event {

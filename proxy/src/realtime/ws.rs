@@ -461,10 +461,8 @@ impl Connection {
             queued.extend(self.deliver(delivery).map(Message::Text));
         }
         send_all(sink, queued).await.map_err(|()| None)?;
-        let cursor = self.hub.cursor();
-        let behind: Vec<(Arc<str>, i64)> = self
-            .hub
-            .take_dropped(self.registration.id)
+        let (dropped, cursor) = self.hub.take_dropped(self.registration.id);
+        let behind: Vec<(Arc<str>, i64)> = dropped
             .into_iter()
             .filter_map(|room| self.last_sent.get(&room).map(|last| (room, *last)))
             .filter(|(_, last)| *last < cursor)

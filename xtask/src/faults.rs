@@ -1,0 +1,462 @@
+//! `cargo xtask faults`: a write load through the proxy, WebSocket readers
+//! resuming by `since`, and one fault in the middle of it (RELIABILITY.md).
+//! A run passes only with every acknowledged reply found in the database by
+//! id, no post written twice, 0 events missed by the readers, no 5xx but 503
+//! (each 503 answered within its bound), and the fault's own condition:
+//! recovery after a restart, throughput of the posts a lock does not touch.
+//!
+//! The bench runs (`cargo xtask faults FAULT --runs 10`) use the release
+//! build on `default` data; `cargo xtask test` runs each fault once, short,
+//! on the test database with the debug build ([`short`]).
+
+use std::io::Write;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use clap::ValueEnum;
+
+use crate::cluster::Cluster;
+use crate::haproxy::Haproxy;
+use crate::load;
+use crate::pgbouncer::Pgbouncer;
+use crate::proxy::ProxyUnderTest;
+use crate::run::{self, Profile};
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Fault {
+    /// `kill -9` of the postmaster and every backend, restarted `down` s later.
+    PgKill,
+    /// `pg_terminate_backend` of 2 random pool connections and of the
+    /// realtime listener, every 2 s for `down` s.
+    Terminate,
+    /// One of the hot topics held `FOR UPDATE` by another transaction for
+    /// `down` s (past the role's 5 s lock_timeout).
+    Lock,
+    /// `kill -9` of pgbouncer (the proxy in pgbouncer mode behind it),
+    /// started again `down` s later.
+    PgbouncerRestart,
+    /// `kill -9` of one of two proxies behind haproxy; the clients post with
+    /// idempotency keys and send again on an unknown outcome.
+    ProxyKill,
+}
+
+impl Fault {
+    pub const ALL: [Fault; 5] =
+        [Fault::PgKill, Fault::Terminate, Fault::Lock, Fault::PgbouncerRestart, Fault::ProxyKill];
+
+    fn name(self) -> &'static str {
+        match self {
+            Fault::PgKill => "pg-kill",
+            Fault::Terminate => "terminate",
+            Fault::Lock => "lock",
+            Fault::PgbouncerRestart => "pgbouncer-restart",
+            Fault::ProxyKill => "proxy-kill",
+        }
+    }
+
+    /// Seconds the fault lasts unless told otherwise.
+    fn default_down(self) -> f64 {
+        match self {
+            Fault::PgKill | Fault::Terminate => 4.0,
+            Fault::Lock => 8.0,
+            Fault::PgbouncerRestart => 2.0,
+            Fault::ProxyKill => 0.0,
+        }
+    }
+}
+
+/// One series of runs.
+pub struct Plan {
+    pub profile: Profile,
+    pub db: String,
+    pub secs: u64,
+    /// Seconds into the load when the fault starts.
+    pub at: f64,
+    /// Seconds the fault lasts (None: the fault's default).
+    pub down: Option<f64>,
+    pub users: u32,
+    pub sockets: u32,
+}
+
+/// What one run found.
+struct Run {
+    acknowledged: u64,
+    lost: u64,
+    doubled: Option<u64>,
+    retried: u64,
+    owed: u64,
+    missed: u64,
+    /// 5xx answers other than 503 (a 502 of the load balancer included).
+    server_errors: u64,
+    refused: u64,
+    slowest_refusal_ms: f64,
+    /// Seconds from the first with an error or without a 2xx to the last one.
+    degraded: u64,
+    /// From the restart command to the restarted part accepting connections.
+    ready_after: Option<f64>,
+    /// From then to the first second without an error.
+    clean_after: Option<f64>,
+    /// 2xx per second before the fault and while it lasted.
+    ok_before: f64,
+    ok_during: f64,
+}
+
+/// The slowest a refusal may be: an outage is answered at once, a lock
+/// waited out up to the role's lock_timeout (5 s).
+fn refusal_bound_ms(fault: Fault) -> f64 {
+    if fault == Fault::Lock { 6_000.0 } else { 1_000.0 }
+}
+
+impl Run {
+    /// Why the run failed, if it did.
+    fn failures(&self, fault: Fault) -> Vec<String> {
+        let mut why = Vec::new();
+        if self.acknowledged == 0 {
+            why.push("no reply was acknowledged".to_owned());
+        }
+        if self.lost > 0 {
+            why.push(format!("{} acknowledged replies lost", self.lost));
+        }
+        if self.doubled.unwrap_or(0) > 0 {
+            why.push(format!("{} posts written twice", self.doubled.unwrap_or(0)));
+        }
+        if self.missed > 0 {
+            why.push(format!("{} events missed", self.missed));
+        }
+        if self.server_errors > 0 {
+            why.push(format!("{} answers 5xx other than 503", self.server_errors));
+        }
+        if self.slowest_refusal_ms > refusal_bound_ms(fault) {
+            why.push(format!("a 503 took {:.0} ms", self.slowest_refusal_ms));
+        }
+        match fault {
+            Fault::PgKill | Fault::PgbouncerRestart => match (self.ready_after, self.clean_after) {
+                (Some(ready), Some(clean)) if ready + clean <= 5.0 + 1.0 => {}
+                (ready, clean) => why.push(format!("not clean within 5 s of the restart ({ready:?} + {clean:?} s)")),
+            },
+            Fault::Lock if self.ok_during < self.ok_before / 2.0 => why.push(format!(
+                "2xx/s fell from {:.0} to {:.0} while one topic was locked",
+                self.ok_before, self.ok_during
+            )),
+            _ => {}
+        }
+        why
+    }
+}
+
+/// `cargo xtask faults FAULT --runs N`: the release build on `veritable_<scale>`,
+/// a Markdown table of the runs on stdout; fails if any run failed.
+pub fn bench(fault: Fault, runs: u32, plan: &Plan) -> anyhow::Result<()> {
+    let cluster = Cluster::locate()?;
+    cluster.ensure_running()?;
+    if !cluster.has_database(&plan.db)? {
+        bail!("database {} is missing: run `cargo xtask seed default` first", plan.db);
+    }
+    run::build(plan.profile, load::BINARIES)?;
+    run::proxy(plan.profile, &["migrate"], &cluster.database_url(&plan.db))?;
+    let down = plan.down.unwrap_or(fault.default_down());
+    println!(
+        "# {}: {runs} runs of {} s, the fault at {} s for {down} s, {} users, {} sockets, {}",
+        fault.name(),
+        plan.secs,
+        plan.at,
+        plan.users,
+        plan.sockets,
+        run::utc_now()
+    );
+    println!(
+        "| run | acknowledged | lost | written twice (retried) | events owed | missed | 5xx but 503 | 503s | slowest 503 | \
+         s degraded | ready after restart | clean after ready | 2xx/s before / during | passed |"
+    );
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
+    let mut failed = 0;
+    for n in 1..=runs {
+        let label = format!("fault-{}-{n}", fault.name());
+        let outcome = once(&cluster, fault, plan, &label)?;
+        let why = outcome.failures(fault);
+        let secs = |s: Option<f64>| s.map_or_else(|| "—".to_owned(), |s| format!("{s:.1} s"));
+        println!(
+            "| {n} | {} | {} | {} | {} | {} | {} | {} | {:.0} ms | {} | {} | {} | {:.0} / {:.0} | {} |",
+            outcome.acknowledged,
+            outcome.lost,
+            outcome.doubled.map_or_else(|| "—".to_owned(), |d| format!("{d} ({})", outcome.retried)),
+            outcome.owed,
+            outcome.missed,
+            outcome.server_errors,
+            outcome.refused,
+            outcome.slowest_refusal_ms,
+            outcome.degraded,
+            secs(outcome.ready_after),
+            secs(outcome.clean_after),
+            outcome.ok_before,
+            outcome.ok_during,
+            if why.is_empty() { "yes".to_owned() } else { why.join("; ") }
+        );
+        std::io::stdout().flush()?;
+        failed += u32::from(!why.is_empty());
+    }
+    if failed > 0 {
+        bail!("{failed} of {runs} runs failed");
+    }
+    Ok(())
+}
+
+/// `cargo xtask test`'s short versions: each fault once, 12 s, on the test
+/// database with the debug build; (passed, failed).
+pub fn short(cluster: &Cluster, db: &str) -> anyhow::Result<(u64, u64)> {
+    let plan =
+        Plan { profile: Profile::Debug, db: db.to_owned(), secs: 12, at: 3.0, down: None, users: 12, sockets: 3 };
+    let (mut passed, mut failed) = (0, 0);
+    for fault in Fault::ALL {
+        let outcome = once(cluster, fault, &plan, &format!("ci-fault-{}", fault.name()))?;
+        let why = outcome.failures(fault);
+        eprintln!(
+            "    {}: {} acknowledged, {} lost, {} of {} events missed, {} × 503 (slowest {:.0} ms), {} × other 5xx{}",
+            fault.name(),
+            outcome.acknowledged,
+            outcome.lost,
+            outcome.missed,
+            outcome.owed,
+            outcome.refused,
+            outcome.slowest_refusal_ms,
+            outcome.server_errors,
+            if why.is_empty() { String::new() } else { format!(": FAILED ({})", why.join("; ")) }
+        );
+        if why.is_empty() {
+            passed += 1;
+        } else {
+            failed += 1;
+        }
+    }
+    Ok((passed, failed))
+}
+
+/// What serves the load in a run: one proxy, a proxy behind pgbouncer, or
+/// two proxies behind haproxy.
+struct Topology {
+    proxies: Vec<ProxyUnderTest>,
+    bouncer: Option<Pgbouncer>,
+    balancer: Option<Haproxy>,
+}
+
+impl Topology {
+    fn start(cluster: &Cluster, fault: Fault, profile: Profile, url: &str) -> anyhow::Result<Self> {
+        let binary = profile.proxy_binary();
+        match fault {
+            Fault::PgbouncerRestart => {
+                let bouncer = Pgbouncer::start(cluster)?;
+                let (prefix, name) = url.rsplit_once('/').context("a URL with a database name")?;
+                let (host, _) = prefix.rsplit_once(':').context("a URL with a port")?;
+                let env = [
+                    ("DATABASE_URL".to_owned(), format!("{host}:{}/{name}", bouncer.port)),
+                    ("VERITABLE_PGBOUNCER".to_owned(), "true".to_owned()),
+                    ("VERITABLE_LISTEN_URL".to_owned(), url.to_owned()),
+                ];
+                let proxy = ProxyUnderTest::start(&binary, url, true, &env)?;
+                Ok(Self { proxies: vec![proxy], bouncer: Some(bouncer), balancer: None })
+            }
+            Fault::ProxyKill => {
+                let proxies = vec![
+                    ProxyUnderTest::start(&binary, url, true, &[])?,
+                    ProxyUnderTest::start(&binary, url, true, &[])?,
+                ];
+                let addrs: Vec<&str> = proxies.iter().map(|p| p.addr.as_str()).collect();
+                let balancer = Haproxy::start(&addrs)?;
+                Ok(Self { proxies, bouncer: None, balancer: Some(balancer) })
+            }
+            _ => Ok(Self {
+                proxies: vec![ProxyUnderTest::start(&binary, url, true, &[])?],
+                bouncer: None,
+                balancer: None,
+            }),
+        }
+    }
+
+    /// Where the clients go.
+    fn addr(&self) -> String {
+        match &self.balancer {
+            Some(balancer) => balancer.addr(),
+            None => self.proxies[0].addr.clone(),
+        }
+    }
+
+    /// The proxy whose CPU and memory the tool samples (the one that survives).
+    fn sampled(&self) -> &ProxyUnderTest {
+        &self.proxies[self.proxies.len() - 1]
+    }
+}
+
+/// Wall-clock marks of one run.
+struct Marks {
+    started: Instant,
+    /// When the fault began and when it ended (the lock released, the
+    /// restarted part ready, the last termination sent).
+    began: Instant,
+    restarted: Option<Instant>,
+    ready: Option<Instant>,
+    ended: Option<Instant>,
+}
+
+fn once(cluster: &Cluster, fault: Fault, plan: &Plan, label: &str) -> anyhow::Result<Run> {
+    let url = cluster.database_url(&plan.db);
+    // Crash recovery then replays only this run's WAL.
+    cluster.superuser(&plan.db, "CHECKPOINT")?;
+    let mut topology = Topology::start(cluster, fault, plan.profile, &url)?;
+    let log_path = run::target_dir().join("tmp").join(format!("{label}.log"));
+    std::fs::create_dir_all(log_path.parent().context("a log directory")?)?;
+    let log = std::fs::File::create(&log_path)?;
+    let mut cmd = load::tool_for(plan.profile, &topology.addr(), topology.sampled().pid(), &url, true, &plan.db);
+    cmd.args(["--duration", &format!("{}s", plan.secs)])
+        .args(["--users", &plan.users.to_string(), "--sockets", &plan.sockets.to_string()])
+        .args(["--mix", "posts=100", "--topics", "hot:8", "--rooms-per-socket", "3", "--label", label])
+        .stdout(Stdio::from(log.try_clone()?))
+        .stderr(Stdio::from(log));
+    if fault == Fault::ProxyKill {
+        cmd.args(["--retry-writes", "5"]);
+    }
+    let mut tool = cmd.spawn().context("starting veritable-load")?;
+    let marks = inject(cluster, fault, plan, &mut topology, &mut tool, &log_path);
+    let status = tool.wait();
+    drop(topology);
+    let marks = marks?;
+    status?;
+    let path = run::target_dir().join("load").join(format!("{label}.json"));
+    let report: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(&path)
+            .with_context(|| format!("reading {} (the tool's log: {})", path.display(), log_path.display()))?,
+    )?;
+    Ok(summarize(&report, &marks))
+}
+
+/// Waits for the load to start, then brings the fault on.
+fn inject(
+    cluster: &Cluster,
+    fault: Fault,
+    plan: &Plan,
+    topology: &mut Topology,
+    tool: &mut Child,
+    log: &Path,
+) -> anyhow::Result<Marks> {
+    // The tool prints this line just before it signs in and opens its sockets
+    // (well under a second with its cached sessions): the load's clock starts then.
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while !std::fs::read_to_string(log).unwrap_or_default().contains("HTTP users") {
+        if Instant::now() > deadline || tool.try_wait()?.is_some() {
+            bail!("veritable-load did not start (see {})", log.display());
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let started = Instant::now();
+    std::thread::sleep(Duration::from_secs_f64(plan.at));
+    let down = Duration::from_secs_f64(plan.down.unwrap_or(fault.default_down()));
+    let mut marks = Marks { started, began: Instant::now(), restarted: None, ready: None, ended: None };
+    match fault {
+        Fault::PgKill => {
+            cluster.kill9()?;
+            std::thread::sleep(down);
+            marks.restarted = Some(Instant::now());
+            cluster.ensure_running()?;
+            marks.ready = Some(Instant::now());
+        }
+        Fault::Terminate => {
+            let until = Instant::now() + down;
+            while Instant::now() < until {
+                cluster.superuser(
+                    &plan.db,
+                    "SELECT count(pg_terminate_backend(pid)) FROM (
+                       (SELECT pid FROM pg_stat_activity WHERE datname = current_database()
+                           AND application_name = 'veritable-proxy' ORDER BY random() LIMIT 2)
+                       UNION ALL
+                       (SELECT pid FROM pg_stat_activity WHERE datname = current_database()
+                           AND application_name = 'veritable-listener')) t",
+                )?;
+                std::thread::sleep(Duration::from_secs(2).min(until.saturating_duration_since(Instant::now())));
+            }
+        }
+        Fault::Lock => {
+            // A topic the load posts to: the newest reply's.
+            let topic = cluster.superuser(&plan.db, "SELECT topic_id FROM forum_replies ORDER BY id DESC LIMIT 1")?;
+            let topic: i64 = topic.trim().parse().context("the newest reply's topic")?;
+            cluster.superuser(
+                &plan.db,
+                &format!(
+                    "BEGIN; SELECT 1 FROM forum_topics WHERE id = {topic} FOR UPDATE; SELECT pg_sleep({}); ROLLBACK;",
+                    down.as_secs_f64()
+                ),
+            )?;
+        }
+        Fault::PgbouncerRestart => {
+            let bouncer = topology.bouncer.as_mut().context("pgbouncer runs in this topology")?;
+            bouncer.kill9();
+            std::thread::sleep(down);
+            marks.restarted = Some(Instant::now());
+            bouncer.start_again()?;
+            marks.ready = Some(Instant::now());
+        }
+        Fault::ProxyKill => {
+            let victim = topology.proxies.first().context("two proxies in this topology")?;
+            run::output(Command::new("kill").args(["-9", &victim.pid().to_string()]))?;
+        }
+    }
+    marks.ended = Some(Instant::now());
+    Ok(marks)
+}
+
+fn summarize(report: &serde_json::Value, marks: &Marks) -> Run {
+    let count = |v: &serde_json::Value| v.as_u64().unwrap_or(0);
+    let since = |at: Option<Instant>| at.map(|at| at.saturating_duration_since(marks.started).as_secs_f64());
+    let failures = report["failures"].as_object();
+    let server_errors = failures.map_or(0, |f| {
+        f.iter().filter(|(code, _)| code.starts_with('5') && code.as_str() != "503").map(|(_, n)| count(n)).sum()
+    });
+    let samples: Vec<(f64, f64, f64)> = report["samples"]
+        .as_array()
+        .map(|s| {
+            s.iter()
+                .map(|s| {
+                    let f = |k: &str| s[k].as_f64().unwrap_or(0.0);
+                    (f("t_secs"), f("ok_per_sec"), f("errors_per_sec"))
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let bad: Vec<f64> = samples.iter().filter(|(_, ok, errors)| *errors > 0.0 || *ok == 0.0).map(|s| s.0).collect();
+    let degraded = match (bad.first(), bad.last()) {
+        (Some(first), Some(last)) => (last - first + 1.0).round() as u64,
+        _ => 0,
+    };
+    let ready = since(marks.ready);
+    let clean_after = ready.and_then(|ready| {
+        samples
+            .iter()
+            .find(|(t, ok, errors)| *t > ready && *errors == 0.0 && *ok > 0.0)
+            .map(|(t, _, _)| (t - ready).max(0.0))
+    });
+    // 2xx per second before the fault (the first second left out: sockets
+    // and connections still opening) and while it lasted.
+    let (began, ended) = (since(Some(marks.began)).unwrap_or(0.0), since(marks.ended).unwrap_or(0.0));
+    let mean = |from: f64, to: f64| {
+        let window: Vec<f64> = samples.iter().filter(|(t, _, _)| *t > from + 1.0 && *t <= to).map(|s| s.1).collect();
+        if window.is_empty() { 0.0 } else { window.iter().sum::<f64>() / window.len() as f64 }
+    };
+    let writes = &report["writes"];
+    let delivery = &report["delivery"];
+    Run {
+        acknowledged: count(&writes["acknowledged"]),
+        lost: writes["lost"].as_u64().unwrap_or(u64::MAX),
+        doubled: writes["doubled"].as_u64(),
+        retried: count(&writes["retried"]),
+        owed: count(&delivery["expected"]),
+        missed: delivery["missed"].as_u64().unwrap_or(u64::MAX),
+        server_errors,
+        refused: failures.and_then(|f| f.get("503")).map_or(0, count),
+        slowest_refusal_ms: report["shed_latency"]["max_ms"].as_f64().unwrap_or(0.0),
+        degraded,
+        ready_after: marks.restarted.zip(marks.ready).map(|(r, ready)| ready.duration_since(r).as_secs_f64()),
+        clean_after,
+        ok_before: mean(0.0, began),
+        ok_during: mean(began, ended),
+    }
+}
