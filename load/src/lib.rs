@@ -169,8 +169,7 @@ pub async fn run(args: Args) -> anyhow::Result<Outcome> {
     // Sockets get until --drain to receive what they are owed.
     let acks = std::mem::take(&mut *lock(&load.acks));
     let acked = delivery::by_topic(&acks);
-    let rooms: Vec<Vec<i64>> = fleet.logs.iter().map(|(r, _)| r.clone()).collect();
-    let drain_secs = fleet.drain(delivery::owed(&acked, &rooms), args.drain).await;
+    let drain_secs = fleet.drain(&acked, args.drain).await;
     let fleet = Arc::into_inner(fleet).context("the sampler still holds the sockets")?;
     let logs = fleet.close().await;
     db_task.abort();

@@ -122,14 +122,34 @@ impl Fleet {
         self.logs.iter().map(|(_, l)| crate::lock(l).received() as u64).sum()
     }
 
-    /// Waits until the sockets hold `owed` reply events or `limit` passes;
-    /// returns the seconds it took.
-    pub async fn drain(&self, owed: u64, limit: Duration) -> f64 {
+    /// Waits until every socket holds the event of every acknowledged reply
+    /// (`acked`, by topic) of its rooms, or `limit` passes; returns the
+    /// seconds it took. Counting is not enough: a post answered 503
+    /// `outcome_unknown` may have been written, and its event would stand in
+    /// for an acknowledged one still on its way.
+    pub async fn drain(&self, acked: &HashMap<i64, Vec<i64>>, limit: Duration) -> f64 {
         let started = Instant::now();
-        while self.received() < owed && started.elapsed() < limit {
+        let owed = crate::delivery::owed(acked, &self.logs.iter().map(|(r, _)| r.clone()).collect::<Vec<_>>());
+        while started.elapsed() < limit {
+            if self.received() >= owed && self.holds_all(acked) {
+                break;
+            }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         started.elapsed().as_secs_f64()
+    }
+
+    /// Whether every socket has received every acknowledged reply of its rooms.
+    fn holds_all(&self, acked: &HashMap<i64, Vec<i64>>) -> bool {
+        self.logs.iter().all(|(rooms, log)| {
+            let log = crate::lock(log);
+            rooms.iter().all(|topic| {
+                let expected = acked.get(topic).map_or(&[][..], Vec::as_slice);
+                let mut received = log.rooms.get(topic).map(|r| r.replies.clone()).unwrap_or_default();
+                received.sort_unstable();
+                expected.iter().all(|id| received.binary_search(id).is_ok())
+            })
+        })
     }
 
     /// Closes every socket and hands back what each one saw.

@@ -88,6 +88,9 @@ struct Run {
     retried: u64,
     owed: u64,
     missed: u64,
+    /// Socket reconnections (each resumed with `since`) and resyncs.
+    reconnects: u64,
+    resyncs: u64,
     /// 5xx answers other than 503 (a 502 of the load balancer included).
     server_errors: u64,
     refused: u64,
@@ -167,10 +170,10 @@ pub fn bench(fault: Fault, runs: u32, plan: &Plan) -> anyhow::Result<()> {
         run::utc_now()
     );
     println!(
-        "| run | acknowledged | lost | written twice (retried) | events owed | missed | 5xx but 503 | 503s | slowest 503 | \
-         s degraded | ready after restart | clean after ready | 2xx/s before / during | passed |"
+        "| run | acknowledged | lost | written twice (retried) | events owed | missed | socket reconnects / resyncs | \
+         5xx but 503 | 503s | slowest 503 | s degraded | ready after restart | clean after ready | 2xx/s before / during | passed |"
     );
-    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
     let mut failed = 0;
     for n in 1..=runs {
         let label = format!("fault-{}-{n}", fault.name());
@@ -178,12 +181,14 @@ pub fn bench(fault: Fault, runs: u32, plan: &Plan) -> anyhow::Result<()> {
         let why = outcome.failures(fault);
         let secs = |s: Option<f64>| s.map_or_else(|| "—".to_owned(), |s| format!("{s:.1} s"));
         println!(
-            "| {n} | {} | {} | {} | {} | {} | {} | {} | {:.0} ms | {} | {} | {} | {:.0} / {:.0} | {} |",
+            "| {n} | {} | {} | {} | {} | {} | {} / {} | {} | {} | {:.0} ms | {} | {} | {} | {:.0} / {:.0} | {} |",
             outcome.acknowledged,
             outcome.lost,
             outcome.doubled.map_or_else(|| "—".to_owned(), |d| format!("{d} ({})", outcome.retried)),
             outcome.owed,
             outcome.missed,
+            outcome.reconnects,
+            outcome.resyncs,
             outcome.server_errors,
             outcome.refused,
             outcome.slowest_refusal_ms,
@@ -398,6 +403,8 @@ fn inject(
         Fault::ProxyKill => {
             let victim = topology.proxies.first().context("two proxies in this topology")?;
             run::output(Command::new("kill").args(["-9", &victim.pid().to_string()]))?;
+            // The window "during" is the 3 s its clients take to move over.
+            std::thread::sleep(Duration::from_secs(3));
         }
     }
     marks.ended = Some(Instant::now());
@@ -450,6 +457,8 @@ fn summarize(report: &serde_json::Value, marks: &Marks) -> Run {
         retried: count(&writes["retried"]),
         owed: count(&delivery["expected"]),
         missed: delivery["missed"].as_u64().unwrap_or(u64::MAX),
+        reconnects: count(&delivery["reconnects"]),
+        resyncs: count(&delivery["resyncs"]),
         server_errors,
         refused: failures.and_then(|f| f.get("503")).map_or(0, count),
         slowest_refusal_ms: report["shed_latency"]["max_ms"].as_f64().unwrap_or(0.0),

@@ -29,7 +29,7 @@ impl Haproxy {
         let servers: String =
             backends.iter().enumerate().map(|(n, addr)| format!("    server proxy{n} {addr} check\n")).collect();
         let config = format!(
-            "global\n    maxconn 20000\n\n\
+            "global\n    maxconn 8000\n\n\
              defaults\n    mode http\n    timeout connect 1s\n    timeout client 60s\n    timeout server 60s\n\
              \x20   timeout tunnel 1h\n    timeout http-keep-alive 5s\n    retries 3\n    option redispatch 1\n\n\
              frontend clients\n    bind 127.0.0.1:{port}\n    default_backend proxies\n\n\
