@@ -114,11 +114,20 @@ pub async fn run(
     ));
     let (presence_tx, presence_rx) = tokio::sync::mpsc::channel(1024);
     let invalidation = realtime::Invalidation { responses: responses.clone(), sessions: sessions.clone() };
-    tasks.spawn(realtime::listener::run(realtime.hub.clone(), listen, presence_tx, invalidation, cancel.clone()));
+    // This proxy's name among the others: its presence rows and its listener's cursor.
+    let instance = format!("{:016x}", rand::random::<u64>());
+    tasks.spawn(realtime::listener::run(
+        realtime.hub.clone(),
+        instance.clone(),
+        listen,
+        presence_tx,
+        invalidation,
+        cancel.clone(),
+    ));
     tasks.spawn(realtime::presence::run(
         realtime.hub.clone(),
         db.clone(),
-        format!("{:016x}", rand::random::<u64>()),
+        instance,
         Duration::from_secs(config.presence_ttl_secs.max(3)),
         presence_rx,
         cancel.clone(),

@@ -69,6 +69,13 @@ END $$;
 -- earlier version took up to 1.29 s in a soak. The newest stamped event is
 -- never pruned, so the sequence goes on from it after a quiet hour instead of
 -- starting again at 1 under the proxies' cursors.
+--
+-- Nor is an event a live listener has not read: events above the lowest
+-- cursor in listener_cursors (migration 021) stay, however old. A listener
+-- whose row was not refreshed within p_older_than is gone (its proxy died or
+-- lost the database for longer than the backlog promises): its row is
+-- removed and it holds nothing back; if it comes back it finds the gap and
+-- tells its subscribers to resync (proxy/src/realtime/listener.rs).
 DROP FUNCTION IF EXISTS veritable.prune_events(interval);
 CREATE OR REPLACE FUNCTION veritable.prune_events(p_older_than interval, p_batch integer DEFAULT 5000)
 RETURNS bigint LANGUAGE plpgsql AS $$
@@ -79,12 +86,16 @@ DECLARE
     mid bigint;
     newest bigint;
     oldest bigint;
+    unread bigint;
     gone bigint;
 BEGIN
+    DELETE FROM public.listener_cursors WHERE seen_at < cutoff;
     SELECT max(seq) INTO newest FROM public.events WHERE seq IS NOT NULL;
     IF newest IS NULL THEN
         RETURN 0;
     END IF;
+    -- The first event some live listener has not read.
+    SELECT min(c.seq) + 1 INTO unread FROM public.listener_cursors c;
     hi := newest;
     -- The oldest stamped event: the least seq that exists.
     WHILE lo < hi LOOP
@@ -95,7 +106,7 @@ BEGIN
     -- The newest old one among the next p_batch (oldest - 1: none). The
     -- newest stamped event always stays: the sequencer continues from it.
     lo := oldest - 1;
-    hi := least(oldest + greatest(p_batch, 1) - 1, newest - 1);
+    hi := least(oldest + greatest(p_batch, 1) - 1, newest - 1, coalesce(unread - 1, newest - 1));
     WHILE lo < hi LOOP
         mid := lo + (hi - lo + 1) / 2;
         IF coalesce((SELECT e.created_at < cutoff FROM public.events e WHERE e.seq = mid), false) THEN

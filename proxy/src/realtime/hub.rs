@@ -438,6 +438,24 @@ impl Hub {
         state.cursor = state.cursor.max(seq);
     }
 
+    /// The events after the cursor up to `seq` are gone (pruned while the
+    /// listener was away): routing goes on after `seq`, and every room of
+    /// every connection owes a catch-up, which finds the gap in the backlog
+    /// and sends `resync`. Returns the connections told.
+    pub fn skip_gap(&self, seq: i64) -> usize {
+        let mut state = self.lock();
+        state.cursor = state.cursor.max(seq);
+        let mut told = 0;
+        for connection in state.connections.values_mut() {
+            if !connection.rooms.is_empty() {
+                connection.dropped.extend(connection.rooms.iter().cloned());
+                connection.behind.notify_one();
+                told += 1;
+            }
+        }
+        told
+    }
+
     /// Hands each event to its room's connections, in order. A connection
     /// whose queue is full is told it is behind (see `offer`).
     pub fn route(&self, events: &[Event]) {
@@ -572,6 +590,20 @@ mod tests {
         hub.route(&[event(6, "topic:1")]);
         assert_eq!(seqs(&mut queue), [(Some(6), "topic:1".into())], "caught up: queued again");
         assert_eq!(hub.take_dropped(alice.id), (vec![], 6));
+    }
+
+    #[test]
+    fn a_gap_makes_every_room_catch_up() {
+        let hub = hub(8);
+        let (alice, _queue) = hub.connect(Some(Owner { user: 1, session: 10 }), IP).expect("connect");
+        let (_bob, _bob_queue) = hub.connect(None, IP).expect("connect");
+        hub.subscribe(alice.id, "topic:1").expect("room 1");
+        hub.route(&[event(1, "topic:1")]);
+        assert_eq!(hub.skip_gap(40), 1, "only connections with rooms");
+        assert!(futures_util::FutureExt::now_or_never(alice.behind.notified()).is_some(), "told it is behind");
+        assert_eq!(hub.take_dropped(alice.id), (vec![Arc::from("topic:1")], 40));
+        hub.route(&[event(30, "topic:1")]);
+        assert_eq!(hub.cursor(), 40, "nothing at or below the gap is routed");
     }
 
     fn account_event(kind: &str, session_id: Option<i64>, user_id: Option<i64>) -> Event {

@@ -8,6 +8,13 @@
 //! and routes the rows to the hub. The cursor is the hub's: after a dropped
 //! connection or a PostgreSQL restart it reconnects with backoff and catches
 //! up from there, so nothing is skipped or repeated.
+//!
+//! About once a second it records that cursor under the proxy's name in
+//! `listener_cursors`, and pruning keeps every event above the lowest live
+//! cursor. A listener away for longer than the backlog (an hour) is no
+//! longer waited for: when it comes back and finds events it never read
+//! pruned, it routes on after the gap and every subscriber of this proxy
+//! is sent `resync` for its rooms (their backlog has the same gap).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -28,6 +35,11 @@ const BACKOFF_FIRST: Duration = Duration::from_millis(100);
 /// that much after a restart).
 const BACKOFF_MAX: Duration = Duration::from_secs(1);
 
+/// How often a connected listener records its cursor (listener_cursors),
+/// which holds pruning back.
+const RECORD_EVERY: Duration = Duration::from_secs(1);
+const RECORD: &str = "INSERT INTO listener_cursors AS c (listener, seq) VALUES ($1, $2)
+   ON CONFLICT (listener) DO UPDATE SET seq = EXCLUDED.seq, seen_at = now()";
 const READ: &str = "SELECT seq, room,
         json_build_object('type', 'event', 'room', room, 'id', seq, 'kind', kind, 'data', payload)::text,
         extract(epoch FROM clock_timestamp() - created_at)::float8,
@@ -38,6 +50,7 @@ const READ: &str = "SELECT seq, room,
 /// presence task reads the room), typing frames straight to the hub.
 pub async fn run(
     hub: Arc<Hub>,
+    name: String,
     config: tokio_postgres::Config,
     presence: mpsc::Sender<String>,
     invalidation: super::Invalidation,
@@ -54,7 +67,7 @@ pub async fn run(
                 tracing::info!(attempts, down_ms, "realtime listener reconnected");
             }
         };
-        let outcome = session(&hub, &config, &presence, &invalidation, &cancel, first, || {
+        let outcome = session(&hub, &name, &config, &presence, &invalidation, &cancel, first, || {
             backoff = BACKOFF_FIRST;
             connected(&mut down_since);
         })
@@ -95,8 +108,10 @@ fn typing(hub: &Hub, payload: &str) {
 }
 
 /// One connection's life: Ok when cancelled, Err when the connection failed.
+#[allow(clippy::too_many_arguments)]
 async fn session(
     hub: &Arc<Hub>,
+    name: &str,
     config: &tokio_postgres::Config,
     presence: &mpsc::Sender<String>,
     invalidation: &super::Invalidation,
@@ -136,15 +151,32 @@ async fn session(
                 client.query_one("SELECT coalesce(max(seq), 0) FROM events WHERE seq IS NOT NULL", &[]).await?.get(0);
             hub.start_at(newest);
         }
+        } else if let Some(oldest) = client
+            .query_one(crate::store::realtime::OLDEST.text, &[])
+            .await?
+            .get::<_, Option<i64>>(0)
+            .filter(|oldest| *oldest > hub.cursor() + 1)
+        {
+            let cursor = hub.cursor();
+            let told = hub.skip_gap(oldest - 1);
+            tracing::warn!(cursor, oldest, told, "events this listener never read were pruned while it was away; its subscribers resync");
+        }
         let sequence = client.prepare("SELECT veritable.sequence_events()").await?;
         let read = client.prepare(READ).await?;
+        let record = client.prepare(RECORD).await?;
+        client.execute(&record, &[&name, &hub.cursor()]).await?;
+        let mut recorded = tokio::time::Instant::now();
         on_connected();
         let mut tick = tokio::time::interval(SEQUENCE_EVERY);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut last_read = tokio::time::Instant::now();
         loop {
             let due = tokio::select! {
-                () = cancel.cancelled() => return Ok(()),
+                () = cancel.cancelled() => {
+                    // A clean stop holds pruning back no longer.
+                    let _ = client.execute("DELETE FROM listener_cursors WHERE listener = $1", &[&name]).await;
+                    return Ok(());
+                }
                 _ = tick.tick() => {
                     let stamped: Option<i64> = client.query_one(&sequence, &[]).await?.get(0);
                     stamped.is_some() || last_read.elapsed() >= READ_AT_LEAST_EVERY
@@ -180,6 +212,10 @@ async fn session(
                     if i64::try_from(events.len()).unwrap_or(0) < BATCH {
                         break;
                     }
+                }
+                if recorded.elapsed() >= RECORD_EVERY {
+                    client.execute(&record, &[&name, &hub.cursor()]).await?;
+                    recorded = tokio::time::Instant::now();
                 }
             }
         }

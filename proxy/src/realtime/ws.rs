@@ -51,11 +51,22 @@ const MAX_ERRORS: u32 = 20;
 /// and sent in pages of `BACKLOG_PAGE` events. Past either: `resync`.
 const BACKLOG_BYTES: usize = 4 * 1024 * 1024;
 const BACKLOG_PAGE: i64 = 500;
-/// Catch-ups (the queue overflowed, the missed events were read back) a
-/// connection may need within `CATCH_UP_WINDOW` before it counts as too
-/// slow and is closed with 1013.
-const MAX_CATCH_UPS: usize = 10;
-const CATCH_UP_WINDOW: Duration = Duration::from_secs(10);
+/// A connection is too slow, and closed with 1013, when within
+/// `SLOW_WINDOW` it spent more than `SLOW_WRITING` waiting for its client
+/// to take what was written (TCP backpressure): a client that reads slower
+/// than its rooms fill. Overflowing its queue is not enough: the listener
+/// routes a page of up to 1,000 events at once, so after a sequencer stall
+/// or a listener reconnect every subscriber of a busy room overflows and
+/// catches up, page after page, however fast it reads (counting catch-ups,
+/// 10 in 10 s, closed all four readers of an 8 s lock stall).
+const SLOW_WRITING: Duration = Duration::from_secs(5);
+const SLOW_WINDOW: Duration = Duration::from_secs(10);
+/// A write that took longer than this waited for the client.
+const BLOCKED_WRITE: Duration = Duration::from_millis(5);
+/// Catch-ups within `SLOW_WINDOW` past which a connection is closed (1013)
+/// anyway: each reads the outbox, and this bounds what one connection can
+/// make the database do (a burst takes one per listener page).
+const MAX_CATCH_UPS: usize = 100;
 
 /// Close codes.
 const GOING_AWAY: u16 = 1001;
@@ -102,9 +113,18 @@ pub async fn upgrade(
         .write_buffer_size(SOCKET_BUFFER_BYTES)
         .max_write_buffer_size(MAX_WRITE_BUFFER_BYTES)
         .on_upgrade(move |socket| async move {
-            Connection { hub, db, user, registration, last_sent: HashMap::new(), errors: 0, catch_ups: Vec::new() }
-                .serve(socket, queue, shutdown)
-                .await;
+            Connection {
+                hub,
+                db,
+                user,
+                registration,
+                last_sent: HashMap::new(),
+                errors: 0,
+                catch_ups: Vec::new(),
+                blocked: Blocked::default(),
+            }
+            .serve(socket, queue, shutdown)
+            .await;
         })
         .into_response())
 }
@@ -117,8 +137,26 @@ struct Connection {
     /// Per room, the newest seq sent: the seam between backlog and live events.
     last_sent: HashMap<Arc<str>, i64>,
     errors: u32,
-    /// When it last had to catch up (within `CATCH_UP_WINDOW`).
+    /// When it last had to catch up (within `SLOW_WINDOW`).
     catch_ups: Vec<tokio::time::Instant>,
+    blocked: Blocked,
+}
+
+/// Writes that waited for the client within `SLOW_WINDOW`: when each ended
+/// and how long it took.
+#[derive(Default)]
+struct Blocked(Vec<(tokio::time::Instant, Duration)>);
+
+impl Blocked {
+    /// Counts a write that ended at `now` after `took`; whether the
+    /// connection has now waited past `SLOW_WRITING` within `SLOW_WINDOW`.
+    fn too_slow(&mut self, now: tokio::time::Instant, took: Duration) -> bool {
+        if took > BLOCKED_WRITE {
+            self.0.push((now, took));
+        }
+        self.0.retain(|(at, _)| now.duration_since(*at) < SLOW_WINDOW);
+        self.0.iter().map(|(_, took)| *took).sum::<Duration>() > SLOW_WRITING
+    }
 }
 
 /// A page of a room's backlog, or the sign that the room is too far behind.
@@ -177,8 +215,10 @@ impl Connection {
                             let Ok(more) = queue.try_recv() else { break };
                             batch.extend(self.deliver(more).map(Message::Text));
                         }
-                        if send_all(&mut sink, batch).await.is_err() {
-                            break None;
+                        match self.write(&mut sink, batch).await {
+                            Err(()) => break None,
+                            Ok(true) => break Some((TRY_AGAIN_LATER, "too slow: resume with since")),
+                            Ok(false) => {}
                         }
                     }
                     None => break None,
@@ -437,9 +477,9 @@ impl Connection {
     /// then, per room that lost events, what the outbox holds after the last event sent, up
     /// to the hub's cursor (a room too far behind gets `resync`). Live
     /// events queued meanwhile up to that cursor are then skipped as sent.
-    /// A connection that needs this more than `MAX_CATCH_UPS` times in
-    /// `CATCH_UP_WINDOW` cannot keep up: it is closed with 1013 (and resumes
-    /// with `since`, like after any disconnect).
+    /// A connection that waited for its client past `SLOW_WRITING`, or
+    /// needs this more than `MAX_CATCH_UPS` times, in `SLOW_WINDOW` is closed
+    /// with 1013 (and resumes with `since`, like after any disconnect).
     async fn catch_up<S>(
         &mut self,
         sink: &mut S,
@@ -448,19 +488,22 @@ impl Connection {
     where
         S: SinkExt<Message> + Unpin,
     {
+        const SLOW: Option<(u16, &str)> = Some((TRY_AGAIN_LATER, "too slow: resume with since"));
         let now = tokio::time::Instant::now();
-        self.catch_ups.retain(|at| now.duration_since(*at) < CATCH_UP_WINDOW);
+        self.catch_ups.retain(|at| now.duration_since(*at) < SLOW_WINDOW);
         self.catch_ups.push(now);
         if self.catch_ups.len() > MAX_CATCH_UPS {
             self.hub.metrics.slow_closes.inc();
-            return Err(Some((TRY_AGAIN_LATER, "too slow: resume with since")));
+            return Err(SLOW);
         }
         self.hub.metrics.catch_ups.inc();
         let mut queued = Vec::new();
         while let Ok(delivery) = queue.try_recv() {
             queued.extend(self.deliver(delivery).map(Message::Text));
         }
-        send_all(sink, queued).await.map_err(|()| None)?;
+        if self.write(sink, queued).await.map_err(|()| None)? {
+            return Err(SLOW);
+        }
         let (dropped, cursor) = self.hub.take_dropped(self.registration.id);
         let behind: Vec<(Arc<str>, i64)> = dropped
             .into_iter()
@@ -479,9 +522,28 @@ impl Connection {
             if let Some(sent) = self.last_sent.get_mut(&room) {
                 *sent = (*sent).max(cursor);
             }
-            send_all(sink, frames).await.map_err(|()| None)?;
+            if self.write(sink, frames).await.map_err(|()| None)? {
+                return Err(SLOW);
+            }
         }
         Ok(())
+    }
+
+    /// Writes events (see `send_all`), timing the write: Ok(true) when the
+    /// connection has now waited for its client longer than `SLOW_WRITING`
+    /// within `SLOW_WINDOW` (counted in the slow closes).
+    async fn write<S>(&mut self, sink: &mut S, messages: Vec<Message>) -> Result<bool, ()>
+    where
+        S: SinkExt<Message> + Unpin,
+    {
+        let started = tokio::time::Instant::now();
+        send_all(sink, messages).await?;
+        let now = tokio::time::Instant::now();
+        let slow = self.blocked.too_slow(now, now.duration_since(started));
+        if slow {
+            self.hub.metrics.slow_closes.inc();
+        }
+        Ok(slow)
     }
 }
 
@@ -531,6 +593,18 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_client_is_too_slow_after_waiting_past_the_allowance_within_the_window() {
+        let start = tokio::time::Instant::now();
+        let at = |ms| start + Duration::from_millis(ms);
+        let mut blocked = Blocked::default();
+        assert!(!blocked.too_slow(at(1), Duration::from_millis(2)), "a quick write is not counted");
+        assert!(blocked.0.is_empty());
+        assert!(!blocked.too_slow(at(3_000), Duration::from_secs(3)));
+        assert!(!blocked.too_slow(at(14_000), Duration::from_secs(3)), "the first wait left the window");
+        assert!(blocked.too_slow(at(16_500), Duration::from_millis(2_500)), "5.5 s of waiting within 10 s");
+    }
 
     #[test]
     fn a_socket_lives_as_long_as_its_session() {
