@@ -150,7 +150,6 @@ async fn session(
             let newest: i64 =
                 client.query_one("SELECT coalesce(max(seq), 0) FROM events WHERE seq IS NOT NULL", &[]).await?.get(0);
             hub.start_at(newest);
-        }
         } else if let Some(oldest) = client
             .query_one(crate::store::realtime::OLDEST.text, &[])
             .await?
@@ -159,7 +158,12 @@ async fn session(
         {
             let cursor = hub.cursor();
             let told = hub.skip_gap(oldest - 1);
-            tracing::warn!(cursor, oldest, told, "events this listener never read were pruned while it was away; its subscribers resync");
+            tracing::warn!(
+                cursor,
+                oldest,
+                told,
+                "events this listener never read were pruned while it was away; its subscribers resync"
+            );
         }
         let sequence = client.prepare("SELECT veritable.sequence_events()").await?;
         let read = client.prepare(READ).await?;

@@ -148,6 +148,12 @@ struct Connection {
 struct Blocked(Vec<(tokio::time::Instant, Duration)>);
 
 impl Blocked {
+    /// How much longer writes may wait at `now` before the connection is too slow.
+    fn allowance(&mut self, now: tokio::time::Instant) -> Duration {
+        self.0.retain(|(at, _)| now.duration_since(*at) < SLOW_WINDOW);
+        SLOW_WRITING.saturating_sub(self.0.iter().map(|(_, took)| *took).sum::<Duration>())
+    }
+
     /// Counts a write that ended at `now` after `took`; whether the
     /// connection has now waited past `SLOW_WRITING` within `SLOW_WINDOW`.
     fn too_slow(&mut self, now: tokio::time::Instant, took: Duration) -> bool {
@@ -537,7 +543,13 @@ impl Connection {
         S: SinkExt<Message> + Unpin,
     {
         let started = tokio::time::Instant::now();
-        send_all(sink, messages).await?;
+        // A client that takes nothing would keep the write waiting until
+        // SEND_TIMEOUT: it gets only what is left of its allowance.
+        let allowance = self.blocked.allowance(started) + BLOCKED_WRITE;
+        let written = tokio::time::timeout(allowance, send_all(sink, messages)).await;
+        if let Ok(result) = written {
+            result?;
+        }
         let now = tokio::time::Instant::now();
         let slow = self.blocked.too_slow(now, now.duration_since(started));
         if slow {
@@ -603,6 +615,7 @@ mod tests {
         assert!(blocked.0.is_empty());
         assert!(!blocked.too_slow(at(3_000), Duration::from_secs(3)));
         assert!(!blocked.too_slow(at(14_000), Duration::from_secs(3)), "the first wait left the window");
+        assert_eq!(blocked.allowance(at(16_000)), Duration::from_secs(2), "3 s of the last 10 s spent waiting");
         assert!(blocked.too_slow(at(16_500), Duration::from_millis(2_500)), "5.5 s of waiting within 10 s");
     }
 

@@ -60,6 +60,7 @@ pub const MIGRATIONS: &[Migration] = &[
     migration!(018, "body_html_bound"),
     migration!(019, "cheaper_room_checks"),
     migration!(020, "idempotency_keys"),
+    migration!(021, "listener_cursors"),
 ];
 
 /// One file of `sql/functions/`: re-applied whenever its text changes.
