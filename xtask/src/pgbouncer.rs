@@ -12,19 +12,22 @@ use crate::cluster::{Cluster, as_owner};
 use crate::run;
 
 const BINARY: &str = "/usr/sbin/pgbouncer";
-/// `VERITABLE_PGBOUNCER_PORT`, else the first port after the cluster's that
-/// nothing holds. The ports lie inside the kernel's ephemeral range
-/// (32768–60999), so a client socket of the suites before may hold one: a run
-/// once failed because 54330 was taken by exactly that.
-fn port(cluster: &Cluster) -> u16 {
+/// `VERITABLE_PGBOUNCER_PORT`, else the first free port from 26432, below the
+/// kernel's ephemeral range (32768–60999): a port inside it can be taken by
+/// any client socket as its own end. One run failed because 54330 (the
+/// cluster's port + 1) was held that way, and a fault run's pgbouncer, killed
+/// and started again on the same port while the proxy kept reconnecting,
+/// found it taken by one of the proxy's own connections.
+fn port() -> u16 {
     if let Some(port) = std::env::var("VERITABLE_PGBOUNCER_PORT").ok().and_then(|p| p.parse().ok()) {
         return port;
     }
-    let first = cluster.port.saturating_add(1);
-    (first..first.saturating_add(50))
+    (FIRST_PORT..FIRST_PORT + 50)
         .find(|port| std::net::TcpListener::bind(("127.0.0.1", *port)).is_ok())
-        .unwrap_or(first)
+        .unwrap_or(FIRST_PORT)
 }
+
+const FIRST_PORT: u16 = 26432;
 
 /// A running pgbouncer, stopped on drop.
 pub struct Pgbouncer {
@@ -39,7 +42,7 @@ impl Pgbouncer {
             bail!("{BINARY} is missing: install the Debian package pgbouncer");
         }
         let dir = cluster.owned_dir("pgbouncer")?;
-        let port = port(cluster);
+        let port = port();
         let pidfile = dir.join("pgbouncer.pid");
         let userlist = dir.join("userlist.txt");
         let config = dir.join("pgbouncer.ini");
