@@ -2,9 +2,9 @@
 //! answered once; sending it again with the same key and the same request
 //! (method, path, body) gets the same status and body back, without writing
 //! again, for 24 hours. The same key with another request is refused (422
-//! `idempotency_key_reused`); a request still running with the key makes a
-//! second one wait for it, and answer 409 `idempotency_key_in_use` if it
-//! takes longer than the lock wait.
+//! `validation_failed`, field `Idempotency-Key`); a request still running with
+//! the key makes a second one wait for it, and answer 409 (`conflict`, field
+//! `Idempotency-Key`) if it takes longer than the lock wait (2 s).
 //!
 //! The answer is stored in the write's own transaction: the request runs
 //! inside `BEGIN … COMMIT` on one pooled connection, which every statement

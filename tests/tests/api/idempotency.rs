@@ -129,6 +129,60 @@ async fn refusals_are_not_remembered_and_concurrent_retries_write_once() {
     db.drop_db().await;
 }
 
+/// A key whose first request is still running: a second request with it
+/// waits for the first, 2 s at most, then is answered 409 without writing
+/// (the first then finishes and its answer is what a later retry gets); a
+/// keyed body over the size limit is 413 and leaves no key behind.
+#[tokio::test]
+async fn a_key_still_in_use_is_409_after_two_seconds_and_oversize_is_413() {
+    let (db, client) = FreshDb::seeded("api_idempotency_in_use", &Shape::of(Scale::Small), 33).await;
+    let mut config = veritable_tests::serve_config(&db.url);
+    config.posts_per_minute = 1000;
+    let server = TestServer::start_with(config).await;
+    let demo = Api::signed_in(&server, "demo").await;
+    let path = "/api/v1/forums/topics/12/replies";
+    let reply = json!({ "body": "held while its key is in use" });
+
+    // The first request waits for the topic, which another transaction holds.
+    let mut blocker = veritable_tests::connect(&db.url).await;
+    let lock = blocker.transaction().await.expect("begin");
+    lock.execute("SELECT 1 FROM forum_topics WHERE id = 12 FOR UPDATE", &[]).await.expect("lock the topic");
+    let first = {
+        let (demo, reply) = (demo.clone(), reply.clone());
+        tokio::spawn(async move { keyed(&demo, "POST", path, Some(reply), "in-use").await })
+    };
+    veritable_tests::until("the first keyed post waits for the topic", || async {
+        let waiting: i64 = client
+            .query_one(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()
+                    AND wait_event_type = 'Lock' AND query LIKE '%post_replies%'",
+                &[],
+            )
+            .await
+            .expect("q")
+            .get(0);
+        waiting == 1
+    })
+    .await;
+    let (status, _, busy) = keyed(&demo, "POST", path, Some(reply.clone()), "in-use").await;
+    assert_eq!((status, busy["error"]["field"].as_str()), (409, Some("Idempotency-Key")), "{busy}");
+    lock.rollback().await.expect("release");
+    let (status, replayed, written) = first.await.expect("task");
+    assert_eq!((status, replayed), (201, false), "{written}");
+    let (status, replayed, again) = keyed(&demo, "POST", path, Some(reply), "in-use").await;
+    assert_eq!((status, replayed, &again), (201, true, &written));
+    assert_eq!(count(&client, REPLIES_WITH, "held while its key is in use").await, 1);
+
+    // Over the body limit (256 KiB): 413 before anything is claimed.
+    let big = json!({ "body": "x".repeat(300 * 1024) });
+    let (status, _, refused) = keyed(&demo, "POST", path, Some(big), "too-big").await;
+    assert_eq!((status, refused["error"]["code"].as_str()), (413, Some("payload_too_large")), "{refused}");
+    let keys: i64 = count(&client, "SELECT count(*) FROM idempotency_keys WHERE key = $1", "too-big").await;
+    assert_eq!(keys, 0);
+    server.stop().await.expect("stop");
+    db.drop_db().await;
+}
+
 /// The browser's write helper (`client/veritable-api.js`, run by Node): it
 /// sends a key, and sending the same write with that key again is answered
 /// from the first without a second reply.

@@ -99,6 +99,22 @@ async fn events_arrive_in_order_and_resume_with_since_across_proxies() {
     let frames = subscribe(&mut stale, "topic:5", Some(live_seq)).await;
     assert_eq!(frames[0]["type"], "resync", "{frames:?}");
     assert_eq!(frames[1]["type"], "subscribed", "{frames:?}");
+    // More than 4 MiB of a room's frames (30,000 events of ~150 bytes): resync.
+    let before: i64 = client
+        .query_one("SELECT coalesce(max(seq), 0) FROM events WHERE seq IS NOT NULL", &[])
+        .await
+        .expect("q")
+        .get(0);
+    let routed = metric(&b, "veritable_ws_events_routed_total").await;
+    client
+        .batch_execute("INSERT INTO forum_replies (topic_id, author_id, body) SELECT 6, 3, 'deep ' || g FROM generate_series(1, 30000) g")
+        .await
+        .expect("30,000 replies");
+    until("B routed them", || async { metric(&b, "veritable_ws_events_routed_total").await >= routed + 30_000.0 })
+        .await;
+    let mut deep = open(&b, None, None).await.expect("connect");
+    let frames = subscribe(&mut deep, "topic:6", Some(before)).await;
+    assert_eq!(frames[0]["type"], "resync", "over the byte bound: {:?}", &frames[..1]);
     b.stop().await.expect("stop B");
     db.drop_db().await;
 }
