@@ -215,6 +215,12 @@ pub struct ServeConfig {
     /// Replies in one batch at most.
     #[arg(long, env = "VERITABLE_POST_BATCH_ROWS", default_value_t = 64)]
     pub post_batch_rows: usize,
+    /// Replies in one batch at most while the post queue stands (has not
+    /// emptied for `VERITABLE_POST_WAIT_MS`: overload). Shorter statements
+    /// halved the ramp's admitted p99 past the knee and wrote more posts
+    /// (BENCHMARKS.md, "Shorter batches while the queue stands").
+    #[arg(long, env = "VERITABLE_POST_BATCH_ROWS_STANDING", default_value_t = 16)]
+    pub post_batch_rows_standing: usize,
     /// Reply posts waiting for a batch at most; more are answered 503 at once.
     #[arg(long, env = "VERITABLE_POST_QUEUE", default_value_t = 1024)]
     pub post_queue: usize,
@@ -270,6 +276,7 @@ impl ServeConfig {
             view_flush_ms: 2000,
             post_batches: 2,
             post_batch_rows: 64,
+            post_batch_rows_standing: 16,
             post_queue: 1024,
             post_wait_ms: 200,
             post_lock_waiters: 4,

@@ -20,8 +20,9 @@
 //! long enough to ride out a commit stall; but a queue that has not emptied
 //! for `max_wait` is not a burst, it is more posts than PostgreSQL takes
 //! (CoDel's "standing queue"), and posts that arrive while it stands get a
-//! quarter of it: the surplus is refused sooner and the posts admitted are
-//! answered in about a quarter of the time (the ramp in BENCHMARKS.md). Each
+//! quarter of it, and batches are cut to `standing_rows` (16): the surplus is
+//! refused sooner and the posts admitted are answered sooner (the ramp in
+//! BENCHMARKS.md: past the knee the admitted p99 halved). Each
 //! post gets its own outcome:
 //! a rate-limited author, a locked topic or a foreign parent never fails a
 //! neighbour. A batch that PostgreSQL refuses as a whole (a body the
@@ -59,6 +60,9 @@ pub struct Settings {
     pub batches: usize,
     /// Replies in one statement at most.
     pub max_rows: usize,
+    /// Replies in one statement at most while the queue stands (overload):
+    /// a shorter statement answers the admitted posts sooner.
+    pub standing_rows: usize,
     /// Posts waiting at most; more are answered 503 at once.
     pub queue: usize,
     /// Longest wait in the queue before a post is answered 503 unwritten.
@@ -219,7 +223,8 @@ async fn gather(
         let mut batch = Vec::with_capacity(max_rows.min(64));
         let mut refused = !queue.admit(first, &mut batch, &batches.metrics);
         let mut drained = false;
-        while batch.len() < max_rows {
+        let rows = queue.rows(max_rows, settings.standing_rows);
+        while batch.len() < rows {
             match jobs.try_recv() {
                 Ok(job) => refused |= !queue.admit(job, &mut batch, &batches.metrics),
                 Err(_) => {
@@ -271,6 +276,12 @@ impl Standing {
         } else if self.since.is_none() && now.duration_since(self.drained_at) >= self.max_wait {
             self.since = Some(now);
         }
+    }
+
+    /// Rows for the next batch: `max_rows`, or `standing_rows` while the
+    /// queue stands (a shorter statement answers the admitted posts sooner).
+    fn rows(&self, max_rows: usize, standing_rows: usize) -> usize {
+        if self.since.is_some() { standing_rows.clamp(1, max_rows) } else { max_rows }
     }
 
     /// A post's wait bound: `max_wait`, or a quarter of it for a post that
@@ -468,9 +479,11 @@ mod tests {
         assert_eq!(queue.since, Some(at(210)));
         assert_eq!(queue.bound(at(220)), max_wait / 4, "arrived while the queue stood");
         assert_eq!(queue.bound(at(100)), max_wait, "arrived before: keeps its bound");
+        assert_eq!(queue.rows(64, 16), 16, "standing: shorter batches");
         queue.observe(false, at(400));
         assert_eq!(queue.since, Some(at(210)), "it stands since it first stood");
         queue.observe(true, at(410));
         assert_eq!(queue.bound(at(420)), max_wait, "emptied: bursts again");
+        assert_eq!(queue.rows(64, 16), 64);
     }
 }

@@ -140,6 +140,7 @@ pub async fn run(
         posting::Settings {
             batches: config.post_batches,
             max_rows: config.post_batch_rows,
+            standing_rows: config.post_batch_rows_standing,
             queue: config.post_queue,
             max_wait: Duration::from_millis(config.post_wait_ms),
             lock_waiters: config.post_lock_waiters,

@@ -76,3 +76,19 @@ pub fn sqlstate<T: std::fmt::Debug>(result: Result<T, tokio_postgres::Error>) ->
         Err(error) => error.code().map(|c| c.code().to_owned()).unwrap_or_else(|| panic!("no SQLSTATE: {error}")),
     }
 }
+
+/// Whether exactly `n` reply statements of `client`'s database wait for a
+/// lock (tests of other databases, running at the same time, hold posts
+/// behind locks of their own).
+pub async fn posts_waiting_for_a_lock(client: &tokio_postgres::Client, n: i64) -> bool {
+    let waiting: i64 = client
+        .query_one(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()
+                AND wait_event_type = 'Lock' AND query LIKE '%post_replies%'",
+            &[],
+        )
+        .await
+        .expect("q")
+        .get(0);
+    waiting == n
+}

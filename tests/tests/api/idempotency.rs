@@ -151,17 +151,8 @@ async fn a_key_still_in_use_is_409_after_two_seconds_and_oversize_is_413() {
         let (demo, reply) = (demo.clone(), reply.clone());
         tokio::spawn(async move { keyed(&demo, "POST", path, Some(reply), "in-use").await })
     };
-    veritable_tests::until("the first keyed post waits for the topic", || async {
-        let waiting: i64 = client
-            .query_one(
-                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()
-                    AND wait_event_type = 'Lock' AND query LIKE '%post_replies%'",
-                &[],
-            )
-            .await
-            .expect("q")
-            .get(0);
-        waiting == 1
+    veritable_tests::until("the first keyed post waits for the topic", || {
+        veritable_tests::db::posts_waiting_for_a_lock(&client, 1)
     })
     .await;
     let (status, _, busy) = keyed(&demo, "POST", path, Some(reply.clone()), "in-use").await;

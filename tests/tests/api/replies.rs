@@ -3,6 +3,7 @@
 use serde_json::{Value, json};
 use veritable_proxy::config::Scale;
 use veritable_proxy::seed::Shape;
+use veritable_tests::db::posts_waiting_for_a_lock;
 use veritable_tests::{Api, FreshDb, TestServer};
 
 async fn login(server: &TestServer, username: &str) -> String {
@@ -81,22 +82,6 @@ async fn posting_replies_stores_sanitized_html_and_refuses_what_it_must() {
     assert_eq!(drift, 0);
     server.stop().await.expect("stop");
     db.drop_db().await;
-}
-
-/// Whether exactly `n` reply statements of this test's database wait for a
-/// lock (other tests, running at the same time, hold posts behind locks of
-/// their own).
-async fn posts_waiting_for_a_lock(client: &tokio_postgres::Client, n: i64) -> bool {
-    let waiting: i64 = client
-        .query_one(
-            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()
-                AND wait_event_type = 'Lock' AND query LIKE '%post_replies%'",
-            &[],
-        )
-        .await
-        .expect("q")
-        .get(0);
-    waiting == n
 }
 
 /// Posts that wait while a batch runs leave together as one statement, and
