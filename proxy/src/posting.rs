@@ -182,8 +182,7 @@ impl Posting {
     /// own transaction (with its key), not in a batch whose commit other
     /// users' posts share.
     async fn post_in_transaction(&self, post: Post) -> Result<ReplyOutcome, AppError> {
-        let conn = self.batches.db.get().await?;
-        only_outcome(conn.reply_create(&replies([&post], self.batches.per_minute, false)).await)
+        self.batches.alone(&post).await
     }
 }
 
@@ -330,12 +329,7 @@ impl Batches {
         let alone = held.into_iter().map(|job| async move {
             let outcome = match self.waiters.clone().try_acquire_owned() {
                 Ok(waiter) => {
-                    let outcome = match self.db.get().await {
-                        Ok(conn) => {
-                            only_outcome(conn.reply_create(&replies([&job.post], self.per_minute, false)).await)
-                        }
-                        Err(error) => Err(AppError::from(error)),
-                    };
+                    let outcome = self.alone(&job.post).await;
                     drop(waiter);
                     outcome
                 }
@@ -347,6 +341,13 @@ impl Batches {
             let _ = job.done.send(outcome);
         });
         futures_util::future::join_all(alone).await;
+    }
+
+    /// One post in a statement of its own, on its own pooled connection,
+    /// waiting for its locks like any statement (not a batch).
+    async fn alone(&self, post: &Post) -> Result<ReplyOutcome, AppError> {
+        let conn = self.db.get().await?;
+        only_outcome(conn.reply_create(&replies([post], self.per_minute, false)).await)
     }
 
     async fn answer(&self, batch: Vec<Job>) -> Vec<Job> {

@@ -148,10 +148,15 @@ struct Connection {
 struct Blocked(Vec<(tokio::time::Instant, Duration)>);
 
 impl Blocked {
+    /// How long writes waited within the window ending at `now`.
+    fn waited(&mut self, now: tokio::time::Instant) -> Duration {
+        self.0.retain(|(at, _)| now.duration_since(*at) < SLOW_WINDOW);
+        self.0.iter().map(|(_, took)| *took).sum()
+    }
+
     /// How much longer writes may wait at `now` before the connection is too slow.
     fn allowance(&mut self, now: tokio::time::Instant) -> Duration {
-        self.0.retain(|(at, _)| now.duration_since(*at) < SLOW_WINDOW);
-        SLOW_WRITING.saturating_sub(self.0.iter().map(|(_, took)| *took).sum::<Duration>())
+        SLOW_WRITING.saturating_sub(self.waited(now))
     }
 
     /// Counts a write that ended at `now` after `took`; whether the
@@ -160,8 +165,7 @@ impl Blocked {
         if took > BLOCKED_WRITE {
             self.0.push((now, took));
         }
-        self.0.retain(|(at, _)| now.duration_since(*at) < SLOW_WINDOW);
-        self.0.iter().map(|(_, took)| *took).sum::<Duration>() > SLOW_WRITING
+        self.waited(now) > SLOW_WRITING
     }
 }
 
