@@ -170,6 +170,10 @@ pub async fn run(
         realtime: realtime.clone(),
         health: Arc::default(),
     };
+    // Before the first accept: connections arriving meanwhile wait in the
+    // listen backlog, not in a request's deadline.
+    let warmed = state.db.warm(config.db.connect_timeout()).await;
+    tracing::info!(connections = warmed, "pool warmed");
     let refused_connections = state.metrics.connections_refused.clone();
     let router = http::router(state, &config);
     let local = listener.local_addr()?;

@@ -173,6 +173,34 @@ impl Db {
         Ok(self.conn(self.pool.timeout_get(&timeouts).await?))
     }
 
+    /// Opens every connection of the pool at once and prepares each of
+    /// [`ALL`] on it, before the first request: a new backend pays for its
+    /// catalog caches on its first statements, and a proxy started into
+    /// load paid that inside its first requests (first second's p99 198 ms
+    /// against 37 ms after, at 4,000 req/s). Gives up at `within`; a
+    /// database that does not answer is not waited for longer (requests
+    /// open connections as they come, the watcher reports the outage).
+    /// Returns how many connections were warmed.
+    pub async fn warm(&self, within: Duration) -> usize {
+        let timeouts = deadpool_postgres::Timeouts { wait: Some(within), create: Some(within), recycle: Some(within) };
+        let size = self.pool.status().max_size;
+        let warm_one = || async {
+            let client = self.pool.timeout_get(&timeouts).await.ok()?;
+            if !self.unnamed {
+                for sql in ALL {
+                    client.prepare_typed_cached(sql.text, sql.types).await.ok()?;
+                }
+            }
+            // Held until every connection is open, so each is a new one.
+            Some(client)
+        };
+        let warming = futures_util::future::join_all((0..size).map(|_| warm_one()));
+        match tokio::time::timeout(within, warming).await {
+            Ok(clients) => clients.iter().flatten().count(),
+            Err(_) => 0,
+        }
+    }
+
     fn conn(&self, client: Object) -> Conn {
         Conn { client: Arc::new(client), in_transaction: false, unnamed: self.unnamed, timing: self.timing.clone() }
     }

@@ -35,6 +35,29 @@ async fn healthz_is_503_with_retry_after_when_the_database_is_down() {
     server.stop().await.expect("clean shutdown without a database");
 }
 
+/// The pool is open before the first request is accepted: a proxy started
+/// into load does not make its first requests wait for new backends.
+#[tokio::test]
+async fn the_pool_is_open_before_the_first_request() {
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.subsec_nanos());
+    let name = format!("warm-{}-{nanos}", std::process::id());
+    let url = format!("{}?application_name={name}", database_url());
+    let mut config = veritable_tests::serve_config(&url);
+    config.db.pool_size = 4;
+    let server = TestServer::start_with(config).await;
+    // Answered only once the listener accepts, that is after the warm-up.
+    let response = reqwest::get(server.url("/healthz")).await.expect("request");
+    assert_eq!(response.status(), 200);
+    let db = veritable_tests::connect(&database_url()).await;
+    let open: i64 = db
+        .query_one("SELECT count(*) FROM pg_stat_activity WHERE application_name = $1", &[&name])
+        .await
+        .expect("pg_stat_activity")
+        .get(0);
+    assert_eq!(open, 4, "every pooled connection open after one request");
+    server.stop().await.expect("stop");
+}
+
 /// A flood of probes costs the database one query a second, not one each.
 #[tokio::test]
 async fn healthz_probes_the_database_at_most_once_a_second() {
