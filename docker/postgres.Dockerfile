@@ -13,3 +13,6 @@ RUN cd extension && cargo pgrx package --pg-config /usr/lib/postgresql/15/bin/pg
 FROM postgres:15-bookworm
 COPY --from=build /src/target/release/veritable-pg15/usr/share/postgresql/15/extension/ /usr/share/postgresql/15/extension/
 COPY --from=build /src/target/release/veritable-pg15/usr/lib/postgresql/15/lib/ /usr/lib/postgresql/15/lib/
+# The workload's settings, the file cargo xtask applies to its cluster.
+COPY docker/postgres/veritable.conf /etc/postgresql/veritable.conf
+COPY docker/postgres/include.sh /docker-entrypoint-initdb.d/00-veritable-settings.sh

@@ -16,6 +16,9 @@ pub const DEV_DB: &str = "veritable";
 pub const ROLE: &str = "veritable";
 const DEFAULT_PORT: u16 = 54329;
 
+/// PostgreSQL settings for veritable's workload, shared with the Docker image.
+const WORKLOAD_SETTINGS: &str = include_str!("../../docker/postgres/veritable.conf");
+
 pub struct Cluster {
     base: PathBuf,
     data: PathBuf,
@@ -132,36 +135,19 @@ impl Cluster {
         std::fs::write(&conf, text).with_context(|| format!("cannot write {}", conf.display()))
     }
 
-    /// Our settings, rewritten at every start so changes here take effect.
-    ///
-    /// WAL: a checkpoint's start makes the next change of every page write
-    /// the whole page into the WAL; with 4 GB of WAL per checkpoint a soak at
-    /// 4,000 req/s checkpointed every 5 minutes on a grown database, and the
-    /// commits right after each start waited past the posts' 200 ms bound
-    /// (BENCHMARKS.md, the soak). 16 GB lets `checkpoint_timeout` pace them,
-    /// and lz4 shrinks the page images.
+    /// Our settings, rewritten at every start so changes here take effect:
+    /// where this cluster listens, then the workload's settings that
+    /// deployments use too (`docker/postgres/veritable.conf`, with why).
     fn write_settings(&self) -> anyhow::Result<()> {
         let settings = format!(
-            "# Written by cargo xtask; edit xtask/src/cluster.rs instead.\n\
+            "# Written by cargo xtask; edit xtask/src/cluster.rs and docker/postgres/veritable.conf instead.\n\
              listen_addresses = '127.0.0.1'\n\
              port = {port}\n\
-             unix_socket_directories = '{sockets}'\n\
-             max_connections = 300\n\
-             shared_buffers = '1GB'\n\
-             work_mem = '16MB'\n\
-             maintenance_work_mem = '256MB'\n\
-             effective_cache_size = '8GB'\n\
-             random_page_cost = 1.1\n\
-             max_wal_size = '16GB'\n\
-             min_wal_size = '2GB'\n\
-             wal_compression = lz4\n\
-             checkpoint_timeout = '15min'\n\
-             checkpoint_completion_target = 0.9\n\
-             log_checkpoints = on\n\
-             log_min_duration_statement = '1s'\n\
-             log_line_prefix = '%m [%p] %q%u@%d '\n",
+             unix_socket_directories = '{sockets}'\n\n\
+             {workload}",
             port = self.port,
-            sockets = self.sockets.display()
+            sockets = self.sockets.display(),
+            workload = WORKLOAD_SETTINGS,
         );
         let path = self.data.join("veritable.conf");
         std::fs::write(&path, settings).with_context(|| format!("cannot write {}", path.display()))?;
