@@ -36,6 +36,7 @@ pub struct Settings {
 
 #[derive(Debug, Serialize)]
 pub struct Latency {
+    pub min_ms: f64,
     pub p50_ms: f64,
     pub p95_ms: f64,
     pub p99_ms: f64,
@@ -54,7 +55,7 @@ impl Latency {
     }
 
     fn of_histogram(h: &hdrhistogram::Histogram<u64>) -> Self {
-        Self { p50_ms: ms(h, 50.0), p95_ms: ms(h, 95.0), p99_ms: ms(h, 99.0), max_ms: ms(h, 100.0) }
+        Self { min_ms: ms(h, 0.0), p50_ms: ms(h, 50.0), p95_ms: ms(h, 95.0), p99_ms: ms(h, 99.0), max_ms: ms(h, 100.0) }
     }
 }
 

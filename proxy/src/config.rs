@@ -161,6 +161,12 @@ pub struct ServeConfig {
     /// (revocations and role changes also reach every proxy as events).
     #[arg(long, env = "VERITABLE_SESSION_CACHE_MS", default_value_t = 1000)]
     pub session_cache_ms: u64,
+    /// How long past that a session's record is still served while one
+    /// check in the background confirms it (so a stall of PostgreSQL does
+    /// not make every signed-in request wait to re-check its session); a
+    /// record not confirmed for this long is checked by the request itself.
+    #[arg(long, env = "VERITABLE_SESSION_STALE_MS", default_value_t = 10_000)]
+    pub session_stale_ms: u64,
     /// Bytes of hot read responses (topic list pages, categories) cached.
     #[arg(long, env = "VERITABLE_READ_CACHE_BYTES", default_value_t = 16 * 1024 * 1024)]
     pub read_cache_bytes: u64,
@@ -284,6 +290,7 @@ impl ServeConfig {
             read_cache_ms: 0,
             read_cache_refresh_ms: 250,
             session_cache_ms: 1000,
+            session_stale_ms: 10_000,
             listen_url: None,
             allowed_origins: Vec::new(),
             ws_per_user: 8,

@@ -110,7 +110,9 @@ pub async fn run(
     let sessions = Arc::new(Sessions::new(
         config.session_cache_bytes,
         Duration::from_millis(config.session_cache_ms),
+        Duration::from_millis(config.session_stale_ms),
         metrics.session_cache.clone(),
+        tasks.clone(),
     ));
     let (presence_tx, presence_rx) = tokio::sync::mpsc::channel(1024);
     let invalidation = realtime::Invalidation { responses: responses.clone(), sessions: sessions.clone() };

@@ -187,12 +187,7 @@ impl Cluster {
     /// `kill -9` of the postmaster and every backend (a crash, for the fault
     /// runs), returning once they are gone; `ensure_running` starts it again.
     pub fn kill9(&self) -> anyhow::Result<()> {
-        let pidfile = self.data.join("postmaster.pid");
-        let text = std::fs::read_to_string(&pidfile).with_context(|| format!("cannot read {}", pidfile.display()))?;
-        let postmaster = text.lines().next().map(str::trim).context("an empty postmaster.pid")?.to_owned();
-        let children = run::output(Command::new("pgrep").args(["-P", &postmaster])).unwrap_or_default();
-        let mut pids: Vec<String> = children.split_whitespace().map(str::to_owned).collect();
-        pids.push(postmaster);
+        let pids = self.processes()?;
         // Some may end by themselves meanwhile (kill then says so and fails): what counts is below.
         let _ = Command::new("kill").arg("-9").args(&pids).stderr(std::process::Stdio::null()).status();
         // Gone: no such process, or a zombie waiting for init to reap it.
@@ -207,6 +202,34 @@ impl Cluster {
             }
             std::thread::sleep(std::time::Duration::from_millis(20));
         }
+        Ok(())
+    }
+
+    /// The postmaster and its children, postmaster last.
+    fn processes(&self) -> anyhow::Result<Vec<String>> {
+        let pidfile = self.data.join("postmaster.pid");
+        let text = std::fs::read_to_string(&pidfile).with_context(|| format!("cannot read {}", pidfile.display()))?;
+        let postmaster = text.lines().next().map(str::trim).context("an empty postmaster.pid")?.to_owned();
+        let children = run::output(Command::new("pgrep").args(["-P", &postmaster])).unwrap_or_default();
+        let mut pids: Vec<String> = children.split_whitespace().map(str::to_owned).collect();
+        pids.push(postmaster);
+        Ok(pids)
+    }
+
+    /// Every process of the cluster stopped (SIGSTOP) for `how_long`, then
+    /// continued: what a disk that does not answer a flush, or a paused
+    /// machine, looks like from the clients.
+    pub fn pause(&self, how_long: std::time::Duration) -> anyhow::Result<()> {
+        let pids = self.processes()?;
+        // A backend that ended meanwhile makes kill fail for it alone.
+        let _ = Command::new("kill").arg("-STOP").args(&pids).stderr(std::process::Stdio::null()).status();
+        std::thread::sleep(how_long);
+        Command::new("kill")
+            .arg("-CONT")
+            .args(&pids)
+            .stderr(std::process::Stdio::null())
+            .status()
+            .context("continuing PostgreSQL's processes (kill -CONT)")?;
         Ok(())
     }
 

@@ -10,7 +10,7 @@
 //! on the test database with the debug build ([`short`]).
 
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -40,11 +40,16 @@ pub enum Fault {
     /// `kill -9` of one of two proxies behind haproxy; the clients post with
     /// idempotency keys and send again on an unknown outcome.
     ProxyKill,
+    /// Every PostgreSQL process stopped (SIGSTOP) for `down` s, three
+    /// times 2 s apart, under an open arrival rate of posts: a disk or
+    /// machine stall shorter than the posts' 200 ms bound, which must
+    /// refuse nobody before that bound (it is not overload).
+    Stall,
 }
 
 impl Fault {
-    pub const ALL: [Fault; 5] =
-        [Fault::PgKill, Fault::Terminate, Fault::Lock, Fault::PgbouncerRestart, Fault::ProxyKill];
+    pub const ALL: [Fault; 6] =
+        [Fault::PgKill, Fault::Terminate, Fault::Lock, Fault::PgbouncerRestart, Fault::ProxyKill, Fault::Stall];
 
     fn name(self) -> &'static str {
         match self {
@@ -53,6 +58,7 @@ impl Fault {
             Fault::Lock => "lock",
             Fault::PgbouncerRestart => "pgbouncer-restart",
             Fault::ProxyKill => "proxy-kill",
+            Fault::Stall => "stall",
         }
     }
 
@@ -63,6 +69,7 @@ impl Fault {
             Fault::Lock => 8.0,
             Fault::PgbouncerRestart => 2.0,
             Fault::ProxyKill => 0.0,
+            Fault::Stall => 0.15,
         }
     }
 }
@@ -78,6 +85,21 @@ pub struct Plan {
     pub down: Option<f64>,
     pub users: u32,
     pub sockets: u32,
+    /// Posts per second for the stall fault (None: by profile).
+    pub rate: Option<f64>,
+    /// Another proxy binary than the profile's.
+    pub proxy_bin: Option<PathBuf>,
+}
+
+impl Plan {
+    /// The stall fault's arrival rate: the soak's posts (1,200/s) on the
+    /// release build, what the debug build takes easily otherwise.
+    fn stall_rate(&self) -> f64 {
+        self.rate.unwrap_or(match self.profile {
+            Profile::Release => 1_200.0,
+            Profile::Debug => 200.0,
+        })
+    }
 }
 
 /// What one run found.
@@ -95,6 +117,7 @@ struct Run {
     server_errors: u64,
     refused: u64,
     slowest_refusal_ms: f64,
+    quickest_refusal_ms: f64,
     /// Seconds from the first with an error or without a 2xx to the last one.
     degraded: u64,
     /// From the restart command to the restarted part accepting connections.
@@ -111,6 +134,10 @@ struct Run {
 fn refusal_bound_ms(fault: Fault) -> f64 {
     if fault == Fault::Lock { 6_000.0 } else { 1_000.0 }
 }
+
+/// The proxy's default `VERITABLE_POST_WAIT_MS`: a post refused sooner was
+/// refused for a standing queue (overload), not for its own wait.
+const POST_WAIT_MS: f64 = 200.0;
 
 impl Run {
     /// Why the run failed, if it did.
@@ -139,6 +166,10 @@ impl Run {
                 (Some(ready), Some(clean)) if ready + clean <= 5.0 + 1.0 => {}
                 (ready, clean) => why.push(format!("not clean within 5 s of the restart ({ready:?} + {clean:?} s)")),
             },
+            Fault::Stall if self.refused > 0 && self.quickest_refusal_ms < POST_WAIT_MS => why.push(format!(
+                "{} posts refused, the quickest in {:.0} ms: before the posts' {POST_WAIT_MS} ms bound: refused early for a stall",
+                self.refused, self.quickest_refusal_ms
+            )),
             Fault::Lock if self.ok_during < self.ok_before / 2.0 => why.push(format!(
                 "2xx/s fell from {:.0} to {:.0} while one topic was locked",
                 self.ok_before, self.ok_during
@@ -211,8 +242,17 @@ pub fn bench(fault: Fault, runs: u32, plan: &Plan) -> anyhow::Result<()> {
 /// `cargo xtask test`'s short versions: each fault once, 12 s, on the test
 /// database with the debug build; (passed, failed).
 pub fn short(cluster: &Cluster, db: &str) -> anyhow::Result<(u64, u64)> {
-    let plan =
-        Plan { profile: Profile::Debug, db: db.to_owned(), secs: 12, at: 3.0, down: None, users: 12, sockets: 3 };
+    let plan = Plan {
+        profile: Profile::Debug,
+        db: db.to_owned(),
+        secs: 12,
+        at: 3.0,
+        down: None,
+        users: 12,
+        sockets: 3,
+        rate: None,
+        proxy_bin: None,
+    };
     let (mut passed, mut failed) = (0, 0);
     for fault in Fault::ALL {
         let outcome = once(cluster, fault, &plan, &format!("ci-fault-{}", fault.name()))?;
@@ -247,8 +287,8 @@ struct Topology {
 }
 
 impl Topology {
-    fn start(cluster: &Cluster, fault: Fault, profile: Profile, url: &str) -> anyhow::Result<Self> {
-        let binary = profile.proxy_binary();
+    fn start(cluster: &Cluster, fault: Fault, plan: &Plan, url: &str) -> anyhow::Result<Self> {
+        let binary = plan.proxy_bin.clone().unwrap_or_else(|| plan.profile.proxy_binary());
         match fault {
             Fault::PgbouncerRestart => {
                 let bouncer = Pgbouncer::start(cluster)?;
@@ -308,7 +348,7 @@ fn once(cluster: &Cluster, fault: Fault, plan: &Plan, label: &str) -> anyhow::Re
     let url = cluster.database_url(&plan.db);
     // Crash recovery then replays only this run's WAL.
     cluster.superuser(&plan.db, "CHECKPOINT")?;
-    let mut topology = Topology::start(cluster, fault, plan.profile, &url)?;
+    let mut topology = Topology::start(cluster, fault, plan, &url)?;
     let log_path = run::target_dir().join("tmp").join(format!("{label}.log"));
     std::fs::create_dir_all(log_path.parent().context("a log directory")?)?;
     let log = std::fs::File::create(&log_path)?;
@@ -320,6 +360,9 @@ fn once(cluster: &Cluster, fault: Fault, plan: &Plan, label: &str) -> anyhow::Re
         .stderr(Stdio::from(log));
     if fault == Fault::ProxyKill {
         cmd.args(["--retry-writes", "5"]);
+    }
+    if fault == Fault::Stall {
+        cmd.args(["--rate", &plan.stall_rate().to_string()]);
     }
     let mut tool = cmd.spawn().context("starting veritable-load")?;
     let marks = inject(cluster, fault, plan, &mut topology, &mut tool, &log_path);
@@ -400,6 +443,14 @@ fn inject(
             bouncer.start_again()?;
             marks.ready = Some(Instant::now());
         }
+        Fault::Stall => {
+            for n in 0..3 {
+                if n > 0 {
+                    std::thread::sleep(Duration::from_secs(2).saturating_sub(down));
+                }
+                cluster.pause(down)?;
+            }
+        }
         Fault::ProxyKill => {
             let victim = topology.proxies.first().context("two proxies in this topology")?;
             run::output(Command::new("kill").args(["-9", &victim.pid().to_string()]))?;
@@ -462,6 +513,7 @@ fn summarize(report: &serde_json::Value, marks: &Marks) -> Run {
         server_errors,
         refused: failures.and_then(|f| f.get("503")).map_or(0, count),
         slowest_refusal_ms: report["shed_latency"]["max_ms"].as_f64().unwrap_or(0.0),
+        quickest_refusal_ms: report["shed_latency"]["min_ms"].as_f64().unwrap_or(0.0),
         degraded,
         ready_after: marks.restarted.zip(marks.ready).map(|(r, ready)| ready.duration_since(r).as_secs_f64()),
         clean_after,

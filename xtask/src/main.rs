@@ -93,13 +93,21 @@ enum Command {
         #[arg(long, default_value_t = 6.0)]
         at: f64,
         /// Seconds the fault lasts (default: 4 for pg-kill and terminate, 8
-        /// for lock, 2 for pgbouncer-restart).
+        /// for lock, 2 for pgbouncer-restart, 0.15 for each stall).
         #[arg(long)]
         down: Option<f64>,
         #[arg(long, default_value_t = 36)]
         users: u32,
         #[arg(long, default_value_t = 4)]
         sockets: u32,
+        /// Posts per second, open model, for the stall fault (default: 1,200,
+        /// the posts of the soak's 4,000 req/s; 200 with `--debug`).
+        #[arg(long)]
+        rate: Option<f64>,
+        /// Another proxy binary than this tree's build (an earlier build, to
+        /// compare side by side).
+        #[arg(long)]
+        proxy_bin: Option<std::path::PathBuf>,
     },
 }
 
@@ -132,19 +140,23 @@ fn main() -> ExitCode {
         Command::Env => Cluster::locate().map(|c| println!("DATABASE_URL={}", c.database_url(cluster::DEV_DB))),
         Command::Reset => reset(),
         Command::Seed { scale } => seed(scale),
-        Command::Faults { fault, runs, scale, database, debug, secs, at, down, users, sockets } => faults::bench(
-            fault,
-            runs,
-            &faults::Plan {
-                profile: if debug { run::Profile::Debug } else { run::Profile::Release },
-                db: database.unwrap_or_else(|| format!("veritable_{}", scale.name())),
-                secs,
-                at,
-                down,
-                users,
-                sockets,
-            },
-        ),
+        Command::Faults { fault, runs, scale, database, debug, secs, at, down, users, sockets, rate, proxy_bin } => {
+            faults::bench(
+                fault,
+                runs,
+                &faults::Plan {
+                    profile: if debug { run::Profile::Debug } else { run::Profile::Release },
+                    db: database.unwrap_or_else(|| format!("veritable_{}", scale.name())),
+                    secs,
+                    at,
+                    down,
+                    users,
+                    sockets,
+                    rate,
+                    proxy_bin,
+                },
+            )
+        }
         Command::Load { scale, database, proxy_bin, keep_limits, proxy_env, args } => load::load(
             &load::Setup {
                 scale: scale.name(),

@@ -219,3 +219,67 @@ async fn hashing_past_its_queue_bound_answers_503() {
     }
     server.stop().await.expect("stop");
 }
+
+/// The proxy's pooled backends, stopped (SIGSTOP) until dropped: a disk or
+/// machine stall as the proxy sees it, and nobody else's.
+struct Stalled(Vec<String>);
+
+impl Stalled {
+    async fn backends_of(application_name: &str) -> Self {
+        let client = veritable_tests::connect(&database_url()).await;
+        let pids: Vec<String> = client
+            .query("SELECT pid::text FROM pg_stat_activity WHERE application_name = $1", &[&application_name])
+            .await
+            .expect("the proxy's backends")
+            .iter()
+            .map(|row| row.get(0))
+            .collect();
+        assert!(!pids.is_empty(), "the proxy has pooled connections");
+        let stopped = std::process::Command::new("kill").arg("-STOP").args(&pids).status().expect("kill -STOP");
+        assert!(stopped.success(), "stopped {pids:?}");
+        Self(pids)
+    }
+}
+
+impl Drop for Stalled {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("kill").arg("-CONT").args(&self.0).status();
+    }
+}
+
+/// A session's record past its trust period is served while one check in
+/// the background confirms it: with every pooled backend of the proxy
+/// stopped, signed-in requests are answered from their records at once
+/// instead of each waiting for a connection to re-check its session.
+#[tokio::test]
+async fn a_stale_session_is_served_while_postgresql_stalls() {
+    let mut config = veritable_tests::serve_config(&database_url());
+    let application_name = unique("stall");
+    config.db.url.application_name(&application_name);
+    config.db.pool_size = 4;
+    // Every use after the first finds the record stale.
+    config.session_cache_ms = 0;
+    let server = TestServer::start_with(config).await;
+    let (status, _, body) =
+        post(&server, "/api/v1/auth/login", &json!({ "username": "demo", "password": "veritable-demo" }), None).await;
+    assert_eq!(status, 200, "{body}");
+    let token = body["token"].as_str().expect("token").to_owned();
+    let (status, _) = me(&server, &token).await;
+    assert_eq!(status, 200, "checked and cached");
+
+    let stalled = Stalled::backends_of(&application_name).await;
+    // More requests than the pool has connections and than background checks.
+    for n in 0..12 {
+        let started = std::time::Instant::now();
+        let (status, who) =
+            tokio::time::timeout(std::time::Duration::from_secs(5), me(&server, &token)).await.expect("answered");
+        assert_eq!(status, 200, "request {n} during the stall: {who}");
+        assert_eq!(who["username"], "demo");
+        assert!(started.elapsed() < std::time::Duration::from_secs(1), "request {n} waited {:?}", started.elapsed());
+    }
+    drop(stalled);
+    // Once PostgreSQL answers again, the checks finish and refresh the record.
+    let (status, _) = me(&server, &token).await;
+    assert_eq!(status, 200);
+    server.stop().await.expect("stop");
+}
