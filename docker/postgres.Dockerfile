@@ -16,3 +16,6 @@ COPY --from=build /src/target/release/veritable-pg15/usr/lib/postgresql/15/lib/ 
 # The workload's settings, the file cargo xtask applies to its cluster.
 COPY docker/postgres/veritable.conf /etc/postgresql/veritable.conf
 COPY docker/postgres/include.sh /docker-entrypoint-initdb.d/00-veritable-settings.sh
+# The primary accepts the replica's streaming connection; the replica's entrypoint.
+COPY docker/postgres/replication.sh /docker-entrypoint-initdb.d/10-replication.sh
+COPY docker/postgres/replica.sh /usr/local/bin/veritable-replica

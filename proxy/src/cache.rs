@@ -1,25 +1,26 @@
 //! A byte-bounded cache of hot read responses (topic list pages, the
-//! category list, wiki pages), so that a burst of readers costs PostgreSQL one query per
+//! category list, the first page of each topic's reply tree, wiki pages), so that a burst of readers costs PostgreSQL one query per
 //! page per TTL instead of one per request. Concurrent misses of one key wait
 //! for a single load (moka's `try_get_with`). Entries live `ttl` (1 s unless
 //! configured; 0 turns the cache off), so a response trails a write by at
 //! most that; the realtime event stream invalidates them sooner, on every
-//! proxy (`realtime::Invalidation`): lists on topic or reply events, a
-//! wiki page on its own events. A load that was already running when its
+//! proxy (`realtime::Invalidation`): lists and trees on topic or reply
+//! events, a wiki page on its own events. A load that was already running when its
 //! entry was invalidated can still store what it read: that is bounded by
 //! the TTL too.
 //!
-//! Lists are not dropped on every event: under a stream of replies that
-//! would send nearly every list read to PostgreSQL. The first change after a
+//! Lists and trees are not dropped on every event: under a stream of
+//! replies that would send nearly every read to PostgreSQL. The first change after a
 //! quiet spell drops them at once; changes within `refresh` of that are
 //! folded into one more drop at the next tick, so lists trail a write by at
 //! most `refresh` (250 ms by default) plus the event's way to this proxy, and
 //! are reloaded at most every `refresh`, by one query per key (concurrent
 //! misses share one load). A writer does not wait for that: for `refresh`
 //! after a write, that session's reads of the lists its write shows in (its
-//! topic's category and all categories) take the cached page only if it was
-//! loaded after the write, and otherwise load it afresh and store it for
-//! everyone, so an author's next read shows their post.
+//! topic's category and all categories) and of its topic's tree take the
+//! cached response only if it was loaded after the write, and otherwise load
+//! it afresh and store it for everyone, so an author's next read shows their
+//! post.
 //!
 //! Keys are built only from validated parameters, and the cache is bounded by
 //! the bytes of keys and values together, so adversarial query strings can
@@ -68,8 +69,34 @@ pub struct ResponseCache {
     /// When lists were last dropped, and whether a change waits for the next tick.
     dropped_at: std::sync::Mutex<Option<Instant>>,
     pending: AtomicBool,
-    /// Sessions that wrote within `refresh`: when, and in which category.
-    writers: moka::sync::Cache<WriterKey, (Instant, i64)>,
+    /// Sessions that wrote within `refresh`: when, and where.
+    writers: moka::sync::Cache<WriterKey, (Instant, Wrote)>,
+}
+
+/// Where a write shows: its topic's category lists, and its topic's tree
+/// (`None`: not known to the handler, so every one).
+#[derive(Debug, Clone, Copy)]
+pub struct Wrote {
+    pub category: Option<i64>,
+    pub topic: Option<i64>,
+}
+
+/// What a cached read shows, for a writer's next read of it.
+#[derive(Debug, Clone, Copy)]
+pub enum Shows {
+    /// A list page of one category, or of all (`None`).
+    List(Option<i64>),
+    /// The first page of a topic's reply tree.
+    Tree(i64),
+}
+
+impl Shows {
+    fn shows(self, wrote: Wrote) -> bool {
+        match self {
+            Self::List(category) => category.zip(wrote.category).is_none_or(|(c, w)| c == w),
+            Self::Tree(topic) => wrote.topic.is_none_or(|w| w == topic),
+        }
+    }
 }
 
 impl ResponseCache {
@@ -103,14 +130,14 @@ impl ResponseCache {
         }
     }
 
-    /// [`ResponseCache::get_or_load`] for a list page of `category` (`None`:
-    /// all categories) read by `reader`: if the reader wrote there within
-    /// `refresh`, a page loaded before that write is loaded afresh, and what
-    /// it read replaces the cached page for everyone.
+    /// [`ResponseCache::get_or_load`] for a response that `shows` a list page
+    /// or a topic's tree, read by `reader`: if the reader wrote there within
+    /// `refresh`, a response loaded before that write is loaded afresh, and
+    /// what it read replaces the cached one for everyone.
     pub async fn get_or_load_for<F>(
         &self,
         reader: Option<&WriterKey>,
-        category: Option<i64>,
+        shows: Shows,
         key: String,
         load: F,
     ) -> Result<Bytes, AppError>
@@ -119,7 +146,7 @@ impl ResponseCache {
     {
         let wrote_at = reader
             .and_then(|reader| self.writers.get(reader))
-            .filter(|(_, wrote_in)| category.is_none_or(|c| c == *wrote_in))
+            .filter(|(_, wrote)| shows.shows(*wrote))
             .map(|(at, _)| at);
         let (Some(cache), Some(wrote_at)) = (&self.cache, wrote_at) else {
             return self.get_or_load(key, load).await;
@@ -137,11 +164,11 @@ impl ResponseCache {
         Ok(body)
     }
 
-    /// `writer` just wrote in `category` (committed): its reads of that
-    /// category's lists within `refresh` show the write.
-    pub fn wrote(&self, writer: &WriterKey, category: i64) {
+    /// `writer` just wrote (committed): its reads within `refresh` of the
+    /// lists of that category, and of that topic's tree, show the write.
+    pub fn wrote(&self, writer: &WriterKey, wrote: Wrote) {
         if self.cache.is_some() {
-            self.writers.insert(*writer, (Instant::now(), category));
+            self.writers.insert(*writer, (Instant::now(), wrote));
         }
     }
 

@@ -167,16 +167,17 @@ pub struct ServeConfig {
     /// record not confirmed for this long is checked by the request itself.
     #[arg(long, env = "VERITABLE_SESSION_STALE_MS", default_value_t = 10_000)]
     pub session_stale_ms: u64,
-    /// Bytes of hot read responses (topic list pages, categories) cached.
+    /// Bytes of hot read responses (topic list pages, categories, first
+    /// pages of reply trees, wiki pages) cached.
     #[arg(long, env = "VERITABLE_READ_CACHE_BYTES", default_value_t = 16 * 1024 * 1024)]
     pub read_cache_bytes: u64,
     /// How long a cached read response is served; 0 turns the cache off.
     #[arg(long, env = "VERITABLE_READ_CACHE_MS", default_value_t = 1000)]
     pub read_cache_ms: u64,
-    /// Under a stream of changes, cached list pages are dropped at most this
-    /// often (so they trail a write by at most this much); 0 drops them on
-    /// every change. A session's own list reads skip the cache this long
-    /// after it writes.
+    /// Under a stream of changes, cached list pages and reply trees are
+    /// dropped at most this often (so they trail a write by at most this
+    /// much); 0 drops them on every change. A session's own reads of what
+    /// its write shows in skip the cache this long after it writes.
     #[arg(long, env = "VERITABLE_READ_CACHE_REFRESH_MS", default_value_t = 250)]
     pub read_cache_refresh_ms: u64,
     /// The realtime listener's own connection (direct, not through pgbouncer);

@@ -40,6 +40,10 @@ pub enum Fault {
     /// `kill -9` of one of two proxies behind haproxy; the clients post with
     /// idempotency keys and send again on an unknown outcome.
     ProxyKill,
+    /// A rolling restart of two proxies behind haproxy: each in turn sent
+    /// SIGTERM (it drains: stops accepting, finishes its requests, closes
+    /// its sockets with 1001) and started again on its address.
+    RollingRestart,
     /// Every PostgreSQL process stopped (SIGSTOP) for `down` s, three
     /// times 2 s apart, under an open arrival rate of posts: a disk or
     /// machine stall shorter than the posts' 200 ms bound, which must
@@ -48,8 +52,15 @@ pub enum Fault {
 }
 
 impl Fault {
-    pub const ALL: [Fault; 6] =
-        [Fault::PgKill, Fault::Terminate, Fault::Lock, Fault::PgbouncerRestart, Fault::ProxyKill, Fault::Stall];
+    pub const ALL: [Fault; 7] = [
+        Fault::PgKill,
+        Fault::Terminate,
+        Fault::Lock,
+        Fault::PgbouncerRestart,
+        Fault::ProxyKill,
+        Fault::RollingRestart,
+        Fault::Stall,
+    ];
 
     fn name(self) -> &'static str {
         match self {
@@ -58,6 +69,7 @@ impl Fault {
             Fault::Lock => "lock",
             Fault::PgbouncerRestart => "pgbouncer-restart",
             Fault::ProxyKill => "proxy-kill",
+            Fault::RollingRestart => "rolling-restart",
             Fault::Stall => "stall",
         }
     }
@@ -68,7 +80,7 @@ impl Fault {
             Fault::PgKill | Fault::Terminate => 4.0,
             Fault::Lock => 8.0,
             Fault::PgbouncerRestart => 2.0,
-            Fault::ProxyKill => 0.0,
+            Fault::ProxyKill | Fault::RollingRestart => 0.0,
             Fault::Stall => 0.15,
         }
     }
@@ -166,6 +178,9 @@ impl Run {
                 (Some(ready), Some(clean)) if ready + clean <= 5.0 + 1.0 => {}
                 (ready, clean) => why.push(format!("not clean within 5 s of the restart ({ready:?} + {clean:?} s)")),
             },
+            Fault::RollingRestart if self.refused > 0 => {
+                why.push(format!("{} answers 503 during a rolling restart", self.refused))
+            }
             Fault::Stall if self.refused > 0 && self.quickest_refusal_ms < POST_WAIT_MS => why.push(format!(
                 "{} posts refused, the quickest in {:.0} ms: before the posts' {POST_WAIT_MS} ms bound: refused early for a stall",
                 self.refused, self.quickest_refusal_ms
@@ -302,7 +317,7 @@ impl Topology {
                 let proxy = ProxyUnderTest::start(&binary, url, true, &env)?;
                 Ok(Self { proxies: vec![proxy], bouncer: Some(bouncer), balancer: None })
             }
-            Fault::ProxyKill => {
+            Fault::ProxyKill | Fault::RollingRestart => {
                 let proxies = vec![
                     ProxyUnderTest::start(&binary, url, true, &[])?,
                     ProxyUnderTest::start(&binary, url, true, &[])?,
@@ -442,6 +457,21 @@ fn inject(
             marks.restarted = Some(Instant::now());
             bouncer.start_again()?;
             marks.ready = Some(Instant::now());
+        }
+        Fault::RollingRestart => {
+            for n in 0..topology.proxies.len() {
+                if n > 0 {
+                    std::thread::sleep(Duration::from_secs(2));
+                }
+                let addr = topology.proxies[n].addr.clone();
+                marks.restarted = Some(Instant::now());
+                // Dropping it sends SIGTERM and waits for it to exit, drained.
+                drop(topology.proxies.remove(n));
+                let url = cluster.database_url(&plan.db);
+                let binary = plan.proxy_bin.clone().unwrap_or_else(|| plan.profile.proxy_binary());
+                topology.proxies.insert(n, ProxyUnderTest::start_on(&addr, &binary, &url, true, &[])?);
+                marks.ready = Some(Instant::now());
+            }
         }
         Fault::Stall => {
             for n in 0..3 {

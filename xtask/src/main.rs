@@ -6,6 +6,7 @@
 mod cluster;
 mod faults;
 mod haproxy;
+mod kit;
 mod load;
 mod pgbouncer;
 mod prereqs;
@@ -70,6 +71,10 @@ enum Command {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
+    /// Checks the operator's kit (docker/, deploy/kubernetes/) with promtool,
+    /// kubernetes-validate and haproxy, installing the tools when missing
+    /// (`cargo xtask test` runs the same).
+    Kit,
     /// Fault runs (RELIABILITY.md): a write load through a release proxy on
     /// `veritable_<scale>` with WebSocket readers, one fault in the middle,
     /// repeated; a Markdown table on stdout, non-zero exit if any run failed.
@@ -140,6 +145,7 @@ fn main() -> ExitCode {
         Command::Env => Cluster::locate().map(|c| println!("DATABASE_URL={}", c.database_url(cluster::DEV_DB))),
         Command::Reset => reset(),
         Command::Seed { scale } => seed(scale),
+        Command::Kit => kit::ensure_installed().and_then(|()| kit::run()),
         Command::Faults { fault, runs, scale, database, debug, secs, at, down, users, sockets, rate, proxy_bin } => {
             faults::bench(
                 fault,

@@ -37,7 +37,18 @@ impl ProxyUnderTest {
         env: &[(String, String)],
     ) -> anyhow::Result<Self> {
         let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
-        let addr = format!("127.0.0.1:{port}");
+        Self::start_on(&format!("127.0.0.1:{port}"), binary, database_url, lift_limits, env)
+    }
+
+    /// The same on a given address (a proxy restarted where a balancer expects it).
+    pub fn start_on(
+        addr: &str,
+        binary: &Path,
+        database_url: &str,
+        lift_limits: bool,
+        env: &[(String, String)],
+    ) -> anyhow::Result<Self> {
+        let addr = addr.to_owned();
         let mut cmd = Command::new(binary);
         cmd.args(["serve", "--addr", &addr]).env("DATABASE_URL", database_url).env("RUST_LOG", "warn,deadpool=error");
         if lift_limits {

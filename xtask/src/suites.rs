@@ -9,7 +9,7 @@ use anyhow::Context;
 use crate::cluster::Cluster;
 use crate::pgbouncer::Pgbouncer;
 use crate::run::{self, Profile, Steps};
-use crate::{faults, load, prereqs, schemathesis};
+use crate::{faults, kit, load, prereqs, schemathesis};
 
 pub const TEST_DB: &str = "veritable_test";
 
@@ -26,13 +26,35 @@ pub fn test() -> anyhow::Result<()> {
     let started = Instant::now();
     let mut steps = Steps::new();
     let mut outcomes = Vec::new();
-    steps.step("checking prerequisites (Debian packages, cargo-pgrx, schemathesis)", || {
-        prereqs::ensure()?;
-        schemathesis::ensure_installed()
-    })?;
+    steps.step(
+        "checking prerequisites (Debian packages, cargo-pgrx, schemathesis, promtool, kubernetes-validate)",
+        || {
+            prereqs::ensure()?;
+            schemathesis::ensure_installed()?;
+            kit::ensure_installed()
+        },
+    )?;
     let cluster = Cluster::locate()?;
 
     outcomes.push(steps.step("formatting and lints (cargo fmt --check; cargo clippy -D warnings)", lint)?);
+
+    outcomes.push(steps.step(
+        "the operator's kit (promtool check rules; kubernetes-validate; haproxy -c; compose YAML, dashboard JSON)",
+        || {
+            let started = Instant::now();
+            let checks = kit::check()?;
+            kit::print(&checks);
+            let failed = checks.iter().filter(|(_, ok)| !ok).count() as u64;
+            Ok(Outcome {
+                name: "kit",
+                passed: checks.len() as u64 - failed,
+                failed,
+                ignored: 0,
+                ok: failed == 0,
+                seconds: started.elapsed().as_secs_f64(),
+            })
+        },
+    )?);
 
     outcomes.push(steps.step("unit tests (cargo test, without the extension)", || {
         suite(
@@ -122,7 +144,7 @@ pub fn test() -> anyhow::Result<()> {
 
     outcomes.push(steps.step(
         "fault runs, short (each fault once, 12 s: PostgreSQL killed, connections terminated, a topic locked, \
-         pgbouncer killed, one of two proxies killed behind haproxy)",
+         pgbouncer killed, one of two proxies killed behind haproxy, PostgreSQL stalled)",
         || {
             let started = Instant::now();
             let (passed, failed) = faults::short(&cluster, TEST_DB)?;

@@ -8,12 +8,13 @@
 //! the topic's participant row, then the topic row.
 
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
+use crate::cache::{Shows, Wrote};
 use crate::http::error::{ErrorBody, refused};
-use crate::http::extract::{Body, CurrentUser, Params, Writer, judge, parse_id, require_text};
+use crate::http::extract::{Body, CurrentUser, Params, Writer, judge, parse_id, presented_hash, require_text};
 use crate::http::respond::{created, ok_json};
 use crate::posting::Post;
 use crate::store::forums::ReplyOutcome;
@@ -51,6 +52,7 @@ pub struct RepliesQuery {
 )]
 pub async fn tree(
     State(state): State<AppState>,
+    headers: HeaderMap,
     Path(topic): Path<String>,
     Params(query): Params<RepliesQuery>,
 ) -> AppResult<Response> {
@@ -63,6 +65,26 @@ pub async fn tree(
     }
     if query.after.is_some_and(|a| a < 1) {
         return Err(AppError::invalid("after", "after must be the id of a reply"));
+    }
+    // The first page is what every visitor of the topic reads: cached (one
+    // load per key however many miss at once), kept true by the topic's
+    // events within the cache's refresh bound, and fresh for its writer.
+    if query.after.is_none() {
+        let key = format!("tree:{topic}:{:?}:{:?}", query.depth, query.limit);
+        let reader = presented_hash(&headers);
+        let body = state
+            .responses
+            .get_or_load_for(reader.as_ref(), Shows::Tree(topic), key, async {
+                state
+                    .db
+                    .get()
+                    .await?
+                    .reply_tree(TopicId(topic), query.depth, query.limit, None)
+                    .await?
+                    .ok_or(AppError::NotFound)
+            })
+            .await?;
+        return Ok(ok_json(body));
     }
     let tree = match state
         .db
@@ -139,7 +161,7 @@ pub async fn create(
     crate::limits::check_wait(outcome.wait)?;
     match outcome {
         ReplyOutcome { reply: Some(json), category: Some(category), .. } => {
-            state.responses.wrote(&user.token_hash, category);
+            state.responses.wrote(&user.token_hash, Wrote { category: Some(category), topic: Some(topic) });
             Ok(created(json))
         }
         ReplyOutcome { locked: None, .. } => Err(AppError::NotFound),
@@ -191,7 +213,11 @@ pub async fn edit(
         .await
         .map_err(|e| refused(e, "id"))?
         .ok_or(AppError::NotFound)?;
-    judge(&user, row.get(0), row.get(1), row.get::<_, Option<String>>(2)).map(ok_json)
+    let edited = judge(&user, row.get(0), row.get(1), row.get::<_, Option<String>>(2))?;
+    // Which topic is not known here: the writer's next reads of every list
+    // and tree are fresh.
+    state.responses.wrote(&user.token_hash, Wrote { category: None, topic: None });
+    Ok(ok_json(edited))
 }
 
 /// `DELETE /api/v1/forums/replies/{id}` → 204 (a soft delete; replies under
@@ -227,5 +253,6 @@ pub async fn delete(
         .await?
         .ok_or(AppError::NotFound)?;
     judge(&user, row.get(0), row.get(1), row.get::<_, Option<i64>>(2))?;
+    state.responses.wrote(&user.token_hash, Wrote { category: None, topic: None });
     Ok(StatusCode::NO_CONTENT.into_response())
 }

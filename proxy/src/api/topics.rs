@@ -9,6 +9,7 @@ use serde::Deserialize;
 use veritable_core::cursor::TopicKey;
 use veritable_core::rules;
 
+use crate::cache::{Shows, Wrote};
 use crate::http::error::{ErrorBody, refused};
 use crate::http::extract::{
     Body, CurrentUser, Params, Writer, judge, page_size, parse_id, presented_hash, require_text,
@@ -60,7 +61,7 @@ pub async fn list(
     let reader = presented_hash(&headers);
     let body = state
         .responses
-        .get_or_load_for(reader.as_ref(), query.category, key, async {
+        .get_or_load_for(reader.as_ref(), Shows::List(query.category), key, async {
             state.db.get().await?.topic_page(query.category.map(CategoryId), query.cursor.as_deref(), limit).await
         })
         .await?;
@@ -164,7 +165,7 @@ pub async fn create(
     let topic = row
         .get::<_, Option<String>>(1)
         .ok_or_else(|| AppError::Internal(anyhow::anyhow!("topic_create inserted nothing")))?;
-    state.responses.wrote(&user.token_hash, topic_category);
+    state.responses.wrote(&user.token_hash, Wrote { category: Some(topic_category), topic: None });
     Ok(created(topic))
 }
 

@@ -23,8 +23,8 @@ pub struct Realtime {
     pub shutdown: CancellationToken,
 }
 
-/// What the event stream makes stale in this proxy's caches: list pages on
-/// any topic or reply change, a wiki page on its own changes, a session when
+/// What the event stream makes stale in this proxy's caches: list pages and
+/// reply trees on any topic or reply change (at most every refresh), a wiki page on its own changes, a session when
 /// it is revoked anywhere, a user's sessions when their role or account
 /// changes.
 pub struct Invalidation {

@@ -289,3 +289,36 @@ async fn a_writer_sees_their_post_in_cached_lists_at_once_and_others_soon() {
     server.stop().await.expect("stop");
     db.drop_db().await;
 }
+
+/// Trees of a topic at every depth and size (adversarial keys), in a cache
+/// smaller than some of them: the cache stays within its byte bound.
+#[tokio::test]
+async fn cached_reply_trees_stay_within_the_caches_byte_bound() {
+    let mut config = veritable_tests::serve_config(&database_url());
+    config.read_cache_ms = 60_000;
+    config.read_cache_bytes = 64 * 1024;
+    let server = TestServer::start_with(config).await;
+    let client = connect(&database_url()).await;
+    let topic: i64 = client
+        .query_one("SELECT topic_id FROM forum_topic_stats ORDER BY reply_count DESC LIMIT 1", &[])
+        .await
+        .expect("the busiest topic")
+        .get(0);
+    let mut largest = 0;
+    for depth in 1..=12 {
+        for limit in [1, 50, 500] {
+            let (status, tree) =
+                get(&server, &format!("/api/v1/forums/topics/{topic}/replies?depth={depth}&limit={limit}")).await;
+            assert_eq!(status, 200, "{tree}");
+            largest = largest.max(tree.to_string().len());
+        }
+    }
+    let text = reqwest::get(server.url("/metrics")).await.expect("metrics").text().await.expect("text");
+    let bytes: f64 = text
+        .lines()
+        .find_map(|l| l.strip_prefix("veritable_response_cache_bytes "))
+        .and_then(|v| v.parse().ok())
+        .expect("veritable_response_cache_bytes");
+    assert!(bytes <= 64.0 * 1024.0 * 1.1, "{bytes} bytes held, bound 64 KiB (largest tree {largest} bytes)");
+    server.stop().await.expect("stop");
+}

@@ -182,14 +182,33 @@ async fn metrics_cover_queries_caches_and_the_runtime() {
     // Every veritable metric the shipped alerts use is exported.
     let alerts = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../docker/prometheus/alerts.yml"))
         .expect("alerts.yml");
-    let used: std::collections::BTreeSet<&str> = alerts
-        .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
-        .filter(|word| word.starts_with("veritable_"))
-        .map(|word| word.trim_end_matches("_bucket"))
-        .collect();
+    let used = veritable_metrics(&alerts);
     assert!(used.len() >= 8, "{used:?}");
     for metric in used {
         assert!(text.contains(&format!("\n{metric}")), "alerts.yml uses {metric}, which /metrics does not export");
+    }
+    // And every one the Grafana dashboard's panels plot.
+    let dashboard: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../docker/grafana/veritable.json"))
+            .expect("the dashboard"),
+    )
+    .expect("the dashboard is JSON");
+    let exprs: Vec<&str> = dashboard["panels"]
+        .as_array()
+        .expect("panels")
+        .iter()
+        .flat_map(|panel| panel["targets"].as_array().into_iter().flatten())
+        .filter_map(|target| target["expr"].as_str())
+        .collect();
+    assert!(exprs.len() >= 16, "{exprs:?}");
+    let queries = exprs.join("\n");
+    let plotted = veritable_metrics(&queries);
+    assert!(plotted.len() >= 20, "{plotted:?}");
+    for metric in plotted {
+        assert!(
+            text.contains(&format!("\n{metric}")) || text.contains(&format!("# TYPE {metric} ")),
+            "the dashboard plots {metric}, which /metrics does not export"
+        );
     }
     let hits: f64 = text
         .lines()
@@ -372,4 +391,33 @@ async fn the_openapi_document_describes_every_route() {
             .is_some_and(|r| r.contains(&Value::from("body")))
     );
     server.stop().await.expect("clean shutdown");
+}
+
+/// The `veritable_*` metric names an alert rule or a dashboard query uses
+/// (a histogram's `_bucket`, `_sum` and `_count` series named by the
+/// histogram).
+fn veritable_metrics(text: &str) -> std::collections::BTreeSet<&str> {
+    text.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+        .filter(|word| word.starts_with("veritable_"))
+        .map(|word| {
+            ["_bucket", "_sum", "_count"].iter().fold(word, |word, suffix| {
+                if word.ends_with("_total") { word } else { word.strip_suffix(suffix).unwrap_or(word) }
+            })
+        })
+        .collect()
+}
+
+/// Every shipped alert links to its entry in the runbook, and the entry exists.
+#[test]
+fn every_alert_has_a_runbook_entry() {
+    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
+    let alerts = std::fs::read_to_string(format!("{root}/docker/prometheus/alerts.yml")).expect("alerts.yml");
+    let runbook = std::fs::read_to_string(format!("{root}/docs/RUNBOOK.md")).expect("RUNBOOK.md");
+    let names: Vec<&str> = alerts.lines().filter_map(|line| line.trim().strip_prefix("- alert: ")).collect();
+    assert!(names.len() >= 16, "{names:?}");
+    for name in names {
+        assert!(runbook.contains(&format!("\n## {name}\n")), "docs/RUNBOOK.md has no entry for the alert {name}");
+        let link = format!("runbook_url: \"docs/RUNBOOK.md#{}\"", name.to_lowercase());
+        assert!(alerts.contains(&link), "the alert {name} does not link to its entry ({link})");
+    }
 }

@@ -205,3 +205,45 @@ async fn events_invalidate_other_proxies_caches() {
     b.stop().await.expect("stop");
     db.drop_db().await;
 }
+
+/// The first page of a topic's reply tree is cached on every proxy and kept
+/// true by the topic's events: a reply posted through A shows in B's cached
+/// tree within the refresh bound (long before the cache would expire), its
+/// author sees it on A at once, and once deleted it is gone from B's tree.
+#[tokio::test]
+async fn a_topics_cached_tree_follows_its_replies_on_every_proxy() {
+    let (db, _client) = FreshDb::seeded("rt_tree_cache", &Shape::of(Scale::Small), 28).await;
+    let mut config = server_config(&db.url);
+    config.read_cache_ms = 60_000;
+    config.read_cache_refresh_ms = 250;
+    let a = TestServer::start_with(config.clone()).await;
+    let b = TestServer::start_with(config).await;
+    let writer = Api::signed_in(&a, "demo").await;
+    let reader = Api::new(&b);
+    let topic = 10;
+    let path = format!("/api/v1/forums/topics/{topic}/replies?limit=500");
+    let shows = |tree: &serde_json::Value, text: &str| tree.to_string().contains(text);
+    let (status, before) = reader.get(&path).await;
+    assert_eq!(status, 200, "{before}");
+    assert_eq!(writer.get(&path).await.0, 200, "cached on A too");
+    let hits = metric(&b, "veritable_response_cache_hits_total").await;
+    assert_eq!(reader.get(&path).await.1, before, "served from B's cache");
+    assert!(metric(&b, "veritable_response_cache_hits_total").await > hits);
+
+    let id = reply(&writer, topic, "fresh in the tree").await;
+    assert!(shows(&writer.get(&path).await.1, "fresh in the tree"), "the author's next read shows the reply");
+    let posted = std::time::Instant::now();
+    until("B's cached tree shows the reply", || async { shows(&reader.get(&path).await.1, "fresh in the tree") }).await;
+    assert!(posted.elapsed() < std::time::Duration::from_secs(2), "within the refresh bound: {:?}", posted.elapsed());
+
+    let (status, _) = writer.call("DELETE", &format!("/api/v1/forums/replies/{id}"), None).await;
+    assert_eq!(status, 204);
+    assert!(!shows(&writer.get(&path).await.1, "fresh in the tree"), "the author's next read no longer shows it");
+    until("B's cached tree drops the deleted reply", || async {
+        !shows(&reader.get(&path).await.1, "fresh in the tree")
+    })
+    .await;
+    a.stop().await.expect("stop");
+    b.stop().await.expect("stop");
+    db.drop_db().await;
+}
