@@ -167,6 +167,12 @@ pub struct ServeConfig {
     /// record not confirmed for this long is checked by the request itself.
     #[arg(long, env = "VERITABLE_SESSION_STALE_MS", default_value_t = 10_000)]
     pub session_stale_ms: u64,
+    /// On SIGTERM, how long `/healthz` answers 503 `draining` while requests
+    /// are still served, before the listener closes and in-flight requests
+    /// finish: long enough for a load balancer's health checks to take the
+    /// proxy out of rotation (HAProxy here: 2 failed checks 250 ms apart).
+    #[arg(long, env = "VERITABLE_DRAIN_DELAY_MS", default_value_t = 1000)]
+    pub drain_delay_ms: u64,
     /// Bytes of hot read responses (topic list pages, categories, first
     /// pages of reply trees, wiki pages) cached.
     #[arg(long, env = "VERITABLE_READ_CACHE_BYTES", default_value_t = 16 * 1024 * 1024)]
@@ -292,6 +298,7 @@ impl ServeConfig {
             read_cache_refresh_ms: 250,
             session_cache_ms: 1000,
             session_stale_ms: 10_000,
+            drain_delay_ms: 0,
             listen_url: None,
             allowed_origins: Vec::new(),
             ws_per_user: 8,

@@ -152,6 +152,7 @@ pub async fn run(
         &tasks,
         cancel.clone(),
     );
+    let health: Arc<crate::store::Probe> = Arc::default();
     let state = AppState {
         db,
         metrics,
@@ -170,7 +171,7 @@ pub async fn run(
         in_flight: Arc::new(Semaphore::new(config.max_in_flight.max(1))),
         body_limit_bytes: config.body_limit_bytes,
         realtime: realtime.clone(),
-        health: Arc::default(),
+        health: health.clone(),
     };
     // Before the first accept: connections arriving meanwhile wait in the
     // listen backlog, not in a request's deadline.
@@ -186,8 +187,14 @@ pub async fn run(
         max_connections: config.max_connections,
         header_timeout: Duration::from_secs(config.header_timeout_secs.max(1)),
     };
+    let drain_delay = Duration::from_millis(config.drain_delay_ms);
     http::connections::serve(listener, router, edge, refused_connections, async move {
         shutdown.await;
+        // Still serving, but out of rotation: balancers checking /healthz
+        // stop sending new requests before this proxy stops accepting them.
+        health.drain();
+        tracing::info!(delay_ms = drain_delay.as_millis(), "draining: /healthz answers 503 before the listener closes");
+        tokio::time::sleep(drain_delay).await;
         stop.cancel();
     })
     .await;

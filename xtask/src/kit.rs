@@ -144,4 +144,3 @@ pub fn print(checks: &[(&'static str, bool)]) {
         eprintln!("    {name}: {}", if *ok { "ok" } else { "FAILED" });
     }
 }
-

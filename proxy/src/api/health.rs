@@ -21,10 +21,13 @@ use crate::{AppError, AppResult, AppState};
     tag = "operations",
     responses(
         (status = 200, description = "the database answers (probed at most once a second)", body = Object),
-        (status = 503, description = "overloaded or database unavailable (Retry-After)", body = ErrorBody),
+        (status = 503, description = "database unavailable, or this proxy is shutting down (`draining`)", body = ErrorBody),
     ),
 )]
 pub async fn healthz(State(state): State<AppState>) -> AppResult<Json<Value>> {
+    if state.health.draining() {
+        return Err(AppError::Draining);
+    }
     if !state.health.database_answers(state.db.pool(), &state.metrics.health_probes).await {
         return Err(AppError::DatabaseDown);
     }

@@ -86,6 +86,9 @@ pub enum AppError {
     /// The health probe's remembered outcome (its cause was logged when probed).
     #[error("the database is unavailable")]
     DatabaseDown,
+    /// `/healthz` of a proxy shutting down: still serving, leaving rotation.
+    #[error("this proxy is shutting down; use another")]
+    Draining,
     /// A statement shared with a request whose connection was lost (a
     /// batch's other posts): see [`connection_lost`].
     #[error("{OUTCOME_UNKNOWN}")]
@@ -140,6 +143,7 @@ impl AppError {
             Self::DatabaseUnavailable(_) | Self::DatabaseDown => {
                 (StatusCode::SERVICE_UNAVAILABLE, "database_unavailable")
             }
+            Self::Draining => (StatusCode::SERVICE_UNAVAILABLE, "draining"),
             Self::Database(error) if timed_out(error) => (StatusCode::SERVICE_UNAVAILABLE, "busy"),
             Self::OutcomeUnknown => (StatusCode::SERVICE_UNAVAILABLE, "outcome_unknown"),
             Self::Database(error) if connection_lost(error) => (StatusCode::SERVICE_UNAVAILABLE, "outcome_unknown"),
@@ -213,6 +217,7 @@ impl IntoResponse for AppError {
             | Self::Busy
             | Self::RowLocked
             | Self::DatabaseDown
+            | Self::Draining
             | Self::OutcomeUnknown
             | Self::RateLimited { .. } => {}
         }

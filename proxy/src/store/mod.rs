@@ -356,9 +356,20 @@ pub const FRESH_FOR: Duration = Duration::from_secs(1);
 #[derive(Default)]
 pub struct Probe {
     last: Mutex<Option<(Instant, bool)>>,
+    /// Set on SIGTERM: `/healthz` answers 503 `draining` from then on.
+    draining: std::sync::atomic::AtomicBool,
 }
 
 impl Probe {
+    /// The proxy is shutting down: load balancers should stop sending to it.
+    pub fn drain(&self) {
+        self.draining.store(true, std::sync::atomic::Ordering::Release);
+    }
+
+    pub fn draining(&self) -> bool {
+        self.draining.load(std::sync::atomic::Ordering::Acquire)
+    }
+
     pub async fn database_answers(&self, pool: &deadpool_postgres::Pool, probes: &prometheus::IntCounter) -> bool {
         let mut last = self.last.lock().await;
         if let Some((at, up)) = *last

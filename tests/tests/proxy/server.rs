@@ -337,6 +337,44 @@ async fn the_binary_starts_without_a_database_logs_why_and_stops_on_sigterm() {
     assert!(status.success(), "graceful shutdown exits 0: {status}");
 }
 
+/// On SIGTERM a proxy first leaves its balancer's rotation: `/healthz`
+/// answers 503 `draining` while other requests are still served, for
+/// `VERITABLE_DRAIN_DELAY_MS`; then the listener closes and it exits 0.
+#[tokio::test]
+async fn on_sigterm_healthz_says_draining_while_requests_are_still_served() {
+    let addr = format!("127.0.0.1:{}", closed_port().await);
+    let mut child = Command::new(proxy_bin())
+        .args(["serve", "--addr", &addr])
+        .env("DATABASE_URL", database_url())
+        .env("RUST_LOG", "info")
+        .env("VERITABLE_DRAIN_DELAY_MS", "3000")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("the proxy binary starts");
+    wait_for_line(&mut child, "veritable-proxy listening", Duration::from_secs(20)).await;
+    let client = reqwest::Client::new();
+    assert_eq!(client.get(format!("http://{addr}/healthz")).send().await.expect("serving").status(), 200);
+
+    let pid = child.id().expect("running").to_string();
+    assert!(Command::new("kill").args(["-TERM", &pid]).status().await.expect("kill runs").success());
+    wait_for_line(&mut child, "draining", Duration::from_secs(5)).await;
+    let health = client.get(format!("http://{addr}/healthz")).send().await.expect("still listening");
+    assert_eq!(health.status(), 503);
+    let body: Value = health.json().await.expect("JSON");
+    assert_eq!(body["error"]["code"], "draining");
+    let read = client.get(format!("http://{addr}/api/v1/forums/categories")).send().await.expect("still serving");
+    assert_eq!(read.status(), 200, "requests are served while draining");
+
+    let status = tokio::time::timeout(Duration::from_secs(15), child.wait())
+        .await
+        .expect("stops after the delay")
+        .expect("status");
+    assert!(status.success(), "graceful shutdown exits 0: {status}");
+    assert!(tokio::net::TcpStream::connect(&addr).await.is_err(), "the listener is closed");
+}
+
 /// The OpenAPI document lists every route the router serves, with the
 /// request schemas and the error shape.
 #[tokio::test]
