@@ -144,7 +144,7 @@ pub fn test() -> anyhow::Result<()> {
 
     outcomes.push(steps.step(
         "fault runs, short (each fault once, 12 s: PostgreSQL killed, connections terminated, a topic locked, \
-         pgbouncer killed, one of two proxies killed behind haproxy, PostgreSQL stalled)",
+         pgbouncer killed, one of two proxies killed behind haproxy, a rolling restart, PostgreSQL stalled)",
         || {
             let started = Instant::now();
             let (passed, failed) = faults::short(&cluster, TEST_DB)?;
