@@ -59,17 +59,10 @@ fn promtool() -> anyhow::Result<PathBuf> {
     Ok(binary)
 }
 
-fn kubernetes_validate_installed() -> bool {
-    Command::new("kubernetes-validate")
-        .arg("--version")
-        .output()
-        .is_ok_and(|out| String::from_utf8_lossy(&out.stdout).contains(KUBERNETES_VALIDATE))
-}
-
 /// The tools, installed when missing (with the other prerequisites).
 pub fn ensure_installed() -> anyhow::Result<()> {
     promtool()?;
-    if kubernetes_validate_installed() {
+    if run::reports_version("kubernetes-validate", KUBERNETES_VALIDATE) {
         eprintln!("    kubernetes-validate {KUBERNETES_VALIDATE} present");
         return Ok(());
     }

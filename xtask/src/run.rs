@@ -16,6 +16,14 @@ pub fn target_dir() -> PathBuf {
     std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root().join("target"), PathBuf::from)
 }
 
+/// Whether `program --version` runs and names `version` (a pinned tool from PyPI).
+pub fn reports_version(program: &str, version: &str) -> bool {
+    Command::new(program)
+        .arg("--version")
+        .output()
+        .is_ok_and(|out| String::from_utf8_lossy(&out.stdout).contains(version))
+}
+
 /// Whether we run as root (then PostgreSQL runs as the `postgres` user).
 pub fn is_root() -> bool {
     static ROOT: OnceLock<bool> = OnceLock::new();

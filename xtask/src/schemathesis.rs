@@ -14,15 +14,8 @@ const VERSION: &str = "4.32.5";
 /// Seconds of fuzzing in `cargo xtask test`.
 pub const BUDGET_SECS: u32 = 110;
 
-fn installed() -> bool {
-    Command::new("schemathesis")
-        .arg("--version")
-        .output()
-        .is_ok_and(|out| String::from_utf8_lossy(&out.stdout).contains(VERSION))
-}
-
 pub fn ensure_installed() -> anyhow::Result<()> {
-    if installed() {
+    if run::reports_version("schemathesis", VERSION) {
         eprintln!("    schemathesis {VERSION} present");
         return Ok(());
     }

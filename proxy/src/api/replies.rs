@@ -66,42 +66,28 @@ pub async fn tree(
     if query.after.is_some_and(|a| a < 1) {
         return Err(AppError::invalid("after", "after must be the id of a reply"));
     }
+    let load = async {
+        match state.db.get().await?.reply_tree(TopicId(topic), query.depth, query.limit, query.after.map(ReplyId)).await
+        {
+            Ok(Some(tree)) => Ok(tree),
+            Ok(None) => Err(AppError::NotFound),
+            // The extension refuses an `after` that is not a row of this walk.
+            Err(error) if error.code() == Some(&tokio_postgres::error::SqlState::INVALID_PARAMETER_VALUE) => {
+                Err(AppError::invalid("after", "after is not a reply of this walk"))
+            }
+            Err(error) => Err(error.into()),
+        }
+    };
     // The first page is what every visitor of the topic reads: cached (one
     // load per key however many miss at once), kept true by the topic's
     // events within the cache's refresh bound, and fresh for its writer.
-    if query.after.is_none() {
-        let key = format!("tree:{topic}:{:?}:{:?}", query.depth, query.limit);
-        let reader = presented_hash(&headers);
-        let body = state
-            .responses
-            .get_or_load_for(reader.as_ref(), Shows::Tree(topic), key, async {
-                state
-                    .db
-                    .get()
-                    .await?
-                    .reply_tree(TopicId(topic), query.depth, query.limit, None)
-                    .await?
-                    .ok_or(AppError::NotFound)
-            })
-            .await?;
-        return Ok(ok_json(body));
+    if query.after.is_some() {
+        return Ok(ok_json(load.await?));
     }
-    let tree = match state
-        .db
-        .get()
-        .await?
-        .reply_tree(TopicId(topic), query.depth, query.limit, query.after.map(ReplyId))
-        .await
-    {
-        Ok(Some(tree)) => tree,
-        Ok(None) => return Err(AppError::NotFound),
-        // The extension refuses an `after` that is not a row of this walk.
-        Err(error) if error.code() == Some(&tokio_postgres::error::SqlState::INVALID_PARAMETER_VALUE) => {
-            return Err(AppError::invalid("after", "after is not a reply of this walk"));
-        }
-        Err(error) => return Err(error.into()),
-    };
-    Ok(ok_json(tree))
+    let key = format!("tree:{topic}:{:?}:{:?}", query.depth, query.limit);
+    let reader = presented_hash(&headers);
+    let body = state.responses.get_or_load_for(reader.as_ref(), Shows::Tree(topic), key, load).await?;
+    Ok(ok_json(body))
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
