@@ -28,7 +28,9 @@ pub struct Args {
     /// Open sockets instead of the mix's WebSocket share of `--users`.
     #[arg(long)]
     pub sockets: Option<usize>,
-    /// The mix, in weights: `lists=40,posts=30,wiki=20,ws=10` (the seed's).
+    /// The mix, in weights: `lists=40,posts=30,wiki=20,ws=10` (the seed's);
+    /// `topic` is a topic's detail read by an anonymous visitor (uncached: it
+    /// reaches PostgreSQL, or a replica).
     #[arg(long, default_value = "lists=40,posts=30,wiki=20,ws=10")]
     pub mix: Mix,
     /// Mean pause between one user's requests (each drawn from 0.5–1.5× of it).
@@ -145,6 +147,7 @@ pub struct Mix {
     pub lists: u32,
     pub posts: u32,
     pub wiki: u32,
+    pub topic: u32,
     pub ws: u32,
 }
 
@@ -154,7 +157,7 @@ impl Mix {
     }
 
     pub fn http_total(&self) -> u32 {
-        self.lists + self.posts + self.wiki
+        self.lists + self.posts + self.wiki + self.topic
     }
 }
 
@@ -162,7 +165,7 @@ impl FromStr for Mix {
     type Err = String;
 
     fn from_str(s: &str) -> Result<Self, String> {
-        let mut mix = Mix { lists: 0, posts: 0, wiki: 0, ws: 0 };
+        let mut mix = Mix { lists: 0, posts: 0, wiki: 0, topic: 0, ws: 0 };
         for part in s.split(',').filter(|p| !p.is_empty()) {
             let (name, weight) = part.split_once('=').ok_or(format!("`{part}` is not name=weight"))?;
             let weight: u32 = weight.trim().parse().map_err(|_| format!("`{weight}` is not a whole number"))?;
@@ -170,8 +173,9 @@ impl FromStr for Mix {
                 "lists" => mix.lists = weight,
                 "posts" => mix.posts = weight,
                 "wiki" => mix.wiki = weight,
+                "topic" => mix.topic = weight,
                 "ws" => mix.ws = weight,
-                other => return Err(format!("unknown kind `{other}` (lists, posts, wiki, ws)")),
+                other => return Err(format!("unknown kind `{other}` (lists, posts, wiki, topic, ws)")),
             }
         }
         if mix.total() == 0 {

@@ -45,8 +45,10 @@ impl Load {
             Kind::Lists
         } else if roll < self.mix.lists + self.mix.posts {
             Kind::Posts
-        } else {
+        } else if roll < self.mix.lists + self.mix.posts + self.mix.wiki {
             Kind::Wiki
+        } else {
+            Kind::Topic
         }
     }
 

@@ -102,6 +102,10 @@ impl Http {
         let (mut request, topic, tries) = match kind {
             Kind::Lists => (self.client.get(self.url(&target.list_path(rng))), None, 1),
             Kind::Wiki => (self.client.get(self.url(&target.wiki_path(rng))), None, 1),
+            Kind::Topic => {
+                let url = self.url(&format!("/api/v1/forums/topics/{}", target.topic(rng)));
+                (self.client.get(url), None, 1)
+            }
             Kind::Posts => {
                 let topic = target.topic(rng);
                 let url = self.url(&format!("/api/v1/forums/topics/{topic}/replies"));
@@ -144,7 +148,10 @@ impl Http {
         deadline: Instant,
     ) -> (Outcome, Option<Ack>) {
         let exchange = async {
-            let response = request.bearer_auth(token).send().await?;
+            // Topic pages are read by visitors who are not signed in (and
+            // so carry no write of their own to wait for).
+            let request = if kind == Kind::Topic { request } else { request.bearer_auth(token) };
+            let response = request.send().await?;
             let status = response.status();
             let bytes = response.bytes().await?;
             Ok::<_, reqwest::Error>((status, bytes))

@@ -20,16 +20,20 @@ pub enum Kind {
     Lists,
     Posts,
     Wiki,
+    /// A topic's detail, read by a visitor who is not signed in: not cached
+    /// by the proxy, so it reaches PostgreSQL (a replica, when the proxy has them).
+    Topic,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 3] = [Kind::Lists, Kind::Posts, Kind::Wiki];
+    pub const ALL: [Kind; 4] = [Kind::Lists, Kind::Posts, Kind::Wiki, Kind::Topic];
 
     pub fn name(self) -> &'static str {
         match self {
             Kind::Lists => "GET topic list",
             Kind::Posts => "POST reply",
             Kind::Wiki => "GET wiki page",
+            Kind::Topic => "GET topic (anonymous)",
         }
     }
 }
@@ -152,7 +156,7 @@ pub fn ms(h: &Histogram<u64>, percentile: f64) -> f64 {
 /// Shared by every user task; each lock is held for one record.
 pub struct Recorder {
     started: Instant,
-    kinds: [Mutex<Tally>; 3],
+    kinds: [Mutex<Tally>; Kind::ALL.len()],
     window: Mutex<Tally>,
     first_failure: Mutex<Option<(Duration, String)>>,
 }
@@ -161,7 +165,7 @@ impl Recorder {
     pub fn new(started: Instant) -> Self {
         Self {
             started,
-            kinds: [Mutex::new(Tally::new()), Mutex::new(Tally::new()), Mutex::new(Tally::new())],
+            kinds: std::array::from_fn(|_| Mutex::new(Tally::new())),
             window: Mutex::new(Tally::coarse()),
             first_failure: Mutex::new(None),
         }

@@ -74,6 +74,16 @@ pub struct DbConfig {
     /// unnamed (no prepared statements survive between transactions there).
     #[arg(long, env = "VERITABLE_PGBOUNCER", default_value_t = false)]
     pub pgbouncer: bool,
+    /// Streaming replicas for read-only requests (comma-separated
+    /// connection strings, one server each); empty: every read on the primary.
+    #[arg(long = "replica-urls", env = "VERITABLE_REPLICA_URLS", value_delimiter = ',', value_parser = parse_pg_config)]
+    pub replica_urls: Vec<tokio_postgres::Config>,
+    /// A replica further behind the primary than this is out of rotation.
+    #[arg(long, env = "VERITABLE_REPLICA_MAX_LAG_MS", default_value_t = 1000)]
+    pub replica_max_lag_ms: u64,
+    /// How often the primary's WAL position is sampled and the replicas checked.
+    #[arg(long, env = "VERITABLE_REPLICA_CHECK_MS", default_value_t = 100, value_parser = clap::value_parser!(u64).range(10..=10_000))]
+    pub replica_check_ms: u64,
 }
 
 impl DbConfig {
@@ -87,7 +97,16 @@ impl DbConfig {
 
     /// A config for tests and tools: defaults for everything but the URL.
     pub fn from_url(url: &str) -> Result<Self, tokio_postgres::Error> {
-        Ok(Self { url: url.parse()?, pool_size: 16, pool_timeout_ms: 100, connect_timeout_ms: 5000, pgbouncer: false })
+        Ok(Self {
+            url: url.parse()?,
+            pool_size: 16,
+            pool_timeout_ms: 100,
+            connect_timeout_ms: 5000,
+            pgbouncer: false,
+            replica_urls: Vec::new(),
+            replica_max_lag_ms: 1000,
+            replica_check_ms: 100,
+        })
     }
 }
 

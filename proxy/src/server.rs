@@ -78,7 +78,12 @@ pub async fn run(
     ));
 
     let hasher = Hasher::new(config.hash_parallelism(), config.hash_wait());
-    let db = store::Db::new(pool.clone(), config.db.pgbouncer, metrics.db_query_duration.clone());
+    let replicas = store::replicas(&config.db, &pool, &metrics.replicas)?;
+    if let Some(replicas) = &replicas {
+        tasks.spawn(replicas.clone().watch(cancel.clone()));
+    }
+    let db =
+        store::Db::new(pool.clone(), config.db.pgbouncer, metrics.db_query_duration.clone()).with_replicas(replicas);
     tasks.spawn(metrics::probe_runtime(metrics.clone(), cancel.clone()));
     let realtime = Arc::new(Realtime::new(
         realtime::hub::Limits {

@@ -15,6 +15,9 @@ use crate::run;
 pub const DEV_DB: &str = "veritable";
 pub const ROLE: &str = "veritable";
 const DEFAULT_PORT: u16 = 54329;
+const REPLICA_PORTS: u16 = 25432;
+/// Replicas `cargo xtask up --replicas` starts at most.
+pub const MAX_REPLICAS: u16 = 3;
 
 /// PostgreSQL settings for veritable's workload, shared with the Docker image.
 const WORKLOAD_SETTINGS: &str = include_str!("../../docker/postgres/veritable.conf");
@@ -95,6 +98,71 @@ impl Cluster {
             run::output(Command::new("chown").args(["postgres:postgres"]).arg(&self.base).arg(&parent))?;
         }
         Ok(parent.join("data"))
+    }
+
+    /// Streaming replica `n` (from 1) of this cluster, under the cluster's
+    /// base, on port 25432 + n: below the kernel's ephemeral range, so a
+    /// replica stopped and started again finds its port free (see pgbouncer.rs).
+    pub fn replica(&self, n: u16) -> Self {
+        let base = self.base.join(format!("replica{n}"));
+        Self {
+            data: base.join("data"),
+            sockets: base.join("run"),
+            log: base.join("postgres.log"),
+            base,
+            port: REPLICA_PORTS + n,
+        }
+    }
+
+    /// Makes this cluster a streaming replica of `primary` if it is not
+    /// one yet (`pg_basebackup -R`: a copy of the primary that follows its
+    /// WAL), and starts it.
+    pub fn ensure_replica_of(&self, primary: &Cluster) -> anyhow::Result<()> {
+        if !self.initialized() {
+            std::fs::create_dir_all(&self.sockets)
+                .with_context(|| format!("cannot create {}", self.sockets.display()))?;
+            if run::is_root() {
+                run::status(Command::new("chown").args(["-R", "postgres:postgres"]).arg(&self.base))?;
+            }
+            run::status(
+                as_owner(&pg_bin("pg_basebackup")).arg("-D").arg(&self.data).arg("-h").arg(&primary.sockets).args([
+                    "-p",
+                    &primary.port.to_string(),
+                    "-U",
+                    "postgres",
+                    "-X",
+                    "stream",
+                    "-c",
+                    "fast",
+                    "-R",
+                ]),
+            )
+            .context("pg_basebackup failed")?;
+        }
+        self.ensure_running()
+    }
+
+    /// Forgets a replica: stopped at once and its directory removed (after
+    /// a promotion it no longer follows the primary; the next
+    /// `ensure_replica_of` copies the primary afresh).
+    pub fn remove(&self) -> anyhow::Result<()> {
+        if self.is_running() {
+            run::status(as_owner(&pg_bin("pg_ctl")).arg("-D").arg(&self.data).args(["-m", "immediate", "-w", "stop"]))?;
+        }
+        if self.base.exists() {
+            std::fs::remove_dir_all(&self.base).with_context(|| format!("cannot remove {}", self.base.display()))?;
+        }
+        Ok(())
+    }
+
+    /// Whether this cluster's server is a standby (in recovery).
+    pub fn in_recovery(&self) -> anyhow::Result<bool> {
+        Ok(self.superuser("postgres", "SELECT pg_is_in_recovery()")?.trim() == "t")
+    }
+
+    /// The superuser over TCP (the private cluster trusts 127.0.0.1).
+    pub fn superuser_url(&self, db: &str) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/{db}", self.port)
     }
 
     pub fn database_url(&self, db: &str) -> String {

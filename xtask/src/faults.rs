@@ -49,10 +49,17 @@ pub enum Fault {
     /// machine stall shorter than the posts' 200 ms bound, which must
     /// refuse nobody before that bound (it is not overload).
     Stall,
+    /// `kill -9` of a streaming replica the proxy reads from (a mix of
+    /// topic reads and posts), started again `down` s later: its reads go
+    /// to the primary, none fails, and it serves again once caught up.
+    ReplicaKill,
+    /// The replica promoted (`pg_promote()`) under the same load: it no
+    /// longer follows the primary, leaves rotation, and no read fails.
+    ReplicaPromote,
 }
 
 impl Fault {
-    pub const ALL: [Fault; 7] = [
+    pub const ALL: [Fault; 9] = [
         Fault::PgKill,
         Fault::Terminate,
         Fault::Lock,
@@ -60,6 +67,8 @@ impl Fault {
         Fault::ProxyKill,
         Fault::RollingRestart,
         Fault::Stall,
+        Fault::ReplicaKill,
+        Fault::ReplicaPromote,
     ];
 
     fn name(self) -> &'static str {
@@ -71,16 +80,27 @@ impl Fault {
             Fault::ProxyKill => "proxy-kill",
             Fault::RollingRestart => "rolling-restart",
             Fault::Stall => "stall",
+            Fault::ReplicaKill => "replica-kill",
+            Fault::ReplicaPromote => "replica-promote",
+        }
+    }
+
+    /// The load's mix: posts, and with a replica mostly topic reads (not
+    /// cached by the proxy, so they reach the replica).
+    fn mix(self) -> &'static str {
+        match self {
+            Fault::ReplicaKill | Fault::ReplicaPromote => "posts=20,topic=80",
+            _ => "posts=100",
         }
     }
 
     /// Seconds the fault lasts unless told otherwise.
     fn default_down(self) -> f64 {
         match self {
-            Fault::PgKill | Fault::Terminate => 4.0,
+            Fault::PgKill | Fault::Terminate | Fault::ReplicaKill => 4.0,
             Fault::Lock => 8.0,
             Fault::PgbouncerRestart => 2.0,
-            Fault::ProxyKill | Fault::RollingRestart => 0.0,
+            Fault::ProxyKill | Fault::RollingRestart | Fault::ReplicaPromote => 0.0,
             Fault::Stall => 0.15,
         }
     }
@@ -139,6 +159,24 @@ struct Run {
     /// 2xx per second before the fault and while it lasted.
     ok_before: f64,
     ok_during: f64,
+    /// With a replica: the proxy's reads on it before the fault and after
+    /// the fault ended, and reads that failed there and ran on the primary.
+    replica: Option<ReplicaReads>,
+}
+
+#[derive(Clone, Copy, Default)]
+struct ReplicaReads {
+    before: f64,
+    primary_before: f64,
+    after: f64,
+    fallbacks: f64,
+}
+
+impl ReplicaReads {
+    fn describe(&self) -> String {
+        let share = 100.0 * self.before / (self.before + self.primary_before).max(1.0);
+        format!("{:.0} ({share:.0}%) / {:.0} / {:.0}", self.before, self.after, self.fallbacks)
+    }
 }
 
 /// The slowest a refusal may be: an outage is answered at once, a lock
@@ -185,6 +223,18 @@ impl Run {
                 "{} posts refused, the quickest in {:.0} ms: before the posts' {POST_WAIT_MS} ms bound: refused early for a stall",
                 self.refused, self.quickest_refusal_ms
             )),
+            Fault::ReplicaKill | Fault::ReplicaPromote => {
+                if self.refused > 0 {
+                    why.push(format!("{} answers 503 while a replica failed", self.refused));
+                }
+                match self.replica {
+                    Some(reads) if reads.before > 0.0 => {}
+                    _ => why.push("no read went to the replica before the fault".to_owned()),
+                }
+                if fault == Fault::ReplicaKill && !self.replica.is_some_and(|r| r.after > 0.0) {
+                    why.push("no read went to the replica after its restart".to_owned());
+                }
+            }
             Fault::Lock if self.ok_during < self.ok_before / 2.0 => why.push(format!(
                 "2xx/s fell from {:.0} to {:.0} while one topic was locked",
                 self.ok_before, self.ok_during
@@ -217,9 +267,10 @@ pub fn bench(fault: Fault, runs: u32, plan: &Plan) -> anyhow::Result<()> {
     );
     println!(
         "| run | acknowledged | lost | written twice (retried) | events owed | missed | socket reconnects / resyncs | \
-         5xx but 503 | 503s | slowest 503 | s degraded | ready after restart | clean after ready | 2xx/s before / during | passed |"
+         5xx but 503 | 503s | slowest 503 | s degraded | ready after restart | clean after ready | 2xx/s before / during | \
+         replica reads before (share) / after / fallbacks | passed |"
     );
-    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
     let mut failed = 0;
     for n in 1..=runs {
         let label = format!("fault-{}-{n}", fault.name());
@@ -227,7 +278,7 @@ pub fn bench(fault: Fault, runs: u32, plan: &Plan) -> anyhow::Result<()> {
         let why = outcome.failures(fault);
         let secs = |s: Option<f64>| s.map_or_else(|| "—".to_owned(), |s| format!("{s:.1} s"));
         println!(
-            "| {n} | {} | {} | {} | {} | {} | {} / {} | {} | {} | {:.0} ms | {} | {} | {} | {:.0} / {:.0} | {} |",
+            "| {n} | {} | {} | {} | {} | {} | {} / {} | {} | {} | {:.0} ms | {} | {} | {} | {:.0} / {:.0} | {} | {} |",
             outcome.acknowledged,
             outcome.lost,
             outcome.doubled.map_or_else(|| "—".to_owned(), |d| format!("{d} ({})", outcome.retried)),
@@ -243,6 +294,7 @@ pub fn bench(fault: Fault, runs: u32, plan: &Plan) -> anyhow::Result<()> {
             secs(outcome.clean_after),
             outcome.ok_before,
             outcome.ok_during,
+            outcome.replica.map_or_else(|| "—".to_owned(), |r| r.describe()),
             if why.is_empty() { "yes".to_owned() } else { why.join("; ") }
         );
         std::io::stdout().flush()?;
@@ -273,7 +325,7 @@ pub fn short(cluster: &Cluster, db: &str) -> anyhow::Result<(u64, u64)> {
         let outcome = once(cluster, fault, &plan, &format!("ci-fault-{}", fault.name()))?;
         let why = outcome.failures(fault);
         eprintln!(
-            "    {}: {} acknowledged, {} lost, {} of {} events missed, {} × 503 (slowest {:.0} ms), {} × other 5xx{}",
+            "    {}: {} acknowledged, {} lost, {} of {} events missed, {} × 503 (slowest {:.0} ms), {} × other 5xx{}{}",
             fault.name(),
             outcome.acknowledged,
             outcome.lost,
@@ -282,6 +334,10 @@ pub fn short(cluster: &Cluster, db: &str) -> anyhow::Result<(u64, u64)> {
             outcome.refused,
             outcome.slowest_refusal_ms,
             outcome.server_errors,
+            outcome.replica.map_or_else(String::new, |r| format!(
+                ", replica reads before (share) / after / fallbacks {}",
+                r.describe()
+            )),
             if why.is_empty() { String::new() } else { format!(": FAILED ({})", why.join("; ")) }
         );
         if why.is_empty() {
@@ -326,6 +382,21 @@ impl Topology {
                 let balancer = Haproxy::start(&addrs)?;
                 Ok(Self { proxies, bouncer: None, balancer: Some(balancer) })
             }
+            Fault::ReplicaKill | Fault::ReplicaPromote => {
+                let replica = cluster.replica(1);
+                replica.ensure_replica_of(cluster)?;
+                let env = [("VERITABLE_REPLICA_URLS".to_owned(), replica.database_url(&plan.db))];
+                let proxy = ProxyUnderTest::start(&binary, url, true, &env)?;
+                // Reads go to the replica once its first check has passed.
+                let deadline = Instant::now() + Duration::from_secs(30);
+                while proxy.metric(IN_ROTATION).unwrap_or(0.0) < 1.0 {
+                    if Instant::now() > deadline {
+                        bail!("the replica did not enter rotation within 30 s");
+                    }
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+                Ok(Self { proxies: vec![proxy], bouncer: None, balancer: None })
+            }
             _ => Ok(Self {
                 proxies: vec![ProxyUnderTest::start(&binary, url, true, &[])?],
                 bouncer: None,
@@ -348,6 +419,13 @@ impl Topology {
     }
 }
 
+/// The proxy's metrics of its reads (`store::replicas`): the replica's
+/// gauge summed over its labels, as [`ProxyUnderTest::metric`] does.
+const IN_ROTATION: &str = "veritable_replica_in_rotation";
+const REPLICA_READS: &str = "veritable_db_reads_total{target=\"replica\"}";
+const PRIMARY_READS: &str = "veritable_db_reads_total{target=\"primary\"}";
+const FALLBACKS: &str = "veritable_replica_fallbacks_total";
+
 /// Wall-clock marks of one run.
 struct Marks {
     started: Instant,
@@ -357,6 +435,9 @@ struct Marks {
     restarted: Option<Instant>,
     ready: Option<Instant>,
     ended: Option<Instant>,
+    /// Replica and primary reads when the fault began, replica reads when the
+    /// restarted replica was ready, and at the end.
+    replica: Option<ReplicaReads>,
 }
 
 fn once(cluster: &Cluster, fault: Fault, plan: &Plan, label: &str) -> anyhow::Result<Run> {
@@ -370,7 +451,7 @@ fn once(cluster: &Cluster, fault: Fault, plan: &Plan, label: &str) -> anyhow::Re
     let mut cmd = load::tool_for(plan.profile, &topology.addr(), topology.sampled().pid(), &url, true, &plan.db);
     cmd.args(["--duration", &format!("{}s", plan.secs)])
         .args(["--users", &plan.users.to_string(), "--sockets", &plan.sockets.to_string()])
-        .args(["--mix", "posts=100", "--topics", "hot:8", "--rooms-per-socket", "3", "--label", label])
+        .args(["--mix", fault.mix(), "--topics", "hot:8", "--rooms-per-socket", "3", "--label", label])
         .stdout(Stdio::from(log.try_clone()?))
         .stderr(Stdio::from(log));
     if fault == Fault::ProxyKill {
@@ -379,11 +460,22 @@ fn once(cluster: &Cluster, fault: Fault, plan: &Plan, label: &str) -> anyhow::Re
     if fault == Fault::Stall {
         cmd.args(["--rate", &plan.stall_rate().to_string()]);
     }
+
     let mut tool = cmd.spawn().context("starting veritable-load")?;
     let marks = inject(cluster, fault, plan, &mut topology, &mut tool, &log_path);
     let status = tool.wait();
+    let mut marks = marks?;
+    if let Some(reads) = &mut marks.replica {
+        let proxy = topology.sampled();
+        // Replica reads since the restarted replica was ready (the fault's end otherwise).
+        reads.after = proxy.metric(REPLICA_READS).unwrap_or(0.0) - reads.after.max(reads.before);
+        reads.fallbacks = proxy.metric(FALLBACKS).unwrap_or(0.0);
+    }
     drop(topology);
-    let marks = marks?;
+    if fault == Fault::ReplicaPromote {
+        // It follows nobody now: the next run copies the primary afresh.
+        cluster.replica(1).remove()?;
+    }
     status?;
     let path = run::target_dir().join("load").join(format!("{label}.json"));
     let report: serde_json::Value = serde_json::from_slice(
@@ -414,7 +506,15 @@ fn inject(
     let started = Instant::now();
     std::thread::sleep(Duration::from_secs_f64(plan.at));
     let down = Duration::from_secs_f64(plan.down.unwrap_or(fault.default_down()));
-    let mut marks = Marks { started, began: Instant::now(), restarted: None, ready: None, ended: None };
+    let mut marks = Marks { started, began: Instant::now(), restarted: None, ready: None, ended: None, replica: None };
+    let proxy = topology.sampled();
+    if matches!(fault, Fault::ReplicaKill | Fault::ReplicaPromote) {
+        marks.replica = Some(ReplicaReads {
+            before: proxy.metric(REPLICA_READS).unwrap_or(0.0),
+            primary_before: proxy.metric(PRIMARY_READS).unwrap_or(0.0),
+            ..ReplicaReads::default()
+        });
+    }
     match fault {
         Fault::PgKill => {
             cluster.kill9()?;
@@ -480,6 +580,22 @@ fn inject(
                 }
                 cluster.pause(down)?;
             }
+        }
+        Fault::ReplicaKill => {
+            let replica = cluster.replica(1);
+            replica.kill9()?;
+            std::thread::sleep(down);
+            marks.restarted = Some(Instant::now());
+            replica.ensure_running()?;
+            marks.ready = Some(Instant::now());
+            if let Some(reads) = &mut marks.replica {
+                reads.after = topology.sampled().metric(REPLICA_READS).unwrap_or(0.0);
+            }
+        }
+        Fault::ReplicaPromote => {
+            let replica = cluster.replica(1);
+            replica.superuser("postgres", "SELECT pg_promote()")?;
+            anyhow::ensure!(!replica.in_recovery()?, "the replica is still in recovery after pg_promote()");
         }
         Fault::ProxyKill => {
             let victim = topology.proxies.first().context("two proxies in this topology")?;
@@ -549,5 +665,6 @@ fn summarize(report: &serde_json::Value, marks: &Marks) -> Run {
         clean_after,
         ok_before: mean(0.0, began),
         ok_during: mean(began, ended),
+        replica: marks.replica,
     }
 }

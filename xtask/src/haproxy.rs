@@ -16,23 +16,29 @@ const BINARY: &str = "/usr/sbin/haproxy";
 
 pub struct Haproxy {
     child: Child,
+    host: String,
     port: u16,
 }
 
 impl Haproxy {
     /// Balances over `backends` (`127.0.0.1:PORT` each), on a free port.
     pub fn start(backends: &[&str]) -> anyhow::Result<Self> {
+        let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+        Self::start_on("127.0.0.1", port, backends)
+    }
+
+    /// The same on `host:port`.
+    pub fn start_on(host: &str, port: u16, backends: &[&str]) -> anyhow::Result<Self> {
         if !Path::new(BINARY).exists() {
             bail!("{BINARY} is missing: install the Debian package haproxy");
         }
-        let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
         let servers: String =
             backends.iter().enumerate().map(|(n, addr)| format!("    server proxy{n} {addr} check\n")).collect();
         let config = format!(
             "global\n    maxconn 8000\n\n\
              defaults\n    mode http\n    timeout connect 1s\n    timeout client 60s\n    timeout server 60s\n\
              \x20   timeout tunnel 1h\n    timeout http-keep-alive 5s\n    retries 3\n    option redispatch 1\n\n\
-             frontend clients\n    bind 127.0.0.1:{port}\n    default_backend proxies\n\n\
+             frontend clients\n    bind {host}:{port}\n    default_backend proxies\n\n\
              backend proxies\n    balance roundrobin\n    option httpchk GET /healthz\n\
              \x20   default-server inter 250ms fall 2 rise 2\n{servers}"
         );
@@ -45,7 +51,7 @@ impl Haproxy {
         cmd.args(["-db", "-f"]).arg(&path).stdout(Stdio::from(log.try_clone()?)).stderr(Stdio::from(log));
         eprintln!("    $ {}", run::describe(&cmd));
         let child = cmd.spawn().context("starting haproxy")?;
-        let balancer = Self { child, port };
+        let balancer = Self { child, host: host.to_owned(), port };
         let deadline = Instant::now() + Duration::from_secs(10);
         while TcpStream::connect(balancer.addr()).is_err() {
             if Instant::now() > deadline {
@@ -57,7 +63,7 @@ impl Haproxy {
     }
 
     pub fn addr(&self) -> String {
-        format!("127.0.0.1:{}", self.port)
+        format!("{}:{}", self.host, self.port)
     }
 }
 

@@ -14,6 +14,7 @@ mod proxy;
 mod run;
 mod schemathesis;
 mod suites;
+mod topology;
 
 use std::process::ExitCode;
 
@@ -31,7 +32,14 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Install what is missing, build, start the private cluster, migrate, load demo data and serve.
-    Up,
+    Up {
+        /// Proxies to run; more than one are served behind haproxy at VERITABLE_ADDR.
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=8))]
+        proxies: u16,
+        /// Streaming replicas of the private cluster for the proxies' reads.
+        #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u16).range(0..=cluster::MAX_REPLICAS as i64))]
+        replicas: u16,
+    },
     /// The same setup, then every test suite; exits non-zero on any failure.
     Test,
     /// Stop the private cluster.
@@ -138,9 +146,9 @@ impl Scale {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let outcome = match cli.command {
-        Command::Up => up(),
+        Command::Up { proxies, replicas } => up(proxies, replicas),
         Command::Test => suites::test(),
-        Command::Down => Cluster::locate().and_then(|c| c.stop()),
+        Command::Down => Cluster::locate().and_then(|c| down(&c)),
         Command::Psql { args } => psql(&args),
         Command::Env => Cluster::locate().map(|c| println!("DATABASE_URL={}", c.database_url(cluster::DEV_DB))),
         Command::Reset => reset(),
@@ -205,17 +213,40 @@ fn prepare(profile: run::Profile) -> anyhow::Result<Cluster> {
     Ok(cluster)
 }
 
-fn up() -> anyhow::Result<()> {
+fn up(proxies: u16, replicas: u16) -> anyhow::Result<()> {
     let profile = run::Profile::Release;
     let cluster = prepare(profile)?;
     let url = cluster.database_url(cluster::DEV_DB);
     let addr = std::env::var("VERITABLE_ADDR").unwrap_or_else(|_| "127.0.0.1:8080".to_owned());
+    let mut replica_urls = Vec::new();
+    for n in 1..=replicas {
+        let replica = cluster.replica(n);
+        eprintln!("==> starting replica {n} on port {}", replica.port);
+        replica.ensure_replica_of(&cluster)?;
+        replica_urls.push(replica.database_url(cluster::DEV_DB));
+    }
     eprintln!("\nveritable is starting on http://{addr}  (Ctrl-C stops it; `cargo xtask down` stops PostgreSQL)");
     eprintln!("  curl http://{addr}/healthz");
     eprintln!("  curl http://{addr}/metrics");
     eprintln!("  cargo xtask psql -c 'SELECT veritable.version()'");
-    eprintln!("  DATABASE_URL={url}\n");
-    run::exec_proxy(profile, &["serve", "--addr", &addr], &url)
+    eprintln!("  DATABASE_URL={url}");
+    if proxies == 1 && replicas == 0 {
+        eprintln!();
+        return run::exec_proxy(profile, &["serve", "--addr", &addr], &url);
+    }
+    eprintln!("  VERITABLE_REPLICA_URLS={}\n", replica_urls.join(","));
+    topology::serve(&topology::Shape { addr: &addr, proxies, url: &url, replica_urls: &replica_urls, profile })
+}
+
+/// Stops the replicas that run, then the primary.
+fn down(cluster: &Cluster) -> anyhow::Result<()> {
+    for n in 1..=cluster::MAX_REPLICAS {
+        let replica = cluster.replica(n);
+        if replica.is_running() {
+            replica.stop()?;
+        }
+    }
+    cluster.stop()
 }
 
 fn psql(args: &[String]) -> anyhow::Result<()> {

@@ -72,6 +72,34 @@ impl ProxyUnderTest {
     pub fn pid(&self) -> u32 {
         self.child.id()
     }
+
+    /// The value of metric `name` (a full series name with its labels, or a
+    /// bare name: every series of it summed), from `/metrics`; None when the
+    /// proxy does not answer or does not export it.
+    pub fn metric(&self, name: &str) -> Option<f64> {
+        use std::io::{Read, Write};
+        let mut stream = TcpStream::connect(&self.addr).ok()?;
+        stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+        write!(stream, "GET /metrics HTTP/1.0\r\nHost: {}\r\n\r\n", self.addr).ok()?;
+        let mut text = String::new();
+        stream.read_to_string(&mut text).ok()?;
+        let values: Vec<f64> = text
+            .lines()
+            .filter(|line| {
+                line.strip_prefix(name)
+                    .is_some_and(|rest| rest.starts_with(' ') || (!name.contains('{') && rest.starts_with('{')))
+            })
+            .filter_map(|line| line.rsplit_once(' ')?.1.parse().ok())
+            .collect();
+        (!values.is_empty()).then(|| values.iter().sum())
+    }
+
+    /// Waits for the proxy to exit by itself (Ctrl-C, a signal).
+    pub fn wait(&mut self) -> anyhow::Result<()> {
+        let status = self.child.wait()?;
+        anyhow::ensure!(status.success(), "veritable-proxy on {} exited: {status}", self.addr);
+        Ok(())
+    }
 }
 
 impl Drop for ProxyUnderTest {

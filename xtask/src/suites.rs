@@ -97,7 +97,14 @@ pub fn test() -> anyhow::Result<()> {
         cluster.analyze(TEST_DB)
     })?;
 
-    outcomes.push(steps.step("integration tests (real PostgreSQL, real proxy over TCP)", || {
+    let replica = cluster.replica(1);
+    steps.step(&format!("starting a streaming replica of it on port {} (pg_basebackup)", replica.port), || {
+        // A fresh copy: the one of an earlier run may follow another timeline.
+        replica.remove()?;
+        replica.ensure_replica_of(&cluster)
+    })?;
+
+    outcomes.push(steps.step("integration tests (real PostgreSQL and its replica, real proxy over TCP)", || {
         let bin = run::target_dir().join("debug").join("veritable-proxy");
         suite(
             "integration",
@@ -105,6 +112,8 @@ pub fn test() -> anyhow::Result<()> {
                 .args(["test", "--no-fail-fast", "-p", "veritable-tests"])
                 .env("VERITABLE_TEST_DATABASE_URL", &url)
                 .env("VERITABLE_TEST_CREATEDB_URL", cluster.database_url("postgres"))
+                .env("VERITABLE_TEST_REPLICA_URL", replica.database_url(TEST_DB))
+                .env("VERITABLE_TEST_REPLICA_ADMIN_URL", replica.superuser_url("postgres"))
                 .env("VERITABLE_PROXY_BIN", bin),
         )
     })?);

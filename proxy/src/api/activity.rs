@@ -42,5 +42,5 @@ pub async fn list(
     let id = parse_id(&id, "user")?;
     let limit = page_size(query.limit)?;
     let cursor = numeric_cursor(query.cursor.as_deref())?;
-    state.db.get().await?.user_activity(UserId(id), cursor, limit).await?.map(ok_json).ok_or(AppError::NotFound)
+    state.db.read().await?.user_activity(UserId(id), cursor, limit).await?.map(ok_json).ok_or(AppError::NotFound)
 }

@@ -43,7 +43,7 @@ pub async fn list(
 ) -> AppResult<Response> {
     let limit = page_size(query.limit)?;
     let cursor = numeric_cursor(query.cursor.as_deref())?;
-    let page = state.db.get().await?.notifications(UserId(user.session.user_id), query.unread, cursor, limit).await?;
+    let page = state.db.read().await?.notifications(UserId(user.session.user_id), query.unread, cursor, limit).await?;
     Ok(ok_json(page))
 }
 

@@ -26,7 +26,7 @@ const MAX_PREFERENCES_BYTES: usize = veritable_core::rules::PREFERENCES_MAX_BYTE
 )]
 pub async fn show(State(state): State<AppState>, user: CurrentUser) -> AppResult<Response> {
     let preferences =
-        state.db.get().await?.preferences(UserId(user.session.user_id)).await?.ok_or(AppError::Unauthorized)?;
+        state.db.read().await?.preferences(UserId(user.session.user_id)).await?.ok_or(AppError::Unauthorized)?;
     Ok(ok_json(preferences))
 }
 

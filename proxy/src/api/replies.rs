@@ -66,9 +66,12 @@ pub async fn tree(
     if query.after.is_some_and(|a| a < 1) {
         return Err(AppError::invalid("after", "after must be the id of a reply"));
     }
-    let load = async {
-        match state.db.get().await?.reply_tree(TopicId(topic), query.depth, query.limit, query.after.map(ReplyId)).await
-        {
+    // Continuations read from a replica when one has the reader's writes;
+    // the cache fills from the primary, so the events that drop it are
+    // never ahead of what refills it.
+    let load = async |on_replica: bool| {
+        let conn = if on_replica { state.db.read().await? } else { state.db.get().await? };
+        match conn.reply_tree(TopicId(topic), query.depth, query.limit, query.after.map(ReplyId)).await {
             Ok(Some(tree)) => Ok(tree),
             Ok(None) => Err(AppError::NotFound),
             // The extension refuses an `after` that is not a row of this walk.
@@ -82,11 +85,11 @@ pub async fn tree(
     // load per key however many miss at once), kept true by the topic's
     // events within the cache's refresh bound, and fresh for its writer.
     if query.after.is_some() {
-        return Ok(ok_json(load.await?));
+        return Ok(ok_json(load(true).await?));
     }
     let key = format!("tree:{topic}:{:?}:{:?}", query.depth, query.limit);
     let reader = presented_hash(&headers);
-    let body = state.responses.get_or_load_for(reader.as_ref(), Shows::Tree(topic), key, load).await?;
+    let body = state.responses.get_or_load_for(reader.as_ref(), Shows::Tree(topic), key, load(false)).await?;
     Ok(ok_json(body))
 }
 

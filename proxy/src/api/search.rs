@@ -62,7 +62,7 @@ pub async fn search(State(state): State<AppState>, Params(query): Params<SearchQ
         return Err(AppError::invalid("cursor", "not a cursor from this search"));
     }
     let Ok(_slot) = state.search.slots.try_acquire() else { return Err(AppError::Busy) };
-    let conn = state.db.get().await?;
+    let conn = state.db.read().await?;
     let Some(rows) = conn.search(text, offset, limit, CANDIDATES_PER_KIND, state.search.time).await? else {
         return Err(AppError::Unprocessable {
             field: "q",

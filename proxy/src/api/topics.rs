@@ -185,7 +185,7 @@ pub async fn create(
 )]
 pub async fn detail(State(state): State<AppState>, Path(id): Path<String>) -> AppResult<Response> {
     let id = parse_id(&id, "topic")?;
-    let topic = state.db.get().await?.topic_detail(TopicId(id)).await?.ok_or(AppError::NotFound)?;
+    let topic = state.db.read().await?.topic_detail(TopicId(id)).await?.ok_or(AppError::NotFound)?;
     state.views.count(id);
     Ok(ok_json(topic))
 }

@@ -51,7 +51,7 @@ pub async fn list(State(state): State<AppState>, Params(query): Params<ListQuery
     if let Some(cursor) = &query.cursor {
         check_slug(cursor).map_err(|_| AppError::invalid("cursor", "not a cursor from this list"))?;
     }
-    Ok(ok_json(state.db.get().await?.wiki_pages(query.cursor.as_deref(), limit).await?))
+    Ok(ok_json(state.db.read().await?.wiki_pages(query.cursor.as_deref(), limit).await?))
 }
 
 /// The read cache's key of a wiki page: its realtime room, so the page's
@@ -194,5 +194,5 @@ pub async fn revisions(
     check_slug(&slug)?;
     let limit = page_size(query.limit)?;
     let cursor = numeric_cursor(query.cursor.as_deref())?;
-    state.db.get().await?.wiki_revisions(&slug, cursor, limit).await?.map(ok_json).ok_or(AppError::NotFound)
+    state.db.read().await?.wiki_revisions(&slug, cursor, limit).await?.map(ok_json).ok_or(AppError::NotFound)
 }

@@ -1,5 +1,5 @@
 //! Middleware of every request: request ids, the log span, shedding load,
-//! and the HTTP metrics.
+//! the HTTP metrics, and read-your-writes with replicas.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -81,5 +81,40 @@ pub async fn track(State(state): State<AppState>, request: Request, next: Next) 
         .map_or_else(|| "unmatched".to_owned(), |path| path.as_str().to_owned());
     let response = next.run(request).await;
     state.metrics.observe(&method, &route, response.status(), started.elapsed().as_secs_f64());
+    response
+}
+
+/// The cookie that carries a write's marker to any proxy (`store::replicas`).
+pub const WROTE_COOKIE: &str = "veritable_wrote";
+
+/// Middleware, with replicas configured: a successful write answers with
+/// its marker (the `veritable_wrote` cookie, and remembered for its session
+/// here); a read runs with the newest marker it carries or its session left
+/// as its floor ([`crate::store::READ_FLOOR`]), so it reads from a replica
+/// only where that write is visible.
+pub async fn read_your_writes(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let Some(replicas) = state.db.replicas().cloned() else {
+        return next.run(request).await;
+    };
+    let headers = request.headers();
+    let session = super::extract::presented_hash(headers);
+    let reads = matches!(*request.method(), axum::http::Method::GET | axum::http::Method::HEAD);
+    if reads {
+        let carried = super::extract::cookie(headers, WROTE_COOKIE).and_then(|v| v.parse::<i64>().ok());
+        let floor = replicas.floor(carried, session.as_ref());
+        return crate::store::READ_FLOOR.scope(floor, next.run(request)).await;
+    }
+    let mut response = next.run(request).await;
+    if response.status().is_success() {
+        let marker = replicas.marker_now(session.as_ref());
+        let secure = if state.cookie_secure { "; Secure" } else { "" };
+        let cookie = format!(
+            "{WROTE_COOKIE}={marker}; Path=/; Max-Age={}; HttpOnly; SameSite=Lax{secure}",
+            replicas.marker_secs()
+        );
+        if let Ok(value) = axum::http::HeaderValue::from_str(&cookie) {
+            response.headers_mut().append(axum::http::header::SET_COOKIE, value);
+        }
+    }
     response
 }

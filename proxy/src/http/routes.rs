@@ -71,6 +71,7 @@ pub fn router(state: AppState, config: &ServeConfig) -> Router {
         .route("/api/v1/ws", get(realtime::ws::upgrade))
         .fallback(|| async { AppError::NotFound })
         .layer(axum::middleware::from_fn_with_state(state.clone(), super::idempotency::remember))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), middleware::read_your_writes))
         .layer(DefaultBodyLimit::max(config.body_limit_bytes))
         .layer(axum::middleware::from_fn_with_state(state.clone(), shed_load))
         .layer(axum::middleware::from_fn_with_state(state.clone(), middleware::track))

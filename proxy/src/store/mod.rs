@@ -25,6 +25,7 @@ pub mod limits;
 pub mod migrate;
 pub mod people;
 pub mod realtime;
+pub mod replicas;
 pub mod search;
 pub mod sessions;
 pub mod users;
@@ -107,20 +108,51 @@ pub fn statement_cli(name: Option<&str>, substitutions: &[(usize, String)]) -> a
 /// The request pool: at most `pool_size` connections; a checkout waits at most
 /// `pool_timeout`, so an exhausted pool answers 503 instead of hanging.
 pub fn pool(config: &DbConfig) -> anyhow::Result<Pool> {
-    let mut pg = config.url.clone();
+    pool_of(config, &config.url, usize::from(config.pool_size))
+}
+
+/// A pool of at most `size` connections to `url`, with `config`'s timeouts.
+fn pool_of(config: &DbConfig, url: &tokio_postgres::Config, size: usize) -> anyhow::Result<Pool> {
+    let mut pg = url.clone();
     pg.connect_timeout(config.connect_timeout());
     if pg.get_application_name().is_none() {
         pg.application_name("veritable-proxy");
     }
     let manager = Manager::from_config(pg, NoTls, ManagerConfig { recycling_method: RecyclingMethod::Fast });
     let pool = Pool::builder(manager)
-        .max_size(usize::from(config.pool_size))
+        .max_size(size)
         .wait_timeout(Some(config.pool_timeout()))
         .create_timeout(Some(config.connect_timeout()))
         .recycle_timeout(Some(config.connect_timeout()))
         .runtime(Runtime::Tokio1)
         .build()?;
     Ok(pool)
+}
+
+/// The replicas of `VERITABLE_REPLICA_URLS` (None when it is empty): a read
+/// pool as large as the primary's and a probe connection each, and one
+/// probe connection to the primary for its WAL position.
+pub fn replicas(
+    config: &DbConfig,
+    primary: &Pool,
+    metrics: &crate::metrics::ReplicaMetrics,
+) -> anyhow::Result<Option<Arc<replicas::Replicas>>> {
+    if config.replica_urls.is_empty() {
+        return Ok(None);
+    }
+    let mut members = Vec::with_capacity(config.replica_urls.len());
+    for url in &config.replica_urls {
+        let reads = pool_of(config, url, usize::from(config.pool_size))?;
+        let probe = pool_of(config, url, 1)?;
+        members.push(replicas::Replica::new(describe_target(url), reads, probe, metrics));
+    }
+    let settings = replicas::Settings {
+        max_lag: Duration::from_millis(config.replica_max_lag_ms),
+        every: Duration::from_millis(config.replica_check_ms),
+        primary_unnamed: config.pgbouncer,
+    };
+    let primary_probe = pool_of(config, &config.url, 1)?;
+    Ok(Some(Arc::new(replicas::Replicas::new(primary.clone(), primary_probe, members, settings, metrics.clone()))))
 }
 
 /// One SQL statement with the types of its parameters, named for the query
@@ -143,11 +175,46 @@ pub struct Db {
     pool: Pool,
     unnamed: bool,
     timing: HistogramVec,
+    replicas: Option<Arc<replicas::Replicas>>,
 }
 
 impl Db {
     pub fn new(pool: Pool, pgbouncer: bool, timing: HistogramVec) -> Self {
-        Self { pool, unnamed: pgbouncer, timing }
+        Self { pool, unnamed: pgbouncer, timing, replicas: None }
+    }
+
+    /// Read-only requests' [`Db::read`] go to these replicas when they can.
+    pub fn with_replicas(mut self, replicas: Option<Arc<replicas::Replicas>>) -> Self {
+        self.replicas = replicas;
+        self
+    }
+
+    pub fn replicas(&self) -> Option<&Arc<replicas::Replicas>> {
+        self.replicas.as_ref()
+    }
+
+    /// A connection for a read-only statement: a replica's that has replayed
+    /// the request's read floor ([`READ_FLOOR`]) when one is in rotation,
+    /// the primary's otherwise (and inside an idempotent request's
+    /// transaction). A replica read that fails for the replica's sake runs
+    /// again on the primary ([`Conn::rows`]).
+    pub async fn read(&self) -> Result<Conn, PoolError> {
+        if let Some(replicas) = &self.replicas
+            && !in_request_transaction()
+        {
+            let floor = READ_FLOOR.try_with(|floor| *floor).ok().flatten();
+            if let Some(on) = replicas.checkout(floor).await {
+                let fallback = Some(Fallback { replicas: replicas.clone(), index: on.index() });
+                return Ok(Conn {
+                    client: Arc::new(on.client),
+                    in_transaction: false,
+                    unnamed: false,
+                    timing: self.timing.clone(),
+                    fallback,
+                });
+            }
+        }
+        self.get().await
     }
 
     pub fn pool(&self) -> &Pool {
@@ -203,7 +270,13 @@ impl Db {
     }
 
     fn conn(&self, client: Object) -> Conn {
-        Conn { client: Arc::new(client), in_transaction: false, unnamed: self.unnamed, timing: self.timing.clone() }
+        Conn {
+            client: Arc::new(client),
+            in_transaction: false,
+            unnamed: self.unnamed,
+            timing: self.timing.clone(),
+            fallback: None,
+        }
     }
 }
 
@@ -211,6 +284,12 @@ tokio::task_local! {
     /// The open transaction of the idempotent request being handled
     /// (`http::idempotency`): every `Db::get` inside its scope answers it.
     pub static REQUEST_TRANSACTION: Shared;
+}
+
+tokio::task_local! {
+    /// The read floor of the request being handled: the newest write marker
+    /// it carries or its session left in this proxy (`store::replicas`).
+    pub static READ_FLOOR: Option<i64>;
 }
 
 fn request_transaction() -> Option<Shared> {
@@ -238,6 +317,14 @@ pub struct Conn {
     in_transaction: bool,
     unnamed: bool,
     timing: HistogramVec,
+    /// On a replica: where a failed read runs again.
+    fallback: Option<Fallback>,
+}
+
+/// The replica a read runs on, and the primary behind it.
+struct Fallback {
+    replicas: Arc<replicas::Replicas>,
+    index: usize,
 }
 
 impl Conn {
@@ -247,7 +334,13 @@ impl Conn {
     }
 
     pub fn on_shared(shared: Shared) -> Self {
-        Self { client: shared.client, in_transaction: true, unnamed: shared.unnamed, timing: shared.timing }
+        Self {
+            client: shared.client,
+            in_transaction: true,
+            unnamed: shared.unnamed,
+            timing: shared.timing,
+            fallback: None,
+        }
     }
 
     /// Statements without parameters or results (`BEGIN`, `COMMIT`).
@@ -256,20 +349,19 @@ impl Conn {
     }
 
     pub async fn rows(&self, sql: &Sql, params: &[&(dyn ToSql + Sync)]) -> Result<Vec<Row>, tokio_postgres::Error> {
-        debug_assert_eq!(params.len(), sql.types.len(), "{}: parameters and types differ", sql.name);
-        let started = Instant::now();
-        let result = if self.unnamed {
-            let typed: Vec<(&(dyn ToSql + Sync), Type)> =
-                params.iter().copied().zip(sql.types.iter().cloned()).collect();
-            self.client.query_typed(sql.text, &typed).await
-        } else {
-            match self.client.prepare_typed_cached(sql.text, sql.types).await {
-                Ok(statement) => self.client.query(&statement, params).await,
-                Err(error) => Err(error),
+        let result = run(&self.client, self.unnamed, &self.timing, sql, params).await;
+        let Some(fallback) = &self.fallback else { return result };
+        match result {
+            Err(error) if replicas::primary_can_answer(&error) => {
+                fallback.replicas.failed(fallback.index, &error);
+                tracing::debug!(statement = sql.name, %error, "a replica read runs again on the primary");
+                match fallback.replicas.primary().get().await {
+                    Ok(primary) => run(&primary, fallback.replicas.primary_unnamed(), &self.timing, sql, params).await,
+                    Err(_) => Err(error),
+                }
             }
-        };
-        self.timing.with_label_values(&[sql.name]).observe(started.elapsed().as_secs_f64());
-        result
+            other => other,
+        }
     }
 
     /// [`Conn::rows`], but a statement still running after `limit` is
@@ -340,6 +432,30 @@ impl Conn {
             .await?
             .ok_or_else(|| crate::AppError::Internal(anyhow::anyhow!("{} returned no row", sql.name)))
     }
+}
+
+/// One statement on `client`, timed under its name: prepared once per
+/// connection and cached, or sent unnamed with its types (pgbouncer mode).
+async fn run(
+    client: &Object,
+    unnamed: bool,
+    timing: &HistogramVec,
+    sql: &Sql,
+    params: &[&(dyn ToSql + Sync)],
+) -> Result<Vec<Row>, tokio_postgres::Error> {
+    debug_assert_eq!(params.len(), sql.types.len(), "{}: parameters and types differ", sql.name);
+    let started = Instant::now();
+    let result = if unnamed {
+        let typed: Vec<(&(dyn ToSql + Sync), Type)> = params.iter().copied().zip(sql.types.iter().cloned()).collect();
+        client.query_typed(sql.text, &typed).await
+    } else {
+        match client.prepare_typed_cached(sql.text, sql.types).await {
+            Ok(statement) => client.query(&statement, params).await,
+            Err(error) => Err(error),
+        }
+    };
+    timing.with_label_values(&[sql.name]).observe(started.elapsed().as_secs_f64());
+    result
 }
 
 fn retryable(error: &tokio_postgres::Error) -> bool {

@@ -1,5 +1,7 @@
 //! The proxy as a process and a TCP server: health, metrics, errors,
-//! shutdown, and the edge (slow and idle connections, the connection cap).
+//! shutdown, the edge (slow and idle connections, the connection cap), and
+//! reads from a streaming replica.
 
 mod edge;
+mod replicas;
 mod server;
