@@ -56,10 +56,21 @@ pub enum Fault {
     /// The replica promoted (`pg_promote()`) under the same load: it no
     /// longer follows the primary, leaves rotation, and no read fails.
     ReplicaPromote,
+    /// A forced `CHECKPOINT` under an open arrival rate of posts, with a
+    /// bulk load's pages dirty (1 GiB, 128 MiB with `--debug`, written
+    /// just before the load) and `at` s of posts': the posts' p99 while it
+    /// runs may be at most twice their p99 before it (the seed's WAL
+    /// checkpoint stalls).
+    Checkpoint,
+    /// The same with a timed checkpoint, spread as PostgreSQL's own are
+    /// (paced by `checkpoint_completion_target`), `checkpoint_timeout` set to
+    /// `down` s (default 30) for the run: the settings file's 15 min would
+    /// pace it 30 times slower than the default here.
+    CheckpointSpread,
 }
 
 impl Fault {
-    pub const ALL: [Fault; 9] = [
+    pub const ALL: [Fault; 11] = [
         Fault::PgKill,
         Fault::Terminate,
         Fault::Lock,
@@ -69,6 +80,8 @@ impl Fault {
         Fault::Stall,
         Fault::ReplicaKill,
         Fault::ReplicaPromote,
+        Fault::Checkpoint,
+        Fault::CheckpointSpread,
     ];
 
     fn name(self) -> &'static str {
@@ -82,6 +95,8 @@ impl Fault {
             Fault::Stall => "stall",
             Fault::ReplicaKill => "replica-kill",
             Fault::ReplicaPromote => "replica-promote",
+            Fault::Checkpoint => "checkpoint",
+            Fault::CheckpointSpread => "checkpoint-spread",
         }
     }
 
@@ -100,7 +115,8 @@ impl Fault {
             Fault::PgKill | Fault::Terminate | Fault::ReplicaKill => 4.0,
             Fault::Lock => 8.0,
             Fault::PgbouncerRestart => 2.0,
-            Fault::ProxyKill | Fault::RollingRestart | Fault::ReplicaPromote => 0.0,
+            Fault::ProxyKill | Fault::RollingRestart | Fault::ReplicaPromote | Fault::Checkpoint => 0.0,
+            Fault::CheckpointSpread => 30.0,
             Fault::Stall => 0.15,
         }
     }
@@ -159,6 +175,10 @@ struct Run {
     /// 2xx per second before the fault and while it lasted.
     ok_before: f64,
     ok_during: f64,
+    /// Mean of the per-second p99 of the answers before the fault and
+    /// while it lasted (the tool samples every second).
+    p99_before_ms: f64,
+    p99_during_ms: f64,
     /// With a replica: the proxy's reads on it before the fault and after
     /// the fault ended, and reads that failed there and ran on the primary.
     replica: Option<ReplicaReads>,
@@ -235,6 +255,15 @@ impl Run {
                     why.push("no read went to the replica after its restart".to_owned());
                 }
             }
+            // The target is the p99's; refusals show in the table.
+            Fault::Checkpoint | Fault::CheckpointSpread => {
+                if self.p99_during_ms > 2.0 * self.p99_before_ms {
+                    why.push(format!(
+                        "p99 {:.1} ms during the checkpoint, over twice the {:.1} ms before it",
+                        self.p99_during_ms, self.p99_before_ms
+                    ));
+                }
+            }
             Fault::Lock if self.ok_during < self.ok_before / 2.0 => why.push(format!(
                 "2xx/s fell from {:.0} to {:.0} while one topic was locked",
                 self.ok_before, self.ok_during
@@ -267,7 +296,7 @@ pub fn bench(fault: Fault, runs: u32, plan: &Plan) -> anyhow::Result<()> {
     );
     println!(
         "| run | acknowledged | lost | written twice (retried) | events owed | missed | socket reconnects / resyncs | \
-         5xx but 503 | 503s | slowest 503 | s degraded | ready after restart | clean after ready | 2xx/s before / during | \
+         5xx but 503 | 503s | slowest 503 | s degraded | ready after restart | clean after ready | 2xx/s (mean p99 per second) before / during | \
          replica reads before (share) / after / fallbacks | passed |"
     );
     println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
@@ -278,7 +307,7 @@ pub fn bench(fault: Fault, runs: u32, plan: &Plan) -> anyhow::Result<()> {
         let why = outcome.failures(fault);
         let secs = |s: Option<f64>| s.map_or_else(|| "—".to_owned(), |s| format!("{s:.1} s"));
         println!(
-            "| {n} | {} | {} | {} | {} | {} | {} / {} | {} | {} | {:.0} ms | {} | {} | {} | {:.0} / {:.0} | {} | {} |",
+            "| {n} | {} | {} | {} | {} | {} | {} / {} | {} | {} | {:.0} ms | {} | {} | {} | {:.0} ({:.1} ms) / {:.0} ({:.1} ms) | {} | {} |",
             outcome.acknowledged,
             outcome.lost,
             outcome.doubled.map_or_else(|| "—".to_owned(), |d| format!("{d} ({})", outcome.retried)),
@@ -293,7 +322,9 @@ pub fn bench(fault: Fault, runs: u32, plan: &Plan) -> anyhow::Result<()> {
             secs(outcome.ready_after),
             secs(outcome.clean_after),
             outcome.ok_before,
+            outcome.p99_before_ms,
             outcome.ok_during,
+            outcome.p99_during_ms,
             outcome.replica.map_or_else(|| "—".to_owned(), |r| r.describe()),
             if why.is_empty() { "yes".to_owned() } else { why.join("; ") }
         );
@@ -306,8 +337,8 @@ pub fn bench(fault: Fault, runs: u32, plan: &Plan) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// `cargo xtask test`'s short versions: each fault once, 12 s, on the test
-/// database with the debug build; (passed, failed).
+/// `cargo xtask test`'s short versions: each fault once (but the checkpoint
+/// benchmarks), 12 s, on the test database with the debug build; (passed, failed).
 pub fn short(cluster: &Cluster, db: &str) -> anyhow::Result<(u64, u64)> {
     let plan = Plan {
         profile: Profile::Debug,
@@ -321,11 +352,13 @@ pub fn short(cluster: &Cluster, db: &str) -> anyhow::Result<(u64, u64)> {
         proxy_bin: None,
     };
     let (mut passed, mut failed) = (0, 0);
-    for fault in Fault::ALL {
+    // The checkpoint runs compare latencies: benchmarks, not for a shared CI machine.
+    for fault in Fault::ALL.into_iter().filter(|f| !matches!(f, Fault::Checkpoint | Fault::CheckpointSpread)) {
         let outcome = once(cluster, fault, &plan, &format!("ci-fault-{}", fault.name()))?;
         let why = outcome.failures(fault);
         eprintln!(
-            "    {}: {} acknowledged, {} lost, {} of {} events missed, {} × 503 (slowest {:.0} ms), {} × other 5xx{}{}",
+            "    {}: {} acknowledged, {} lost, {} of {} events missed, {} × 503 (slowest {:.0} ms), {} × other 5xx, \
+             p99 per second {:.1} ms before, {:.1} ms during{}{}",
             fault.name(),
             outcome.acknowledged,
             outcome.lost,
@@ -334,6 +367,8 @@ pub fn short(cluster: &Cluster, db: &str) -> anyhow::Result<(u64, u64)> {
             outcome.refused,
             outcome.slowest_refusal_ms,
             outcome.server_errors,
+            outcome.p99_before_ms,
+            outcome.p99_during_ms,
             outcome.replica.map_or_else(String::new, |r| format!(
                 ", replica reads before (share) / after / fallbacks {}",
                 r.describe()
@@ -426,6 +461,12 @@ const REPLICA_READS: &str = "veritable_db_reads_total{target=\"replica\"}";
 const PRIMARY_READS: &str = "veritable_db_reads_total{target=\"primary\"}";
 const FALLBACKS: &str = "veritable_replica_fallbacks_total";
 
+/// Buffers written by checkpoints since the statistics were reset.
+fn checkpoint_buffers(cluster: &Cluster, db: &str) -> anyhow::Result<i64> {
+    let n = cluster.superuser(db, "SELECT buffers_checkpoint FROM pg_stat_bgwriter")?;
+    n.trim().parse().context("buffers_checkpoint")
+}
+
 /// Wall-clock marks of one run.
 struct Marks {
     started: Instant,
@@ -444,6 +485,22 @@ fn once(cluster: &Cluster, fault: Fault, plan: &Plan, label: &str) -> anyhow::Re
     let url = cluster.database_url(&plan.db);
     // Crash recovery then replays only this run's WAL.
     cluster.superuser(&plan.db, "CHECKPOINT")?;
+    if matches!(fault, Fault::Checkpoint | Fault::CheckpointSpread) {
+        // Rows of ~1 KB; an INSERT (not COPY or CREATE TABLE AS, which write
+        // through a small ring) leaves its pages dirty in shared buffers.
+        let rows = match plan.profile {
+            Profile::Release => 1 << 20,
+            Profile::Debug => 1 << 17,
+        };
+        cluster.superuser(
+            &plan.db,
+            &format!(
+                "DROP TABLE IF EXISTS checkpoint_ballast;
+                 CREATE TABLE checkpoint_ballast (n int, pad text);
+                 INSERT INTO checkpoint_ballast SELECT g, repeat(md5(g::text), 30) FROM generate_series(1, {rows}) g"
+            ),
+        )?;
+    }
     let mut topology = Topology::start(cluster, fault, plan, &url)?;
     let log_path = run::target_dir().join("tmp").join(format!("{label}.log"));
     std::fs::create_dir_all(log_path.parent().context("a log directory")?)?;
@@ -457,7 +514,7 @@ fn once(cluster: &Cluster, fault: Fault, plan: &Plan, label: &str) -> anyhow::Re
     if fault == Fault::ProxyKill {
         cmd.args(["--retry-writes", "5"]);
     }
-    if fault == Fault::Stall {
+    if matches!(fault, Fault::Stall | Fault::Checkpoint | Fault::CheckpointSpread) {
         cmd.args(["--rate", &plan.stall_rate().to_string()]);
     }
 
@@ -472,6 +529,9 @@ fn once(cluster: &Cluster, fault: Fault, plan: &Plan, label: &str) -> anyhow::Re
         reads.fallbacks = proxy.metric(FALLBACKS).unwrap_or(0.0);
     }
     drop(topology);
+    if matches!(fault, Fault::Checkpoint | Fault::CheckpointSpread) {
+        cluster.superuser(&plan.db, "DROP TABLE checkpoint_ballast")?;
+    }
     if fault == Fault::ReplicaPromote {
         // It follows nobody now: the next run copies the primary afresh.
         cluster.replica(1).remove()?;
@@ -592,6 +652,55 @@ fn inject(
                 reads.after = topology.sampled().metric(REPLICA_READS).unwrap_or(0.0);
             }
         }
+        Fault::Checkpoint => {
+            let before = checkpoint_buffers(cluster, &plan.db)?;
+            cluster.superuser(&plan.db, "CHECKPOINT")?;
+            eprintln!(
+                "    the checkpoint wrote {} buffers in {:.2} s",
+                checkpoint_buffers(cluster, &plan.db)? - before,
+                marks.began.elapsed().as_secs_f64()
+            );
+        }
+        Fault::CheckpointSpread => {
+            // A timed checkpoint, as PostgreSQL's own: no session waits in
+            // a transaction for it (one that did would hold back the xmin
+            // horizon, and the hot rows' dead versions would pile up).
+            let before = checkpoint_buffers(cluster, &plan.db)?;
+            let timed = || -> anyhow::Result<i64> {
+                let n = cluster.superuser("postgres", "SELECT checkpoints_timed FROM pg_stat_bgwriter")?;
+                n.trim().parse().context("checkpoints_timed")
+            };
+            let timed_before = timed()?;
+            // The last completed checkpoint's time (pg_control).
+            let completed = || cluster.superuser("postgres", "SELECT checkpoint_time FROM pg_control_checkpoint()");
+            let completed_before = completed()?;
+            // ALTER SYSTEM runs outside a transaction: its own command.
+            let timeout = down.as_secs().max(30);
+            cluster.superuser("postgres", &format!("ALTER SYSTEM SET checkpoint_timeout = '{timeout}s'"))?;
+            cluster.superuser("postgres", "SELECT pg_reload_conf()")?;
+            let deadline = Instant::now() + Duration::from_secs(3 * timeout + 30);
+            let outcome = (|| -> anyhow::Result<()> {
+                // It starts (and is counted) at most `timeout` s after the last one began.
+                while timed()? == timed_before {
+                    anyhow::ensure!(Instant::now() < deadline, "no timed checkpoint began");
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+                marks.began = Instant::now();
+                while completed()? == completed_before {
+                    anyhow::ensure!(Instant::now() < deadline, "the timed checkpoint did not end");
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+                Ok(())
+            })();
+            cluster.superuser("postgres", "ALTER SYSTEM RESET checkpoint_timeout")?;
+            cluster.superuser("postgres", "SELECT pg_reload_conf()")?;
+            outcome?;
+            eprintln!(
+                "    the timed checkpoint wrote {} buffers in {:.2} s",
+                checkpoint_buffers(cluster, &plan.db)? - before,
+                marks.began.elapsed().as_secs_f64()
+            );
+        }
         Fault::ReplicaPromote => {
             let replica = cluster.replica(1);
             replica.superuser("postgres", "SELECT pg_promote()")?;
@@ -615,18 +724,18 @@ fn summarize(report: &serde_json::Value, marks: &Marks) -> Run {
     let server_errors = failures.map_or(0, |f| {
         f.iter().filter(|(code, _)| code.starts_with('5') && code.as_str() != "503").map(|(_, n)| count(n)).sum()
     });
-    let samples: Vec<(f64, f64, f64)> = report["samples"]
+    let samples: Vec<(f64, f64, f64, f64)> = report["samples"]
         .as_array()
         .map(|s| {
             s.iter()
                 .map(|s| {
                     let f = |k: &str| s[k].as_f64().unwrap_or(0.0);
-                    (f("t_secs"), f("ok_per_sec"), f("errors_per_sec"))
+                    (f("t_secs"), f("ok_per_sec"), f("errors_per_sec"), f("p99_ms"))
                 })
                 .collect()
         })
         .unwrap_or_default();
-    let bad: Vec<f64> = samples.iter().filter(|(_, ok, errors)| *errors > 0.0 || *ok == 0.0).map(|s| s.0).collect();
+    let bad: Vec<f64> = samples.iter().filter(|(_, ok, errors, _)| *errors > 0.0 || *ok == 0.0).map(|s| s.0).collect();
     let degraded = match (bad.first(), bad.last()) {
         (Some(first), Some(last)) => (last - first + 1.0).round() as u64,
         _ => 0,
@@ -635,14 +744,20 @@ fn summarize(report: &serde_json::Value, marks: &Marks) -> Run {
     let clean_after = ready.and_then(|ready| {
         samples
             .iter()
-            .find(|(t, ok, errors)| *t > ready && *errors == 0.0 && *ok > 0.0)
-            .map(|(t, _, _)| (t - ready).max(0.0))
+            .find(|(t, ok, errors, _)| *t > ready && *errors == 0.0 && *ok > 0.0)
+            .map(|(t, _, _, _)| (t - ready).max(0.0))
     });
     // 2xx per second before the fault (the first second left out: sockets
     // and connections still opening) and while it lasted.
     let (began, ended) = (since(Some(marks.began)).unwrap_or(0.0), since(marks.ended).unwrap_or(0.0));
-    let mean = |from: f64, to: f64| {
-        let window: Vec<f64> = samples.iter().filter(|(t, _, _)| *t > from + 1.0 && *t <= to).map(|s| s.1).collect();
+    // A sample covers the second before its time: those ending after
+    // `from` + 1 s (the first second left out: connections still opening)
+    // and by `to`, or, for a window shorter than a second, the one that covers `to`.
+    let mean = |from: f64, to: f64, value: fn(&(f64, f64, f64, f64)) -> f64| {
+        let mut window: Vec<f64> = samples.iter().filter(|s| s.0 > from + 1.0 && s.0 <= to).map(value).collect();
+        if window.is_empty() {
+            window.extend(samples.iter().find(|s| s.0 >= to).map(value));
+        }
         if window.is_empty() { 0.0 } else { window.iter().sum::<f64>() / window.len() as f64 }
     };
     let writes = &report["writes"];
@@ -663,8 +778,11 @@ fn summarize(report: &serde_json::Value, marks: &Marks) -> Run {
         degraded,
         ready_after: marks.restarted.zip(marks.ready).map(|(r, ready)| ready.duration_since(r).as_secs_f64()),
         clean_after,
-        ok_before: mean(0.0, began),
-        ok_during: mean(began, ended),
+        ok_before: mean(0.0, began, |s| s.1),
+        ok_during: mean(began, ended, |s| s.1),
+        p99_before_ms: mean(0.0, began, |s| s.3),
+        // The whole seconds the fault touched.
+        p99_during_ms: mean(began - 1.0, ended.ceil(), |s| s.3),
         replica: marks.replica,
     }
 }

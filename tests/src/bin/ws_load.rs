@@ -6,6 +6,8 @@
 //!   ws-load fanout ADDR TOKEN CONNS ROOM DB_URL RATE SECS
 //!                                                CONNS sockets in ROOM; RATE replies/s written
 //!                                                to it for SECS; commit→client latency
+//!                                                (ADDR may list several, comma-separated:
+//!                                                sockets open on each in turn)
 //!
 //! Prints one line of results per run. Exits non-zero on any refused socket.
 
@@ -140,11 +142,13 @@ async fn fanout(args: &[String]) -> anyhow::Result<()> {
     let delivered = Arc::new(AtomicU64::new(0));
     let mut readers = Vec::with_capacity(conns);
     let opened = Instant::now();
+    let addrs: Vec<String> = addr.split(',').map(str::to_owned).collect();
     for chunk in (0..conns).collect::<Vec<_>>().chunks(64) {
         let opening: Vec<_> = chunk
             .iter()
-            .map(|_| {
-                let (addr, token, room) = (addr.clone(), token.clone(), room.clone());
+            .map(|n| {
+                let addr = addrs[n % addrs.len()].clone();
+                let (token, room) = (token.clone(), room.clone());
                 tokio::spawn(async move {
                     let mut socket = open(&addr, &token).await?;
                     subscribe(&mut socket, &room).await?;
