@@ -256,13 +256,11 @@ impl Run {
                 }
             }
             // The target is the p99's; refusals show in the table.
-            Fault::Checkpoint | Fault::CheckpointSpread => {
-                if self.p99_during_ms > 2.0 * self.p99_before_ms {
-                    why.push(format!(
-                        "p99 {:.1} ms during the checkpoint, over twice the {:.1} ms before it",
-                        self.p99_during_ms, self.p99_before_ms
-                    ));
-                }
+            Fault::Checkpoint | Fault::CheckpointSpread if self.p99_during_ms > 2.0 * self.p99_before_ms => {
+                why.push(format!(
+                    "p99 {:.1} ms during the checkpoint, over twice the {:.1} ms before it",
+                    self.p99_during_ms, self.p99_before_ms
+                ))
             }
             Fault::Lock if self.ok_during < self.ok_before / 2.0 => why.push(format!(
                 "2xx/s fell from {:.0} to {:.0} while one topic was locked",
