@@ -114,11 +114,24 @@ impl Cluster {
         }
     }
 
+    /// The physical replication slot that keeps the primary's WAL for this
+    /// replica while it is stopped (bounded by `max_slot_wal_keep_size`).
+    fn slot(&self) -> String {
+        format!("veritable_{}", self.base.file_name().and_then(|n| n.to_str()).unwrap_or("replica"))
+    }
+
     /// Makes this cluster a streaming replica of `primary` if it is not
-    /// one yet (`pg_basebackup -R`: a copy of the primary that follows its
-    /// WAL), and starts it.
+    /// one yet (`pg_basebackup -R -C`: a copy of the primary that follows
+    /// its WAL through a replication slot), and starts it.
     pub fn ensure_replica_of(&self, primary: &Cluster) -> anyhow::Result<()> {
         if !self.initialized() {
+            primary.superuser(
+                "postgres",
+                &format!(
+                    "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = '{}'",
+                    self.slot()
+                ),
+            )?;
             std::fs::create_dir_all(&self.sockets)
                 .with_context(|| format!("cannot create {}", self.sockets.display()))?;
             if run::is_root() {
@@ -135,6 +148,9 @@ impl Cluster {
                     "-c",
                     "fast",
                     "-R",
+                    "-C",
+                    "-S",
+                    &self.slot(),
                 ]),
             )
             .context("pg_basebackup failed")?;
@@ -142,17 +158,25 @@ impl Cluster {
         self.ensure_running()
     }
 
-    /// Forgets a replica: stopped at once and its directory removed (after
-    /// a promotion it no longer follows the primary; the next
-    /// `ensure_replica_of` copies the primary afresh).
-    pub fn remove(&self) -> anyhow::Result<()> {
+    /// Forgets a replica of `primary`: stopped at once, its directory and
+    /// its slot removed (after a promotion it no longer follows the
+    /// primary; the next `ensure_replica_of` copies the primary afresh).
+    pub fn remove(&self, primary: &Cluster) -> anyhow::Result<()> {
         if self.is_running() {
             run::status(as_owner(&pg_bin("pg_ctl")).arg("-D").arg(&self.data).args(["-m", "immediate", "-w", "stop"]))?;
         }
         if self.base.exists() {
             std::fs::remove_dir_all(&self.base).with_context(|| format!("cannot remove {}", self.base.display()))?;
         }
-        Ok(())
+        primary
+            .superuser(
+                "postgres",
+                &format!(
+                    "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = '{}'",
+                    self.slot()
+                ),
+            )
+            .map(drop)
     }
 
     /// Whether this cluster's server is a standby (in recovery).

@@ -532,7 +532,7 @@ fn once(cluster: &Cluster, fault: Fault, plan: &Plan, label: &str) -> anyhow::Re
     }
     if fault == Fault::ReplicaPromote {
         // It follows nobody now: the next run copies the primary afresh.
-        cluster.replica(1).remove()?;
+        cluster.replica(1).remove(cluster)?;
     }
     status?;
     let path = run::target_dir().join("load").join(format!("{label}.json"));

@@ -100,7 +100,7 @@ pub fn test() -> anyhow::Result<()> {
     let replica = cluster.replica(1);
     steps.step(&format!("starting a streaming replica of it on port {} (pg_basebackup)", replica.port), || {
         // A fresh copy: the one of an earlier run may follow another timeline.
-        replica.remove()?;
+        replica.remove(&cluster)?;
         replica.ensure_replica_of(&cluster)
     })?;
 
