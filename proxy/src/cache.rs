@@ -31,8 +31,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
-use axum::body::Bytes;
 use std::time::Duration;
+
+use crate::http::compress::Prepared;
 
 use moka::future::Cache;
 use moka::notification::RemovalCause;
@@ -54,11 +55,12 @@ const WRITERS_TRACKED: u64 = 100_000;
 /// the configured byte bound is a bound on memory, not only on payload.
 pub const ENTRY_OVERHEAD_BYTES: usize = 640;
 
-/// A cached response and when its load started (what it can have seen).
+/// A cached response (compressed once, as it is filled) and when its load
+/// started (what it can have seen).
 #[derive(Clone)]
 struct Filled {
     at: Instant,
-    body: Bytes,
+    body: Prepared,
 }
 
 pub struct ResponseCache {
@@ -105,6 +107,7 @@ impl ResponseCache {
         let cache = (!ttl.is_zero() && max_bytes > 0).then(|| {
             Cache::builder()
                 .weigher(|key: &String, value: &Filled| {
+                    // Every encoding of the body counts.
                     u32::try_from(key.len() + value.body.len() + ENTRY_OVERHEAD_BYTES).unwrap_or(u32::MAX)
                 })
                 .max_capacity(max_bytes)
@@ -140,7 +143,7 @@ impl ResponseCache {
         shows: Shows,
         key: String,
         load: F,
-    ) -> Result<Bytes, AppError>
+    ) -> Result<Prepared, AppError>
     where
         F: Future<Output = Result<String, AppError>>,
     {
@@ -159,7 +162,7 @@ impl ResponseCache {
         }
         self.counters.misses.inc();
         let at = Instant::now();
-        let body = Bytes::from(load.await?);
+        let body = Prepared::new(load.await?);
         cache.insert(key, Filled { at, body: body.clone() }).await;
         Ok(body)
     }
@@ -211,12 +214,13 @@ impl ResponseCache {
     }
 
     /// The cached body for `key`, or `load`'s (cached when it succeeds).
-    pub async fn get_or_load<F>(&self, key: String, load: F) -> Result<Bytes, AppError>
+    pub async fn get_or_load<F>(&self, key: String, load: F) -> Result<Prepared, AppError>
     where
         F: Future<Output = Result<String, AppError>>,
     {
         let Some(cache) = &self.cache else {
-            return load.await.map(Bytes::from);
+            // Not kept: compressed per request (if asked) like any other response.
+            return load.await.map(Prepared::plain);
         };
         if let Some(hit) = cache.get(&key).await {
             self.counters.hits.inc();
@@ -225,7 +229,7 @@ impl ResponseCache {
         self.counters.misses.inc();
         let load = async {
             let at = Instant::now();
-            load.await.map(|body| Filled { at, body: Bytes::from(body) })
+            load.await.map(|body| Filled { at, body: Prepared::new(body) })
         };
         cache.try_get_with(key, load).await.map(|filled| filled.body).map_err(|shared: Arc<AppError>| {
             Arc::try_unwrap(shared).unwrap_or_else(|shared| shared.for_another_waiter())

@@ -5,8 +5,8 @@ use axum::extract::State;
 use axum::response::Response;
 
 use crate::http::error::ErrorBody;
-use crate::http::respond::ok_json;
 use crate::{AppResult, AppState};
+use axum::http::HeaderMap;
 
 /// `GET /api/v1/forums/categories` (at most 1,000).
 #[utoipa::path(
@@ -18,7 +18,7 @@ use crate::{AppResult, AppState};
         (status = 503, description = "overloaded or database unavailable (Retry-After)", body = ErrorBody),
     ),
 )]
-pub async fn categories(State(state): State<AppState>) -> AppResult<Response> {
+pub async fn categories(State(state): State<AppState>, headers: HeaderMap) -> AppResult<Response> {
     let body = state
         .responses
         .get_or_load("categories".to_owned(), async {
@@ -26,5 +26,5 @@ pub async fn categories(State(state): State<AppState>) -> AppResult<Response> {
             Ok(format!("{{\"items\":{items}}}"))
         })
         .await?;
-    Ok(ok_json(body))
+    Ok(body.respond(&headers))
 }

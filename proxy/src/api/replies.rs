@@ -90,7 +90,7 @@ pub async fn tree(
     let key = format!("tree:{topic}:{:?}:{:?}", query.depth, query.limit);
     let reader = presented_hash(&headers);
     let body = state.responses.get_or_load_for(reader.as_ref(), Shows::Tree(topic), key, load(false)).await?;
-    Ok(ok_json(body))
+    Ok(body.respond(&headers))
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]

@@ -65,7 +65,7 @@ pub async fn list(
             state.db.get().await?.topic_page(query.category.map(CategoryId), query.cursor.as_deref(), limit).await
         })
         .await?;
-    Ok(ok_json(body))
+    Ok(body.respond(&headers))
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]

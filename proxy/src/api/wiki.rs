@@ -7,6 +7,7 @@
 //! client can merge and retry.
 
 use axum::extract::{Path, State};
+use axum::http::HeaderMap;
 use axum::response::Response;
 use serde::Deserialize;
 use veritable_core::rules;
@@ -73,7 +74,7 @@ fn cache_key(slug: &str) -> String {
         (status = 404, description = "not found", body = ErrorBody),
     ),
 )]
-pub async fn page(State(state): State<AppState>, Path(slug): Path<String>) -> AppResult<Response> {
+pub async fn page(State(state): State<AppState>, headers: HeaderMap, Path(slug): Path<String>) -> AppResult<Response> {
     check_slug(&slug)?;
     let body = state
         .responses
@@ -81,7 +82,7 @@ pub async fn page(State(state): State<AppState>, Path(slug): Path<String>) -> Ap
             state.db.get().await?.wiki_page(&slug).await?.ok_or(AppError::NotFound)
         })
         .await?;
-    Ok(ok_json(body))
+    Ok(body.respond(&headers))
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]

@@ -1,6 +1,7 @@
 //! The HTTP surface: the route table, middleware, extractors, errors and the
 //! TCP edge.
 
+pub mod compress;
 pub mod connections;
 pub mod error;
 pub mod extract;

@@ -6,6 +6,8 @@ use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::{StatusCode, header};
 use axum::routing::get;
+use tower_http::compression::CompressionLayer;
+use tower_http::compression::predicate::{NotForContentType, Predicate, SizeAbove};
 use tower_http::request_id::{PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
@@ -72,6 +74,11 @@ pub fn router(state: AppState, config: &ServeConfig) -> Router {
         .fallback(|| async { AppError::NotFound })
         .layer(axum::middleware::from_fn_with_state(state.clone(), super::idempotency::remember))
         .layer(axum::middleware::from_fn_with_state(state.clone(), middleware::read_your_writes))
+        // Outside the idempotency layer, so a replayed answer is encoded for
+        // the request at hand; cached bodies come encoded already (`compress`).
+        .layer(CompressionLayer::new().compress_when(
+            SizeAbove::new(256).and(NotForContentType::GRPC).and(NotForContentType::IMAGES).and(NotForContentType::SSE),
+        ))
         .layer(DefaultBodyLimit::max(config.body_limit_bytes))
         .layer(axum::middleware::from_fn_with_state(state.clone(), shed_load))
         .layer(axum::middleware::from_fn_with_state(state.clone(), middleware::track))

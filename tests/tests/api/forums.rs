@@ -322,3 +322,78 @@ async fn cached_reply_trees_stay_within_the_caches_byte_bound() {
     assert!(bytes <= 64.0 * 1024.0 * 1.1, "{bytes} bytes held, bound 64 KiB (largest tree {largest} bytes)");
     server.stop().await.expect("stop");
 }
+
+/// A GET with `Accept-Encoding: encoding`: the status, `Content-Encoding`,
+/// `Vary` and the body decoded.
+async fn get_encoded(server: &TestServer, path: &str, encoding: &str) -> (u16, Option<String>, Option<String>, String) {
+    use std::io::Read;
+    let response = reqwest::Client::new()
+        .get(server.url(path))
+        .header("accept-encoding", encoding)
+        .send()
+        .await
+        .expect("the proxy answers");
+    let status = response.status().as_u16();
+    let header = |name: &str| response.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_owned);
+    let (content_encoding, vary) = (header("content-encoding"), header("vary"));
+    let bytes = response.bytes().await.expect("a body");
+    let mut text = String::new();
+    match content_encoding.as_deref() {
+        Some("gzip") => flate2::read::GzDecoder::new(&bytes[..]).read_to_string(&mut text).map(drop),
+        Some("br") => brotli::Decompressor::new(&bytes[..], 4096).read_to_string(&mut text).map(drop),
+        _ => String::from_utf8(bytes.to_vec()).map(|t| text = t).map_err(std::io::Error::other),
+    }
+    .expect("a body in its encoding");
+    (status, content_encoding, vary, text)
+}
+
+/// Cached reads are compressed once, when filled, in the encodings the
+/// cache holds (its byte count includes them) and served in the one the
+/// client prefers; uncached answers are compressed per request.
+#[tokio::test]
+async fn cached_trees_are_served_in_the_encoding_asked_for_and_held_encoded() {
+    let mut config = veritable_tests::serve_config(&database_url());
+    config.read_cache_ms = 60_000;
+    let server = TestServer::start_with(config).await;
+    let client = connect(&database_url()).await;
+    let topic: i64 = client
+        .query_one("SELECT topic_id FROM forum_topic_stats ORDER BY reply_count DESC LIMIT 1", &[])
+        .await
+        .expect("the busiest topic")
+        .get(0);
+    let path = format!("/api/v1/forums/topics/{topic}/replies?depth=6&limit=200");
+    let cache_bytes = || async {
+        let text = reqwest::get(server.url("/metrics")).await.expect("metrics").text().await.expect("text");
+        text.lines()
+            .find_map(|l| l.strip_prefix("veritable_response_cache_bytes "))
+            .and_then(|v| v.parse::<f64>().ok())
+            .expect("veritable_response_cache_bytes")
+    };
+    let empty = cache_bytes().await;
+    let (status, encoding, vary, plain) = get_encoded(&server, &path, "identity").await;
+    assert_eq!((status, encoding, vary.as_deref()), (200, None, Some("accept-encoding")));
+    assert!(plain.len() > 10_000, "a large tree: {} bytes", plain.len());
+    let held = cache_bytes().await - empty;
+    assert!(
+        held > plain.len() as f64 * 1.05,
+        "the cache holds the encodings too: {held} for {} bytes of JSON",
+        plain.len()
+    );
+    for (accept, expected) in [("gzip, deflate, br", "br"), ("gzip", "gzip"), ("br;q=0.1, gzip", "gzip")] {
+        let (status, encoding, _, text) = get_encoded(&server, &path, accept).await;
+        assert_eq!(status, 200);
+        assert_eq!(encoding.as_deref(), Some(expected), "Accept-Encoding: {accept}");
+        assert_eq!(text, plain, "the {expected} body is the same JSON");
+    }
+    assert_eq!(cache_bytes().await - empty, held, "served from the one entry");
+    // A continuation is not cached: the compression layer encodes it.
+    let first: Value = serde_json::from_str(&plain).expect("JSON");
+    let after = first["items"][0]["id"].as_i64().expect("an item");
+    let (status, encoding, _, text) =
+        get_encoded(&server, &format!("/api/v1/forums/topics/{topic}/replies?depth=6&limit=200&after={after}"), "gzip")
+            .await;
+    assert_eq!(status, 200, "{text}");
+    assert_eq!(encoding.as_deref(), Some("gzip"));
+    serde_json::from_str::<Value>(&text).expect("a continuation decodes to JSON");
+    server.stop().await.expect("stop");
+}
