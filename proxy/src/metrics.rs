@@ -6,8 +6,8 @@ use std::time::Instant;
 
 use axum::http::StatusCode;
 use prometheus::{
-    Encoder, Gauge, GaugeVec, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec,
-    Opts, Registry, TextEncoder,
+    Encoder, Gauge, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
+    TextEncoder,
 };
 
 use crate::cache::CacheCounters;
@@ -32,7 +32,7 @@ pub struct Metrics {
     pub realtime: crate::realtime::hub::HubMetrics,
     pub response_cache: CacheCounters,
     pub posting: crate::posting::PostingMetrics,
-    pub replicas: ReplicaMetrics,
+    pub replicas: crate::store::replicas::ReplicaMetrics,
     posts_queued: IntGauge,
     response_cache_bytes: IntGauge,
     session_cache_bytes: IntGauge,
@@ -112,7 +112,7 @@ impl Metrics {
         registry.register(Box::new(posting.expired.clone()))?;
         registry.register(Box::new(posting.held.clone()))?;
         registry.register(Box::new(posting.held_refused.clone()))?;
-        let replicas = ReplicaMetrics::register(&registry)?;
+        let replicas = crate::store::replicas::ReplicaMetrics::register(&registry)?;
         let posts_queued = IntGauge::new("post_queue_length", "Reply posts waiting for a batch")?;
         registry.register(Box::new(posts_queued.clone()))?;
         let response_cache_bytes = IntGauge::new("response_cache_bytes", "Bytes the read-response cache holds")?;
@@ -178,50 +178,6 @@ impl Metrics {
     pub fn observe(&self, method: &str, route: &str, status: StatusCode, seconds: f64) {
         self.http_requests.with_label_values(&[method, route, status.as_str()]).inc();
         self.http_duration.with_label_values(&[method, route]).observe(seconds);
-    }
-}
-
-/// Where reads went and how the replicas keep up (`store::replicas`);
-/// registered whether or not replicas are configured.
-#[derive(Clone)]
-pub struct ReplicaMetrics {
-    pub reads_primary: IntCounter,
-    pub reads_replica: IntCounter,
-    pub fallbacks: IntCounter,
-    pub lag: GaugeVec,
-    pub in_rotation: IntGaugeVec,
-}
-
-impl ReplicaMetrics {
-    fn register(registry: &Registry) -> Result<Self, prometheus::Error> {
-        let reads = IntCounterVec::new(
-            Opts::new("db_reads_total", "Read-only requests' connections by where they went (primary or replica)"),
-            &["target"],
-        )?;
-        registry.register(Box::new(reads.clone()))?;
-        let fallbacks = IntCounter::new(
-            "replica_fallbacks_total",
-            "Reads that failed on a replica (connection lost, recovery conflict) and ran again on the primary",
-        )?;
-        registry.register(Box::new(fallbacks.clone()))?;
-        let lag = GaugeVec::new(
-            Opts::new(
-                "replica_lag_seconds",
-                "Age of the oldest sampled primary WAL position the replica has not replayed (0: it has them all)",
-            ),
-            &["replica"],
-        )?;
-        registry.register(Box::new(lag.clone()))?;
-        let in_rotation =
-            IntGaugeVec::new(Opts::new("replica_in_rotation", "1 while the replica serves reads"), &["replica"])?;
-        registry.register(Box::new(in_rotation.clone()))?;
-        Ok(Self {
-            reads_primary: reads.with_label_values(&["primary"]),
-            reads_replica: reads.with_label_values(&["replica"]),
-            fallbacks,
-            lag,
-            in_rotation,
-        })
     }
 }
 

@@ -418,6 +418,10 @@ impl Topology {
             Fault::ReplicaKill | Fault::ReplicaPromote => {
                 let replica = cluster.replica(1);
                 replica.ensure_replica_of(cluster)?;
+                // A restartpoint at the run's first checkpoint: after the
+                // kill, recovery replays only this run's WAL (without it, up
+                // to checkpoint_timeout's worth, longer than a short run).
+                replica.superuser("postgres", "CHECKPOINT")?;
                 let env = [("VERITABLE_REPLICA_URLS".to_owned(), replica.database_url(&plan.db))];
                 let proxy = ProxyUnderTest::start(&binary, url, true, &env)?;
                 // Reads go to the replica once its first check has passed.

@@ -135,7 +135,7 @@ fn pool_of(config: &DbConfig, url: &tokio_postgres::Config, size: usize) -> anyh
 pub fn replicas(
     config: &DbConfig,
     primary: &Pool,
-    metrics: &crate::metrics::ReplicaMetrics,
+    metrics: &replicas::ReplicaMetrics,
 ) -> anyhow::Result<Option<Arc<replicas::Replicas>>> {
     if config.replica_urls.is_empty() {
         return Ok(None);

@@ -29,8 +29,8 @@ use deadpool_postgres::{Object, Pool, PoolError};
 use prometheus::{Gauge, IntGauge};
 use tokio_util::sync::CancellationToken;
 
-use crate::metrics::ReplicaMetrics;
 use crate::sessions::TokenHash;
+use prometheus::{GaugeVec, IntCounter, IntCounterVec, IntGaugeVec, Opts, Registry};
 
 /// The primary's clock (µs since the epoch) and WAL insert position, clock
 /// first: the position is read after the clock, so it covers every commit
@@ -351,5 +351,49 @@ pub fn primary_can_answer(error: &tokio_postgres::Error) -> bool {
                 || (class == "57" && *code != SqlState::QUERY_CANCELED)
                 || *code == SqlState::T_R_SERIALIZATION_FAILURE
         }
+    }
+}
+
+/// Where reads went and how the replicas keep up (`store::replicas`);
+/// registered whether or not replicas are configured.
+#[derive(Clone)]
+pub struct ReplicaMetrics {
+    pub reads_primary: IntCounter,
+    pub reads_replica: IntCounter,
+    pub fallbacks: IntCounter,
+    pub lag: GaugeVec,
+    pub in_rotation: IntGaugeVec,
+}
+
+impl ReplicaMetrics {
+    pub fn register(registry: &Registry) -> Result<Self, prometheus::Error> {
+        let reads = IntCounterVec::new(
+            Opts::new("db_reads_total", "Read-only requests' connections by where they went (primary or replica)"),
+            &["target"],
+        )?;
+        registry.register(Box::new(reads.clone()))?;
+        let fallbacks = IntCounter::new(
+            "replica_fallbacks_total",
+            "Reads that failed on a replica (connection lost, recovery conflict) and ran again on the primary",
+        )?;
+        registry.register(Box::new(fallbacks.clone()))?;
+        let lag = GaugeVec::new(
+            Opts::new(
+                "replica_lag_seconds",
+                "Age of the oldest sampled primary WAL position the replica has not replayed (0: it has them all)",
+            ),
+            &["replica"],
+        )?;
+        registry.register(Box::new(lag.clone()))?;
+        let in_rotation =
+            IntGaugeVec::new(Opts::new("replica_in_rotation", "1 while the replica serves reads"), &["replica"])?;
+        registry.register(Box::new(in_rotation.clone()))?;
+        Ok(Self {
+            reads_primary: reads.with_label_values(&["primary"]),
+            reads_replica: reads.with_label_values(&["replica"]),
+            fallbacks,
+            lag,
+            in_rotation,
+        })
     }
 }

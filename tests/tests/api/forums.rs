@@ -290,6 +290,21 @@ async fn a_writer_sees_their_post_in_cached_lists_at_once_and_others_soon() {
     db.drop_db().await;
 }
 
+/// The topic with the most replies in the test database.
+async fn busiest_topic() -> i64 {
+    connect(&database_url())
+        .await
+        .query_one("SELECT topic_id FROM forum_topic_stats ORDER BY reply_count DESC LIMIT 1", &[])
+        .await
+        .expect("the busiest topic")
+        .get(0)
+}
+
+/// The read cache's bytes (its weigher's count) from `/metrics`.
+async fn cache_bytes(server: &TestServer) -> f64 {
+    veritable_tests::metrics::metric(server, "veritable_response_cache_bytes").await
+}
+
 /// Trees of a topic at every depth and size (adversarial keys), in a cache
 /// smaller than some of them: the cache stays within its byte bound.
 #[tokio::test]
@@ -298,12 +313,7 @@ async fn cached_reply_trees_stay_within_the_caches_byte_bound() {
     config.read_cache_ms = 60_000;
     config.read_cache_bytes = 64 * 1024;
     let server = TestServer::start_with(config).await;
-    let client = connect(&database_url()).await;
-    let topic: i64 = client
-        .query_one("SELECT topic_id FROM forum_topic_stats ORDER BY reply_count DESC LIMIT 1", &[])
-        .await
-        .expect("the busiest topic")
-        .get(0);
+    let topic = busiest_topic().await;
     let mut largest = 0;
     for depth in 1..=12 {
         for limit in [1, 50, 500] {
@@ -313,12 +323,7 @@ async fn cached_reply_trees_stay_within_the_caches_byte_bound() {
             largest = largest.max(tree.to_string().len());
         }
     }
-    let text = reqwest::get(server.url("/metrics")).await.expect("metrics").text().await.expect("text");
-    let bytes: f64 = text
-        .lines()
-        .find_map(|l| l.strip_prefix("veritable_response_cache_bytes "))
-        .and_then(|v| v.parse().ok())
-        .expect("veritable_response_cache_bytes");
+    let bytes = cache_bytes(&server).await;
     assert!(bytes <= 64.0 * 1024.0 * 1.1, "{bytes} bytes held, bound 64 KiB (largest tree {largest} bytes)");
     server.stop().await.expect("stop");
 }
@@ -355,25 +360,13 @@ async fn cached_trees_are_served_in_the_encoding_asked_for_and_held_encoded() {
     let mut config = veritable_tests::serve_config(&database_url());
     config.read_cache_ms = 60_000;
     let server = TestServer::start_with(config).await;
-    let client = connect(&database_url()).await;
-    let topic: i64 = client
-        .query_one("SELECT topic_id FROM forum_topic_stats ORDER BY reply_count DESC LIMIT 1", &[])
-        .await
-        .expect("the busiest topic")
-        .get(0);
+    let topic = busiest_topic().await;
     let path = format!("/api/v1/forums/topics/{topic}/replies?depth=6&limit=200");
-    let cache_bytes = || async {
-        let text = reqwest::get(server.url("/metrics")).await.expect("metrics").text().await.expect("text");
-        text.lines()
-            .find_map(|l| l.strip_prefix("veritable_response_cache_bytes "))
-            .and_then(|v| v.parse::<f64>().ok())
-            .expect("veritable_response_cache_bytes")
-    };
-    let empty = cache_bytes().await;
+    let empty = cache_bytes(&server).await;
     let (status, encoding, vary, plain) = get_encoded(&server, &path, "identity").await;
     assert_eq!((status, encoding, vary.as_deref()), (200, None, Some("accept-encoding")));
     assert!(plain.len() > 10_000, "a large tree: {} bytes", plain.len());
-    let held = cache_bytes().await - empty;
+    let held = cache_bytes(&server).await - empty;
     assert!(
         held > plain.len() as f64 * 1.05,
         "the cache holds the encodings too: {held} for {} bytes of JSON",
@@ -385,7 +378,7 @@ async fn cached_trees_are_served_in_the_encoding_asked_for_and_held_encoded() {
         assert_eq!(encoding.as_deref(), Some(expected), "Accept-Encoding: {accept}");
         assert_eq!(text, plain, "the {expected} body is the same JSON");
     }
-    assert_eq!(cache_bytes().await - empty, held, "served from the one entry");
+    assert_eq!(cache_bytes(&server).await - empty, held, "served from the one entry");
     // A continuation is not cached: the compression layer encodes it.
     let first: Value = serde_json::from_str(&plain).expect("JSON");
     let after = first["items"][0]["id"].as_i64().expect("an item");

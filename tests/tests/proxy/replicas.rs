@@ -5,14 +5,31 @@
 
 use serde_json::json;
 use tokio::sync::Mutex;
+use veritable_proxy::config::Scale;
+use veritable_proxy::seed::Shape;
 use veritable_tests::metrics::{REPLICA_SERIES, eventually_metric, metric, named_in};
 use veritable_tests::server::serve_config;
-use veritable_tests::{Api, TestServer, connect, database_url, until};
+use veritable_tests::{Api, FreshDb, TestServer, connect, until};
 
 static TURN: Mutex<()> = Mutex::const_new(());
 
-fn replica_url() -> String {
-    std::env::var("VERITABLE_TEST_REPLICA_URL").expect("VERITABLE_TEST_REPLICA_URL: run with `cargo xtask test`")
+/// A seeded database of the test's own on the primary, once the replica
+/// has replayed it (the shared test database's counts are other tests').
+async fn replicated(name: &str) -> (FreshDb, String) {
+    let (db, _) = FreshDb::seeded(name, &Shape::of(Scale::Small), 41).await;
+    let base =
+        std::env::var("VERITABLE_TEST_REPLICA_URL").expect("VERITABLE_TEST_REPLICA_URL: run with `cargo xtask test`");
+    let (prefix, _) = base.rsplit_once('/').expect("a replica URL with a database name");
+    let replica = format!("{prefix}/{}", db.name);
+    until("the replica has replayed the seeded database", || async {
+        let Ok((client, connection)) = tokio_postgres::connect(&replica, tokio_postgres::NoTls).await else {
+            return false;
+        };
+        tokio::spawn(connection);
+        client.query_one("SELECT count(*) FROM users", &[]).await.is_ok_and(|row| row.get::<_, i64>(0) > 0)
+    })
+    .await;
+    (db, replica)
 }
 
 /// A superuser connection to the replica, to pause and resume its replay.
@@ -42,17 +59,17 @@ impl Replay {
     }
 }
 
-/// A proxy reading from the test replica, checking it every `check_ms`.
-async fn proxy(max_lag_ms: u64, check_ms: u64) -> TestServer {
-    let mut config = serve_config(&database_url());
-    config.db.replica_urls = vec![replica_url().parse().expect("a replica URL")];
+/// A proxy on `db` reading from its copy on the replica, checking it every `check_ms`.
+async fn proxy(db: &FreshDb, replica: &str, max_lag_ms: u64, check_ms: u64) -> TestServer {
+    let mut config = serve_config(&db.url);
+    config.db.replica_urls = vec![replica.parse().expect("a replica URL")];
     config.db.replica_max_lag_ms = max_lag_ms;
     config.db.replica_check_ms = check_ms;
     TestServer::start_with(config).await
 }
 
-fn in_rotation() -> String {
-    let url: tokio_postgres::Config = replica_url().parse().expect("a replica URL");
+fn in_rotation(replica: &str) -> String {
+    let url: tokio_postgres::Config = replica.parse().expect("a replica URL");
     format!("veritable_replica_in_rotation{{replica=\"{}\"}}", veritable_proxy::store::describe_target(&url))
 }
 
@@ -87,11 +104,12 @@ async fn new_topic(writer: &Api) -> (String, String) {
 async fn a_writer_reads_its_own_write_through_any_proxy_while_the_replica_has_not_replayed_it() {
     let _turn = TURN.lock().await;
     let replay = Replay::connect().await;
+    let (db, replica) = replicated("replica_ryw").await;
     // A generous lag bound: the paused replica stays in rotation and serves
     // stale reads to everyone without a marker.
-    let (a, b) = (proxy(60_000, 20).await, proxy(60_000, 20).await);
-    eventually_metric(&a, &in_rotation(), 1.0).await;
-    eventually_metric(&b, &in_rotation(), 1.0).await;
+    let (a, b) = (proxy(&db, &replica, 60_000, 20).await, proxy(&db, &replica, 60_000, 20).await);
+    eventually_metric(&a, &in_rotation(&replica), 1.0).await;
+    eventually_metric(&b, &in_rotation(&replica), 1.0).await;
     let writer = Api::signed_in(&a, "demo").await;
     replay.pause().await;
 
@@ -119,20 +137,22 @@ async fn a_writer_reads_its_own_write_through_any_proxy_while_the_replica_has_no
     .await;
     a.stop().await.expect("stop a");
     b.stop().await.expect("stop b");
+    db.drop_db().await;
 }
 
 #[tokio::test]
 async fn a_lagging_replica_leaves_rotation_and_returns_once_it_catches_up() {
     let _turn = TURN.lock().await;
     let replay = Replay::connect().await;
-    let server = proxy(300, 20).await;
-    eventually_metric(&server, &in_rotation(), 1.0).await;
+    let (db, replica) = replicated("replica_lag").await;
+    let server = proxy(&db, &replica, 300, 20).await;
+    eventually_metric(&server, &in_rotation(&replica), 1.0).await;
     let writer = Api::signed_in(&server, "demo").await;
     replay.pause().await;
     // WAL the replica does not replay: it falls behind by the clock.
     let (path, _) = new_topic(&writer).await;
-    eventually_metric(&server, &in_rotation(), 0.0).await;
-    let lag_name = in_rotation().replace("in_rotation", "lag_seconds");
+    eventually_metric(&server, &in_rotation(&replica), 0.0).await;
+    let lag_name = in_rotation(&replica).replace("in_rotation", "lag_seconds");
     assert!(metric(&server, &lag_name).await >= 0.3, "the lag metric shows the lag");
     // The per-replica series the shipped alerts and dashboard use are exported.
     let text = reqwest::get(server.url("/metrics")).await.expect("metrics").text().await.expect("text");
@@ -151,9 +171,10 @@ async fn a_lagging_replica_leaves_rotation_and_returns_once_it_catches_up() {
     assert_eq!(metric(&server, PRIMARY_READS).await, before + 1.0);
 
     replay.resume().await;
-    eventually_metric(&server, &in_rotation(), 1.0).await;
+    eventually_metric(&server, &in_rotation(&replica), 1.0).await;
     let before = metric(&server, REPLICA_READS).await;
     assert_eq!(Api::new(&server).get(&path).await.0, 200, "the caught-up replica has the topic");
     assert_eq!(metric(&server, REPLICA_READS).await, before + 1.0);
     server.stop().await.expect("stop");
+    db.drop_db().await;
 }
