@@ -418,10 +418,6 @@ impl Topology {
             Fault::ReplicaKill | Fault::ReplicaPromote => {
                 let replica = cluster.replica(1);
                 replica.ensure_replica_of(cluster)?;
-                // A restartpoint at the run's first checkpoint: after the
-                // kill, recovery replays only this run's WAL (without it, up
-                // to checkpoint_timeout's worth, longer than a short run).
-                replica.superuser("postgres", "CHECKPOINT")?;
                 let env = [("VERITABLE_REPLICA_URLS".to_owned(), replica.database_url(&plan.db))];
                 let proxy = ProxyUnderTest::start(&binary, url, true, &env)?;
                 // Reads go to the replica once its first check has passed.
@@ -432,6 +428,11 @@ impl Topology {
                     }
                     std::thread::sleep(Duration::from_millis(50));
                 }
+                // In rotation, it has replayed the run's first checkpoint: a
+                // restartpoint there, so that after the kill recovery replays
+                // only this run's WAL (else up to checkpoint_timeout's worth,
+                // longer than a short run).
+                replica.superuser("postgres", "CHECKPOINT")?;
                 Ok(Self { proxies: vec![proxy], bouncer: None, balancer: None })
             }
             _ => Ok(Self {
