@@ -78,7 +78,7 @@ pub async fn run(
     ));
 
     let hasher = Hasher::new(config.hash_parallelism(), config.hash_wait());
-    let replicas = store::replicas(&config.db, &pool, &metrics.replicas)?;
+    let replicas = store::replicas(&config.db, &metrics.replicas)?;
     if let Some(replicas) = &replicas {
         tasks.spawn(replicas.clone().watch(cancel.clone()));
     }

@@ -120,18 +120,21 @@ impl Cluster {
         format!("veritable_{}", self.base.file_name().and_then(|n| n.to_str()).unwrap_or("replica"))
     }
 
+    /// Drops this replica's slot on `primary`, if it has one.
+    fn drop_slot(&self, primary: &Cluster) -> anyhow::Result<()> {
+        let sql = format!(
+            "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = '{}'",
+            self.slot()
+        );
+        primary.superuser("postgres", &sql).map(drop)
+    }
+
     /// Makes this cluster a streaming replica of `primary` if it is not
     /// one yet (`pg_basebackup -R -C`: a copy of the primary that follows
     /// its WAL through a replication slot), and starts it.
     pub fn ensure_replica_of(&self, primary: &Cluster) -> anyhow::Result<()> {
         if !self.initialized() {
-            primary.superuser(
-                "postgres",
-                &format!(
-                    "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = '{}'",
-                    self.slot()
-                ),
-            )?;
+            self.drop_slot(primary)?;
             std::fs::create_dir_all(&self.sockets)
                 .with_context(|| format!("cannot create {}", self.sockets.display()))?;
             if run::is_root() {
@@ -168,15 +171,7 @@ impl Cluster {
         if self.base.exists() {
             std::fs::remove_dir_all(&self.base).with_context(|| format!("cannot remove {}", self.base.display()))?;
         }
-        primary
-            .superuser(
-                "postgres",
-                &format!(
-                    "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = '{}'",
-                    self.slot()
-                ),
-            )
-            .map(drop)
+        self.drop_slot(primary)
     }
 
     /// Whether this cluster's server is a standby (in recovery).

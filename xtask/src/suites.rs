@@ -22,6 +22,20 @@ struct Outcome {
     seconds: f64,
 }
 
+impl Outcome {
+    /// A step of `checks` checks of which `failed` failed, started at `started`.
+    fn of_checks(name: &'static str, checks: u64, failed: u64, started: Instant) -> Self {
+        Self {
+            name,
+            passed: checks - failed,
+            failed,
+            ignored: 0,
+            ok: failed == 0,
+            seconds: started.elapsed().as_secs_f64(),
+        }
+    }
+}
+
 pub fn test() -> anyhow::Result<()> {
     let started = Instant::now();
     let mut steps = Steps::new();
@@ -45,14 +59,7 @@ pub fn test() -> anyhow::Result<()> {
             let checks = kit::check()?;
             kit::print(&checks);
             let failed = checks.iter().filter(|(_, ok)| !ok).count() as u64;
-            Ok(Outcome {
-                name: "kit",
-                passed: checks.len() as u64 - failed,
-                failed,
-                ignored: 0,
-                ok: failed == 0,
-                seconds: started.elapsed().as_secs_f64(),
-            })
+            Ok(Outcome::of_checks("kit", checks.len() as u64, failed, started))
         },
     )?);
 
@@ -140,31 +147,18 @@ pub fn test() -> anyhow::Result<()> {
         || {
             let started = Instant::now();
             let ok = load::smoke(&url, TEST_DB)?;
-            Ok(Outcome {
-                name: "load",
-                passed: u64::from(ok),
-                failed: u64::from(!ok),
-                ignored: 0,
-                ok,
-                seconds: started.elapsed().as_secs_f64(),
-            })
+            Ok(Outcome::of_checks("load", 1, u64::from(!ok), started))
         },
     )?);
 
     outcomes.push(steps.step(
         "fault runs, short (each fault once, 12 s: PostgreSQL killed, connections terminated, a topic locked, \
-         pgbouncer killed, one of two proxies killed behind haproxy, a rolling restart, PostgreSQL stalled)",
+         pgbouncer killed, one of two proxies killed behind haproxy, a rolling restart, PostgreSQL stalled, \
+         a replica killed, a replica promoted)",
         || {
             let started = Instant::now();
             let (passed, failed) = faults::short(&cluster, TEST_DB)?;
-            Ok(Outcome {
-                name: "faults",
-                passed,
-                failed,
-                ignored: 0,
-                ok: failed == 0,
-                seconds: started.elapsed().as_secs_f64(),
-            })
+            Ok(Outcome::of_checks("faults", passed + failed, failed, started))
         },
     )?);
 
@@ -177,15 +171,7 @@ pub fn test() -> anyhow::Result<()> {
         || {
             let started = Instant::now();
             let ok = schemathesis::run(&url, schemathesis::BUDGET_SECS)?;
-            let (passed, failed) = if ok { (1, 0) } else { (0, 1) };
-            Ok(Outcome {
-                name: "schemathesis",
-                passed,
-                failed,
-                ignored: 0,
-                ok,
-                seconds: started.elapsed().as_secs_f64(),
-            })
+            Ok(Outcome::of_checks("schemathesis", 1, u64::from(!ok), started))
         },
     )?);
 
@@ -232,14 +218,7 @@ fn lint() -> anyhow::Result<Outcome> {
         eprintln!("    {failure:#}");
     }
     let failed = checks.iter().filter(|c| c.is_err()).count() as u64;
-    Ok(Outcome {
-        name: "lint",
-        passed: checks.len() as u64 - failed,
-        failed,
-        ignored: 0,
-        ok: failed == 0,
-        seconds: started.elapsed().as_secs_f64(),
-    })
+    Ok(Outcome::of_checks("lint", checks.len() as u64, failed, started))
 }
 
 fn suite(name: &'static str, cmd: &mut Command) -> anyhow::Result<Outcome> {

@@ -57,11 +57,6 @@ impl Prepared {
         self.json.is_empty()
     }
 
-    /// The JSON itself.
-    pub fn json(&self) -> &Bytes {
-        &self.json
-    }
-
     /// A 200 with the encoding the request accepts best.
     pub fn respond(&self, request: &HeaderMap) -> Response {
         let (encoding, body) = match negotiate(request) {

@@ -134,7 +134,6 @@ fn pool_of(config: &DbConfig, url: &tokio_postgres::Config, size: usize) -> anyh
 /// probe connection to the primary for its WAL position.
 pub fn replicas(
     config: &DbConfig,
-    primary: &Pool,
     metrics: &replicas::ReplicaMetrics,
 ) -> anyhow::Result<Option<Arc<replicas::Replicas>>> {
     if config.replica_urls.is_empty() {
@@ -149,10 +148,9 @@ pub fn replicas(
     let settings = replicas::Settings {
         max_lag: Duration::from_millis(config.replica_max_lag_ms),
         every: Duration::from_millis(config.replica_check_ms),
-        primary_unnamed: config.pgbouncer,
     };
     let primary_probe = pool_of(config, &config.url, 1)?;
-    Ok(Some(Arc::new(replicas::Replicas::new(primary.clone(), primary_probe, members, settings, metrics.clone()))))
+    Ok(Some(Arc::new(replicas::Replicas::new(primary_probe, members, settings, metrics.clone()))))
 }
 
 /// One SQL statement with the types of its parameters, named for the query
@@ -204,7 +202,7 @@ impl Db {
         {
             let floor = READ_FLOOR.try_with(|floor| *floor).ok().flatten();
             if let Some(on) = replicas.checkout(floor).await {
-                let fallback = Some(Fallback { replicas: replicas.clone(), index: on.index() });
+                let fallback = Some(Fallback { primary: self.clone(), index: on.index() });
                 return Ok(Conn {
                     client: Arc::new(on.client),
                     in_transaction: false,
@@ -321,9 +319,10 @@ pub struct Conn {
     fallback: Option<Fallback>,
 }
 
-/// The replica a read runs on, and the primary behind it.
+/// The replica a read runs on (its index among the `Db`'s replicas), and
+/// the `Db` whose primary answers if the replica cannot.
 struct Fallback {
-    replicas: Arc<replicas::Replicas>,
+    primary: Db,
     index: usize,
 }
 
@@ -353,10 +352,12 @@ impl Conn {
         let Some(fallback) = &self.fallback else { return result };
         match result {
             Err(error) if replicas::primary_can_answer(&error) => {
-                fallback.replicas.failed(fallback.index, &error);
+                if let Some(replicas) = fallback.primary.replicas() {
+                    replicas.failed(fallback.index, &error);
+                }
                 tracing::debug!(statement = sql.name, %error, "a replica read runs again on the primary");
-                match fallback.replicas.primary().get().await {
-                    Ok(primary) => run(&primary, fallback.replicas.primary_unnamed(), &self.timing, sql, params).await,
+                match fallback.primary.pool.get().await {
+                    Ok(primary) => run(&primary, fallback.primary.unnamed, &self.timing, sql, params).await,
                     Err(_) => Err(error),
                 }
             }

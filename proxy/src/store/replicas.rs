@@ -62,8 +62,6 @@ struct Sample {
 pub struct Settings {
     pub max_lag: Duration,
     pub every: Duration,
-    /// The primary's connections' statement mode (pgbouncer or not).
-    pub primary_unnamed: bool,
 }
 
 /// One replica: a pool for reads and a one-connection pool for its checks,
@@ -104,7 +102,6 @@ impl Replica {
 }
 
 pub struct Replicas {
-    primary: Pool,
     primary_probe: Pool,
     members: Vec<Replica>,
     samples: Mutex<VecDeque<Sample>>,
@@ -127,16 +124,9 @@ impl OnReplica {
 }
 
 impl Replicas {
-    pub fn new(
-        primary: Pool,
-        primary_probe: Pool,
-        members: Vec<Replica>,
-        settings: Settings,
-        metrics: ReplicaMetrics,
-    ) -> Self {
+    pub fn new(primary_probe: Pool, members: Vec<Replica>, settings: Settings, metrics: ReplicaMetrics) -> Self {
         let marker_life = Self::life_of(&settings);
         Self {
-            primary,
             primary_probe,
             members,
             samples: Mutex::new(VecDeque::with_capacity(SAMPLES_KEPT)),
@@ -157,14 +147,6 @@ impl Replicas {
     /// The marker's lifetime in whole seconds (the cookie's Max-Age).
     pub fn marker_secs(&self) -> u64 {
         Self::life_of(&self.settings).as_secs_f64().ceil() as u64
-    }
-
-    pub fn primary(&self) -> &Pool {
-        &self.primary
-    }
-
-    pub fn primary_unnamed(&self) -> bool {
-        self.settings.primary_unnamed
     }
 
     /// The marker of a write that has just been acknowledged: the primary's

@@ -148,6 +148,19 @@ async fn a_lagging_replica_leaves_rotation_and_returns_once_it_catches_up() {
     let server = proxy(&db, &replica, 300, 20).await;
     eventually_metric(&server, &in_rotation(&replica), 1.0).await;
     let writer = Api::signed_in(&server, "demo").await;
+
+    // Crafted markers: one no sample will reach sends its reader's reads to
+    // the primary (its own reads only); one that is not a number is ignored.
+    let (_, topics) = writer.get("/api/v1/forums/topics").await;
+    let some = format!("/api/v1/forums/topics/{}", topics["items"][0]["id"].as_i64().expect("a topic"));
+    for (cookie, series) in
+        [("veritable_wrote=9223372036854775807", PRIMARY_READS), ("veritable_wrote=1e9; x=y", REPLICA_READS)]
+    {
+        let before = metric(&server, series).await;
+        let (status, _, _) = Api::new(&server).send_with("GET", &some, None, &[("cookie", cookie)]).await;
+        assert_eq!(status, 200, "{cookie}");
+        assert_eq!(metric(&server, series).await, before + 1.0, "{cookie} read from {series}");
+    }
     replay.pause().await;
     // WAL the replica does not replay: it falls behind by the clock.
     let (path, _) = new_topic(&writer).await;
