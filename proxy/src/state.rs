@@ -33,6 +33,8 @@ pub struct AppState {
     pub registrations_per_hour: i32,
     /// Searches that may run at once, and for how long each.
     pub search: SearchBudget,
+    /// Markdown previews rendering now (`api::preview`); none left → 503 at once.
+    pub previews: Arc<Semaphore>,
     pub views: Arc<Views>,
     /// Hot read responses (topic list pages, categories), byte-bounded, short TTL.
     pub responses: Arc<ResponseCache>,

@@ -3,6 +3,7 @@
 //! Everything a fresh Debian 12 machine lacks is installed here (Debian
 //! packages, cargo-pgrx), so `cargo xtask test` passes from nothing.
 
+mod browser;
 mod cluster;
 mod faults;
 mod haproxy;
@@ -79,6 +80,13 @@ enum Command {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
+    /// The web page's tests in Chromium (playwright-core) on a database of
+    /// their own, as `cargo xtask test` runs them; with `--release`, the
+    /// page budgets of BENCHMARKS.md (written to target/browser/budgets.json).
+    Browser {
+        #[arg(long)]
+        release: bool,
+    },
     /// Checks the operator's kit (docker/, deploy/kubernetes/) with promtool,
     /// kubernetes-validate and haproxy, installing the tools when missing
     /// (`cargo xtask test` runs the same).
@@ -154,6 +162,9 @@ fn main() -> ExitCode {
         Command::Reset => reset(),
         Command::Seed { scale } => seed(scale),
         Command::Kit => kit::ensure_installed().and_then(|()| kit::run()),
+        Command::Browser { release } => {
+            browser::standalone(if release { run::Profile::Release } else { run::Profile::Debug })
+        }
         Command::Faults { fault, runs, scale, database, debug, secs, at, down, users, sockets, rate, proxy_bin } => {
             faults::bench(
                 fault,

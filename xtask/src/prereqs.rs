@@ -11,8 +11,17 @@ use crate::run;
 pub const PG_BIN: &str = "/usr/lib/postgresql/15/bin";
 pub const PG_CONFIG: &str = "/usr/lib/postgresql/15/bin/pg_config";
 const PGRX_VERSION: &str = "0.18.0";
-const PACKAGES: &[&str] =
-    &["postgresql-15", "postgresql-server-dev-15", "libclang-dev", "clang", "pgbouncer", "haproxy", "nodejs", "sudo"];
+const PACKAGES: &[&str] = &[
+    "postgresql-15",
+    "postgresql-server-dev-15",
+    "libclang-dev",
+    "clang",
+    "pgbouncer",
+    "haproxy",
+    "nodejs",
+    "chromium",
+    "sudo",
+];
 
 pub fn ensure() -> anyhow::Result<()> {
     ensure_packages()?;

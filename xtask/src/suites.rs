@@ -9,7 +9,7 @@ use anyhow::Context;
 use crate::cluster::Cluster;
 use crate::pgbouncer::Pgbouncer;
 use crate::run::{self, Profile, Steps};
-use crate::{faults, kit, load, prereqs, schemathesis};
+use crate::{browser, faults, kit, load, prereqs, schemathesis};
 
 pub const TEST_DB: &str = "veritable_test";
 
@@ -41,11 +41,12 @@ pub fn test() -> anyhow::Result<()> {
     let mut steps = Steps::new();
     let mut outcomes = Vec::new();
     steps.step(
-        "checking prerequisites (Debian packages, cargo-pgrx, schemathesis, promtool, kubernetes-validate)",
+        "checking prerequisites (Debian packages, cargo-pgrx, schemathesis, promtool, kubernetes-validate, playwright-core)",
         || {
             prereqs::ensure()?;
             schemathesis::ensure_installed()?;
-            kit::ensure_installed()
+            kit::ensure_installed()?;
+            browser::ensure_installed()
         },
     )?;
     let cluster = Cluster::locate()?;
@@ -148,6 +149,20 @@ pub fn test() -> anyhow::Result<()> {
             let started = Instant::now();
             let ok = load::smoke(&url, TEST_DB)?;
             Ok(Outcome::of_checks("load", 1, u64::from(!ok), started))
+        },
+    )?);
+
+    outcomes.push(steps.step(
+        &format!(
+            "the web page in Chromium (playwright-core; two users, a proxy restart, XSS shapes, a wiki conflict, \
+             the budgets on a topic of {} replies)",
+            browser::BIG_TOPIC_REPLIES
+        ),
+        || {
+            let started = Instant::now();
+            browser::prepare(&cluster, Profile::Debug)?;
+            let (passed, failed) = browser::run(&cluster, Profile::Debug)?;
+            Ok(Outcome::of_checks("browser", passed + failed, failed, started))
         },
     )?);
 

@@ -7,6 +7,7 @@ pub mod categories;
 pub mod health;
 pub mod notifications;
 pub mod preferences;
+pub mod preview;
 pub mod replies;
 pub mod search;
 pub mod topics;

@@ -30,6 +30,21 @@ pub struct RepliesQuery {
     after: Option<i64>,
 }
 
+impl RepliesQuery {
+    fn check(&self) -> AppResult<()> {
+        if let Some(depth) = self.depth.filter(|d| !(1..=MAX_DEPTH).contains(d)) {
+            return Err(AppError::invalid("depth", format!("depth must be between 1 and {MAX_DEPTH}, got {depth}")));
+        }
+        if let Some(limit) = self.limit.filter(|l| !(1..=MAX_ROWS).contains(l)) {
+            return Err(AppError::invalid("limit", format!("limit must be between 1 and {MAX_ROWS}, got {limit}")));
+        }
+        if self.after.is_some_and(|a| a < 1) {
+            return Err(AppError::invalid("after", "after must be the id of a reply"));
+        }
+        Ok(())
+    }
+}
+
 /// `GET /api/v1/forums/topics/{id}/replies?depth=&limit=&after=`: the reply
 /// tree in display order; when `has_more`, ask again with `after` = the last
 /// item's id; below an item with `children_cut`, walk it with a subtree call.
@@ -57,15 +72,7 @@ pub async fn tree(
     Params(query): Params<RepliesQuery>,
 ) -> AppResult<Response> {
     let topic: i64 = topic.parse().map_err(|_| AppError::invalid("id", "the topic id must be a number"))?;
-    if let Some(depth) = query.depth.filter(|d| !(1..=MAX_DEPTH).contains(d)) {
-        return Err(AppError::invalid("depth", format!("depth must be between 1 and {MAX_DEPTH}, got {depth}")));
-    }
-    if let Some(limit) = query.limit.filter(|l| !(1..=MAX_ROWS).contains(l)) {
-        return Err(AppError::invalid("limit", format!("limit must be between 1 and {MAX_ROWS}, got {limit}")));
-    }
-    if query.after.is_some_and(|a| a < 1) {
-        return Err(AppError::invalid("after", "after must be the id of a reply"));
-    }
+    query.check()?;
     // Continuations read from a replica when one has the reader's writes;
     // the cache fills from the primary, so the events that drop it are
     // never ahead of what refills it.
@@ -91,6 +98,46 @@ pub async fn tree(
     let reader = presented_hash(&headers);
     let body = state.responses.get_or_load_for(reader.as_ref(), Shows::Tree(topic), key, load(false)).await?;
     Ok(body.respond(&headers))
+}
+
+/// `GET /api/v1/forums/replies/{id}/replies?depth=&limit=&after=`: the reply
+/// and the replies below it, in the tree's shape (the reply first, `depth`
+/// counted from the topic). Continues a thread where the tree set
+/// `children_cut`; with `depth=1&limit=1`, the one reply a `reply.created`
+/// event names.
+#[utoipa::path(
+    get,
+    path = "/api/v1/forums/replies/{id}/replies",
+    operation_id = "reply_subtree",
+    tag = "forums",
+    params(
+        ("id" = i64, Path, description = "reply id"),
+        ("depth" = Option<i32>, Query, description = "levels below the reply, 1 to 1000 (GUC default 10)"),
+        ("limit" = Option<i32>, Query, description = "row cap, 1 to 500 (GUC default 500); a page also ends at veritable.max_reply_bytes (1 MB) of HTML"),
+        ("after" = Option<i64>, Query, description = "continue after this reply id"),
+    ),
+    responses(
+        (status = 200, description = "items in display order, has_more", body = Object),
+        (status = 400, description = "bad parameter", body = ErrorBody),
+        (status = 404, description = "not found", body = ErrorBody),
+    ),
+)]
+pub async fn subtree(
+    State(state): State<AppState>,
+    Path(reply): Path<String>,
+    Params(query): Params<RepliesQuery>,
+) -> AppResult<Response> {
+    let reply: i64 = reply.parse().map_err(|_| AppError::invalid("id", "the reply id must be a number"))?;
+    query.check()?;
+    let conn = state.db.read().await?;
+    match conn.reply_subtree(ReplyId(reply), query.depth, query.limit, query.after.map(ReplyId)).await {
+        Ok(Some(tree)) => Ok(ok_json(tree)),
+        Ok(None) => Err(AppError::NotFound),
+        Err(error) if error.code() == Some(&tokio_postgres::error::SqlState::INVALID_PARAMETER_VALUE) => {
+            Err(AppError::invalid("after", "after is not a reply of this walk"))
+        }
+        Err(error) => Err(error.into()),
+    }
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]

@@ -59,6 +59,11 @@ impl Prepared {
 
     /// A 200 with the encoding the request accepts best.
     pub fn respond(&self, request: &HeaderMap) -> Response {
+        self.respond_as(request, HeaderValue::from_static("application/json"))
+    }
+
+    /// [`Prepared::respond`] for a body of another type (the web page's files).
+    pub fn respond_as(&self, request: &HeaderMap, content_type: HeaderValue) -> Response {
         let (encoding, body) = match negotiate(request) {
             Encoding::Br if self.br.is_some() => (Some("br"), self.br.clone()),
             Encoding::Br | Encoding::Gzip if self.gzip.is_some() => (Some("gzip"), self.gzip.clone()),
@@ -67,12 +72,12 @@ impl Prepared {
         if encoding.is_none() && self.gzip.is_none() {
             // Not prepared: left to the compression layer.
             let mut response = self.json.clone().into_response();
-            response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+            response.headers_mut().insert(header::CONTENT_TYPE, content_type);
             return response;
         }
         let mut response = body.unwrap_or_else(|| self.json.clone()).into_response();
         let headers = response.headers_mut();
-        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        headers.insert(header::CONTENT_TYPE, content_type);
         headers.insert(header::VARY, HeaderValue::from_static("accept-encoding"));
         if let Some(encoding) = encoding {
             headers.insert(header::CONTENT_ENCODING, HeaderValue::from_static(encoding));

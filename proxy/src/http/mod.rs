@@ -1,6 +1,7 @@
-//! The HTTP surface: the route table, middleware, extractors, errors and the
-//! TCP edge.
+//! The HTTP surface: the route table, middleware, extractors, errors, the
+//! web page's files and the TCP edge.
 
+pub mod assets;
 pub mod compress;
 pub mod connections;
 pub mod error;

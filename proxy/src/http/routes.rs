@@ -18,7 +18,9 @@ use utoipa_axum::routes;
 
 use super::middleware::{self, RequestIds, log_failure, request_span, shed_load};
 use super::openapi::{ApiDoc, EdgeResponses};
-use crate::api::{activity, auth, categories, health, notifications, preferences, replies, search, topics, wiki};
+use crate::api::{
+    activity, auth, categories, health, notifications, preferences, preview, replies, search, topics, wiki,
+};
 use crate::config::ServeConfig;
 use crate::{AppError, AppState, realtime};
 
@@ -44,6 +46,8 @@ fn table() -> OpenApiRouter<AppState> {
         .routes(routes!(topics::detail, topics::change))
         .routes(routes!(replies::tree, replies::create))
         .routes(routes!(replies::edit, replies::delete))
+        .routes(routes!(replies::subtree))
+        .routes(routes!(preview::render))
 }
 
 /// The document of [`table`], with the answers the edge adds everywhere.
@@ -58,9 +62,9 @@ pub fn openapi() -> Document {
     finish(table().split_for_parts().1)
 }
 
-/// The router: the table, plus the two routes that are not operations of
-/// the API (the document itself and the WebSocket upgrade), the fallback
-/// and the middleware.
+/// The router: the table, plus the routes that are not operations of the
+/// API (the document itself, the WebSocket upgrade, the web page), the
+/// fallback and the middleware.
 pub fn router(state: AppState, config: &ServeConfig) -> Router {
     let (router, document) = table().split_for_parts();
     let json = finish(document).to_json().unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"));
@@ -71,6 +75,8 @@ pub fn router(state: AppState, config: &ServeConfig) -> Router {
     router
         .route("/api/v1/openapi.json", get(document))
         .route("/api/v1/ws", get(realtime::ws::upgrade))
+        .route("/", get(super::assets::index))
+        .route("/assets/{version}/{file}", get(super::assets::file))
         .fallback(|| async { AppError::NotFound })
         .layer(axum::middleware::from_fn_with_state(state.clone(), super::idempotency::remember))
         .layer(axum::middleware::from_fn_with_state(state.clone(), middleware::read_your_writes))

@@ -205,6 +205,20 @@ pub const REPLY_TREE: Sql = Sql {
    FROM veritable.reply_tree($1, $2, $3, $4) WITH ORDINALITY AS r",
 };
 
+/// One reply and what hangs below it, in the tree's shape (NULL: no such
+/// reply in a live topic): a thread cut at the depth cap continued, or one
+/// reply fetched when its event arrives.
+pub const REPLY_SUBTREE: Sql = Sql {
+    name: "reply_subtree",
+    types: &[Type::INT8, Type::INT4, Type::INT4, Type::INT8],
+    text: "SELECT CASE WHEN NOT EXISTS (SELECT 1 FROM forum_replies r JOIN forum_topics t ON t.id = r.topic_id
+                                  WHERE r.id = $1 AND NOT t.is_deleted) THEN NULL
+        ELSE json_build_object(
+            'items', coalesce(json_agg(to_jsonb(r) - 'has_more' - 'ordinality' ORDER BY r.ordinality), '[]'),
+            'has_more', coalesce(bool_or(r.has_more), false))::text END
+   FROM veritable.reply_subtree($1, $2, $3, $4) WITH ORDINALITY AS r",
+};
+
 impl Conn {
     /// Creates a topic unless its author is over `per_minute`: the row
     /// holds the wait (seconds, if limited) and the topic as JSON text.
@@ -294,5 +308,18 @@ impl Conn {
     ) -> Result<Option<String>, tokio_postgres::Error> {
         let after = after.map(|a| a.0);
         Ok(self.opt(&REPLY_TREE, &[&topic.0, &depth, &limit, &after]).await?.and_then(|row| row.get(0)))
+    }
+
+    /// One page of a reply's subtree as JSON text; None when the reply does
+    /// not exist in a live topic.
+    pub async fn reply_subtree(
+        &self,
+        reply: ReplyId,
+        depth: Option<i32>,
+        limit: Option<i32>,
+        after: Option<ReplyId>,
+    ) -> Result<Option<String>, tokio_postgres::Error> {
+        let after = after.map(|a| a.0);
+        Ok(self.opt(&REPLY_SUBTREE, &[&reply.0, &depth, &limit, &after]).await?.and_then(|row| row.get(0)))
     }
 }

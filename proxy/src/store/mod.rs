@@ -51,6 +51,7 @@ pub const ALL: &[&Sql] = &[
     &forums::CATEGORIES,
     &forums::TOPIC_PAGE,
     &forums::REPLY_TREE,
+    &forums::REPLY_SUBTREE,
     &people::NOTIFICATIONS,
     &people::MARK_READ,
     &people::ACTIVITY,

@@ -330,7 +330,11 @@ async fn cached_reply_trees_stay_within_the_caches_byte_bound() {
 
 /// A GET with `Accept-Encoding: encoding`: the status, `Content-Encoding`,
 /// `Vary` and the body decoded.
-async fn get_encoded(server: &TestServer, path: &str, encoding: &str) -> (u16, Option<String>, Option<String>, String) {
+pub(crate) async fn get_encoded(
+    server: &TestServer,
+    path: &str,
+    encoding: &str,
+) -> (u16, Option<String>, Option<String>, String) {
     use std::io::Read;
     let response = reqwest::Client::new()
         .get(server.url(path))

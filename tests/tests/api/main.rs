@@ -9,6 +9,7 @@ mod authz;
 mod forums;
 mod idempotency;
 mod limits;
+mod page;
 mod people;
 mod replies;
 mod topics;
