@@ -9,7 +9,7 @@ const TREE_ROWS = 100;
 
 let categories = null;
 async function allCategories() {
-  categories ??= await get("/api/v1/forums/categories");
+  categories ??= (await get("/api/v1/forums/categories")).items;
   return categories;
 }
 
@@ -146,10 +146,12 @@ export async function topic(main, id) {
 }
 
 function replyElement(view, r) {
-  const element = h("article", { class: `reply${r.is_deleted ? " deleted" : ""}`, id: `r-${r.id}`, "data-id": r.id, "data-depth": r.depth, style: `--depth:${r.depth}` },
+  const element = h("article", { class: `reply${r.is_deleted ? " deleted" : ""}`, id: `r-${r.id}`, "data-id": r.id, "data-depth": r.depth },
     h("div", { class: "meta" }, h("strong", {}, r.author_name), time(r.created_at),
       app.me && !r.is_deleted && h("button", { class: "quiet", onclick: () => view.replyTo(r) }, "Reply")),
     r.is_deleted ? h("div", { class: "body" }, "(deleted)") : sanitized(r.body_html));
+  // Set through the CSSOM: the policy refuses style attributes in markup.
+  element.style.setProperty("--depth", r.depth);
   if (r.children_cut) {
     const button = h("button", { class: "quiet" }, `Continue this thread (${r.child_count} ${r.child_count === 1 ? "reply" : "replies"})`);
     button.addEventListener("click", () => continueThread(view, r, button));

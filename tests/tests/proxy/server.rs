@@ -405,6 +405,8 @@ async fn the_openapi_document_describes_every_route() {
         ("post", "/api/v1/forums/topics/{id}/replies"),
         ("patch", "/api/v1/forums/replies/{id}"),
         ("delete", "/api/v1/forums/replies/{id}"),
+        ("get", "/api/v1/forums/replies/{id}/replies"),
+        ("post", "/api/v1/preview"),
         ("get", "/api/v1/wiki/pages"),
         ("get", "/api/v1/wiki/pages/{slug}"),
         ("put", "/api/v1/wiki/pages/{slug}"),
@@ -418,7 +420,7 @@ async fn the_openapi_document_describes_every_route() {
         doc["paths"].as_object().expect("paths").values().map(|p| p.as_object().map_or(0, |m| m.len())).sum();
     assert_eq!(documented, routes.len(), "no route is documented twice or missing from this list");
     for schema in
-        ["NewReply", "NewTopic", "TopicChange", "Edit", "Register", "Login", "MarkRead", "Error", "ErrorDetail"]
+        ["NewReply", "NewTopic", "TopicChange", "Edit", "Register", "Login", "MarkRead", "Preview", "Error", "ErrorDetail"]
     {
         assert!(doc["components"]["schemas"][schema].is_object(), "schema {schema}");
     }
