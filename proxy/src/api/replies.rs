@@ -133,6 +133,8 @@ pub async fn subtree(
     match conn.reply_subtree(ReplyId(reply), query.depth, query.limit, query.after.map(ReplyId)).await {
         Ok(Some(tree)) => Ok(ok_json(tree)),
         Ok(None) => Err(AppError::NotFound),
+        // The extension's answer for a root that does not exist (P0002).
+        Err(error) if error.code() == Some(&tokio_postgres::error::SqlState::NO_DATA_FOUND) => Err(AppError::NotFound),
         Err(error) if error.code() == Some(&tokio_postgres::error::SqlState::INVALID_PARAMETER_VALUE) => {
             Err(AppError::invalid("after", "after is not a reply of this walk"))
         }

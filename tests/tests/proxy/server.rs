@@ -419,9 +419,18 @@ async fn the_openapi_document_describes_every_route() {
     let documented: usize =
         doc["paths"].as_object().expect("paths").values().map(|p| p.as_object().map_or(0, |m| m.len())).sum();
     assert_eq!(documented, routes.len(), "no route is documented twice or missing from this list");
-    for schema in
-        ["NewReply", "NewTopic", "TopicChange", "Edit", "Register", "Login", "MarkRead", "Preview", "Error", "ErrorDetail"]
-    {
+    for schema in [
+        "NewReply",
+        "NewTopic",
+        "TopicChange",
+        "Edit",
+        "Register",
+        "Login",
+        "MarkRead",
+        "Preview",
+        "Error",
+        "ErrorDetail",
+    ] {
         assert!(doc["components"]["schemas"][schema].is_object(), "schema {schema}");
     }
     assert!(doc["components"]["securitySchemes"]["bearer"].is_object());
