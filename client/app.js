@@ -22,6 +22,17 @@ export const app = {
   },
 };
 
+// Who is signed in (null: nobody), asked once at load, in parallel with the
+// view's own reads: a view that shows what only a signed-in user can do
+// awaits this together with its data.
+export const whoami = get("/api/v1/me").then(
+  (me) => (app.me = me),
+  (error) => {
+    if (!(error instanceof ApiError && error.status === 401)) console.warn("who am I:", error);
+    return (app.me = null);
+  },
+);
+
 const main = document.getElementById("view");
 const live = document.getElementById("live");
 const userArea = document.getElementById("user");
@@ -130,17 +141,13 @@ function connect() {
 }
 
 async function boot() {
-  try {
-    app.me = await get("/api/v1/me");
-  } catch (error) {
-    if (!(error instanceof ApiError && error.status === 401)) console.warn("who am I:", error);
-  }
-  header();
   connect();
-  if (app.me) {
-    app.rt.subscribe(`user:${app.me.id}`);
+  whoami.then((me) => {
+    header();
+    if (!me) return;
+    app.rt.subscribe(`user:${me.id}`);
     countUnread();
-  }
+  });
   document.getElementById("search").addEventListener("submit", (event) => {
     event.preventDefault();
     const q = new FormData(event.target).get("q").trim();

@@ -1,7 +1,7 @@
 // Forums: the topic list of a category, a topic with its reply tree (pages
 // and cut threads continued on demand), replies arriving live, who is here
 // and who is typing, and the reply box with a server-rendered preview.
-import { app } from "./app.js";
+import { app, whoami } from "./app.js";
 import { h, fill, get, send, sanitized, time, problem, ApiError } from "./dom.js";
 
 const PAGE = 20;
@@ -17,7 +17,7 @@ export async function topics(main, { category = null, cursor = null }) {
   const query = new URLSearchParams({ limit: PAGE });
   if (category) query.set("category", category);
   if (cursor) query.set("cursor", cursor);
-  const [cats, page] = await Promise.all([allCategories(), get(`/api/v1/forums/topics?${query}`)]);
+  const [cats, page] = await Promise.all([allCategories(), get(`/api/v1/forums/topics?${query}`), whoami]);
   const here = category ? `#/c/${category}` : "#/";
   const current = cats.find((c) => c.id === category);
   const fresh = h("p", { class: "notice", hidden: true }, "New topics were posted. ", h("a", { href: here }, "Show them"));
@@ -56,7 +56,7 @@ function topicRow(t) {
 }
 
 export async function newTopic(main, category) {
-  if (!app.me) return app.go("#/login");
+  if (!(await whoami)) return app.go("#/login");
   const cats = await allCategories();
   const error = h("div");
   const form = h("form", { class: "stack" },
@@ -89,6 +89,7 @@ export async function topic(main, id) {
   const [t, tree] = await Promise.all([
     get(`/api/v1/forums/topics/${id}`),
     get(`/api/v1/forums/topics/${id}/replies?limit=${TREE_ROWS}`),
+    whoami,
   ]);
   const room = `topic:${id}`;
   const list = h("div", { id: "replies" });

@@ -1,5 +1,5 @@
 // Signing in and registering, one's notifications, and search.
-import { app, showUnread } from "./app.js";
+import { app, whoami, showUnread } from "./app.js";
 import { h, fill, get, send, time, problem } from "./dom.js";
 
 export function signIn(main, mode) {
@@ -35,7 +35,7 @@ function describe(n) {
 }
 
 export async function notifications(main) {
-  if (!app.me) return app.go("#/login");
+  if (!(await whoami)) return app.go("#/login");
   const page = await get("/api/v1/notifications?limit=50");
   const markAll = h("button", { class: "secondary", id: "mark-read" }, "Mark all read");
   markAll.addEventListener("click", async () => {

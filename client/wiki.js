@@ -2,11 +2,11 @@
 // editor, whose save names the revision it started from: when someone
 // saved first, the server answers 409 with their revision, shown beside
 // ours until the writer chooses.
-import { app } from "./app.js";
+import { app, whoami } from "./app.js";
 import { h, fill, get, send, sanitized, time, problem, ApiError } from "./dom.js";
 
 export async function list(main) {
-  const page = await get("/api/v1/wiki/pages?limit=100");
+  const [page] = await Promise.all([get("/api/v1/wiki/pages?limit=100"), whoami]);
   const slug = h("input", { name: "slug", placeholder: "new-page-slug", pattern: "[a-z0-9]+(-[a-z0-9]+)*", required: true, maxlength: 200 });
   const create = h("form", { class: "row" }, slug, h("button", { type: "submit" }, "Create page"));
   create.addEventListener("submit", (event) => {
@@ -26,7 +26,7 @@ export async function list(main) {
 export async function page(main, slug) {
   const room = `wiki:${slug}`;
   const show = async () => {
-    const p = await get(`/api/v1/wiki/pages/${slug}`);
+    const [p] = await Promise.all([get(`/api/v1/wiki/pages/${slug}`), whoami]);
     document.title = `${p.title} · veritable wiki`;
     fill(main,
       h("p", { class: "muted" }, h("a", { href: "#/wiki" }, "Wiki")),
@@ -45,7 +45,7 @@ export async function page(main, slug) {
 }
 
 export async function edit(main, slug) {
-  if (!app.me) return app.go("#/login");
+  if (!(await whoami)) return app.go("#/login");
   let current = null;
   try {
     current = await get(`/api/v1/wiki/pages/${slug}`);

@@ -383,17 +383,38 @@ test(`the page budgets on a topic of ${BIG_REPLIES} replies`, async () => {
     if (n === 0) await shot(page, "topic-50000");
     await clean(page);
   }
-  const cold = runs.filter((r) => r.visit === "cold");
-  const median = (key) => cold.map((r) => r[key]).sort((a, b) => a - b)[Math.floor(cold.length / 2)];
+  // Reported, not asserted: the same first visit over Lighthouse's mobile
+  // profile (150 ms round trips, 1.6 Mbps down, 750 kbps up, CPU 4× slower).
+  for (let n = 0; n < 3; n++) {
+    const page = await open(null);
+    const cdp = await page.context().newCDPSession(page);
+    await cdp.send("Network.enable");
+    await cdp.send("Network.emulateNetworkConditions", {
+      offline: false, latency: 150, downloadThroughput: (1.6e6 / 8), uploadThroughput: (750e3 / 8),
+    });
+    await cdp.send("Emulation.setCPUThrottlingRate", { rate: 4 });
+    await page.goto(`${A.base}/#/t/${BIG_TOPIC}`);
+    runs.push(await measure(page, "throttled"));
+    await clean(page);
+  }
+  const KEYS = ["ttfb_ms", "document_ms", "fcp_ms", "tti_ms", "script_bytes", "css_bytes", "document_bytes", "api_bytes", "total_bytes"];
+  const median = (visit) => {
+    const these = runs.filter((r) => r.visit === visit);
+    return Object.fromEntries(KEYS.map((k) => [k, these.map((r) => r[k]).sort((a, b) => a - b)[Math.floor(these.length / 2)]]));
+  };
   const summary = {
     topic: BIG_TOPIC,
     replies: BIG_REPLIES,
     proxy: BIN,
-    median_cold: Object.fromEntries(["ttfb_ms", "fcp_ms", "tti_ms", "script_bytes", "css_bytes", "document_bytes", "api_bytes", "total_bytes"].map((k) => [k, median(k)])),
+    median_cold: median("cold"),
+    median_warm: median("warm"),
+    median_throttled: median("throttled"),
     runs,
   };
   writeFileSync(`${OUT}/budgets.json`, JSON.stringify(summary, null, 2));
-  console.log(`# budgets ${JSON.stringify(summary.median_cold)}`);
+  console.log(`# budgets cold ${JSON.stringify(summary.median_cold)}`);
+  console.log(`# budgets throttled ${JSON.stringify(summary.median_throttled)}`);
+  const cold = runs.filter((r) => r.visit === "cold");
   for (const r of cold) {
     assert.ok(r.ttfb_ms <= 200, `TTFB ${r.ttfb_ms} ms`);
     assert.ok(r.fcp_ms <= 1000, `FCP ${r.fcp_ms} ms`);
@@ -429,6 +450,9 @@ async function measure(page, visit) {
     const figures = {
       visit,
       ttfb_ms: Math.round(nav.responseStart - nav.startTime),
+      // Chromium's emulated latency falls on the body, not the first byte:
+      // under throttling, the document's last byte is the telling figure.
+      document_ms: Math.round(nav.responseEnd - nav.startTime),
       fcp_ms: Math.round(fcp ? fcp.startTime : -1),
       tti_ms: Math.round(tti),
       dom_content_loaded_ms: Math.round(nav.domContentLoadedEventEnd),

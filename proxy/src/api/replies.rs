@@ -23,11 +23,28 @@ use crate::{AppError, AppResult, AppState};
 
 use veritable_core::rules::{REPLY_DEPTH_CEILING as MAX_DEPTH, REPLY_ROWS_HTTP as MAX_ROWS};
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct RepliesQuery {
+    /// Levels walked, 1 to 1000 (GUC default 10).
     depth: Option<i32>,
+    /// Row cap, 1 to 500 (GUC default 500); a page also ends at veritable.max_reply_bytes (1 MB) of HTML.
     limit: Option<i32>,
+    /// Continue after this reply id.
     after: Option<i64>,
+}
+
+/// What the extension refuses of a walk, as the client's error: a root
+/// that does not exist (P0002), an `after` that is not a row of the walk.
+fn walk_refused(error: tokio_postgres::Error) -> AppError {
+    use tokio_postgres::error::SqlState;
+    match error.code() {
+        Some(code) if *code == SqlState::NO_DATA_FOUND => AppError::NotFound,
+        Some(code) if *code == SqlState::INVALID_PARAMETER_VALUE => {
+            AppError::invalid("after", "after is not a reply of this walk")
+        }
+        _ => error.into(),
+    }
 }
 
 impl RepliesQuery {
@@ -53,12 +70,7 @@ impl RepliesQuery {
     path = "/api/v1/forums/topics/{id}/replies",
     operation_id = "replies",
     tag = "forums",
-    params(
-        ("id" = i64, Path, description = "topic id"),
-        ("depth" = Option<i32>, Query, description = "depth cap, 1 to 1000 (GUC default 10)"),
-        ("limit" = Option<i32>, Query, description = "row cap, 1 to 500 (GUC default 500); a page also ends at veritable.max_reply_bytes (1 MB) of HTML"),
-        ("after" = Option<i64>, Query, description = "continue after this reply id"),
-    ),
+    params(("id" = i64, Path, description = "topic id"), RepliesQuery),
     responses(
         (status = 200, description = "items in display order, has_more", body = Object),
         (status = 400, description = "bad parameter", body = ErrorBody),
@@ -81,11 +93,7 @@ pub async fn tree(
         match conn.reply_tree(TopicId(topic), query.depth, query.limit, query.after.map(ReplyId)).await {
             Ok(Some(tree)) => Ok(tree),
             Ok(None) => Err(AppError::NotFound),
-            // The extension refuses an `after` that is not a row of this walk.
-            Err(error) if error.code() == Some(&tokio_postgres::error::SqlState::INVALID_PARAMETER_VALUE) => {
-                Err(AppError::invalid("after", "after is not a reply of this walk"))
-            }
-            Err(error) => Err(error.into()),
+            Err(error) => Err(walk_refused(error)),
         }
     };
     // The first page is what every visitor of the topic reads: cached (one
@@ -110,12 +118,7 @@ pub async fn tree(
     path = "/api/v1/forums/replies/{id}/replies",
     operation_id = "reply_subtree",
     tag = "forums",
-    params(
-        ("id" = i64, Path, description = "reply id"),
-        ("depth" = Option<i32>, Query, description = "levels below the reply, 1 to 1000 (GUC default 10)"),
-        ("limit" = Option<i32>, Query, description = "row cap, 1 to 500 (GUC default 500); a page also ends at veritable.max_reply_bytes (1 MB) of HTML"),
-        ("after" = Option<i64>, Query, description = "continue after this reply id"),
-    ),
+    params(("id" = i64, Path, description = "reply id"), RepliesQuery),
     responses(
         (status = 200, description = "items in display order, has_more", body = Object),
         (status = 400, description = "bad parameter", body = ErrorBody),
@@ -133,12 +136,7 @@ pub async fn subtree(
     match conn.reply_subtree(ReplyId(reply), query.depth, query.limit, query.after.map(ReplyId)).await {
         Ok(Some(tree)) => Ok(ok_json(tree)),
         Ok(None) => Err(AppError::NotFound),
-        // The extension's answer for a root that does not exist (P0002).
-        Err(error) if error.code() == Some(&tokio_postgres::error::SqlState::NO_DATA_FOUND) => Err(AppError::NotFound),
-        Err(error) if error.code() == Some(&tokio_postgres::error::SqlState::INVALID_PARAMETER_VALUE) => {
-            Err(AppError::invalid("after", "after is not a reply of this walk"))
-        }
-        Err(error) => Err(error.into()),
+        Err(error) => Err(walk_refused(error)),
     }
 }
 
