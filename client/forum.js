@@ -107,7 +107,7 @@ export async function topic(main, id) {
       h("div", { class: "meta" }, h("strong", {}, t.author.display_name || t.author.username), time(t.created_at),
         (t.tags || []).map((tag) => h("span", { class: "tag" }, tag)), t.is_locked && h("span", { class: "tag" }, "locked")),
       sanitized(t.body_html)),
-    h("p", { class: "muted" }, h("span", { id: "count" }, `${t.reply_count} replies`), " · ", `${t.participant_count} people`),
+    h("p", { class: "muted" }, h("span", { id: "count" }, `${t.reply_count} replies`)),
     h("div", { class: "who" }, here, typing),
     list,
     more,

@@ -461,6 +461,8 @@ async function measure(page, visit) {
       css_bytes: sum((u) => u.pathname.endsWith(".css")),
       api_bytes: sum((u) => u.pathname.startsWith("/api/")),
       replies_shown: document.querySelectorAll("#replies .reply").length,
+      // [path, start, end] of each request after the document, in ms.
+      waterfall: resources.map((r) => [new URL(r.name).pathname.replace(/^\/assets\/\w+\//, ""), Math.round(r.startTime), Math.round(r.responseEnd)]),
       requests: resources.length + 1,
     };
     figures.total_bytes = figures.document_bytes + sum(() => true);
