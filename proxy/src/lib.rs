@@ -11,7 +11,7 @@
 //! | module | what |
 //! |---|---|
 //! | [`server`] | `run(listener, config, shutdown)`: builds the state, spawns the background tasks, serves, drains |
-//! | [`http`] | the one route table (router and OpenAPI document from the same list), middleware, extractors, errors, the TCP edge |
+//! | [`http`] | the one route table (router and OpenAPI document from the same list), middleware, extractors, errors, the web page's files (`client/`, built in), the TCP edge |
 //! | [`api`] | one file per resource: the handlers, their request types and rules |
 //! | [`realtime`] | WebSockets: protocol, rooms, the hub, the LISTEN connection, presence, cache invalidation |
 //! | [`state`] | `AppState`, what every handler can reach |

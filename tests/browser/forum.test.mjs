@@ -370,6 +370,30 @@ test("a deep thread continues on demand; the preview is the server's rendering; 
   await clean(page);
 });
 
+test("topic lists page by category, and a long topic's tree loads page after page", async () => {
+  const page = await open(null);
+  await page.goto(`${A.base}/#/c/${category}`);
+  await page.locator("#topics li").first().waitFor();
+  const first = await page.locator("#topics li .title").allTextContents();
+  assert.equal(first.length, 20, "a page of 20 topics");
+  assert.equal(await page.locator(".tabs a[aria-current=page]").count(), 1, "its category marked");
+  await page.click("text=Older →");
+  await page.locator("text=← Newest").waitFor();
+  const older = await page.locator("#topics li .title").allTextContents();
+  assert.ok(older.length > 0 && older.every((t) => !first.includes(t)), "the next page holds other topics");
+  await page.click("text=← Newest");
+  await page.locator("#topics li .title", { hasText: first[0] }).first().waitFor();
+
+  await page.goto(`${A.base}/#/t/${BIG_TOPIC}`);
+  await page.locator("#replies .reply").nth(99).waitFor();
+  assert.equal(await page.locator("#replies .reply").count(), 100, "the first page of the tree");
+  await page.click("#more");
+  await page.locator("#replies .reply").nth(199).waitFor();
+  const ids = await page.locator("#replies .reply").evaluateAll((all) => all.map((r) => r.dataset.id));
+  assert.equal(new Set(ids).size, ids.length, "no reply twice");
+  await clean(page);
+});
+
 // The seed's budgets, in the browser, on the page of a topic of 50,000
 // replies: TTFB ≤ 200 ms, FCP ≤ 1 s, TTI ≤ 3 s, script ≤ 200 KB, total ≤ 1 MB.
 test(`the page budgets on a topic of ${BIG_REPLIES} replies`, async () => {
