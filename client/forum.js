@@ -132,8 +132,8 @@ export async function topic(main, id) {
   return {
     onEvent: (event) => {
       if (event.room !== room) return;
-      if (event.kind === "reply.created") showReply(view, event.data.id);
-      else if (event.kind.startsWith("reply.")) refreshReply(view, event.data.id);
+      if (event.kind === "reply.created") retried(() => showReply(view, event.data.id));
+      else if (event.kind.startsWith("reply.")) retried(() => refreshReply(view, event.data.id));
     },
     onPresence: (r, users) => r === room && fill(here, users.length ? `Here now: ${users.map((u) => u.username).sort().join(", ")}` : ""),
     onTyping: (r, users) => {
@@ -208,6 +208,19 @@ function insertionPoint(view, parentId) {
 async function fetchReply(id) {
   const page = await get(`/api/v1/forums/replies/${id}/replies?depth=1&limit=1`);
   return page.items.find((r) => r.id === id);
+}
+
+// An event's read, tried again 1 and 3 s later if it fails (a 503 while a
+// proxy restarts, say); after that the reply waits for the next visit.
+async function retried(read) {
+  for (const wait of [1000, 3000, null]) {
+    try {
+      return await read();
+    } catch (error) {
+      if (wait === null) return console.warn("could not show a live change:", error);
+      await new Promise((done) => setTimeout(done, wait));
+    }
+  }
 }
 
 // A reply named by an event or just posted: shown once, where it belongs.
