@@ -505,6 +505,14 @@ fn once(cluster: &Cluster, fault: Fault, plan: &Plan, label: &str) -> anyhow::Re
                  INSERT INTO checkpoint_ballast SELECT g, repeat(md5(g::text), 30) FROM generate_series(1, {rows}) g"
             ),
         )?;
+        // The INSERT extended the table by writing zero pages through the
+        // page cache, where they stay dirty until the kernel's 30-s expiry
+        // writes them back, a gigabyte at once, which stalled every WAL
+        // flush for ~300 ms ("the second after a checkpoint begins" of the
+        // earlier runs, which began ~30 s after the ballast). Pages dirtied
+        // over the minutes between real checkpoints were written back as
+        // they aged: sync, so that only the shared buffers stay dirty.
+        run::status(&mut Command::new("sync"))?;
     }
     let mut topology = Topology::start(cluster, fault, plan, &url)?;
     let log_path = run::target_dir().join("tmp").join(format!("{label}.log"));
