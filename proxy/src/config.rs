@@ -166,6 +166,10 @@ pub struct ServeConfig {
     /// Searches running at once in this proxy; more are answered 503 at once.
     #[arg(long, env = "VERITABLE_SEARCH_CONCURRENCY", default_value_t = 4)]
     pub search_concurrency: usize,
+    /// Markdown previews rendering at once in this proxy; more are answered
+    /// 503 at once (0 turns previews off).
+    #[arg(long, env = "VERITABLE_PREVIEW_CONCURRENCY", default_value_t = 2)]
+    pub preview_concurrency: usize,
     /// Milliseconds a search may run in PostgreSQL before it is canceled (422).
     #[arg(long, env = "VERITABLE_SEARCH_TIMEOUT_MS", default_value_t = 500)]
     pub search_timeout_ms: u64,
@@ -303,6 +307,7 @@ impl ServeConfig {
             max_connections: 10_000,
             header_timeout_secs: 10,
             search_concurrency: 4,
+            preview_concurrency: 2,
             search_timeout_ms: 500,
             max_in_flight: 4096,
             view_flush_ms: 2000,

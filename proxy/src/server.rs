@@ -170,7 +170,7 @@ pub async fn run(
         posting,
         write_limit: WriteLimit { per_minute: config.writes_per_minute },
         registrations_per_hour: config.registrations_per_hour,
-        previews: Arc::new(Semaphore::new(crate::api::preview::AT_ONCE)),
+        previews: Arc::new(Semaphore::new(config.preview_concurrency)),
         search: SearchBudget::new(config.search_concurrency, Duration::from_millis(config.search_timeout_ms)),
         views,
         responses,

@@ -4,8 +4,9 @@
 //! (`veritable_core::sanitize`, the code the extension's trigger runs) with
 //! the same default size limit and cost bounds, on the blocking pool.
 //!
-//! Bounded: signed-in users only; at most [`AT_ONCE`] renders at once per
-//! proxy (more: 503 `busy` at once, as a search); the input is at most
+//! Bounded: signed-in users only; at most `VERITABLE_PREVIEW_CONCURRENCY`
+//! (2) renders at once per proxy (more: 503 `busy` at once, as a search;
+//! 0 turns previews off); the input is at most
 //! `veritable.max_content_bytes`' default (a refusal is 422, as the post
 //! itself would be). A database whose DBA changed that setting may refuse a
 //! post the preview rendered; the post's own answer is the one that counts.
@@ -19,9 +20,6 @@ use veritable_core::{rules, sanitize};
 use crate::http::error::ErrorBody;
 use crate::http::extract::{Body, CurrentUser};
 use crate::{AppError, AppResult, AppState};
-
-/// Renders at once per proxy.
-pub const AT_ONCE: usize = 2;
 
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]

@@ -113,6 +113,20 @@ async fn the_preview_renders_as_a_post_is_stored_and_refuses_what_a_post_would()
     server.stop().await.expect("stop");
 }
 
+/// At the bound (here 0 renders at once: every preview is past it), a
+/// preview is refused at once with 503 `busy` and a Retry-After.
+#[tokio::test]
+async fn a_preview_past_the_renders_bound_is_503_busy_at_once() {
+    let mut config = veritable_tests::serve_config(&database_url());
+    config.preview_concurrency = 0;
+    let server = TestServer::start_with(config).await;
+    let api = Api::signed_in(&server, "demo").await;
+    let (status, headers, body) = api.send("POST", "/api/v1/preview", Some(json!({ "body": "**hi**" }))).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (503, Some("busy")), "{body}");
+    assert!(headers.contains_key("retry-after"), "a Retry-After");
+    server.stop().await.expect("stop");
+}
+
 #[tokio::test]
 async fn a_replys_subtree_continues_a_cut_thread_and_fetches_one_reply() {
     let client = connect(&database_url()).await;
