@@ -40,6 +40,12 @@ export function sanitized(bodyHtml, tag = "div") {
   return element;
 }
 
+// Markdown as the server would store it (`POST /api/v1/preview`), ready to show.
+export async function preview(markdown) {
+  const rendered = await send("/api/v1/preview", { body: markdown });
+  return sanitized(rendered.body_html);
+}
+
 export class ApiError extends Error {
   constructor(status, body) {
     super(body?.error?.message || `HTTP ${status}`);

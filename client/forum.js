@@ -2,7 +2,7 @@
 // and cut threads continued on demand), replies arriving live, who is here
 // and who is typing, and the reply box with a server-rendered preview.
 import { app, whoami } from "./app.js";
-import { h, fill, get, send, sanitized, time, problem, ApiError } from "./dom.js";
+import { h, fill, get, send, sanitized, time, problem, preview as rendered, ApiError } from "./dom.js";
 
 const PAGE = 20;
 const TREE_ROWS = 100;
@@ -278,8 +278,7 @@ function composer(view, room, locked) {
       return;
     }
     try {
-      const rendered = await send("/api/v1/preview", { body: text.value });
-      fill(preview, sanitized(rendered.body_html));
+      fill(preview, await rendered(text.value));
       preview.hidden = false;
       previewButton.textContent = "Edit";
       fill(error);

@@ -3,7 +3,7 @@
 // saved first, the server answers 409 with their revision, shown beside
 // ours until the writer chooses.
 import { app, whoami } from "./app.js";
-import { h, fill, get, send, sanitized, time, problem, ApiError } from "./dom.js";
+import { h, fill, get, send, sanitized, time, problem, preview as rendered, ApiError } from "./dom.js";
 
 export async function list(main) {
   const [page] = await Promise.all([get("/api/v1/wiki/pages?limit=100"), whoami]);
@@ -67,8 +67,7 @@ export async function edit(main, slug) {
     preview, conflict, error, h("div", { class: "row" }, save, previewButton, h("a", { href: current ? `#/wiki/${slug}` : "#/wiki" }, "Cancel")));
   previewButton.addEventListener("click", async () => {
     try {
-      const rendered = await send("/api/v1/preview", { body: body.value });
-      fill(preview, sanitized(rendered.body_html));
+      fill(preview, await rendered(body.value));
       preview.hidden = false;
     } catch (e) {
       fill(error, problem(e));

@@ -113,18 +113,12 @@ pub fn run(cluster: &Cluster, profile: Profile) -> anyhow::Result<(u64, u64)> {
 }
 
 /// `cargo xtask browser`: the same on its own (release build: the budgets
-/// written to BENCHMARKS.md are measured this way).
+/// written to BENCHMARKS.md are measured this way), after the setup that
+/// `up` does (prerequisites, the extension, the cluster).
 pub fn standalone(profile: Profile) -> anyhow::Result<()> {
     let mut steps = run::Steps::new();
-    steps.step("checking prerequisites (Debian packages, cargo-pgrx, playwright-core)", || {
-        crate::prereqs::ensure()?;
-        ensure_installed()
-    })?;
-    let cluster = Cluster::locate()?;
-    steps.step(&format!("building veritable-proxy ({})", profile.name()), || {
-        run::build(profile, &["veritable-proxy"])
-    })?;
-    steps.step(&format!("starting the private cluster on port {}", cluster.port), || cluster.ensure_running())?;
+    let cluster = crate::prepare(&mut steps, profile)?;
+    steps.step("installing playwright-core (npm ci) if missing", ensure_installed)?;
     steps.step(&format!("creating {DB}: small data and a topic of {BIG_TOPIC_REPLIES} replies"), || {
         prepare(&cluster, profile)
     })?;

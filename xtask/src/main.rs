@@ -204,8 +204,7 @@ fn main() -> ExitCode {
 
 /// Everything `up` and `test` share: prerequisites, the extension, the proxy
 /// binary, and a running private cluster.
-fn prepare(profile: run::Profile) -> anyhow::Result<Cluster> {
-    let mut steps = run::Steps::new();
+fn prepare(steps: &mut run::Steps, profile: run::Profile) -> anyhow::Result<Cluster> {
     steps.step("checking prerequisites (Debian packages, cargo-pgrx)", prereqs::ensure)?;
     let cluster = Cluster::locate()?;
     steps.step("building and installing the extension (cargo pgrx install --release)", || {
@@ -226,7 +225,7 @@ fn prepare(profile: run::Profile) -> anyhow::Result<Cluster> {
 
 fn up(proxies: u16, replicas: u16) -> anyhow::Result<()> {
     let profile = run::Profile::Release;
-    let cluster = prepare(profile)?;
+    let cluster = prepare(&mut run::Steps::new(), profile)?;
     let url = cluster.database_url(cluster::DEV_DB);
     let addr = std::env::var("VERITABLE_ADDR").unwrap_or_else(|_| "127.0.0.1:8080".to_owned());
     let mut replica_urls = Vec::new();
@@ -275,7 +274,7 @@ fn reset() -> anyhow::Result<()> {
 }
 
 fn seed(scale: Scale) -> anyhow::Result<()> {
-    let cluster = prepare(run::Profile::Release)?;
+    let cluster = prepare(&mut run::Steps::new(), run::Profile::Release)?;
     let db = format!("veritable_{}", scale.name());
     cluster.drop_database(&db)?;
     cluster.ensure_database(&db)?;

@@ -26,6 +26,8 @@ use sha2::{Digest, Sha256};
 use super::compress::Prepared;
 use crate::AppError;
 
+const INDEX: &str = "index.html";
+
 /// Where `client/index.html` names the other files; replaced by the
 /// versioned path when served.
 const DEV_PREFIX: &str = "/assets/dev/";
@@ -55,7 +57,7 @@ const JS: &str = "text/javascript; charset=utf-8";
 /// Every file of `client/` that a browser loads (the test below checks the
 /// folder holds no other).
 const FILES: &[File] = &[
-    client_file!("index.html", "text/html; charset=utf-8"),
+    client_file!("index.html", "text/html; charset=utf-8"), // INDEX, served at `/`
     client_file!("app.css", "text/css; charset=utf-8"),
     client_file!("app.js", JS),
     client_file!("dom.js", JS),
@@ -87,20 +89,17 @@ static SITE: LazyLock<Site> = LazyLock::new(|| {
         hash.update(file.bytes);
     }
     let version = hex::encode(&hash.finalize()[..6]);
-    let prefix = format!("/assets/{version}/");
-    let mut index = Prepared::plain(Vec::new());
-    let mut files = Vec::new();
-    for file in FILES {
-        if file.name == "index.html" {
-            index = Prepared::new(String::from_utf8_lossy(file.bytes).replace(DEV_PREFIX, &prefix));
-        } else {
-            files.push(Served {
-                name: file.name,
-                content_type: HeaderValue::from_static(file.content_type),
-                body: Prepared::new(file.bytes),
-            });
-        }
-    }
+    let (pages, others): (Vec<&File>, Vec<&File>) = FILES.iter().partition(|f| f.name == INDEX);
+    let page = pages.first().map_or_else(String::new, |f| String::from_utf8_lossy(f.bytes).into_owned());
+    let index = Prepared::new(page.replace(DEV_PREFIX, &format!("/assets/{version}/")));
+    let files = others
+        .into_iter()
+        .map(|file| Served {
+            name: file.name,
+            content_type: HeaderValue::from_static(file.content_type),
+            body: Prepared::new(file.bytes),
+        })
+        .collect();
     let etag =
         HeaderValue::from_str(&format!("W/\"{version}\"")).unwrap_or_else(|_| HeaderValue::from_static("W/\"\""));
     Site { version, etag, index, files }
