@@ -39,11 +39,29 @@ BEGIN
      ORDER BY hit.at;
 END $$;
 
--- One hit of `p_key`: 0 within the limit, else the seconds to wait.
+-- One hit of `p_key`: 0 within the limit, else the seconds to wait. The
+-- same rule as rate_limit_many for one key, as one upsert on that key: no
+-- window function, sort or join (a lone post calls this, 020_replies). A
+-- NULL key is not counted (NULL), as in rate_limit_many.
 CREATE OR REPLACE FUNCTION veritable.rate_limit(p_key text, p_max integer, p_window interval)
-RETURNS integer LANGUAGE sql AS $$
-    SELECT wait FROM veritable.rate_limit_many(ARRAY[p_key], p_max, p_window);
-$$;
+RETURNS integer LANGUAGE plpgsql AS $$
+DECLARE
+    wait integer;
+BEGIN
+    IF p_key IS NULL THEN
+        RETURN NULL;
+    END IF;
+    INSERT INTO public.rate_limits AS r (key, window_start, hits)
+    VALUES (p_key, now(), 1)
+    ON CONFLICT (key) DO UPDATE SET
+        window_start = CASE WHEN r.window_start + p_window <= now() THEN now() ELSE r.window_start END,
+        hits = CASE WHEN r.window_start + p_window <= now() THEN 1 ELSE r.hits + 1 END
+    RETURNING CASE WHEN r.hits > p_max
+                   THEN greatest(1, ceil(extract(epoch FROM r.window_start + p_window - now())))::integer
+                   ELSE 0 END
+    INTO wait;
+    RETURN wait;
+END $$;
 
 -- Old windows, removed by the proxies' housekeeping so the table stays small.
 CREATE OR REPLACE FUNCTION veritable.rate_limit_sweep(p_older_than interval) RETURNS bigint LANGUAGE sql AS $$

@@ -661,3 +661,136 @@ async fn a_dbas_multi_row_insert_keeps_counters_exact() {
     assert_eq!((stats(&tx, b).await.0, stats(&tx, b).await.1), (2, 2));
     tx.rollback().await.unwrap();
 }
+
+/// What one scenario of posts left behind, to compare the two paths.
+#[derive(Debug, PartialEq)]
+struct Posted {
+    /// Per post: limited, the topic's lock state, parent fits, written, held.
+    outcomes: Vec<(bool, Option<bool>, bool, bool, bool)>,
+    /// Per live topic of the scenario: reply_count, participant_count, whether last_reply_at is set.
+    stats: Vec<(i32, i32, bool)>,
+    /// The parent's child_count, author 10's replies in the first topic.
+    parent_children: i32,
+    participant_ten: i32,
+    /// Activity rows, reply.created events, mention notifications written.
+    activity: i64,
+    events: i64,
+    mentions: i64,
+}
+
+/// The scenario of `a_batch_of_replies_derives_counters_activity_events_and_mentions_once`
+/// plus a deleted topic and a missing parent, on topics of its own, posted
+/// through `veritable.post_replies` as one batch or one reply per call.
+async fn post_scenario(tx: &Transaction<'_>, one_at_a_time: bool) -> Posted {
+    use veritable_proxy::store::forums::REPLY_CREATE;
+    let (a, b, locked, deleted) = (new_topic(tx).await, new_topic(tx).await, new_topic(tx).await, new_topic(tx).await);
+    tx.execute("UPDATE forum_topics SET is_locked = true WHERE id = $1", &[&locked]).await.unwrap();
+    tx.execute("UPDATE forum_topics SET is_deleted = true WHERE id = $1", &[&deleted]).await.unwrap();
+    let parent = reply(tx, a, 3, None, "the parent").await;
+    let elsewhere = reply(tx, b, 3, None, "in another topic").await;
+    let rows: [(i64, Option<i64>, i64, &str); 10] = [
+        (a, Some(parent), 10, "child of the parent, hi @admin"),
+        (b, None, 10, "in b"),
+        (a, None, 11, "root in a"),
+        (a, None, 10, "another root in a"),
+        (a, Some(elsewhere), 12, "a parent from another topic"),
+        (a, Some(999_999_999), 13, "no such parent"),
+        (999_999_999, None, 12, "no such topic"),
+        (locked, None, 12, "a locked topic"),
+        (deleted, None, 13, "a deleted topic"),
+        (a, None, 10, "the author's fourth post: past the limit of 3"),
+    ];
+    let prefix = if one_at_a_time { "test:one" } else { "test:batch" };
+    let call = |rows: &[(i64, Option<i64>, i64, &str)]| {
+        let topics: Vec<i64> = rows.iter().map(|r| r.0).collect();
+        let parents: Vec<Option<i64>> = rows.iter().map(|r| r.1).collect();
+        let authors: Vec<i64> = rows.iter().map(|r| r.2).collect();
+        let bodies: Vec<String> = rows.iter().map(|r| r.3.to_owned()).collect();
+        let keys: Vec<String> = rows.iter().map(|r| format!("{prefix}:{}", r.2)).collect();
+        async move {
+            tx.query(REPLY_CREATE.text, &[&topics, &parents, &authors, &bodies, &keys, &3_i32, &true])
+                .await
+                .expect("post_replies")
+        }
+    };
+    let mut answers = Vec::new();
+    if one_at_a_time {
+        for row in &rows {
+            answers.extend(call(std::slice::from_ref(row)).await);
+        }
+    } else {
+        answers = call(&rows).await;
+    }
+    let outcomes = answers
+        .iter()
+        .map(|r| {
+            (r.get::<_, i32>(0) > 0, r.get(1), r.get(2), r.get::<_, Option<String>>(3).is_some(), r.get(5))
+        })
+        .collect();
+    let written: Vec<i64> = answers
+        .iter()
+        .filter_map(|r| r.get::<_, Option<String>>(3))
+        .map(|json| serde_json::from_str::<serde_json::Value>(&json).expect("json")["id"].as_i64().expect("id"))
+        .collect();
+    let mut stats_of = Vec::new();
+    for topic in [a, b, locked] {
+        let (replies, participants, last) = stats(tx, topic).await;
+        stats_of.push((replies, participants, last.is_some()));
+    }
+    let count = |sql: &'static str, params: Vec<i64>| async move {
+        tx.query_one(sql, &[&params]).await.expect(sql).get::<_, i64>(0)
+    };
+    Posted {
+        outcomes,
+        stats: stats_of,
+        parent_children: tx
+            .query_one("SELECT child_count FROM forum_replies WHERE id = $1", &[&parent])
+            .await
+            .unwrap()
+            .get(0),
+        participant_ten: tx
+            .query_one("SELECT reply_count FROM forum_topic_participants WHERE topic_id = $1 AND user_id = 10", &[&a])
+            .await
+            .unwrap()
+            .get(0),
+        activity: count("SELECT count(*) FROM unified_activity WHERE reply_id = ANY($1)", written.clone()).await,
+        events: count(
+            "SELECT count(*) FROM events WHERE kind = 'reply.created' AND (payload->>'id')::bigint = ANY($1)",
+            written.clone(),
+        )
+        .await,
+        mentions: count("SELECT count(*) FROM notifications WHERE reply_id = ANY($1)", written).await,
+    }
+}
+
+/// A reply posted alone takes `post_replies`' one-reply path: it is
+/// answered, limited and derived exactly as the same reply in a batch
+/// (every refusal included). A held reply alone: `api::replies`'
+/// `a_post_stuck_behind_a_lock_fails_alone_at_the_lock_timeout`.
+#[tokio::test]
+async fn one_reply_per_call_is_answered_and_derived_as_in_a_batch() {
+    let mut client = connect(&database_url()).await;
+    let tx = client.transaction().await.unwrap();
+    let batch = post_scenario(&tx, false).await;
+    let alone = post_scenario(&tx, true).await;
+    assert_eq!(alone, batch);
+    assert_eq!(
+        batch.outcomes,
+        vec![
+            (false, Some(false), true, true, false),
+            (false, Some(false), true, true, false),
+            (false, Some(false), true, true, false),
+            (false, Some(false), true, true, false),
+            (false, Some(false), false, false, false),
+            (false, Some(false), false, false, false),
+            (false, None, true, false, false),
+            (false, Some(true), true, false, false),
+            (false, None, true, false, false),
+            (true, Some(false), true, false, false),
+        ]
+    );
+    assert_eq!(batch.stats, vec![(4, 3, true), (2, 2, true), (0, 0, false)]);
+    assert_eq!((batch.parent_children, batch.participant_ten), (1, 2));
+    assert_eq!((batch.activity, batch.events, batch.mentions), (4, 4, 1));
+    tx.rollback().await.unwrap();
+}
