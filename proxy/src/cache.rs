@@ -55,7 +55,7 @@ const WRITERS_TRACKED: u64 = 100_000;
 /// the configured byte bound is a bound on memory, not only on payload.
 pub const ENTRY_OVERHEAD_BYTES: usize = 640;
 
-/// A cached response (compressed once, as it is filled) and when its load
+/// A cached response (each encoding made once, when first asked for) and when its load
 /// started (what it can have seen).
 #[derive(Clone)]
 struct Filled {

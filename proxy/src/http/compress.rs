@@ -1,9 +1,14 @@
-//! Cached response bodies compressed once, when they are cached: a read the
-//! cache answers costs no compression, whatever the client accepts. The
-//! other responses are compressed per request by tower-http's layer
-//! (`routes.rs`), which leaves these alone (they carry `Content-Encoding`).
+//! Cached response bodies compressed at most once per encoding: when a
+//! client first asks for it, then kept with the entry. A read the cache
+//! answers costs no compression after that, and an encoding nobody asks
+//! for is never made (the load tool, like many API clients, asks for none;
+//! making both at every fill cost the seed's mix 0.2 of the proxy's cores
+//! under writes, BENCHMARKS.md). The other responses are compressed per
+//! request by tower-http's layer (`routes.rs`), which leaves these alone
+//! (they carry `Content-Encoding`).
 
 use std::io::Write;
+use std::sync::{Arc, OnceLock};
 
 use axum::body::Bytes;
 use axum::http::{HeaderMap, HeaderValue, header};
@@ -12,17 +17,28 @@ use axum::response::{IntoResponse, Response};
 /// Bodies smaller than this are sent as they are.
 const SMALLEST: usize = 256;
 /// gzip level 6 (zlib's default) and brotli quality 5 with a 4 MiB window:
-/// most of each one's gain for a few milliseconds per 100 KB, paid once a fill.
+/// most of each one's gain for a few milliseconds per 100 KB, paid once an
+/// entry per encoding asked for.
 const GZIP_LEVEL: u32 = 6;
 const BROTLI_QUALITY: u32 = 5;
 const BROTLI_WINDOW: u32 = 22;
 
-/// A JSON body and, past [`SMALLEST`], its gzip and brotli encodings.
+/// A JSON body and, past [`SMALLEST`], room for its gzip and brotli
+/// encodings. Clones share one body and its encodings.
 #[derive(Clone)]
-pub struct Prepared {
+pub struct Prepared(Arc<Body>);
+
+struct Body {
     json: Bytes,
-    gzip: Option<Bytes>,
-    br: Option<Bytes>,
+    /// `None`: sent as it is (small, or not kept: the compression layer's).
+    encoded: Option<Encoded>,
+}
+
+/// Each encoding, made at the first request for it; `None` inside when it
+/// failed or came out over [`allowance`] (then the JSON is sent).
+struct Encoded {
+    gzip: OnceLock<Option<Bytes>>,
+    br: OnceLock<Option<Bytes>>,
 }
 
 /// What a client accepts, in the order we prefer.
@@ -33,28 +49,37 @@ pub enum Encoding {
     Identity,
 }
 
+/// The most bytes an encoding of `len` bytes may hold and be kept: above
+/// the worst case of either format on incompressible input (a stored block's
+/// few bytes per 16 KB plus headers), so the cache's weight, which counts
+/// this for each encoding before it exists, bounds what the entry can come
+/// to hold.
+fn allowance(len: usize) -> usize {
+    len + len / 128 + 64
+}
+
 impl Prepared {
     pub fn new(json: impl Into<Bytes>) -> Self {
         let json = json.into();
-        if json.len() < SMALLEST {
-            return Self { json, gzip: None, br: None };
-        }
-        Self { gzip: gzip(&json), br: brotli(&json), json }
+        let encoded = (json.len() >= SMALLEST).then(|| Encoded { gzip: OnceLock::new(), br: OnceLock::new() });
+        Self(Arc::new(Body { json, encoded }))
     }
 
     /// The JSON alone, for a response that is not kept: tower-http's layer
     /// compresses it per request if the client asks.
     pub fn plain(json: impl Into<Bytes>) -> Self {
-        Self { json: json.into(), gzip: None, br: None }
+        Self(Arc::new(Body { json: json.into(), encoded: None }))
     }
 
-    /// Bytes held, every encoding counted (the cache's weigher).
+    /// Bytes the entry may hold (the cache's weigher): the JSON, and each
+    /// encoding's [`allowance`] whether or not it has been made yet.
     pub fn len(&self) -> usize {
-        self.json.len() + self.gzip.as_ref().map_or(0, Bytes::len) + self.br.as_ref().map_or(0, Bytes::len)
+        let json = self.0.json.len();
+        json + self.0.encoded.as_ref().map_or(0, |_| 2 * allowance(json))
     }
 
     pub fn is_empty(&self) -> bool {
-        self.json.is_empty()
+        self.0.json.is_empty()
     }
 
     /// A 200 with the encoding the request accepts best.
@@ -64,18 +89,25 @@ impl Prepared {
 
     /// [`Prepared::respond`] for a body of another type (the web page's files).
     pub fn respond_as(&self, request: &HeaderMap, content_type: HeaderValue) -> Response {
-        let (encoding, body) = match negotiate(request) {
-            Encoding::Br if self.br.is_some() => (Some("br"), self.br.clone()),
-            Encoding::Br | Encoding::Gzip if self.gzip.is_some() => (Some("gzip"), self.gzip.clone()),
-            _ => (None, None),
-        };
-        if encoding.is_none() && self.gzip.is_none() {
+        let Some(encoded) = &self.0.encoded else {
             // Not prepared: left to the compression layer.
-            let mut response = self.json.clone().into_response();
+            let mut response = self.0.json.clone().into_response();
             response.headers_mut().insert(header::CONTENT_TYPE, content_type);
             return response;
-        }
-        let mut response = body.unwrap_or_else(|| self.json.clone()).into_response();
+        };
+        let json = &self.0.json;
+        let gzip = || encoded.gzip.get_or_init(|| gzip(json).filter(|b| b.len() <= allowance(json.len()))).clone();
+        let br = || encoded.br.get_or_init(|| brotli(json).filter(|b| b.len() <= allowance(json.len()))).clone();
+        let chosen = match negotiate(request) {
+            Encoding::Br => br().map(|b| ("br", b)).or_else(|| gzip().map(|b| ("gzip", b))),
+            Encoding::Gzip => gzip().map(|b| ("gzip", b)),
+            Encoding::Identity => None,
+        };
+        let (encoding, body) = match chosen {
+            Some((encoding, body)) => (Some(encoding), body),
+            None => (None, json.clone()),
+        };
+        let mut response = body.into_response();
         let headers = response.headers_mut();
         headers.insert(header::CONTENT_TYPE, content_type);
         headers.insert(header::VARY, HeaderValue::from_static("accept-encoding"));
@@ -83,6 +115,14 @@ impl Prepared {
             headers.insert(header::CONTENT_ENCODING, HeaderValue::from_static(encoding));
         }
         response
+    }
+
+    /// The encodings made so far (tests).
+    #[cfg(test)]
+    fn made(&self) -> (Option<Bytes>, Option<Bytes>) {
+        let encoded = self.0.encoded.as_ref();
+        let get = |lock: Option<&OnceLock<Option<Bytes>>>| lock.and_then(|l| l.get().cloned().flatten());
+        (get(encoded.map(|e| &e.gzip)), get(encoded.map(|e| &e.br)))
     }
 }
 
@@ -140,9 +180,7 @@ mod tests {
     use super::*;
 
     fn accept(value: &str) -> Encoding {
-        let mut headers = HeaderMap::new();
-        headers.insert(header::ACCEPT_ENCODING, HeaderValue::from_str(value).expect("a header value"));
-        negotiate(&headers)
+        negotiate(&request(value))
     }
 
     #[test]
@@ -159,23 +197,62 @@ mod tests {
         assert_eq!(accept("br;q=nonsense"), Encoding::Br);
     }
 
+    fn request(accept: &str) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        headers.insert(header::ACCEPT_ENCODING, HeaderValue::from_str(accept).expect("a header value"));
+        headers
+    }
+
     #[test]
-    fn each_encoding_decodes_to_the_json() {
+    fn each_encoding_is_made_when_first_asked_for_and_decodes_to_the_json() {
         use std::io::Read;
         let json = format!("{{\"items\":[{}]}}", vec!["{\"id\":1,\"body_html\":\"<p>hello</p>\"}"; 200].join(","));
         let prepared = Prepared::new(json.clone());
+        let weight = prepared.len();
+        assert!(weight >= json.len() + 2 * json.len(), "the weight counts room for both encodings up front");
+
+        let identity = prepared.respond(&HeaderMap::new());
+        assert!(identity.headers().get(header::CONTENT_ENCODING).is_none());
+        assert_eq!(prepared.made(), (None, None), "identity makes no encoding");
+
+        let gzipped = prepared.clone().respond(&request("gzip"));
+        assert_eq!(gzipped.headers()[header::CONTENT_ENCODING], "gzip");
+        let (gzip, br) = prepared.made();
+        assert!(br.is_none(), "only the encoding asked for is made");
+        let gzip = gzip.expect("gzip made, and shared by the clones");
         let mut from_gzip = String::new();
-        flate2::read::GzDecoder::new(prepared.gzip.as_deref().expect("gzip"))
-            .read_to_string(&mut from_gzip)
-            .expect("gunzip");
+        flate2::read::GzDecoder::new(&gzip[..]).read_to_string(&mut from_gzip).expect("gunzip");
         assert_eq!(from_gzip, json);
+
+        assert_eq!(prepared.respond(&request("gzip, deflate, br")).headers()[header::CONTENT_ENCODING], "br");
+        let br = prepared.made().1.expect("br made");
         let mut from_br = String::new();
-        brotli::Decompressor::new(prepared.br.as_deref().expect("br"), 4096)
-            .read_to_string(&mut from_br)
-            .expect("unbrotli");
+        brotli::Decompressor::new(&br[..], 4096).read_to_string(&mut from_br).expect("unbrotli");
         assert_eq!(from_br, json);
-        assert!(prepared.len() < json.len() * 2, "both encodings are far smaller than the JSON");
+        assert!(json.len() + gzip.len() + br.len() <= weight, "what the entry holds is within its weight");
+        assert_eq!(prepared.len(), weight, "the weight does not change once they are made");
+
         let small = Prepared::new("{\"items\":[]}");
-        assert!(small.gzip.is_none() && small.br.is_none());
+        assert!(small.respond(&request("br")).headers().get(header::CONTENT_ENCODING).is_none());
+        assert_eq!(small.len(), "{\"items\":[]}".len());
+    }
+
+    #[test]
+    fn the_allowance_covers_incompressible_input() {
+        // Bytes a compressor cannot shrink: the worst case of either format.
+        let mut state = 0x2545_f491_4f6c_dd1d_u64;
+        let noise: Vec<u8> = (0..200_000)
+            .map(|_| {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                (state >> 24) as u8
+            })
+            .collect();
+        for len in [256, 1_000, 16_384, 65_536, 200_000] {
+            let input = &noise[..len];
+            assert!(gzip(input).expect("gzip").len() <= allowance(len), "gzip of {len} bytes");
+            assert!(brotli(input).expect("br").len() <= allowance(len), "br of {len} bytes");
+        }
     }
 }

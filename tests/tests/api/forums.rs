@@ -356,9 +356,10 @@ pub(crate) async fn get_encoded(
     (status, content_encoding, vary, text)
 }
 
-/// Cached reads are compressed once, when filled, in the encodings the
-/// cache holds (its byte count includes them) and served in the one the
-/// client prefers; uncached answers are compressed per request.
+/// Cached reads are compressed once per encoding, at the first request for
+/// it, and held with the entry (its byte count has room for them from the
+/// start) and served in the one the client prefers; uncached answers are
+/// compressed per request.
 #[tokio::test]
 async fn cached_trees_are_served_in_the_encoding_asked_for_and_held_encoded() {
     let mut config = veritable_tests::serve_config(&database_url());

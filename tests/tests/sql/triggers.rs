@@ -723,9 +723,7 @@ async fn post_scenario(tx: &Transaction<'_>, one_at_a_time: bool) -> Posted {
     }
     let outcomes = answers
         .iter()
-        .map(|r| {
-            (r.get::<_, i32>(0) > 0, r.get(1), r.get(2), r.get::<_, Option<String>>(3).is_some(), r.get(5))
-        })
+        .map(|r| (r.get::<_, i32>(0) > 0, r.get(1), r.get(2), r.get::<_, Option<String>>(3).is_some(), r.get(5)))
         .collect();
     let written: Vec<i64> = answers
         .iter()
