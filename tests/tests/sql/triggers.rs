@@ -684,8 +684,8 @@ struct Posted {
 async fn post_scenario(tx: &Transaction<'_>, one_at_a_time: bool) -> Posted {
     use veritable_proxy::store::forums::REPLY_CREATE;
     let (a, b, locked, deleted) = (new_topic(tx).await, new_topic(tx).await, new_topic(tx).await, new_topic(tx).await);
-    tx.execute("UPDATE forum_topics SET is_locked = true WHERE id = $1", &[&locked]).await.unwrap();
-    tx.execute("UPDATE forum_topics SET is_deleted = true WHERE id = $1", &[&deleted]).await.unwrap();
+    tx.execute("UPDATE forum_topics SET is_locked = true WHERE id = $1", &[&locked]).await.expect("lock a topic");
+    tx.execute("UPDATE forum_topics SET is_deleted = true WHERE id = $1", &[&deleted]).await.expect("delete a topic");
     let parent = reply(tx, a, 3, None, "the parent").await;
     let elsewhere = reply(tx, b, 3, None, "in another topic").await;
     let rows: [(i64, Option<i64>, i64, &str); 10] = [
@@ -744,12 +744,12 @@ async fn post_scenario(tx: &Transaction<'_>, one_at_a_time: bool) -> Posted {
         parent_children: tx
             .query_one("SELECT child_count FROM forum_replies WHERE id = $1", &[&parent])
             .await
-            .unwrap()
+            .expect("a count")
             .get(0),
         participant_ten: tx
             .query_one("SELECT reply_count FROM forum_topic_participants WHERE topic_id = $1 AND user_id = 10", &[&a])
             .await
-            .unwrap()
+            .expect("a count")
             .get(0),
         activity: count("SELECT count(*) FROM unified_activity WHERE reply_id = ANY($1)", written.clone()).await,
         events: count(
