@@ -9,7 +9,7 @@ use std::time::Instant;
 
 use tokio::sync::Mutex;
 
-use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, PoolError, RecyclingMethod, Runtime};
+use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, PoolError, QueueMode, RecyclingMethod, Runtime};
 use prometheus::HistogramVec;
 use tokio::task::JoinHandle;
 use tokio_postgres::types::{ToSql, Type};
@@ -120,7 +120,13 @@ fn pool_of(config: &DbConfig, url: &tokio_postgres::Config, size: usize) -> anyh
         pg.application_name("veritable-proxy");
     }
     let manager = Manager::from_config(pg, NoTls, ManagerConfig { recycling_method: RecyclingMethod::Fast });
+    // The connection used last is handed out first: a quiet proxy keeps
+    // reusing one or two backends, whose caches (catalog, plans, PL/pgSQL
+    // functions, the CPU's) are warm, instead of going round all of them.
+    // Round robin over a warm pool of 16 cost a lone post about a fifth more
+    // CPU in PostgreSQL (BENCHMARKS.md, "One request at a time").
     let pool = Pool::builder(manager)
+        .queue_mode(QueueMode::Lifo)
         .max_size(size)
         .wait_timeout(Some(config.pool_timeout()))
         .create_timeout(Some(config.connect_timeout()))
