@@ -136,7 +136,11 @@ impl ResponseCache {
     /// [`ResponseCache::get_or_load`] for a response that `shows` a list page
     /// or a topic's tree, read by `reader`: if the reader wrote there within
     /// `refresh`, a response loaded before that write is loaded afresh, and
-    /// what it read replaces the cached one for everyone.
+    /// what it read replaces the cached one for everyone. Writers waiting on
+    /// one key share one load, as other misses do: every writer whose write
+    /// came before a load started is answered by it (under the seed's mix,
+    /// where every user posts, one load per writer cost PostgreSQL 0.4 of a
+    /// core).
     pub async fn get_or_load_for<F>(
         &self,
         reader: Option<&WriterKey>,
@@ -154,17 +158,42 @@ impl ResponseCache {
         let (Some(cache), Some(wrote_at)) = (&self.cache, wrote_at) else {
             return self.get_or_load(key, load).await;
         };
-        if let Some(hit) = cache.get(&key).await
-            && hit.at > wrote_at
-        {
-            self.counters.hits.inc();
-            return Ok(hit.body);
+        match cache.get(&key).await {
+            Some(hit) if hit.at > wrote_at => {
+                self.counters.hits.inc();
+                return Ok(hit.body);
+            }
+            // Loaded before the write: not for this reader, nor for anyone
+            // after it.
+            Some(_) => cache.invalidate(&key).await,
+            None => {}
         }
         self.counters.misses.inc();
-        let at = Instant::now();
-        let body = Prepared::new(load.await?);
-        cache.insert(key, Filled { at, body: body.clone() }).await;
-        Ok(body)
+        // A load already in flight may have started before the write; the
+        // next one starts after that one ends, so after the write: at most
+        // two rounds. `load` runs in the round whose load is this reader's.
+        let mut load = Some(load);
+        for _ in 0..2 {
+            let round = cache.try_get_with(key.clone(), async {
+                self.counters.loads.inc();
+                let at = Instant::now();
+                let load = load.take().ok_or_else(|| AppError::Internal(anyhow::anyhow!("a cache load ran twice")))?;
+                load.await.map(|body| Filled { at, body: Prepared::new(body) })
+            });
+            let round = round.await.map_err(|shared: Arc<AppError>| {
+                Arc::try_unwrap(shared).unwrap_or_else(|shared| shared.for_another_waiter())
+            })?;
+            if round.at > wrote_at {
+                return Ok(round.body);
+            }
+            cache.invalidate(&key).await;
+        }
+        // Not reached (the second round's load started after the first
+        // ended, so after the write; and a round that ran this reader's own
+        // load returned): a load of its own keeps the promise regardless.
+        let load = load.ok_or_else(|| AppError::Internal(anyhow::anyhow!("a cache load ran and was stale")))?;
+        self.counters.loads.inc();
+        Ok(Prepared::new(load.await?))
     }
 
     /// `writer` just wrote (committed): its reads within `refresh` of the
@@ -220,6 +249,7 @@ impl ResponseCache {
     {
         let Some(cache) = &self.cache else {
             // Not kept: compressed per request (if asked) like any other response.
+            self.counters.loads.inc();
             return load.await.map(Prepared::plain);
         };
         if let Some(hit) = cache.get(&key).await {
@@ -228,6 +258,7 @@ impl ResponseCache {
         }
         self.counters.misses.inc();
         let load = async {
+            self.counters.loads.inc();
             let at = Instant::now();
             load.await.map(|body| Filled { at, body: Prepared::new(body) })
         };
@@ -267,5 +298,6 @@ impl ResponseCache {
 pub struct CacheCounters {
     pub hits: IntCounter,
     pub misses: IntCounter,
+    pub loads: IntCounter,
     pub evictions: IntCounter,
 }

@@ -211,7 +211,7 @@ impl Metrics {
     }
 }
 
-/// `{cache}_cache_hits_total`, `_misses_total` and `_evictions_total`, registered.
+/// `{cache}_cache_hits_total`, `_misses_total`, `_loads_total` and `_evictions_total`, registered.
 fn cache_counters(registry: &Registry, cache: &str, what: &str) -> Result<CacheCounters, prometheus::Error> {
     let counter = |suffix: &str, help: String| -> Result<IntCounter, prometheus::Error> {
         let counter = IntCounter::new(format!("{cache}_cache_{suffix}_total"), help)?;
@@ -220,7 +220,8 @@ fn cache_counters(registry: &Registry, cache: &str, what: &str) -> Result<CacheC
     };
     Ok(CacheCounters {
         hits: counter("hits", format!("{what} answered from the cache"))?,
-        misses: counter("misses", format!("{what} that went to PostgreSQL"))?,
+        misses: counter("misses", format!("{what} not answered from the cache"))?,
+        loads: counter("loads", format!("{what} loaded from PostgreSQL (misses waiting on one key share a load)"))?,
         evictions: counter("evictions", format!("{what} evicted to stay within the byte bound"))?,
     })
 }

@@ -150,6 +150,7 @@ impl Sessions {
             return Ok(Some(cached.hot));
         }
         self.counters.misses.inc();
+        self.counters.loads.inc();
         check(&self.cache, db, hash).await
     }
 
@@ -163,6 +164,7 @@ impl Sessions {
                 return;
             }
         }
+        self.counters.loads.inc();
         let done = Checking { checking: self.checking.clone(), hash };
         let (cache, db) = (self.cache.clone(), db.clone());
         self.tasks.spawn(async move {

@@ -290,6 +290,82 @@ async fn a_writer_sees_their_post_in_cached_lists_at_once_and_others_soon() {
     db.drop_db().await;
 }
 
+/// Writers reading a list their posts changed share one load, as other
+/// misses do: with the list's query held by a table lock, eight sessions that
+/// have just posted read the list at once; one load runs, and each reader is
+/// answered by it with every post in it.
+#[tokio::test]
+async fn writers_reading_a_list_they_changed_share_one_load() {
+    let (db, client) = veritable_tests::FreshDb::seeded("api_read_cache_writers", &Shape::of(Scale::Small), 14).await;
+    let mut config = veritable_tests::serve_config(&db.url);
+    config.read_cache_ms = 60_000;
+    config.read_cache_refresh_ms = 60_000;
+    config.posts_per_minute = 1000;
+    let server = TestServer::start_with(config).await;
+    let path = "/api/v1/forums/topics?category=1&limit=10";
+    let (_, page) = get(&server, path).await;
+    let topic = page["items"][0]["id"].as_i64().expect("a topic");
+    let mut writers = Vec::new();
+    for n in 0..8 {
+        let writer = Api::signed_in(&server, "demo").await;
+        let (status, _) = writer
+            .call(
+                "POST",
+                &format!("/api/v1/forums/topics/{topic}/replies"),
+                Some(serde_json::json!({ "body": format!("writer {n}") })),
+            )
+            .await;
+        assert_eq!(status, 201);
+        writers.push(writer);
+    }
+    let stored: i32 = client
+        .query_one("SELECT reply_count FROM forum_topic_stats WHERE topic_id = $1", &[&topic])
+        .await
+        .expect("q")
+        .get(0);
+
+    let mut blocker = connect(&db.url).await;
+    let lock = blocker.transaction().await.expect("begin");
+    lock.batch_execute("LOCK TABLE forum_topic_stats IN ACCESS EXCLUSIVE MODE").await.expect("lock");
+    let metric = |name: &'static str| veritable_tests::metrics::metric(&server, name);
+    let (misses, loads) =
+        (metric("veritable_response_cache_misses_total").await, metric("veritable_response_cache_loads_total").await);
+    let reads: Vec<_> = writers
+        .into_iter()
+        .map(|writer| tokio::spawn(async move { writer.get("/api/v1/forums/topics?category=1&limit=10").await }))
+        .collect();
+    veritable_tests::metrics::eventually_metric(&server, "veritable_response_cache_misses_total", misses + 8.0).await;
+    veritable_tests::until("the one load waits for the lock", || async {
+        let waiting: i64 = client
+            .query_one(
+                "SELECT count(*) FROM pg_stat_activity
+                  WHERE datname = current_database() AND wait_event_type = 'Lock' AND backend_type = 'client backend'
+                    AND pid <> pg_backend_pid()",
+                &[],
+            )
+            .await
+            .expect("q")
+            .get(0);
+        waiting == 1
+    })
+    .await;
+    lock.rollback().await.expect("release");
+    for read in reads {
+        let (status, page) = read.await.expect("a read");
+        assert_eq!(status, 200, "{page}");
+        let count = page["items"]
+            .as_array()
+            .expect("items")
+            .iter()
+            .find(|t| t["id"] == topic)
+            .map(|t| t["reply_count"].clone());
+        assert_eq!(count, Some(stored.into()), "each writer's read shows every post made before it");
+    }
+    assert_eq!(metric("veritable_response_cache_loads_total").await, loads + 1.0, "one load for the eight writers");
+    server.stop().await.expect("stop");
+    db.drop_db().await;
+}
+
 /// The topic with the most replies in the test database.
 async fn busiest_topic() -> i64 {
     connect(&database_url())
