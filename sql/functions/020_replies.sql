@@ -27,8 +27,11 @@ DROP TRIGGER IF EXISTS forum_replies_mentions ON forum_replies;
 DROP FUNCTION IF EXISTS veritable.reply_write();
 DROP FUNCTION IF EXISTS veritable.reply_mentions();
 
--- +1 / -1 one live reply of p_author in p_topic.
-CREATE OR REPLACE FUNCTION veritable.count_reply(p_topic bigint, p_author bigint, p_at timestamptz, p_delta integer)
+-- +1 / -1 one live reply of p_author in p_topic. `p_topic_held`: the caller
+-- holds the topic KEY SHARE already (an insert's foreign-key check took it).
+DROP FUNCTION IF EXISTS veritable.count_reply(bigint, bigint, timestamptz, integer);
+CREATE OR REPLACE FUNCTION veritable.count_reply(p_topic bigint, p_author bigint, p_at timestamptz, p_delta integer,
+    p_topic_held boolean DEFAULT false)
 RETURNS void LANGUAGE plpgsql AS $$
 DECLARE
     joined integer := 0;   -- change of participant_count
@@ -37,7 +40,9 @@ DECLARE
 BEGIN
     IF p_delta > 0 THEN
         -- The topic row before the participant and stats rows (lock order above).
-        PERFORM 1 FROM public.forum_topics WHERE id = p_topic FOR KEY SHARE;
+        IF NOT p_topic_held THEN
+            PERFORM 1 FROM public.forum_topics WHERE id = p_topic FOR KEY SHARE;
+        END IF;
         INSERT INTO public.forum_topic_participants AS p (topic_id, user_id, reply_count)
         VALUES (p_topic, p_author, 1)
         ON CONFLICT (topic_id, user_id) DO UPDATE SET reply_count = p.reply_count + 1
@@ -136,7 +141,6 @@ DECLARE
     -- The reply, when there is one:
     one_id bigint; one_topic bigint; one_parent bigint; one_author bigint;
     one_depth integer; one_at timestamptz; one_deleted boolean;
-    joined integer;     -- 1 when its author joined the topic
 BEGIN
     -- One look decides which of the optional statements run (most posts
     -- have neither a parent nor an '@': each statement skipped is one
@@ -156,16 +160,7 @@ BEGIN
             UPDATE public.forum_replies SET child_count = child_count + 1 WHERE id = one_parent;
         END IF;
         IF NOT one_deleted THEN
-            INSERT INTO public.forum_topic_participants AS p (topic_id, user_id, reply_count)
-            VALUES (one_topic, one_author, 1)
-            ON CONFLICT (topic_id, user_id) DO UPDATE SET reply_count = p.reply_count + 1
-            RETURNING (p.reply_count = 1)::integer INTO joined;
-            UPDATE public.forum_topic_stats
-               SET reply_count = reply_count + 1,
-                   participant_count = participant_count + joined,
-                   last_reply_at = greatest(last_reply_at, one_at),
-                   last_activity_at = greatest(last_activity_at, one_at)
-             WHERE topic_id = one_topic;
+            PERFORM veritable.count_reply(one_topic, one_author, one_at, 1, true);
         END IF;
         INSERT INTO public.unified_activity (user_id, kind, topic_id, reply_id, created_at)
         VALUES (one_author, 'reply_created', one_topic, one_id, one_at);
