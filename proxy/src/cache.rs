@@ -174,15 +174,14 @@ impl ResponseCache {
         // two rounds. `load` runs in the round whose load is this reader's.
         let mut load = Some(load);
         for _ in 0..2 {
-            let round = cache.try_get_with(key.clone(), async {
-                self.counters.loads.inc();
-                let at = Instant::now();
-                let load = load.take().ok_or_else(|| AppError::Internal(anyhow::anyhow!("a cache load ran twice")))?;
-                load.await.map(|body| Filled { at, body: Prepared::new(body) })
-            });
-            let round = round.await.map_err(|shared: Arc<AppError>| {
-                Arc::try_unwrap(shared).unwrap_or_else(|shared| shared.for_another_waiter())
-            })?;
+            let round = self
+                .fill(cache, key.clone(), async {
+                    match load.take() {
+                        Some(load) => load.await,
+                        None => Err(AppError::Internal(anyhow::anyhow!("a cache load ran twice"))),
+                    }
+                })
+                .await?;
             if round.at > wrote_at {
                 return Ok(round.body);
             }
@@ -257,12 +256,21 @@ impl ResponseCache {
             return Ok(hit.body);
         }
         self.counters.misses.inc();
+        self.fill(cache, key, load).await.map(|filled| filled.body)
+    }
+
+    /// `key`'s entry, filled by `load` unless a fill of it is in flight, in
+    /// which case this waits for that one (concurrent misses share a load).
+    async fn fill<F>(&self, cache: &Cache<String, Filled>, key: String, load: F) -> Result<Filled, AppError>
+    where
+        F: Future<Output = Result<String, AppError>>,
+    {
         let load = async {
             self.counters.loads.inc();
             let at = Instant::now();
             load.await.map(|body| Filled { at, body: Prepared::new(body) })
         };
-        cache.try_get_with(key, load).await.map(|filled| filled.body).map_err(|shared: Arc<AppError>| {
+        cache.try_get_with(key, load).await.map_err(|shared: Arc<AppError>| {
             Arc::try_unwrap(shared).unwrap_or_else(|shared| shared.for_another_waiter())
         })
     }

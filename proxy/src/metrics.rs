@@ -221,7 +221,7 @@ fn cache_counters(registry: &Registry, cache: &str, what: &str) -> Result<CacheC
     Ok(CacheCounters {
         hits: counter("hits", format!("{what} answered from the cache"))?,
         misses: counter("misses", format!("{what} not answered from the cache"))?,
-        loads: counter("loads", format!("{what} loaded from PostgreSQL (misses waiting on one key share a load)"))?,
+        loads: counter("loads", format!("{what} loaded from PostgreSQL"))?,
         evictions: counter("evictions", format!("{what} evicted to stay within the byte bound"))?,
     })
 }

@@ -351,7 +351,7 @@ impl Conn {
 
     /// Statements without parameters or results (`BEGIN`, `COMMIT`).
     pub async fn simple(&self, statements: &str) -> Result<(), tokio_postgres::Error> {
-        self.client.batch_execute(statements).await
+        settled(&self.client, self.client.batch_execute(statements).await).await
     }
 
     pub async fn rows(&self, sql: &Sql, params: &[&(dyn ToSql + Sync)]) -> Result<Vec<Row>, tokio_postgres::Error> {
@@ -463,29 +463,30 @@ async fn run(
         }
     };
     timing.with_label_values(&[sql.name]).observe(started.elapsed().as_secs_f64());
+    settled(client, result).await
+}
+
+/// `result`, after waiting, if its statement lost the connection (the
+/// backend ended, the server went away), until the client has seen the
+/// socket close, at most [`SETTLE_MAX`]: the error can arrive a moment
+/// before the end of the stream, and the pool, which hands out the
+/// connection used last, would otherwise give this one to the next request
+/// before its check at checkout could see it closed. A connection that stays
+/// open (pgbouncer keeps the client's when only the server's ended) is
+/// returned as it is.
+async fn settled<T>(client: &Object, result: Result<T, tokio_postgres::Error>) -> Result<T, tokio_postgres::Error> {
     if let Err(error) = &result
         && crate::http::error::connection_lost(error)
     {
-        settle(client).await;
+        let deadline = Instant::now() + SETTLE_MAX;
+        while !client.is_closed() && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
     }
     result
 }
 
-/// After a statement lost its connection (the backend ended, the server
-/// went away), waits until the client has seen the socket close, at most
-/// [`SETTLE_MAX`]: the error can arrive a moment before the end of the
-/// stream, and the pool, which hands out the connection used last, would
-/// otherwise give this one to the next request before its check at checkout
-/// could see it closed. A connection that stays open (pgbouncer keeps the
-/// client's when only the server's ended) is returned as it is.
-async fn settle(client: &Object) {
-    let deadline = Instant::now() + SETTLE_MAX;
-    while !client.is_closed() && Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(1)).await;
-    }
-}
-
-/// The longest [`settle`] waits.
+/// The longest [`settled`] waits.
 const SETTLE_MAX: Duration = Duration::from_millis(100);
 
 fn retryable(error: &tokio_postgres::Error) -> bool {
