@@ -375,6 +375,24 @@ async fn on_sigterm_healthz_says_draining_while_requests_are_still_served() {
     assert!(tokio::net::TcpStream::connect(&addr).await.is_err(), "the listener is closed");
 }
 
+/// A SIGTERM that arrives while the proxy is still starting (its first log
+/// line, before the pool is warm and the listener serves) is caught, not
+/// the default action that kills the process: it drains and exits 0. The
+/// handlers used to be installed at the accept loop's first poll, and a
+/// balancer's stop in that window (or a CI machine's slow thread) killed it.
+#[tokio::test]
+async fn a_sigterm_while_starting_still_drains_and_exits_0() {
+    let addr = format!("127.0.0.1:{}", closed_port().await);
+    let mut child = spawn_proxy(&["serve", "--addr", &addr], &database_url());
+    wait_for_line(&mut child, "open files limit", Duration::from_secs(20)).await;
+    let pid = child.id().expect("running").to_string();
+    assert!(Command::new("kill").args(["-TERM", &pid]).status().await.expect("kill runs").success());
+    wait_for_line(&mut child, "draining", Duration::from_secs(20)).await;
+    let status =
+        tokio::time::timeout(Duration::from_secs(20), child.wait()).await.expect("stops promptly").expect("status");
+    assert!(status.success(), "a SIGTERM while starting is a graceful shutdown: {status}");
+}
+
 /// The OpenAPI document lists every route the router serves, with the
 /// request schemas and the error shape.
 #[tokio::test]
