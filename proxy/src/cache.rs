@@ -1,26 +1,34 @@
 //! A byte-bounded cache of hot read responses (topic list pages, the
-//! category list, the first page of each topic's reply tree, wiki pages), so that a burst of readers costs PostgreSQL one query per
-//! page per TTL instead of one per request. Concurrent misses of one key wait
-//! for a single load (moka's `try_get_with`). Entries live `ttl` (1 s unless
-//! configured; 0 turns the cache off), so a response trails a write by at
-//! most that; the realtime event stream invalidates them sooner, on every
-//! proxy (`realtime::Invalidation`): lists and trees on topic or reply
-//! events, a wiki page on its own events. A load that was already running when its
-//! entry was invalidated can still store what it read: that is bounded by
-//! the TTL too.
+//! category list, the first page of each topic's reply tree, wiki pages), so
+//! that a burst of readers costs PostgreSQL one query per page per lifetime
+//! instead of one per request. Concurrent misses of one key wait for a
+//! single load (moka's `try_get_with`). 0 ms turns the cache off.
 //!
-//! Lists and trees are not dropped on every event: under a stream of
-//! replies that would send nearly every read to PostgreSQL. The first change after a
-//! quiet spell drops them at once; changes within `refresh` of that are
-//! folded into one more drop at the next tick, so lists trail a write by at
-//! most `refresh` (250 ms by default) plus the event's way to this proxy, and
-//! are reloaded at most every `refresh`, by one query per key (concurrent
-//! misses share one load). A writer does not wait for that: for `refresh`
-//! after a write, that session's reads of the lists its write shows in (its
-//! topic's category and all categories) and of its topic's tree take the
-//! cached response only if it was loaded after the write, and otherwise load
-//! it afresh and store it for everyone, so an author's next read shows their
-//! post.
+//! Two kinds of entry, each kept true by the realtime event stream on every
+//! proxy (`realtime::Invalidation`):
+//!
+//! - **Lists** (list pages, categories, reply trees) live `ttl` (1 s) and are
+//!   dropped together on topic and reply events. Not on every event: under a
+//!   stream of replies that would send nearly every read to PostgreSQL. The
+//!   first change after a quiet spell drops them at once; changes within
+//!   `refresh` of that are folded into one more drop at the next tick, so
+//!   lists trail a write by at most `refresh` (250 ms by default) plus the
+//!   event's way to this proxy, and are reloaded at most every `refresh`, by
+//!   one query per key (concurrent misses share one load). A drop is a new
+//!   generation: an entry whose load started in an older one is not served,
+//!   so a load that was running when its lists were dropped cannot outlive
+//!   the drop. A writer does not wait for the refresh: for `refresh` after a
+//!   write, that session's reads of the lists its write shows in (its topic's
+//!   category and all categories) and of its topic's tree take the cached
+//!   response only if it was loaded after the write, and otherwise load it
+//!   afresh and store it for everyone, so an author's next read shows their
+//!   post.
+//! - **Pages** (wiki pages) live `page_ttl` (30 s): topic and reply events
+//!   leave them alone, and a page's own events drop it, and it alone. A load
+//!   that started before its page was dropped is not served afterwards (the
+//!   drop's time is kept for as long as such an entry could live), so a page
+//!   trails its revision by the event's way here; `page_ttl` bounds only a
+//!   change that made no event.
 //!
 //! Keys are built only from validated parameters, and the cache is bounded by
 //! the bytes of keys and values together, so adversarial query strings can
@@ -28,13 +36,12 @@
 
 use std::future::Future;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Instant;
-
-use std::time::Duration;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 use crate::http::compress::Prepared;
 
+use moka::Expiry;
 use moka::future::Cache;
 use moka::notification::RemovalCause;
 use prometheus::IntCounter;
@@ -49,18 +56,54 @@ pub type WriterKey = [u8; 32];
 /// past it moka evicts the least used, whose next read may then be cached).
 const WRITERS_TRACKED: u64 = 100_000;
 
+/// Pages dropped within a page's lifetime whose drop times are kept, at most
+/// this many (moka evicts the least used past it). One per wiki revision
+/// (edits are rate-limited per user): past it, a load that raced a revision
+/// could be served until `page_ttl` (the bound without this record).
+const PAGE_DROPS_TRACKED: u64 = 10_000;
+
+/// How much longer than a page lives its drop time is kept: a load that
+/// started before the drop may finish (and insert) up to the statement
+/// timeout (10 s) after it, and its entry lives `page_ttl` from then.
+const LOAD_BOUND: Duration = Duration::from_secs(60);
+
 /// What one cache entry costs beyond its key and value bytes: moka's entry,
 /// its queue nodes and hash slot, the allocations' rounding. Measured with
 /// `bench/cache.sh` (~540 bytes per small entry); the weighers count it, so
 /// the configured byte bound is a bound on memory, not only on payload.
 pub const ENTRY_OVERHEAD_BYTES: usize = 640;
 
-/// A cached response (each encoding made once, when first asked for) and when its load
-/// started (what it can have seen).
+/// A cached response (each encoding made once, when first asked for), when
+/// its load started (what it can have seen), and its kind.
 #[derive(Clone)]
 struct Filled {
     at: Instant,
+    kind: Kind,
     body: Prepared,
+}
+
+/// What drops an entry, and how long it lives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    /// Dropped with all lists; the lists' generation its load started in.
+    List(u64),
+    /// Dropped by its own key only.
+    Page,
+}
+
+/// Each entry's lifetime by its kind.
+struct Lifetimes {
+    list: Duration,
+    page: Duration,
+}
+
+impl Expiry<String, Filled> for Lifetimes {
+    fn expire_after_create(&self, _: &String, value: &Filled, _: Instant) -> Option<Duration> {
+        Some(match value.kind {
+            Kind::List(_) => self.list,
+            Kind::Page => self.page,
+        })
+    }
 }
 
 pub struct ResponseCache {
@@ -71,6 +114,10 @@ pub struct ResponseCache {
     /// When lists were last dropped, and whether a change waits for the next tick.
     dropped_at: std::sync::Mutex<Option<Instant>>,
     pending: AtomicBool,
+    /// The lists' generation: one more at each drop.
+    generation: AtomicU64,
+    /// When each recently dropped page was dropped.
+    page_drops: moka::sync::Cache<String, Instant>,
     /// Sessions that wrote within `refresh`: when, and where.
     writers: moka::sync::Cache<WriterKey, (Instant, Wrote)>,
 }
@@ -102,7 +149,7 @@ impl Shows {
 }
 
 impl ResponseCache {
-    pub fn new(max_bytes: u64, ttl: Duration, refresh: Duration, counters: CacheCounters) -> Self {
+    pub fn new(max_bytes: u64, ttl: Duration, page_ttl: Duration, refresh: Duration, counters: CacheCounters) -> Self {
         let evictions = counters.evictions.clone();
         let cache = (!ttl.is_zero() && max_bytes > 0).then(|| {
             Cache::builder()
@@ -111,7 +158,7 @@ impl ResponseCache {
                     u32::try_from(key.len() + value.body.len() + ENTRY_OVERHEAD_BYTES).unwrap_or(u32::MAX)
                 })
                 .max_capacity(max_bytes)
-                .time_to_live(ttl)
+                .expire_after(Lifetimes { list: ttl, page: page_ttl })
                 .eviction_listener(move |_, _, cause| {
                     if cause == RemovalCause::Size {
                         evictions.inc();
@@ -129,6 +176,11 @@ impl ResponseCache {
             refresh,
             dropped_at: std::sync::Mutex::new(None),
             pending: AtomicBool::new(false),
+            generation: AtomicU64::new(0),
+            page_drops: moka::sync::Cache::builder()
+                .max_capacity(PAGE_DROPS_TRACKED)
+                .time_to_live(page_ttl.saturating_add(LOAD_BOUND))
+                .build(),
             writers,
         }
     }
@@ -159,7 +211,7 @@ impl ResponseCache {
             return self.get_or_load(key, load).await;
         };
         match cache.get(&key).await {
-            Some(hit) if hit.at > wrote_at => {
+            Some(hit) if hit.at > wrote_at && self.fresh(&key, &hit) => {
                 self.counters.hits.inc();
                 return Ok(hit.body);
             }
@@ -175,7 +227,7 @@ impl ResponseCache {
         let mut load = Some(load);
         for _ in 0..2 {
             let round = self
-                .fill(cache, key.clone(), async {
+                .fill(cache, key.clone(), false, async {
                     match load.take() {
                         Some(load) => load.await,
                         None => Err(AppError::Internal(anyhow::anyhow!("a cache load ran twice"))),
@@ -216,7 +268,7 @@ impl ResponseCache {
             due
         };
         if due {
-            self.invalidate_all();
+            self.drop_lists();
         } else {
             self.pending.store(true, Ordering::Release);
         }
@@ -236,13 +288,30 @@ impl ResponseCache {
             }
             if self.pending.swap(false, Ordering::AcqRel) {
                 *self.dropped_at.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(Instant::now());
-                self.invalidate_all();
+                self.drop_lists();
             }
         }
     }
 
-    /// The cached body for `key`, or `load`'s (cached when it succeeds).
+    /// The cached body for `key`, a list (dropped with the lists), or
+    /// `load`'s (cached when it succeeds).
     pub async fn get_or_load<F>(&self, key: String, load: F) -> Result<Prepared, AppError>
+    where
+        F: Future<Output = Result<String, AppError>>,
+    {
+        self.get_or_fill(key, false, load).await
+    }
+
+    /// [`ResponseCache::get_or_load`] for a page: dropped only by
+    /// [`ResponseCache::page_changed`] of its key, and kept `page_ttl`.
+    pub async fn get_or_load_page<F>(&self, key: String, load: F) -> Result<Prepared, AppError>
+    where
+        F: Future<Output = Result<String, AppError>>,
+    {
+        self.get_or_fill(key, true, load).await
+    }
+
+    async fn get_or_fill<F>(&self, key: String, page: bool, load: F) -> Result<Prepared, AppError>
     where
         F: Future<Output = Result<String, AppError>>,
     {
@@ -252,41 +321,56 @@ impl ResponseCache {
             return load.await.map(Prepared::plain);
         };
         if let Some(hit) = cache.get(&key).await {
-            self.counters.hits.inc();
-            return Ok(hit.body);
+            if self.fresh(&key, &hit) {
+                self.counters.hits.inc();
+                return Ok(hit.body);
+            }
+            // Loaded before a drop that it may not show.
+            cache.invalidate(&key).await;
         }
         self.counters.misses.inc();
-        self.fill(cache, key, load).await.map(|filled| filled.body)
+        self.fill(cache, key, page, load).await.map(|filled| filled.body)
+    }
+
+    /// Whether `hit` was loaded after the last drop of its kind: for a
+    /// list, in the present generation; for a page, after its key's drop.
+    fn fresh(&self, key: &str, hit: &Filled) -> bool {
+        match hit.kind {
+            Kind::List(generation) => generation == self.generation.load(Ordering::Acquire),
+            Kind::Page => self.page_drops.get(key).is_none_or(|dropped| hit.at > dropped),
+        }
     }
 
     /// `key`'s entry, filled by `load` unless a fill of it is in flight, in
     /// which case this waits for that one (concurrent misses share a load).
-    async fn fill<F>(&self, cache: &Cache<String, Filled>, key: String, load: F) -> Result<Filled, AppError>
+    async fn fill<F>(&self, cache: &Cache<String, Filled>, key: String, page: bool, load: F) -> Result<Filled, AppError>
     where
         F: Future<Output = Result<String, AppError>>,
     {
         let load = async {
             self.counters.loads.inc();
+            // Read before the load starts: a drop from now on is newer than what it reads.
+            let kind = if page { Kind::Page } else { Kind::List(self.generation.load(Ordering::Acquire)) };
             let at = Instant::now();
-            load.await.map(|body| Filled { at, body: Prepared::new(body) })
+            load.await.map(|body| Filled { at, kind, body: Prepared::new(body) })
         };
         cache.try_get_with(key, load).await.map_err(|shared: Arc<AppError>| {
             Arc::try_unwrap(shared).unwrap_or_else(|shared| shared.for_another_waiter())
         })
     }
 
-    /// Drops one cached response.
-    pub async fn invalidate(&self, key: &str) {
+    /// A page changed: its entry is dropped, and a load of it that started
+    /// before now is not served.
+    pub async fn page_changed(&self, key: &str) {
         if let Some(cache) = &self.cache {
+            self.page_drops.insert(key.to_owned(), Instant::now());
             cache.invalidate(key).await;
         }
     }
 
-    /// Drops every cached response (a write changed what lists show).
-    pub fn invalidate_all(&self) {
-        if let Some(cache) = &self.cache {
-            cache.invalidate_all();
-        }
+    /// Drops every list (a write changed what they show): a new generation.
+    fn drop_lists(&self) {
+        self.generation.fetch_add(1, Ordering::AcqRel);
     }
 
     /// Bytes held (by the weigher's count) and entries, for `/metrics`.
@@ -308,4 +392,93 @@ pub struct CacheCounters {
     pub misses: IntCounter,
     pub loads: IntCounter,
     pub evictions: IntCounter,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cache(refresh: Duration) -> ResponseCache {
+        let counter = |name: &str| IntCounter::new(name, "test").expect("a valid counter");
+        let counters = CacheCounters {
+            hits: counter("hits"),
+            misses: counter("misses"),
+            loads: counter("loads"),
+            evictions: counter("evictions"),
+        };
+        ResponseCache::new(1 << 20, Duration::from_secs(60), Duration::from_secs(60), refresh, counters)
+    }
+
+    fn body(prepared: &Prepared) -> String {
+        String::from_utf8_lossy(prepared.json()).into_owned()
+    }
+
+    async fn page(cache: &ResponseCache, key: &str, body: &str) -> String {
+        let loaded = cache.get_or_load_page(key.to_owned(), async { Ok(body.to_owned()) }).await;
+        self::body(&loaded.expect("a load that cannot fail"))
+    }
+
+    async fn list(cache: &ResponseCache, key: &str, body: &str) -> String {
+        let loaded = cache.get_or_load(key.to_owned(), async { Ok(body.to_owned()) }).await;
+        self::body(&loaded.expect("a load that cannot fail"))
+    }
+
+    #[tokio::test]
+    async fn a_page_outlives_list_drops_and_goes_with_its_own_change() {
+        let cache = cache(Duration::ZERO);
+        assert_eq!(page(&cache, "wiki:a", "\"a1\"").await, "\"a1\"");
+        assert_eq!(page(&cache, "wiki:b", "\"b1\"").await, "\"b1\"");
+        assert_eq!(list(&cache, "topics", "[1]").await, "[1]");
+
+        cache.lists_changed();
+        assert_eq!(list(&cache, "topics", "[2]").await, "[2]", "the list is reloaded");
+        assert_eq!(page(&cache, "wiki:a", "\"a2\"").await, "\"a1\"", "the page is not");
+
+        cache.page_changed("wiki:a").await;
+        assert_eq!(page(&cache, "wiki:a", "\"a3\"").await, "\"a3\"", "its own change drops it");
+        assert_eq!(page(&cache, "wiki:b", "\"b2\"").await, "\"b1\"", "and no other page");
+        assert_eq!(list(&cache, "topics", "[3]").await, "[2]", "nor the lists");
+    }
+
+    /// A load that was running when its entry was dropped read what was
+    /// there before the change: it answers the readers that were waiting
+    /// for it, but no reader after the drop.
+    #[tokio::test]
+    async fn a_load_running_across_a_drop_is_not_served_after_it() {
+        for is_page in [true, false] {
+            let cache = cache(Duration::ZERO);
+            let (release, released) = tokio::sync::oneshot::channel::<()>();
+            let racing = async {
+                let load = async {
+                    released.await.map_err(|_| AppError::Internal(anyhow::anyhow!("the test stopped")))?;
+                    Ok("\"before\"".to_owned())
+                };
+                let loaded = if is_page {
+                    cache.get_or_load_page("wiki:a".to_owned(), load).await
+                } else {
+                    cache.get_or_load("wiki:a".to_owned(), load).await
+                };
+                body(&loaded.expect("the racing load"))
+            };
+            let change = async {
+                while cache.counters.loads.get() == 0 {
+                    tokio::task::yield_now().await;
+                }
+                if is_page {
+                    cache.page_changed("wiki:a").await;
+                } else {
+                    cache.lists_changed();
+                }
+                release.send(()).expect("the load waits");
+            };
+            let (racing, ()) = tokio::join!(racing, change);
+            assert_eq!(racing, "\"before\"");
+            let after = if is_page {
+                page(&cache, "wiki:a", "\"after\"").await
+            } else {
+                list(&cache, "wiki:a", "\"after\"").await
+            };
+            assert_eq!(after, "\"after\"", "page: {is_page}");
+        }
+    }
 }

@@ -203,6 +203,11 @@ pub struct ServeConfig {
     /// How long a cached read response is served; 0 turns the cache off.
     #[arg(long, env = "VERITABLE_READ_CACHE_MS", default_value_t = 1000)]
     pub read_cache_ms: u64,
+    /// How long a cached wiki page is served. Each page is dropped on every
+    /// proxy by its own `wiki.*` event, so this bounds only a change that
+    /// made no event (a DBA's UPDATE of `wiki_pages` by hand).
+    #[arg(long, env = "VERITABLE_READ_CACHE_PAGE_MS", default_value_t = 30_000)]
+    pub read_cache_page_ms: u64,
     /// Under a stream of changes, cached list pages and reply trees are
     /// dropped at most this often (so they trail a write by at most this
     /// much); 0 drops them on every change. A session's own reads of what
@@ -319,6 +324,7 @@ impl ServeConfig {
             post_lock_waiters: 4,
             read_cache_bytes: 16 * 1024 * 1024,
             read_cache_ms: 0,
+            read_cache_page_ms: 30_000,
             read_cache_refresh_ms: 250,
             session_cache_ms: 1000,
             session_stale_ms: 10_000,

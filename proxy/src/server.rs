@@ -108,6 +108,7 @@ pub async fn run(
     let responses = Arc::new(ResponseCache::new(
         config.read_cache_bytes,
         Duration::from_millis(config.read_cache_ms),
+        Duration::from_millis(config.read_cache_page_ms),
         Duration::from_millis(config.read_cache_refresh_ms),
         metrics.response_cache.clone(),
     ));

@@ -78,7 +78,7 @@ pub async fn page(State(state): State<AppState>, headers: HeaderMap, Path(slug):
     check_slug(&slug)?;
     let body = state
         .responses
-        .get_or_load(cache_key(&slug), async {
+        .get_or_load_page(cache_key(&slug), async {
             state.db.get().await?.wiki_page(&slug).await?.ok_or(AppError::NotFound)
         })
         .await?;
@@ -156,7 +156,7 @@ pub async fn save(
         .ok_or_else(|| AppError::Internal(anyhow::anyhow!("wiki_save returned no row")))?;
     if let Some(saved) = row.get::<_, Option<String>>(1) {
         // This proxy at once; the others when the revision's event reaches them.
-        state.responses.invalidate(&cache_key(&slug)).await;
+        state.responses.page_changed(&cache_key(&slug)).await;
         return Ok(if edit.base_revision == 0 { created(saved) } else { ok_json(saved) });
     }
     // Stale: someone saved first (or the page does not exist yet, or exists

@@ -82,6 +82,11 @@ impl Prepared {
         self.0.json.is_empty()
     }
 
+    /// The JSON itself, unencoded.
+    pub fn json(&self) -> &[u8] {
+        &self.0.json
+    }
+
     /// A 200 with the encoding the request accepts best.
     pub fn respond(&self, request: &HeaderMap) -> Response {
         self.respond_as(request, HeaderValue::from_static("application/json"))

@@ -39,7 +39,7 @@ impl Invalidation {
             match event.kind.as_str() {
                 "session.revoked" => event.session_id.into_iter().for_each(|id| self.sessions.forget_session(id)),
                 "user.updated" => event.user_id.into_iter().for_each(|id| self.sessions.forget_user(id)),
-                kind if kind.starts_with("wiki.") => self.responses.invalidate(&event.room).await,
+                kind if kind.starts_with("wiki.") => self.responses.page_changed(&event.room).await,
                 kind => lists |= kind.starts_with("topic.") || kind.starts_with("reply."),
             }
         }

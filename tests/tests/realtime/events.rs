@@ -154,7 +154,8 @@ async fn a_late_commit_is_not_skipped() {
 
 /// With long cache lifetimes, the event stream still makes a logout on A
 /// hold on B, and a reply or a wiki revision through A shows in B's cached
-/// topic list or wiki page, long before the caches would expire.
+/// topic list or wiki page, long before the caches would expire; a list
+/// change leaves B's cached wiki page alone.
 #[tokio::test]
 async fn events_invalidate_other_proxies_caches() {
     let (db, _client) = FreshDb::seeded("rt_invalidate", &Shape::of(Scale::Small), 27).await;
@@ -167,6 +168,12 @@ async fn events_invalidate_other_proxies_caches() {
     let mut on_b = Api::new(&b);
     on_b.token = on_a.token.clone();
     assert_eq!(on_b.get("/api/v1/me").await.0, 200, "cached on B now");
+
+    // A wiki page, written before the replies below.
+    let path = "/api/v1/wiki/pages/cached-page";
+    let first = json!({ "title": "Cached", "body": "first", "base_revision": 0 });
+    assert_eq!(on_a.call("PUT", path, Some(first)).await.0, 201);
+    assert_eq!(on_b.get(path).await.1["current_revision"], 1, "cached on B now");
 
     let (_, before) = on_b.get("/api/v1/forums/topics?limit=3").await;
     // A topic not on the first page: a reply bumps it to the top.
@@ -188,11 +195,27 @@ async fn events_invalidate_other_proxies_caches() {
     })
     .await;
 
-    // A wiki page cached on B: a new revision through A replaces it there.
-    let path = "/api/v1/wiki/pages/cached-page";
-    let first = json!({ "title": "Cached", "body": "first", "base_revision": 0 });
-    assert_eq!(on_a.call("PUT", path, Some(first)).await.0, 201);
-    assert_eq!(on_b.get(path).await.1["current_revision"], 1, "cached on B now");
+    // Every event so far has reached B (the revision's came before the
+    // reply's): the page cached now stays through the next list change.
+    assert_eq!(on_b.get(path).await.1["current_revision"], 1);
+    let replies = |list: serde_json::Value| {
+        list["items"].as_array().expect("items").iter().find(|t| t["id"] == bumped).map(|t| t["reply_count"].clone())
+    };
+    let counted = replies(on_b.get("/api/v1/forums/topics?limit=3").await.1).expect("the bumped topic is listed");
+    reply(&on_a, bumped, "again").await;
+    until("B's cached list shows the second reply", || async {
+        replies(on_b.get("/api/v1/forums/topics?limit=3").await.1).is_some_and(|now| now != counted)
+    })
+    .await;
+    let loads = metric(&b, "veritable_response_cache_loads_total").await;
+    assert_eq!(on_b.get(path).await.1["current_revision"], 1);
+    assert_eq!(
+        metric(&b, "veritable_response_cache_loads_total").await,
+        loads,
+        "the lists were dropped, the wiki page was not"
+    );
+
+    // A new revision through A replaces the page on B.
     let (status, _) =
         on_a.call("PUT", path, Some(json!({ "title": "Cached", "body": "second", "base_revision": 1 }))).await;
     assert_eq!(status, 200);
