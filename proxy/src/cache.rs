@@ -41,9 +41,11 @@ use std::time::{Duration, Instant};
 
 use crate::http::compress::Prepared;
 
+use axum::http::HeaderMap;
 use moka::Expiry;
 use moka::future::Cache;
 use moka::notification::RemovalCause;
+use moka::ops::compute::Op;
 use prometheus::IntCounter;
 
 use crate::AppError;
@@ -154,7 +156,7 @@ impl ResponseCache {
         let cache = (!ttl.is_zero() && max_bytes > 0).then(|| {
             Cache::builder()
                 .weigher(|key: &String, value: &Filled| {
-                    // Every encoding of the body counts.
+                    // The JSON and each encoding made (weighed again when one is made).
                     u32::try_from(key.len() + value.body.len() + ENTRY_OVERHEAD_BYTES).unwrap_or(u32::MAX)
                 })
                 .max_capacity(max_bytes)
@@ -197,6 +199,7 @@ impl ResponseCache {
         &self,
         reader: Option<&WriterKey>,
         shows: Shows,
+        request: &HeaderMap,
         key: String,
         load: F,
     ) -> Result<Prepared, AppError>
@@ -208,12 +211,12 @@ impl ResponseCache {
             .filter(|(_, wrote)| shows.shows(*wrote))
             .map(|(at, _)| at);
         let (Some(cache), Some(wrote_at)) = (&self.cache, wrote_at) else {
-            return self.get_or_load(key, load).await;
+            return self.get_or_load(request, key, load).await;
         };
         match cache.get(&key).await {
             Some(hit) if hit.at > wrote_at && self.fresh(&key, &hit) => {
                 self.counters.hits.inc();
-                return Ok(hit.body);
+                return Ok(self.encoded(cache, &key, hit, request).await);
             }
             // Loaded before the write: not for this reader, nor for anyone
             // after it.
@@ -235,7 +238,7 @@ impl ResponseCache {
                 })
                 .await?;
             if round.at > wrote_at {
-                return Ok(round.body);
+                return Ok(self.encoded(cache, &key, round, request).await);
             }
             cache.invalidate(&key).await;
         }
@@ -295,23 +298,23 @@ impl ResponseCache {
 
     /// The cached body for `key`, a list (dropped with the lists), or
     /// `load`'s (cached when it succeeds).
-    pub async fn get_or_load<F>(&self, key: String, load: F) -> Result<Prepared, AppError>
+    pub async fn get_or_load<F>(&self, request: &HeaderMap, key: String, load: F) -> Result<Prepared, AppError>
     where
         F: Future<Output = Result<String, AppError>>,
     {
-        self.get_or_fill(key, false, load).await
+        self.get_or_fill(request, key, false, load).await
     }
 
     /// [`ResponseCache::get_or_load`] for a page: dropped only by
     /// [`ResponseCache::page_changed`] of its key, and kept `page_ttl`.
-    pub async fn get_or_load_page<F>(&self, key: String, load: F) -> Result<Prepared, AppError>
+    pub async fn get_or_load_page<F>(&self, request: &HeaderMap, key: String, load: F) -> Result<Prepared, AppError>
     where
         F: Future<Output = Result<String, AppError>>,
     {
-        self.get_or_fill(key, true, load).await
+        self.get_or_fill(request, key, true, load).await
     }
 
-    async fn get_or_fill<F>(&self, key: String, page: bool, load: F) -> Result<Prepared, AppError>
+    async fn get_or_fill<F>(&self, request: &HeaderMap, key: String, page: bool, load: F) -> Result<Prepared, AppError>
     where
         F: Future<Output = Result<String, AppError>>,
     {
@@ -323,13 +326,34 @@ impl ResponseCache {
         if let Some(hit) = cache.get(&key).await {
             if self.fresh(&key, &hit) {
                 self.counters.hits.inc();
-                return Ok(hit.body);
+                return Ok(self.encoded(cache, &key, hit, request).await);
             }
             // Loaded before a drop that it may not show.
             cache.invalidate(&key).await;
         }
         self.counters.misses.inc();
-        self.fill(cache, key, page, load).await.map(|filled| filled.body)
+        let filled = self.fill(cache, key.clone(), page, load).await?;
+        Ok(self.encoded(cache, &key, filled, request).await)
+    }
+
+    /// `filled`'s body with the encoding `request` is answered with made.
+    /// moka weighs an entry when it is stored, so an entry that just came to
+    /// hold a new encoding is stored again (if it is still `key`'s entry) and
+    /// the byte bound counts what each entry holds, not a worst case.
+    async fn encoded(&self, cache: &Cache<String, Filled>, key: &str, filled: Filled, request: &HeaderMap) -> Prepared {
+        if filled.body.prepare(request) {
+            let body = filled.body.clone();
+            let _ = cache
+                .entry_by_ref(key)
+                .and_compute_with(|entry| async move {
+                    match entry {
+                        Some(entry) if entry.value().body.same(&body) => Op::Put(entry.into_value()),
+                        _ => Op::Nop,
+                    }
+                })
+                .await;
+        }
+        filled.body
     }
 
     /// Whether `hit` was loaded after the last drop of its kind: for a
@@ -414,12 +438,12 @@ mod tests {
     }
 
     async fn page(cache: &ResponseCache, key: &str, body: &str) -> String {
-        let loaded = cache.get_or_load_page(key.to_owned(), async { Ok(body.to_owned()) }).await;
+        let loaded = cache.get_or_load_page(&HeaderMap::new(), key.to_owned(), async { Ok(body.to_owned()) }).await;
         self::body(&loaded.expect("a load that cannot fail"))
     }
 
     async fn list(cache: &ResponseCache, key: &str, body: &str) -> String {
-        let loaded = cache.get_or_load(key.to_owned(), async { Ok(body.to_owned()) }).await;
+        let loaded = cache.get_or_load(&HeaderMap::new(), key.to_owned(), async { Ok(body.to_owned()) }).await;
         self::body(&loaded.expect("a load that cannot fail"))
     }
 
@@ -440,6 +464,28 @@ mod tests {
         assert_eq!(list(&cache, "topics", "[3]").await, "[2]", "nor the lists");
     }
 
+    /// An entry weighs what it holds: the JSON until a client asks for an
+    /// encoding, then the JSON and that encoding, so the byte bound is spent
+    /// on entries rather than on room for encodings nobody asked for.
+    #[tokio::test]
+    async fn an_entry_is_weighed_again_when_it_comes_to_hold_an_encoding() {
+        let cache = cache(Duration::ZERO);
+        let json = format!("[{}]", vec!["{\"id\":1,\"title\":\"a topic\"}"; 100].join(","));
+        let overhead = "topics".len() + ENTRY_OVERHEAD_BYTES;
+        let load = |request| cache.get_or_load(request, "topics".to_owned(), async { Ok(json.clone()) });
+        let identity = HeaderMap::new();
+        load(&identity).await.expect("loaded");
+        assert_eq!(cache.usage().await.0, (overhead + json.len()) as u64, "the JSON alone");
+
+        let mut gzip = HeaderMap::new();
+        gzip.insert(axum::http::header::ACCEPT_ENCODING, axum::http::HeaderValue::from_static("gzip"));
+        let body = load(&gzip).await.expect("a hit");
+        let grown = cache.usage().await.0;
+        assert_eq!(grown, body.len() as u64 + overhead as u64, "weighed again with its gzip");
+        assert!(body.len() > json.len() && grown < (overhead + 2 * json.len()) as u64, "{grown}");
+        assert_eq!(cache.counters.loads.get(), 1, "still the one load");
+    }
+
     /// A load that was running when its entry was dropped read what was
     /// there before the change: it answers the readers that were waiting
     /// for it, but no reader after the drop.
@@ -454,9 +500,9 @@ mod tests {
                     Ok("\"before\"".to_owned())
                 };
                 let loaded = if is_page {
-                    cache.get_or_load_page("wiki:a".to_owned(), load).await
+                    cache.get_or_load_page(&HeaderMap::new(), "wiki:a".to_owned(), load).await
                 } else {
-                    cache.get_or_load("wiki:a".to_owned(), load).await
+                    cache.get_or_load(&HeaderMap::new(), "wiki:a".to_owned(), load).await
                 };
                 body(&loaded.expect("the racing load"))
             };

@@ -21,7 +21,7 @@ use axum::http::HeaderMap;
 pub async fn categories(State(state): State<AppState>, headers: HeaderMap) -> AppResult<Response> {
     let body = state
         .responses
-        .get_or_load("categories".to_owned(), async {
+        .get_or_load(&headers, "categories".to_owned(), async {
             let items = state.db.get().await?.categories().await?;
             Ok(format!("{{\"items\":{items}}}"))
         })

@@ -104,7 +104,7 @@ pub async fn tree(
     }
     let key = format!("tree:{topic}:{:?}:{:?}", query.depth, query.limit);
     let reader = presented_hash(&headers);
-    let body = state.responses.get_or_load_for(reader.as_ref(), Shows::Tree(topic), key, load(false)).await?;
+    let body = state.responses.get_or_load_for(reader.as_ref(), Shows::Tree(topic), &headers, key, load(false)).await?;
     Ok(body.respond(&headers))
 }
 

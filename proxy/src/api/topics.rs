@@ -61,7 +61,7 @@ pub async fn list(
     let reader = presented_hash(&headers);
     let body = state
         .responses
-        .get_or_load_for(reader.as_ref(), Shows::List(query.category), key, async {
+        .get_or_load_for(reader.as_ref(), Shows::List(query.category), &headers, key, async {
             state.db.get().await?.topic_page(query.category.map(CategoryId), query.cursor.as_deref(), limit).await
         })
         .await?;

@@ -78,7 +78,7 @@ pub async fn page(State(state): State<AppState>, headers: HeaderMap, Path(slug):
     check_slug(&slug)?;
     let body = state
         .responses
-        .get_or_load_page(cache_key(&slug), async {
+        .get_or_load_page(&headers, cache_key(&slug), async {
             state.db.get().await?.wiki_page(&slug).await?.ok_or(AppError::NotFound)
         })
         .await?;

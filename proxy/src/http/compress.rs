@@ -23,8 +23,8 @@ const GZIP_LEVEL: u32 = 6;
 const BROTLI_QUALITY: u32 = 5;
 const BROTLI_WINDOW: u32 = 22;
 
-/// A JSON body and, past [`SMALLEST`], room for its gzip and brotli
-/// encodings. Clones share one body and its encodings.
+/// A JSON body and, past [`SMALLEST`], its gzip and brotli encodings once
+/// asked for. Clones share one body and its encodings.
 #[derive(Clone)]
 pub struct Prepared(Arc<Body>);
 
@@ -35,7 +35,7 @@ struct Body {
 }
 
 /// Each encoding, made at the first request for it; `None` inside when it
-/// failed or came out over [`allowance`] (then the JSON is sent).
+/// failed or saved nothing (then the JSON is sent, and nothing is kept).
 struct Encoded {
     gzip: OnceLock<Option<Bytes>>,
     br: OnceLock<Option<Bytes>>,
@@ -47,15 +47,6 @@ pub enum Encoding {
     Br,
     Gzip,
     Identity,
-}
-
-/// The most bytes an encoding of `len` bytes may hold and be kept: above
-/// the worst case of either format on incompressible input (a stored block's
-/// few bytes per 16 KB plus headers), so the cache's weight, which counts
-/// this for each encoding before it exists, bounds what the entry can come
-/// to hold.
-fn allowance(len: usize) -> usize {
-    len + len / 128 + 64
 }
 
 impl Prepared {
@@ -71,11 +62,29 @@ impl Prepared {
         Self(Arc::new(Body { json: json.into(), encoded: None }))
     }
 
-    /// Bytes the entry may hold (the cache's weigher): the JSON, and each
-    /// encoding's [`allowance`] whether or not it has been made yet.
+    /// Bytes the body holds (the cache's weigher): the JSON and each
+    /// encoding made so far. The read cache weighs an entry again when
+    /// [`Prepared::prepare`] made one.
     pub fn len(&self) -> usize {
-        let json = self.0.json.len();
-        json + self.0.encoded.as_ref().map_or(0, |_| 2 * allowance(json))
+        let made = |lock: &OnceLock<Option<Bytes>>| lock.get().and_then(Option::as_ref).map_or(0, Bytes::len);
+        self.0.json.len() + self.0.encoded.as_ref().map_or(0, |e| made(&e.gzip) + made(&e.br))
+    }
+
+    /// Makes the encoding that [`Prepared::respond`] would answer `request`
+    /// with, if this body keeps encodings and that one is not made yet:
+    /// whether [`Prepared::len`] grew.
+    pub fn prepare(&self, request: &HeaderMap) -> bool {
+        let Some(encoded) = &self.0.encoded else {
+            return false;
+        };
+        let before = self.len();
+        let _ = self.encoding(encoded, negotiate(request));
+        self.len() != before
+    }
+
+    /// Whether both are the same body (clones of one).
+    pub fn same(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
     }
 
     pub fn is_empty(&self) -> bool {
@@ -100,17 +109,9 @@ impl Prepared {
             response.headers_mut().insert(header::CONTENT_TYPE, content_type);
             return response;
         };
-        let json = &self.0.json;
-        let gzip = || encoded.gzip.get_or_init(|| gzip(json).filter(|b| b.len() <= allowance(json.len()))).clone();
-        let br = || encoded.br.get_or_init(|| brotli(json).filter(|b| b.len() <= allowance(json.len()))).clone();
-        let chosen = match negotiate(request) {
-            Encoding::Br => br().map(|b| ("br", b)).or_else(|| gzip().map(|b| ("gzip", b))),
-            Encoding::Gzip => gzip().map(|b| ("gzip", b)),
-            Encoding::Identity => None,
-        };
-        let (encoding, body) = match chosen {
+        let (encoding, body) = match self.encoding(encoded, negotiate(request)) {
             Some((encoding, body)) => (Some(encoding), body),
-            None => (None, json.clone()),
+            None => (None, self.0.json.clone()),
         };
         let mut response = body.into_response();
         let headers = response.headers_mut();
@@ -120,6 +121,19 @@ impl Prepared {
             headers.insert(header::CONTENT_ENCODING, HeaderValue::from_static(encoding));
         }
         response
+    }
+
+    /// The `Content-Encoding` and bytes to answer a client that accepts
+    /// `accepted` best, each encoding made at its first use; `None`: the JSON.
+    fn encoding(&self, encoded: &Encoded, accepted: Encoding) -> Option<(&'static str, Bytes)> {
+        let json = &self.0.json;
+        let gzip = || encoded.gzip.get_or_init(|| gzip(json).filter(|b| b.len() < json.len())).clone();
+        let br = || encoded.br.get_or_init(|| brotli(json).filter(|b| b.len() < json.len())).clone();
+        match accepted {
+            Encoding::Br => br().map(|b| ("br", b)).or_else(|| gzip().map(|b| ("gzip", b))),
+            Encoding::Gzip => gzip().map(|b| ("gzip", b)),
+            Encoding::Identity => None,
+        }
     }
 
     /// The encodings made so far (tests).
@@ -213,13 +227,14 @@ mod tests {
         use std::io::Read;
         let json = format!("{{\"items\":[{}]}}", vec!["{\"id\":1,\"body_html\":\"<p>hello</p>\"}"; 200].join(","));
         let prepared = Prepared::new(json.clone());
-        let weight = prepared.len();
-        assert!(weight >= json.len() + 2 * json.len(), "the weight counts room for both encodings up front");
+        assert_eq!(prepared.len(), json.len(), "the weight is what is held: the JSON alone");
 
         let identity = prepared.respond(&HeaderMap::new());
         assert!(identity.headers().get(header::CONTENT_ENCODING).is_none());
         assert_eq!(prepared.made(), (None, None), "identity makes no encoding");
 
+        assert!(prepared.prepare(&request("gzip")), "a new encoding makes the weight grow");
+        assert!(!prepared.prepare(&request("gzip")), "once");
         let gzipped = prepared.clone().respond(&request("gzip"));
         assert_eq!(gzipped.headers()[header::CONTENT_ENCODING], "gzip");
         let (gzip, br) = prepared.made();
@@ -234,8 +249,7 @@ mod tests {
         let mut from_br = String::new();
         brotli::Decompressor::new(&br[..], 4096).read_to_string(&mut from_br).expect("unbrotli");
         assert_eq!(from_br, json);
-        assert!(json.len() + gzip.len() + br.len() <= weight, "what the entry holds is within its weight");
-        assert_eq!(prepared.len(), weight, "the weight does not change once they are made");
+        assert_eq!(prepared.len(), json.len() + gzip.len() + br.len(), "the weight counts each encoding made");
 
         let small = Prepared::new("{\"items\":[]}");
         assert!(small.respond(&request("br")).headers().get(header::CONTENT_ENCODING).is_none());
@@ -243,10 +257,10 @@ mod tests {
     }
 
     #[test]
-    fn the_allowance_covers_incompressible_input() {
-        // Bytes a compressor cannot shrink: the worst case of either format.
+    fn an_encoding_that_saves_nothing_is_not_kept() {
+        // Bytes a compressor cannot shrink.
         let mut state = 0x2545_f491_4f6c_dd1d_u64;
-        let noise: Vec<u8> = (0..200_000)
+        let noise: Vec<u8> = (0..65_536)
             .map(|_| {
                 state ^= state << 13;
                 state ^= state >> 7;
@@ -254,10 +268,12 @@ mod tests {
                 (state >> 24) as u8
             })
             .collect();
-        for len in [256, 1_000, 16_384, 65_536, 200_000] {
-            let input = &noise[..len];
-            assert!(gzip(input).expect("gzip").len() <= allowance(len), "gzip of {len} bytes");
-            assert!(brotli(input).expect("br").len() <= allowance(len), "br of {len} bytes");
+        let prepared = Prepared::new(noise.clone());
+        for accept in ["gzip", "br"] {
+            assert!(!prepared.prepare(&request(accept)), "{accept}: nothing kept");
+            let response = prepared.respond(&request(accept));
+            assert!(response.headers().get(header::CONTENT_ENCODING).is_none(), "{accept}: the bytes as they are");
         }
+        assert_eq!(prepared.len(), noise.len(), "the weight is the bytes alone");
     }
 }
