@@ -20,7 +20,7 @@ use crate::passwords::Hasher;
 use crate::posting::{self, Posting};
 use crate::realtime::Realtime;
 use crate::sessions::Sessions;
-use crate::state::AppState;
+use crate::state::{AppState, Shared};
 use crate::store::views::Views;
 use crate::{http, metrics, realtime, store};
 
@@ -159,7 +159,7 @@ pub async fn run(
         cancel.clone(),
     );
     let health: Arc<crate::store::Probe> = Arc::default();
-    let state = AppState {
+    let state = AppState::new(Shared {
         db,
         metrics,
         reachability,
@@ -179,7 +179,7 @@ pub async fn run(
         body_limit_bytes: config.body_limit_bytes,
         realtime: realtime.clone(),
         health: health.clone(),
-    };
+    });
     // Before the first accept: connections arriving meanwhile wait in the
     // listen backlog, not in a request's deadline.
     let warmed = state.db.warm(config.db.connect_timeout()).await;
