@@ -89,4 +89,12 @@ impl Api {
     pub async fn get(&self, path: &str) -> (u16, serde_json::Value) {
         self.call("GET", path, None).await
     }
+
+    /// Posts a reply to `topic`, which must be answered 201; its id.
+    pub async fn reply(&self, topic: i64, body: &str) -> i64 {
+        let path = format!("/api/v1/forums/topics/{topic}/replies");
+        let (status, reply) = self.call("POST", &path, Some(serde_json::json!({ "body": body }))).await;
+        assert_eq!(status, 201, "{reply}");
+        reply["id"].as_i64().expect("id")
+    }
 }

@@ -91,8 +91,9 @@ impl Prepared {
         self.0.json.is_empty()
     }
 
-    /// The JSON itself, unencoded.
-    pub fn json(&self) -> &[u8] {
+    /// The JSON itself, unencoded (tests).
+    #[cfg(test)]
+    pub(crate) fn json(&self) -> &[u8] {
         &self.0.json
     }
 

@@ -235,17 +235,28 @@ async fn topic_lists_are_cached_briefly_and_bounded() {
     db.drop_db().await;
 }
 
+/// A seeded database named `name` and a proxy on it whose read cache keeps
+/// entries a minute and drops lists at most every `refresh_ms`, with room to
+/// post 1,000 replies a minute.
+async fn posting_with_cached_lists(
+    name: &str,
+    refresh_ms: u64,
+) -> (veritable_tests::FreshDb, tokio_postgres::Client, TestServer) {
+    let (db, client) = veritable_tests::FreshDb::seeded(name, &Shape::of(Scale::Small), 14).await;
+    let mut config = veritable_tests::serve_config(&db.url);
+    config.read_cache_ms = 60_000;
+    config.read_cache_refresh_ms = refresh_ms;
+    config.posts_per_minute = 1000;
+    let server = TestServer::start_with(config).await;
+    (db, client, server)
+}
+
 /// Under writes, cached lists are refreshed at most every
 /// `read_cache_refresh_ms` (not dropped on every event), yet a writer's own
 /// next read shows their post at once, and everyone's within the bound.
 #[tokio::test]
 async fn a_writer_sees_their_post_in_cached_lists_at_once_and_others_soon() {
-    let (db, client) = veritable_tests::FreshDb::seeded("api_read_cache_writes", &Shape::of(Scale::Small), 14).await;
-    let mut config = veritable_tests::serve_config(&db.url);
-    config.read_cache_ms = 60_000;
-    config.read_cache_refresh_ms = 250;
-    config.posts_per_minute = 1000;
-    let server = TestServer::start_with(config).await;
+    let (db, client, server) = posting_with_cached_lists("api_read_cache_writes", 250).await;
     let writer = Api::signed_in(&server, "demo").await;
     let other = Api::signed_in(&server, "moderator").await;
     let path = "/api/v1/forums/topics?category=1&limit=10";
@@ -267,14 +278,7 @@ async fn a_writer_sees_their_post_in_cached_lists_at_once_and_others_soon() {
 
     // A burst of posts by someone else: the lists catch up within the bound.
     for i in 0..20 {
-        let (status, _) = other
-            .call(
-                "POST",
-                &format!("/api/v1/forums/topics/{topic}/replies"),
-                Some(serde_json::json!({ "body": format!("burst {i}") })),
-            )
-            .await;
-        assert_eq!(status, 201);
+        other.reply(topic, &format!("burst {i}")).await;
     }
     let stored: i32 = client
         .query_one("SELECT reply_count FROM forum_topic_stats WHERE topic_id = $1", &[&topic])
@@ -296,26 +300,14 @@ async fn a_writer_sees_their_post_in_cached_lists_at_once_and_others_soon() {
 /// answered by it with every post in it.
 #[tokio::test]
 async fn writers_reading_a_list_they_changed_share_one_load() {
-    let (db, client) = veritable_tests::FreshDb::seeded("api_read_cache_writers", &Shape::of(Scale::Small), 14).await;
-    let mut config = veritable_tests::serve_config(&db.url);
-    config.read_cache_ms = 60_000;
-    config.read_cache_refresh_ms = 60_000;
-    config.posts_per_minute = 1000;
-    let server = TestServer::start_with(config).await;
+    let (db, client, server) = posting_with_cached_lists("api_read_cache_writers", 60_000).await;
     let path = "/api/v1/forums/topics?category=1&limit=10";
     let (_, page) = get(&server, path).await;
     let topic = page["items"][0]["id"].as_i64().expect("a topic");
     let mut writers = Vec::new();
     for n in 0..8 {
         let writer = Api::signed_in(&server, "demo").await;
-        let (status, _) = writer
-            .call(
-                "POST",
-                &format!("/api/v1/forums/topics/{topic}/replies"),
-                Some(serde_json::json!({ "body": format!("writer {n}") })),
-            )
-            .await;
-        assert_eq!(status, 201);
+        writer.reply(topic, &format!("writer {n}")).await;
         writers.push(writer);
     }
     let stored: i32 = client

@@ -7,7 +7,7 @@ use veritable_tests::metrics::metric;
 use veritable_tests::ws::{events_in_order, next, open, subscribe};
 use veritable_tests::{Api, FreshDb, TestServer, until};
 
-use super::{reply, server_config};
+use super::server_config;
 
 #[tokio::test]
 async fn events_arrive_in_order_and_resume_with_since_across_proxies() {
@@ -22,7 +22,7 @@ async fn events_arrive_in_order_and_resume_with_since_across_proxies() {
     assert!(frames.iter().any(|f| f["type"] == "subscribed"), "{frames:?}");
     let mut posted = Vec::new();
     for i in 0..3 {
-        posted.push(reply(&writer, 5, &format!("live {i}")).await);
+        posted.push(writer.reply(5, &format!("live {i}")).await);
     }
     let mut last_seq = 0;
     let mut first_seq = 0;
@@ -45,8 +45,8 @@ async fn events_arrive_in_order_and_resume_with_since_across_proxies() {
 
     // Missed while away, and proxy A stopped: resume on B from the last seq.
     a.stop().await.expect("stop A");
-    let missed = [reply(&writer, 5, "missed 1").await, reply(&writer, 5, "missed 2").await];
-    reply(&writer, 6, "another room").await;
+    let missed = [writer.reply(5, "missed 1").await, writer.reply(5, "missed 2").await];
+    writer.reply(6, "another room").await;
     let mut socket = open(&b, None, None).await.expect("connect");
     let frames = subscribe(&mut socket, "topic:5", Some(last_seq)).await;
     // From the backlog, or live if B had not read them yet when we subscribed.
@@ -56,7 +56,7 @@ async fn events_arrive_in_order_and_resume_with_since_across_proxies() {
         replayed.extend(next(&mut socket).await["data"]["id"].as_i64());
     }
     assert_eq!(replayed, missed, "the missed events, once each, in order: {frames:?}");
-    let live = reply(&writer, 5, "after the seam").await;
+    let live = writer.reply(5, "after the seam").await;
     let event = next(&mut socket).await;
     assert_eq!(event["data"]["id"], live, "no duplicate or gap at the seam: {event}");
     let live_seq = event["id"].as_i64().expect("seq");
@@ -188,7 +188,7 @@ async fn events_invalidate_other_proxies_caches() {
         .as_i64()
         .expect("id");
     assert_ne!(before["items"][0]["id"], bumped);
-    reply(&on_a, bumped, "bump").await;
+    on_a.reply(bumped, "bump").await;
     until("B's cached list shows the bump", || async {
         let (_, now) = on_b.get("/api/v1/forums/topics?limit=3").await;
         now["items"].as_array().expect("items").iter().any(|t| t["id"] == bumped)
@@ -202,7 +202,7 @@ async fn events_invalidate_other_proxies_caches() {
         list["items"].as_array().expect("items").iter().find(|t| t["id"] == bumped).map(|t| t["reply_count"].clone())
     };
     let counted = replies(on_b.get("/api/v1/forums/topics?limit=3").await.1).expect("the bumped topic is listed");
-    reply(&on_a, bumped, "again").await;
+    on_a.reply(bumped, "again").await;
     until("B's cached list shows the second reply", || async {
         replies(on_b.get("/api/v1/forums/topics?limit=3").await.1).is_some_and(|now| now != counted)
     })
@@ -253,7 +253,7 @@ async fn a_topics_cached_tree_follows_its_replies_on_every_proxy() {
     assert_eq!(reader.get(&path).await.1, before, "served from B's cache");
     assert!(metric(&b, "veritable_response_cache_hits_total").await > hits);
 
-    let id = reply(&writer, topic, "fresh in the tree").await;
+    let id = writer.reply(topic, "fresh in the tree").await;
     assert!(shows(&writer.get(&path).await.1, "fresh in the tree"), "the author's next read shows the reply");
     let posted = std::time::Instant::now();
     until("B's cached tree shows the reply", || async { shows(&reader.get(&path).await.1, "fresh in the tree") }).await;

@@ -11,7 +11,7 @@ use veritable_tests::metrics::{eventually_metric, metric};
 use veritable_tests::ws::{close_code, events_in_order, next, next_of, open, send, subscribe};
 use veritable_tests::{Api, FreshDb, TestServer, until};
 
-use super::{reply, server_config};
+use super::server_config;
 
 #[tokio::test]
 async fn refusals_are_explicit_and_abuse_closes() {
@@ -177,7 +177,7 @@ async fn the_listener_recovers_and_shutdown_says_1001() {
     let writer = Api::signed_in(&server, "demo").await;
     let mut socket = open(&server, None, None).await.expect("connect");
     subscribe(&mut socket, "topic:9", None).await;
-    let before = reply(&writer, 9, "before").await;
+    let before = writer.reply(9, "before").await;
     assert_eq!(next(&mut socket).await["data"]["id"], before);
 
     let killed: i64 = client
@@ -189,7 +189,7 @@ async fn the_listener_recovers_and_shutdown_says_1001() {
         .expect("terminate")
         .get(0);
     assert_eq!(killed, 1, "one listener connection per proxy");
-    let during = reply(&writer, 9, "while the listener was down").await;
+    let during = writer.reply(9, "while the listener was down").await;
     assert_eq!(next(&mut socket).await["data"]["id"], during);
     assert!(metric(&server, "veritable_ws_listener_reconnects_total").await >= 1.0);
 

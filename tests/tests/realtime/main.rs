@@ -5,17 +5,6 @@
 mod events;
 mod limits;
 mod presence;
-
-use serde_json::json;
-use veritable_tests::Api;
-
-pub async fn reply(api: &Api, topic: i64, body: &str) -> i64 {
-    let (status, reply) =
-        api.call("POST", &format!("/api/v1/forums/topics/{topic}/replies"), Some(json!({ "body": body }))).await;
-    assert_eq!(status, 201, "{reply}");
-    reply["id"].as_i64().expect("id")
-}
-
 pub fn server_config(url: &str) -> veritable_proxy::config::ServeConfig {
     let mut config = veritable_tests::serve_config(url);
     config.posts_per_minute = 10_000;

@@ -9,7 +9,7 @@ use veritable_tests::metrics::metric;
 use veritable_tests::ws::{Members, next, next_of, open, send, subscribe};
 use veritable_tests::{Api, FreshDb, TestServer, until};
 
-use super::{reply, server_config};
+use super::server_config;
 
 /// Presence is a snapshot on join and then the changes (who joined, who
 /// left), the same on both proxies; a user whose proxy died is dropped after the TTL; typing
@@ -47,7 +47,7 @@ async fn presence_and_typing_cross_proxies() {
         (Some("demo"), Some(5000)),
         "{typing}"
     );
-    let marker = reply(&demo, 5, "after typing").await;
+    let marker = demo.reply(5, "after typing").await;
     loop {
         let frame = next(&mut on_b).await;
         assert_ne!(frame["type"], "typing", "coalesced: one typing frame within 2 s");
@@ -107,7 +107,7 @@ async fn anonymous_sockets_get_no_presence_by_default() {
     assert_eq!(frames.last().expect("frame")["type"], "presence");
     send(&mut member, json!({ "op": "typing", "room": "topic:5" })).await;
     // Then an event: everything the hub sent before it was presence or typing.
-    let marker = reply(&demo, 5, "after the presence").await;
+    let marker = demo.reply(5, "after the presence").await;
     loop {
         let frame = next_of(&mut member, "event").await;
         if frame["data"]["id"] == marker {
@@ -209,7 +209,7 @@ async fn the_js_client_resumes_without_gaps_and_tracks_presence_and_typing() {
     js.command(json!({ "do": "subscribe", "room": "topic:5" })).await;
     js.until("subscribed", |l| l["on"] == "subscribed" && l["room"] == "topic:5").await;
     js.presence(json!(["demo"])).await;
-    let mut posted = vec![reply(&writer, 5, "live").await];
+    let mut posted = vec![writer.reply(5, "live").await];
     js.reply(posted[0]).await;
 
     // Another member arrives and types; the typing indicator expires by itself.
@@ -223,19 +223,19 @@ async fn the_js_client_resumes_without_gaps_and_tracks_presence_and_typing() {
     // Offline while two replies are posted: they come first on reconnect, once.
     js.command(json!({ "do": "close" })).await;
     js.status("closed").await;
-    posted.push(reply(&writer, 5, "missed 1").await);
-    posted.push(reply(&writer, 5, "missed 2").await);
+    posted.push(writer.reply(5, "missed 1").await);
+    posted.push(writer.reply(5, "missed 2").await);
     js.command(json!({ "do": "connect" })).await;
     js.until("resubscribed", |l| l["on"] == "subscribed").await;
-    posted.push(reply(&writer, 5, "after reconnect").await);
+    posted.push(writer.reply(5, "after reconnect").await);
     js.reply(posted[3]).await;
 
     // A dropped socket: the client reconnects by itself and resumes.
     js.command(json!({ "do": "drop" })).await;
     js.status("closed").await;
-    posted.push(reply(&writer, 5, "during the drop").await);
+    posted.push(writer.reply(5, "during the drop").await);
     js.until("resubscribed", |l| l["on"] == "subscribed").await;
-    posted.push(reply(&writer, 5, "after the drop").await);
+    posted.push(writer.reply(5, "after the drop").await);
     js.reply(posted[5]).await;
     assert_eq!(js.replies, posted, "every reply once, in order, across a close and a drop");
 
@@ -261,7 +261,7 @@ async fn the_js_client_resumes_without_gaps_and_tracks_presence_and_typing() {
     js.command(json!({ "do": "connect" })).await;
     js.until("resync", |l| l["on"] == "resync" && l["room"] == "topic:5").await;
     js.until("resubscribed", |l| l["on"] == "subscribed").await;
-    let after_resync = reply(&writer, 5, "after the resync").await;
+    let after_resync = writer.reply(5, "after the resync").await;
     js.reply(after_resync).await;
     assert_eq!(js.replies.last(), Some(&after_resync));
     assert_eq!(js.replies.len(), posted.len() + 1, "the flood is not replayed: the app reloads the room instead");
