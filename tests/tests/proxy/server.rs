@@ -43,10 +43,11 @@ async fn the_pool_is_open_before_the_first_request() {
     let name = format!("warm-{}-{nanos}", std::process::id());
     let url = format!("{}?application_name={name}", database_url());
     let mut config = veritable_tests::serve_config(&url);
-    config.db.pool_size = 4;
+    config.db.pool_size = 6;
     let server = TestServer::start_with(config).await;
-    // Answered only once the listener accepts, that is after the warm-up.
-    let response = reqwest::get(server.url("/healthz")).await.expect("request");
+    // Answered only once the listener accepts, that is after the warm-up
+    // (and without a query, so each backend's last statement is the warm-up's).
+    let response = reqwest::get(server.url("/metrics")).await.expect("request");
     assert_eq!(response.status(), 200);
     let db = veritable_tests::connect(&database_url()).await;
     let open: i64 = db
@@ -54,8 +55,45 @@ async fn the_pool_is_open_before_the_first_request() {
         .await
         .expect("pg_stat_activity")
         .get(0);
-    assert_eq!(open, 4, "every pooled connection open after one request");
+    assert_eq!(open, 6, "every pooled connection open after one request");
+    // Each backend ran the post function (PL/pgSQL compiled it there) and
+    // ended its transaction: all idle, not idle in one. The proxy's own
+    // background work (presence, the events) may have used a connection
+    // since, so one or two show a later statement.
+    let warmed: Vec<(String, String)> = db
+        .query("SELECT state, query FROM pg_stat_activity WHERE application_name = $1", &[&name])
+        .await
+        .expect("pg_stat_activity")
+        .iter()
+        .map(|row| (row.get(0), row.get(1)))
+        .collect();
+    assert!(warmed.iter().all(|(state, _)| state == "idle"), "{warmed:?}");
+    let ran = warmed.iter().filter(|(_, query)| query.as_str() == veritable_proxy::store::WARM_UP).count();
+    assert!(ran >= 4, "{ran} of 6 backends show the warm-up as their last statement: {warmed:?}");
     server.stop().await.expect("stop");
+}
+
+/// The warm-up writes nothing: the post function refuses its two posts
+/// (no topic 0) and its transaction is rolled back; before the rollback it
+/// holds no transaction id, so it wrote and locked no row.
+#[tokio::test]
+async fn the_warm_up_writes_nothing() {
+    let db = veritable_tests::connect(&database_url()).await;
+    let probe = veritable_proxy::store::WARM_UP
+        .replace("ROLLBACK;", "SELECT pg_current_xact_id_if_assigned() IS NULL AS unwritten; ROLLBACK;");
+    assert_ne!(probe, veritable_proxy::store::WARM_UP, "the warm-up ends with its rollback");
+    let messages = db.simple_query(&probe).await.expect("the warm-up runs");
+    let answers: Vec<String> = messages
+        .iter()
+        .filter_map(|m| match m {
+            tokio_postgres::SimpleQueryMessage::Row(row) => row.get(0).map(str::to_owned),
+            _ => None,
+        })
+        .collect();
+    // The list page's count, the refused posts' count (two rows of outcome), unwritten.
+    assert_eq!(answers.len(), 3, "{answers:?}");
+    assert_eq!(answers[1], "2", "one outcome per post");
+    assert_eq!(answers[2], "t", "the warm-up took no transaction id: {answers:?}");
 }
 
 /// A flood of probes costs the database one query a second, not one each.
