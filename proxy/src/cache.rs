@@ -93,6 +93,13 @@ enum Kind {
     Page,
 }
 
+/// The kind of entry a load makes ([`Kind`] once its load starts).
+#[derive(Debug, Clone, Copy)]
+enum Class {
+    List,
+    Page,
+}
+
 /// Each entry's lifetime by its kind.
 struct Lifetimes {
     list: Duration,
@@ -230,7 +237,7 @@ impl ResponseCache {
         let mut load = Some(load);
         for _ in 0..2 {
             let round = self
-                .fill(cache, key.clone(), false, async {
+                .fill(cache, key.clone(), Class::List, async {
                     match load.take() {
                         Some(load) => load.await,
                         None => Err(AppError::Internal(anyhow::anyhow!("a cache load ran twice"))),
@@ -302,7 +309,7 @@ impl ResponseCache {
     where
         F: Future<Output = Result<String, AppError>>,
     {
-        self.get_or_fill(request, key, false, load).await
+        self.get_or_fill(request, key, Class::List, load).await
     }
 
     /// [`ResponseCache::get_or_load`] for a page: dropped only by
@@ -311,10 +318,16 @@ impl ResponseCache {
     where
         F: Future<Output = Result<String, AppError>>,
     {
-        self.get_or_fill(request, key, true, load).await
+        self.get_or_fill(request, key, Class::Page, load).await
     }
 
-    async fn get_or_fill<F>(&self, request: &HeaderMap, key: String, page: bool, load: F) -> Result<Prepared, AppError>
+    async fn get_or_fill<F>(
+        &self,
+        request: &HeaderMap,
+        key: String,
+        class: Class,
+        load: F,
+    ) -> Result<Prepared, AppError>
     where
         F: Future<Output = Result<String, AppError>>,
     {
@@ -332,7 +345,7 @@ impl ResponseCache {
             cache.invalidate(&key).await;
         }
         self.counters.misses.inc();
-        let filled = self.fill(cache, key.clone(), page, load).await?;
+        let filled = self.fill(cache, key.clone(), class, load).await?;
         Ok(self.encoded(cache, &key, filled, request).await)
     }
 
@@ -367,14 +380,23 @@ impl ResponseCache {
 
     /// `key`'s entry, filled by `load` unless a fill of it is in flight, in
     /// which case this waits for that one (concurrent misses share a load).
-    async fn fill<F>(&self, cache: &Cache<String, Filled>, key: String, page: bool, load: F) -> Result<Filled, AppError>
+    async fn fill<F>(
+        &self,
+        cache: &Cache<String, Filled>,
+        key: String,
+        class: Class,
+        load: F,
+    ) -> Result<Filled, AppError>
     where
         F: Future<Output = Result<String, AppError>>,
     {
         let load = async {
             self.counters.loads.inc();
             // Read before the load starts: a drop from now on is newer than what it reads.
-            let kind = if page { Kind::Page } else { Kind::List(self.generation.load(Ordering::Acquire)) };
+            let kind = match class {
+                Class::List => Kind::List(self.generation.load(Ordering::Acquire)),
+                Class::Page => Kind::Page,
+            };
             let at = Instant::now();
             load.await.map(|body| Filled { at, kind, body: Prepared::new(body) })
         };
@@ -484,6 +506,29 @@ mod tests {
         assert_eq!(grown, body.len() as u64 + overhead as u64, "weighed again with its gzip");
         assert!(body.len() > json.len() && grown < (overhead + 2 * json.len()) as u64, "{grown}");
         assert_eq!(cache.counters.loads.get(), 1, "still the one load");
+    }
+
+    /// What the cache keeps beside its entries is bounded too: the drop
+    /// times of pages (one per revision) and the sessions that just wrote
+    /// (one per post) stay at their caps however many arrive.
+    #[tokio::test]
+    async fn the_records_beside_the_entries_are_bounded() {
+        let cache = cache(Duration::from_secs(60));
+        let pages = PAGE_DROPS_TRACKED + 500;
+        for n in 0..pages {
+            cache.page_changed(&format!("wiki:{n}")).await;
+        }
+        let writers = WRITERS_TRACKED + 500;
+        for n in 0..writers {
+            let mut writer = [0u8; 32];
+            writer[..8].copy_from_slice(&n.to_le_bytes());
+            cache.wrote(&writer, Wrote { category: None, topic: None });
+        }
+        cache.page_drops.run_pending_tasks();
+        cache.writers.run_pending_tasks();
+        assert!(cache.page_drops.entry_count() <= PAGE_DROPS_TRACKED, "{} page drops", cache.page_drops.entry_count());
+        assert!(cache.writers.entry_count() <= WRITERS_TRACKED, "{} writers", cache.writers.entry_count());
+        assert!(cache.page_drops.entry_count() > 0 && cache.writers.entry_count() > 0, "and still kept");
     }
 
     /// A load that was running when its entry was dropped read what was
