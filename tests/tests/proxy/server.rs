@@ -57,9 +57,9 @@ async fn the_pool_is_open_before_the_first_request() {
         .get(0);
     assert_eq!(open, 6, "every pooled connection open after one request");
     // Each backend ran the post function (PL/pgSQL compiled it there) and
-    // ended its transaction: all idle, not idle in one. The proxy's own
+    // ended its transaction: none is left idle in one. The proxy's own
     // background work (presence, the events) may have used a connection
-    // since, so one or two show a later statement.
+    // since, or be using one now, so one or two show a later statement.
     let warmed: Vec<(String, String)> = db
         .query("SELECT state, query FROM pg_stat_activity WHERE application_name = $1", &[&name])
         .await
@@ -67,7 +67,7 @@ async fn the_pool_is_open_before_the_first_request() {
         .iter()
         .map(|row| (row.get(0), row.get(1)))
         .collect();
-    assert!(warmed.iter().all(|(state, _)| state == "idle"), "{warmed:?}");
+    assert!(warmed.iter().all(|(state, _)| !state.starts_with("idle in transaction")), "{warmed:?}");
     let ran = warmed.iter().filter(|(_, query)| query.as_str() == veritable_proxy::store::WARM_UP).count();
     assert!(ran >= 4, "{ran} of 6 backends show the warm-up as their last statement: {warmed:?}");
     server.stop().await.expect("stop");
