@@ -14,9 +14,10 @@
 //! Bounds: the queue holds `queue` posts (a full queue answers 503 at once);
 //! a post that waited longer than its bound before its batch left is
 //! answered 503 + Retry-After without being written, like a request that
-//! waited too long for a pooled connection, and the batch's own wait for a
-//! connection gets only what is left of its posts' bounds, so an admitted
-//! post starts within its bound of its arrival. The bound is `max_wait`,
+//! waited too long for a pooled connection, and while the batch waits for a
+//! connection each of its posts whose bound passes is answered so then (the
+//! younger ones wait on), so an admitted post starts within its bound of its
+//! arrival, and one old post does not fail its batch. The bound is `max_wait`,
 //! long enough to ride out a commit stall; but a queue that has not emptied
 //! for `max_wait` is not a burst, it is more posts than PostgreSQL takes
 //! (CoDel's "standing queue"), and posts that arrive while it stands get a
@@ -42,6 +43,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+use deadpool_postgres::{PoolError, TimeoutType};
 use prometheus::{Histogram, IntCounter};
 use tokio::sync::{Semaphore, mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
@@ -49,9 +51,9 @@ use tokio_util::task::TaskTracker;
 
 use crate::AppError;
 use crate::http::error::{lock_not_available, refused};
-use crate::store::Db;
 use crate::store::forums::{NewReplies, ReplyOutcome};
 use crate::store::ids::{ReplyId, TopicId, UserId};
+use crate::store::{Conn, Db};
 
 /// How batches are formed; from the server's configuration.
 #[derive(Debug, Clone, Copy)]
@@ -371,19 +373,38 @@ impl Batches {
         only_outcome(conn.reply_create(&replies([post], self.per_minute, false)).await)
     }
 
-    async fn answer(&self, batch: Vec<Job>) -> Vec<Job> {
-        let (db, per_minute, metrics) = (&self.db, self.per_minute, &self.metrics);
-        // The queue and the checkout share one bound, counted from each
-        // post's arrival: under overload a post admitted to a batch starts
-        // within its bound or is answered 503, never both waits.
-        let now = Instant::now();
-        let left = batch.iter().map(|job| job.start_by.saturating_duration_since(now)).min().unwrap_or_default();
-        let conn = match db.get_within(left).await {
-            Ok(conn) => conn,
-            Err(error) => {
-                answer_all(batch, AppError::from(error));
-                return Vec::new();
+    /// A pooled connection for `batch`. The queue and the checkout share one
+    /// bound, counted from each post's arrival: under overload a post
+    /// admitted to a batch starts within its bound or is answered 503, never
+    /// both waits. Each post is held to its own bound: one that passes while
+    /// the batch waits for a connection is answered then (503, as a request
+    /// that waited too long for one) and the younger ones wait on, so an old
+    /// post no longer takes a whole batch down with it. None when no post is
+    /// left to send.
+    async fn connection(&self, batch: &mut Vec<Job>) -> Option<Conn> {
+        loop {
+            let first = batch.iter().map(|job| job.start_by).min()?;
+            match self.db.get_within(first.saturating_duration_since(Instant::now())).await {
+                Ok(conn) => return Some(conn),
+                Err(error @ PoolError::Timeout(TimeoutType::Wait)) => {
+                    let now = Instant::now();
+                    let (late, live) = std::mem::take(batch).into_iter().partition(|job| job.start_by <= now);
+                    *batch = live;
+                    answer_all(late, AppError::from(error));
+                }
+                Err(error) => {
+                    answer_all(std::mem::take(batch), AppError::from(error));
+                    return None;
+                }
             }
+        }
+    }
+
+    async fn answer(&self, batch: Vec<Job>) -> Vec<Job> {
+        let (per_minute, metrics) = (self.per_minute, &self.metrics);
+        let mut batch = batch;
+        let Some(conn) = self.connection(&mut batch).await else {
+            return Vec::new();
         };
         let mut held = Vec::new();
         match conn.reply_create(&replies(batch.iter().map(|job| &job.post), per_minute, true)).await {

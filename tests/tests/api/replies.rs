@@ -296,6 +296,76 @@ async fn a_post_that_waited_past_the_bound_is_refused_unwritten() {
     db.drop_db().await;
 }
 
+/// A batch that waits for a pooled connection holds each post to its own
+/// bound: the older post, whose bound passes first, is answered 503 then,
+/// and the younger one waits on and is written once a connection is free
+/// (before, the oldest post's bound was the whole batch's, so one old post
+/// took every post of its batch down with it).
+#[tokio::test]
+async fn a_batch_waiting_for_a_connection_refuses_only_the_posts_past_their_bound() {
+    // Short enough that the first post, held behind a lock meanwhile, stays
+    // within its batch's own lock timeout (2 s).
+    const WAIT_MS: u64 = 1_200;
+    let (db, client, server, token, mut blocker) = one_batch_at_a_time("api_post_checkout_bound", |config| {
+        config.post_wait_ms = WAIT_MS;
+        config.db.pool_size = 2;
+        // Reads wait for a connection as long as the test needs.
+        config.db.pool_timeout_ms = 30_000;
+    })
+    .await;
+    let categories: Vec<i64> = client
+        .query("SELECT id FROM forum_categories ORDER BY id LIMIT 2", &[])
+        .await
+        .expect("categories")
+        .iter()
+        .map(|row| row.get(0))
+        .collect();
+    assert_eq!(categories.len(), 2, "the seed has categories");
+    // The first post holds the batch slot and one connection behind a lock
+    // on the replies; two list reads behind a lock on the categories (which
+    // a post does not touch; the wiki pages would not do: the activity row's
+    // foreign key takes a lock on them for every reply) take the other
+    // connection and wait for it.
+    let replies_lock = blocker.transaction().await.expect("begin");
+    let first = hold_a_post(&replies_lock, &client, &server, &token).await;
+    let mut categories_blocker = veritable_tests::connect(&db.url).await;
+    let categories_lock = categories_blocker.transaction().await.expect("begin");
+    categories_lock.execute("LOCK TABLE forum_categories IN ACCESS EXCLUSIVE MODE", &[]).await.expect("lock");
+    let reads: Vec<_> = categories
+        .iter()
+        .map(|id| tokio::spawn(reqwest::get(server.url(&format!("/api/v1/forums/topics?category={id}")))))
+        .collect();
+    veritable_tests::metrics::eventually_metric(&server, "veritable_db_pool_waiting", 1.0).await;
+
+    let old = send_post(&server, &token, "queued first");
+    veritable_tests::metrics::eventually_metric(&server, "veritable_post_queue_length", 1.0).await;
+    // The bound is a time: the younger post comes half of it later.
+    tokio::time::sleep(std::time::Duration::from_millis(WAIT_MS / 2)).await;
+    let young = send_post(&server, &token, "queued second");
+    veritable_tests::metrics::eventually_metric(&server, "veritable_post_queue_length", 2.0).await;
+    // The first post is written; its connection goes to the waiting read,
+    // so the two queued posts leave as one batch that waits for a connection.
+    replies_lock.rollback().await.expect("release the replies");
+    assert_eq!(answer(first).await.0, 201);
+
+    let (status, retry, refused) = answer(old).await;
+    assert_eq!((status, refused["error"]["code"].as_str()), (503, Some("database_unavailable")), "{refused}");
+    assert!(retry.is_some(), "a 503 says when to come back");
+    // Within the younger post's bound, the reads finish and free both connections.
+    categories_lock.rollback().await.expect("release the categories");
+    let (status, _, written) = answer(young).await;
+    assert_eq!(status, 201, "{written}");
+    for read in reads {
+        assert_eq!(read.await.expect("task").expect("request").status(), 200);
+    }
+    assert_eq!(stored(&client, "queued first").await, 0, "refused, so not written");
+    assert_eq!(stored(&client, "queued second").await, 1);
+    let drift: i64 = client.query_one("SELECT veritable.reconcile_topic_stats()", &[]).await.expect("q").get(0);
+    assert_eq!(drift, 0);
+    server.stop().await.expect("stop");
+    db.drop_db().await;
+}
+
 /// A batch holds at most `post_batch_rows` replies: five posts queued behind
 /// a held one leave as batches of 2, 2 and 1, each post answered 201.
 #[tokio::test]
