@@ -400,9 +400,8 @@ impl Batches {
         }
     }
 
-    async fn answer(&self, batch: Vec<Job>) -> Vec<Job> {
+    async fn answer(&self, mut batch: Vec<Job>) -> Vec<Job> {
         let (per_minute, metrics) = (self.per_minute, &self.metrics);
-        let mut batch = batch;
         let Some(conn) = self.connection(&mut batch).await else {
             return Vec::new();
         };
