@@ -5,6 +5,7 @@
 mod events;
 mod limits;
 mod presence;
+
 pub fn server_config(url: &str) -> veritable_proxy::config::ServeConfig {
     let mut config = veritable_tests::serve_config(url);
     config.posts_per_minute = 10_000;
