@@ -23,8 +23,18 @@ SET LOCAL search_path = public;
 -- timeout within 15 s of a fresh database's first load, until autovacuum's
 -- ANALYZE replaced it. Planning at each call costs about a tenth of a
 -- millisecond; the plans follow the table's real size.
+--
+-- Merge joins are never considered (enable_mergejoin = off): costing one for
+-- the stamp's join on `id` makes the planner read the true lowest `id` from
+-- the primary key, walking every entry the pruner deleted and vacuum has not
+-- yet removed, all of them at that end. On a database pruning an hour's
+-- backlog that walk was 451 buffers and 4-14 ms of every call, about a fifth
+-- of PostgreSQL's CPU under posts alone (perf: mergejoinscansel under
+-- GetCachedPlan); without it the call reads 40 buffers (BENCHMARKS.md). No
+-- plan changes: a merge join was never chosen, only costed (the stamp is a
+-- nested loop of point lookups, or a hash join over a large backlog).
 CREATE OR REPLACE FUNCTION veritable.sequence_events(p_batch integer DEFAULT 10000) RETURNS bigint
-LANGUAGE plpgsql SET plan_cache_mode = force_custom_plan AS $$
+LANGUAGE plpgsql SET plan_cache_mode = force_custom_plan SET enable_mergejoin = off AS $$
 DECLARE
     horizon xid8 := pg_snapshot_xmin(pg_current_snapshot());
     last_seq bigint;
