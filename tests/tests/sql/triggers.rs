@@ -4,7 +4,7 @@
 use tokio_postgres::{Client, Transaction};
 use veritable_proxy::config::Scale;
 use veritable_proxy::seed::{self, Shape};
-use veritable_tests::{FreshDb, connect, database_url, sqlstate};
+use veritable_tests::{FreshDb, connect, database_url, sqlstate, until};
 
 /// reply_count, participant_count, last_reply_at (text) of a topic.
 async fn stats(tx: &Transaction<'_>, topic: i64) -> (i32, i32, Option<String>) {
@@ -545,9 +545,39 @@ async fn old_events_are_pruned_in_bounded_batches() {
 #[tokio::test]
 async fn the_sequencer_does_not_walk_pruned_events() {
     let (db, client) = FreshDb::migrated("seq_pruned").await;
-    let buffers = || async {
-        let client = &client;
-        client.execute("INSERT INTO events (room, kind) VALUES ('topic:1', 'test.new')", &[]).await.unwrap();
+    let client = &client;
+    // A transaction open anywhere in the cluster (other tests) holds the
+    // sequencer back: it is called until what it should stamp is stamped.
+    client
+        .execute("INSERT INTO events (room, kind) SELECT 'topic:1', 'test.old' FROM generate_series(1, 100000)", &[])
+        .await
+        .unwrap();
+    until("the sequencer stamps 100,000 events", || async move {
+        client.execute("SELECT veritable.sequence_events(200000)", &[]).await.unwrap();
+        let left: i64 = client.query_one("SELECT count(*) FROM events WHERE seq IS NULL", &[]).await.unwrap().get(0);
+        left == 0
+    })
+    .await;
+    client.execute("ANALYZE events", &[]).await.unwrap();
+    let before = stamping_call_buffers(client).await;
+    // As the pruner leaves them: all but the newest stamped event deleted.
+    let pruned = client.execute("DELETE FROM events WHERE kind = 'test.old'", &[]).await.unwrap();
+    assert_eq!(pruned, 100_000);
+    let after = stamping_call_buffers(client).await;
+    assert!(after <= before + 20, "a call read {before} buffers before 100,000 events were pruned and {after} after");
+    db.drop_db().await;
+}
+
+/// Buffers read by the sequencer call that stamps a new event.
+async fn stamping_call_buffers(client: &Client) -> i64 {
+    let id: i64 = client
+        .query_one("INSERT INTO events (room, kind) VALUES ('topic:1', 'test.new') RETURNING id", &[])
+        .await
+        .unwrap()
+        .get(0);
+    let read = std::cell::Cell::new(0);
+    let read_ref = &read;
+    until("the sequencer stamps the new event", || async move {
         let plan: Vec<String> = client
             .query("EXPLAIN (ANALYZE, BUFFERS, COSTS OFF) SELECT veritable.sequence_events()", &[])
             .await
@@ -562,25 +592,12 @@ async fn the_sequencer_does_not_walk_pruned_events() {
                 .find_map(|word| word.strip_prefix(key))
                 .map_or(0, |n| n.parse().unwrap_or_else(|_| panic!("{key} in {line}")))
         };
-        count("hit=") + count("read=")
-    };
-    // Each its own transaction: the sequencer stamps only what has committed.
-    for step in [
-        "INSERT INTO events (room, kind) SELECT 'topic:1', 'test.old' FROM generate_series(1, 100000)",
-        "SELECT veritable.sequence_events(200000)",
-        "ANALYZE events",
-    ] {
-        client.execute(step, &[]).await.unwrap();
-    }
-    let before = buffers().await;
-    // As the pruner leaves them: all but the newest stamped event deleted.
-    let pruned = client.execute("DELETE FROM events WHERE kind = 'test.old' AND seq IS NOT NULL", &[]).await.unwrap();
-    assert_eq!(pruned, 100_000);
-    let after = buffers().await;
-    assert!(after <= before + 20, "a call read {before} buffers before 100,000 events were pruned and {after} after");
-    let stamped: i64 = client.query_one("SELECT count(*) FROM events WHERE seq IS NOT NULL", &[]).await.unwrap().get(0);
-    assert_eq!(stamped, 2, "both new events stamped");
-    db.drop_db().await;
+        read_ref.set(count("hit=") + count("read="));
+        let stamped = client.query_one("SELECT seq IS NOT NULL FROM events WHERE id = $1", &[&id]).await.unwrap();
+        stamped.get(0)
+    })
+    .await;
+    read.get()
 }
 
 /// The proxy's batch statement: many replies in one INSERT, their derived
