@@ -186,11 +186,22 @@ pub const CATEGORIES: Sql = Sql {
    FROM (SELECT id, slug, name, description, position FROM forum_categories ORDER BY position, id LIMIT 1000) c",
 };
 
+/// The page as JSON text. Each row is spelled out with `json_build_object`:
+/// `to_jsonb(row)` minus the two bookkeeping columns built a jsonb, copied it
+/// twice and printed it again, 0.20 ms of a 20-row page's 0.46 against 0.10
+/// (pgbench, one client); the reply trees below likewise (500 rows: 6.6 ms of
+/// JSON against 4.9). Key order is the columns' order; the values are the same.
 pub const TOPIC_PAGE: Sql = Sql {
     name: "topic_page",
     types: &[Type::INT8, Type::TEXT, Type::INT4],
     text: "SELECT json_build_object(
-        'items', coalesce(json_agg(to_jsonb(p) - 'next_cursor' - 'ordinality' ORDER BY p.ordinality), '[]'),
+        'items', coalesce(json_agg(json_build_object(
+            'id', p.id, 'title', p.title, 'author_id', p.author_id, 'author_name', p.author_name,
+            'author_display_name', p.author_display_name, 'category_id', p.category_id,
+            'category_name', p.category_name, 'reply_count', p.reply_count, 'view_count', p.view_count,
+            'participant_count', p.participant_count, 'last_reply_at', p.last_reply_at,
+            'last_activity_at', p.last_activity_at, 'created_at', p.created_at, 'is_pinned', p.is_pinned,
+            'is_locked', p.is_locked, 'tags', p.tags) ORDER BY p.ordinality), '[]'),
         'next_cursor', max(p.next_cursor))::text
    FROM veritable.topic_page($1, $2, $3) WITH ORDINALITY AS p",
 };
@@ -200,7 +211,11 @@ pub const REPLY_TREE: Sql = Sql {
     types: &[Type::INT8, Type::INT4, Type::INT4, Type::INT8],
     text: "SELECT CASE WHEN NOT EXISTS (SELECT 1 FROM forum_topics WHERE id = $1 AND NOT is_deleted) THEN NULL
         ELSE json_build_object(
-            'items', coalesce(json_agg(to_jsonb(r) - 'has_more' - 'ordinality' ORDER BY r.ordinality), '[]'),
+            'items', coalesce(json_agg(json_build_object(
+                'id', r.id, 'parent_id', r.parent_id, 'depth', r.depth, 'path', r.path, 'author_id', r.author_id,
+                'author_name', r.author_name, 'body_html', r.body_html, 'created_at', r.created_at,
+                'child_count', r.child_count, 'children_cut', r.children_cut, 'is_deleted', r.is_deleted)
+                ORDER BY r.ordinality), '[]'),
             'has_more', coalesce(bool_or(r.has_more), false))::text END
    FROM veritable.reply_tree($1, $2, $3, $4) WITH ORDINALITY AS r",
 };
@@ -214,7 +229,11 @@ pub const REPLY_SUBTREE: Sql = Sql {
     text: "SELECT CASE WHEN NOT EXISTS (SELECT 1 FROM forum_replies r JOIN forum_topics t ON t.id = r.topic_id
                                   WHERE r.id = $1 AND NOT t.is_deleted) THEN NULL
         ELSE json_build_object(
-            'items', coalesce(json_agg(to_jsonb(r) - 'has_more' - 'ordinality' ORDER BY r.ordinality), '[]'),
+            'items', coalesce(json_agg(json_build_object(
+                'id', r.id, 'parent_id', r.parent_id, 'depth', r.depth, 'path', r.path, 'author_id', r.author_id,
+                'author_name', r.author_name, 'body_html', r.body_html, 'created_at', r.created_at,
+                'child_count', r.child_count, 'children_cut', r.children_cut, 'is_deleted', r.is_deleted)
+                ORDER BY r.ordinality), '[]'),
             'has_more', coalesce(bool_or(r.has_more), false))::text END
    FROM veritable.reply_subtree($1, $2, $3, $4) WITH ORDINALITY AS r",
 };
