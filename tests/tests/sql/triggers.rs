@@ -573,7 +573,7 @@ async fn stamping_call_buffers(client: &Client) -> i64 {
     let id: i64 = client
         .query_one("INSERT INTO events (room, kind) VALUES ('topic:1', 'test.new') RETURNING id", &[])
         .await
-        .unwrap()
+        .expect("insert an event")
         .get(0);
     let read = std::cell::Cell::new(0);
     let read_ref = &read;
@@ -581,7 +581,7 @@ async fn stamping_call_buffers(client: &Client) -> i64 {
         let plan: Vec<String> = client
             .query("EXPLAIN (ANALYZE, BUFFERS, COSTS OFF) SELECT veritable.sequence_events()", &[])
             .await
-            .unwrap()
+            .expect("explain the sequencer")
             .iter()
             .map(|row| row.get(0))
             .collect();
@@ -593,8 +593,8 @@ async fn stamping_call_buffers(client: &Client) -> i64 {
                 .map_or(0, |n| n.parse().unwrap_or_else(|_| panic!("{key} in {line}")))
         };
         read_ref.set(count("hit=") + count("read="));
-        let stamped = client.query_one("SELECT seq IS NOT NULL FROM events WHERE id = $1", &[&id]).await.unwrap();
-        stamped.get(0)
+        let stamped = client.query_one("SELECT seq IS NOT NULL FROM events WHERE id = $1", &[&id]).await;
+        stamped.expect("the event").get(0)
     })
     .await;
     read.get()
