@@ -206,18 +206,30 @@ pub const TOPIC_PAGE: Sql = Sql {
    FROM veritable.topic_page($1, $2, $3) WITH ORDINALITY AS p",
 };
 
-pub const REPLY_TREE: Sql = Sql {
-    name: "reply_tree",
-    types: &[Type::INT8, Type::INT4, Type::INT4, Type::INT8],
-    text: "SELECT CASE WHEN NOT EXISTS (SELECT 1 FROM forum_topics WHERE id = $1 AND NOT is_deleted) THEN NULL
-        ELSE json_build_object(
+/// A page of a reply tree's rows `r` (of `reply_tree` or `reply_subtree`,
+/// WITH ORDINALITY) as JSON text: `items` and `has_more`.
+macro_rules! reply_rows_json {
+    () => {
+        "json_build_object(
             'items', coalesce(json_agg(json_build_object(
                 'id', r.id, 'parent_id', r.parent_id, 'depth', r.depth, 'path', r.path, 'author_id', r.author_id,
                 'author_name', r.author_name, 'body_html', r.body_html, 'created_at', r.created_at,
                 'child_count', r.child_count, 'children_cut', r.children_cut, 'is_deleted', r.is_deleted)
                 ORDER BY r.ordinality), '[]'),
-            'has_more', coalesce(bool_or(r.has_more), false))::text END
-   FROM veritable.reply_tree($1, $2, $3, $4) WITH ORDINALITY AS r",
+            'has_more', coalesce(bool_or(r.has_more), false))::text"
+    };
+}
+
+pub const REPLY_TREE: Sql = Sql {
+    name: "reply_tree",
+    types: &[Type::INT8, Type::INT4, Type::INT4, Type::INT8],
+    text: concat!(
+        "SELECT CASE WHEN NOT EXISTS (SELECT 1 FROM forum_topics WHERE id = $1 AND NOT is_deleted) THEN NULL
+        ELSE ",
+        reply_rows_json!(),
+        " END
+   FROM veritable.reply_tree($1, $2, $3, $4) WITH ORDINALITY AS r"
+    ),
 };
 
 /// One reply and what hangs below it, in the tree's shape (NULL: no such
@@ -226,16 +238,14 @@ pub const REPLY_TREE: Sql = Sql {
 pub const REPLY_SUBTREE: Sql = Sql {
     name: "reply_subtree",
     types: &[Type::INT8, Type::INT4, Type::INT4, Type::INT8],
-    text: "SELECT CASE WHEN NOT EXISTS (SELECT 1 FROM forum_replies r JOIN forum_topics t ON t.id = r.topic_id
+    text: concat!(
+        "SELECT CASE WHEN NOT EXISTS (SELECT 1 FROM forum_replies r JOIN forum_topics t ON t.id = r.topic_id
                                   WHERE r.id = $1 AND NOT t.is_deleted) THEN NULL
-        ELSE json_build_object(
-            'items', coalesce(json_agg(json_build_object(
-                'id', r.id, 'parent_id', r.parent_id, 'depth', r.depth, 'path', r.path, 'author_id', r.author_id,
-                'author_name', r.author_name, 'body_html', r.body_html, 'created_at', r.created_at,
-                'child_count', r.child_count, 'children_cut', r.children_cut, 'is_deleted', r.is_deleted)
-                ORDER BY r.ordinality), '[]'),
-            'has_more', coalesce(bool_or(r.has_more), false))::text END
-   FROM veritable.reply_subtree($1, $2, $3, $4) WITH ORDINALITY AS r",
+        ELSE ",
+        reply_rows_json!(),
+        " END
+   FROM veritable.reply_subtree($1, $2, $3, $4) WITH ORDINALITY AS r"
+    ),
 };
 
 impl Conn {
