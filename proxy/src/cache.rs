@@ -128,7 +128,44 @@ pub struct ResponseCache {
     /// When each recently dropped page was dropped.
     page_drops: moka::sync::Cache<String, Instant>,
     /// Sessions that wrote within `refresh`: when, and where.
-    writers: moka::sync::Cache<WriterKey, (Instant, Wrote)>,
+    writers: moka::sync::Cache<WriterKey, Writes>,
+}
+
+/// The writes a session whose writes are tracked may still see cached as
+/// older: the newest exactly, and past [`WRITES_KEPT`] the oldest two folded
+/// into one that shows wherever either did, at the newer one's time.
+const WRITES_KEPT: usize = 4;
+
+/// A session's writes within `refresh`, each with where it shows (newest last).
+#[derive(Debug, Clone, Copy, Default)]
+struct Writes([Option<(Instant, Wrote)>; WRITES_KEPT]);
+
+impl Writes {
+    /// These writes and `wrote` at `at`, dropping those older than `window`.
+    fn and(self, at: Instant, wrote: Wrote, window: Duration) -> Self {
+        let mut kept: Vec<(Instant, Wrote)> =
+            self.0.into_iter().flatten().filter(|(then, _)| at.duration_since(*then) < window).collect();
+        kept.push((at, wrote));
+        while kept.len() > WRITES_KEPT {
+            let (older, newer) = (kept.remove(0), kept.remove(0));
+            kept.insert(0, (newer.0, older.1.or(newer.1)));
+        }
+        let mut writes = Self::default();
+        for (slot, write) in writes.0.iter_mut().zip(kept) {
+            *slot = Some(write);
+        }
+        writes
+    }
+
+    /// When the newest of these writes within `window` that `shows` shows was made.
+    fn newest(&self, shows: Shows, window: Duration) -> Option<Instant> {
+        self.0
+            .iter()
+            .flatten()
+            .filter(|(at, wrote)| at.elapsed() < window && shows.shows(*wrote))
+            .map(|(at, _)| *at)
+            .max()
+    }
 }
 
 /// Where a write shows: its topic's category lists, and its topic's tree
@@ -137,6 +174,14 @@ pub struct ResponseCache {
 pub struct Wrote {
     pub category: Option<i64>,
     pub topic: Option<i64>,
+}
+
+impl Wrote {
+    /// Where this write or `other` shows.
+    fn or(self, other: Self) -> Self {
+        let same = |a: Option<i64>, b: Option<i64>| if a == b { a } else { None };
+        Self { category: same(self.category, other.category), topic: same(self.topic, other.topic) }
+    }
 }
 
 /// What a cached read shows, for a writer's next read of it.
@@ -213,10 +258,8 @@ impl ResponseCache {
     where
         F: Future<Output = Result<String, AppError>>,
     {
-        let wrote_at = reader
-            .and_then(|reader| self.writers.get(reader))
-            .filter(|(_, wrote)| shows.shows(*wrote))
-            .map(|(at, _)| at);
+        let wrote_at =
+            reader.and_then(|reader| self.writers.get(reader)).and_then(|writes| writes.newest(shows, self.refresh));
         let (Some(cache), Some(wrote_at)) = (&self.cache, wrote_at) else {
             return self.get_or_load(request, key, load).await;
         };
@@ -259,9 +302,14 @@ impl ResponseCache {
 
     /// `writer` just wrote (committed): its reads within `refresh` of the
     /// lists of that category, and of that topic's tree, show the write.
+    /// Each of the session's writes within `refresh` is kept (not only its
+    /// last: a post in one category and then one in another must both show).
     pub fn wrote(&self, writer: &WriterKey, wrote: Wrote) {
         if self.cache.is_some() {
-            self.writers.insert(*writer, (Instant::now(), wrote));
+            let (now, window) = (Instant::now(), self.refresh);
+            self.writers.entry(*writer).and_upsert_with(|writes| {
+                writes.map(|entry| *entry.value()).unwrap_or_default().and(now, wrote, window)
+            });
         }
     }
 
@@ -529,6 +577,48 @@ mod tests {
         assert!(cache.page_drops.entry_count() <= PAGE_DROPS_TRACKED, "{} page drops", cache.page_drops.entry_count());
         assert!(cache.writers.entry_count() <= WRITERS_TRACKED, "{} writers", cache.writers.entry_count());
         assert!(cache.page_drops.entry_count() > 0 && cache.writers.entry_count() > 0, "and still kept");
+    }
+
+    /// A writer's read of a list for `writer` (loaded with `body` if it must be).
+    async fn list_for(cache: &ResponseCache, writer: &WriterKey, category: i64, body: &str) -> String {
+        let key = format!("topics:{category}");
+        let (load, request) = (async { Ok(body.to_owned()) }, HeaderMap::new());
+        let loaded = cache.get_or_load_for(Some(writer), Shows::List(Some(category)), &request, key, load).await;
+        self::body(&loaded.expect("a load that cannot fail"))
+    }
+
+    /// A session that posts in one category and then in others within
+    /// `refresh` still reads the first category's list afresh: every write
+    /// of the window is kept, not only the last (which once made the first
+    /// post's list come from the cache, loaded before it). Past
+    /// [`WRITES_KEPT`] the oldest are folded into one that shows everywhere
+    /// either did, so the bound costs extra loads, never a stale read.
+    #[tokio::test]
+    async fn each_write_of_the_window_shows_in_its_writer_s_next_read() {
+        let cache = cache(Duration::from_secs(60));
+        let writer = [7u8; 32];
+        for category in 1..=8 {
+            assert_eq!(list_for(&cache, &[0u8; 32], category, "\"before\"").await, "\"before\"");
+        }
+        for category in 1..=6 {
+            cache.wrote(&writer, Wrote { category: Some(category), topic: Some(category * 10) });
+        }
+        for category in 1..=6 {
+            assert_eq!(list_for(&cache, &writer, category, "\"after\"").await, "\"after\"", "category {category}");
+        }
+        assert_eq!(list_for(&cache, &writer, 7, "\"after\"").await, "\"after\"", "the folded writes show everywhere");
+        let other = [8u8; 32];
+        cache.wrote(&other, Wrote { category: Some(1), topic: Some(10) });
+        assert_eq!(
+            list_for(&cache, &other, 8, "\"again\"").await,
+            "\"before\"",
+            "an exact write shows only where it is"
+        );
+        let writes = cache.writers.get(&writer).expect("tracked");
+        let kept: Vec<_> = writes.0.iter().flatten().map(|(_, wrote)| (wrote.category, wrote.topic)).collect();
+        assert_eq!(kept, [(None, None), (Some(4), Some(40)), (Some(5), Some(50)), (Some(6), Some(60))], "folded");
+        assert_eq!(writes.newest(Shows::Tree(20), Duration::from_secs(60)), writes.0[0].map(|(at, _)| at));
+        assert_eq!(writes.newest(Shows::List(Some(1)), Duration::ZERO), None, "none past the window");
     }
 
     /// A load that was running when its entry was dropped read what was
