@@ -17,8 +17,9 @@
 //!   one query per key (concurrent misses share one load). A drop is a new
 //!   generation: an entry whose load started in an older one is not served,
 //!   so a load that was running when its lists were dropped cannot outlive
-//!   the drop. A writer does not wait for the refresh: for `refresh` after a
-//!   write, that session's reads of the lists its write shows in (its topic's
+//!   the drop. A writer does not wait for the refresh: for `refresh` plus
+//!   [`EVENT_WAY`] after a write (the longest the lists can trail it while
+//!   events flow), that session's reads of the lists its write shows in (its topic's
 //!   category and all categories) and of its topic's tree take the cached
 //!   response only if it was loaded after the write, and otherwise load it
 //!   afresh and store it for everyone, so an author's next read shows their
@@ -54,9 +55,18 @@ use crate::AppError;
 /// out so the cache does not depend on the sessions that depend on it).
 pub type WriterKey = [u8; 32];
 
-/// Sessions that wrote in the last `refresh`, at most this many (a bound;
+/// Sessions that wrote in their window (`refresh` plus [`EVENT_WAY`]), at most this many (a bound;
 /// past it moka evicts the least used, whose next read may then be cached).
 const WRITERS_TRACKED: u64 = 100_000;
+
+/// How much longer than `refresh` a write is tracked for its writer: the
+/// lists are dropped within `refresh` of its event's arrival here, and the
+/// event comes after the commit (the sequencer's 10 ms tick, then the
+/// listener's fetch; tens of milliseconds under the seed's mix). Tracking
+/// only `refresh` left the writer a stale read when the event arrived after
+/// the tick that followed the write; past this, if the event is later still
+/// (the sequencer stalled), the writer's read trails like everyone's.
+const EVENT_WAY: Duration = Duration::from_secs(1);
 
 /// Pages dropped within a page's lifetime whose drop times are kept, at most
 /// this many (moka evicts the least used past it). One per wiki revision
@@ -127,7 +137,9 @@ pub struct ResponseCache {
     generation: AtomicU64,
     /// When each recently dropped page was dropped.
     page_drops: moka::sync::Cache<String, Instant>,
-    /// Sessions that wrote within `refresh`: when, and where.
+    /// How long a write is tracked for its writer: `refresh` plus [`EVENT_WAY`].
+    writes_window: Duration,
+    /// Sessions that wrote within `writes_window`: when, and where.
     writers: moka::sync::Cache<WriterKey, Writes>,
 }
 
@@ -136,7 +148,7 @@ pub struct ResponseCache {
 /// into one that shows wherever either did, at the newer one's time.
 const WRITES_KEPT: usize = 4;
 
-/// A session's writes within `refresh`, each with where it shows (newest last).
+/// A session's writes within its window, each with where it shows (newest last).
 #[derive(Debug, Clone, Copy, Default)]
 struct Writes([Option<(Instant, Wrote)>; WRITES_KEPT]);
 
@@ -220,14 +232,13 @@ impl ResponseCache {
                 })
                 .build()
         });
-        let writers = moka::sync::Cache::builder()
-            .max_capacity(WRITERS_TRACKED)
-            .time_to_live(refresh.max(Duration::from_millis(1)))
-            .build();
+        let writers =
+            moka::sync::Cache::builder().max_capacity(WRITERS_TRACKED).time_to_live(refresh + EVENT_WAY).build();
         Self {
             cache,
             counters,
             refresh,
+            writes_window: refresh + EVENT_WAY,
             dropped_at: std::sync::Mutex::new(None),
             pending: AtomicBool::new(false),
             generation: AtomicU64::new(0),
@@ -241,7 +252,7 @@ impl ResponseCache {
 
     /// [`ResponseCache::get_or_load`] for a response that `shows` a list page
     /// or a topic's tree, read by `reader`: if the reader wrote there within
-    /// `refresh`, a response loaded before that write is loaded afresh, and
+    /// its window, a response loaded before that write is loaded afresh, and
     /// what it read replaces the cached one for everyone. Writers waiting on
     /// one key share one load, as other misses do: every writer whose write
     /// came before a load started is answered by it (under the seed's mix,
@@ -258,8 +269,9 @@ impl ResponseCache {
     where
         F: Future<Output = Result<String, AppError>>,
     {
-        let wrote_at =
-            reader.and_then(|reader| self.writers.get(reader)).and_then(|writes| writes.newest(shows, self.refresh));
+        let wrote_at = reader
+            .and_then(|reader| self.writers.get(reader))
+            .and_then(|writes| writes.newest(shows, self.writes_window));
         let (Some(cache), Some(wrote_at)) = (&self.cache, wrote_at) else {
             return self.get_or_load(request, key, load).await;
         };
@@ -300,13 +312,13 @@ impl ResponseCache {
         Ok(Prepared::new(load.await?))
     }
 
-    /// `writer` just wrote (committed): its reads within `refresh` of the
-    /// lists of that category, and of that topic's tree, show the write.
-    /// Each of the session's writes within `refresh` is kept (not only its
+    /// `writer` just wrote (committed): its reads within `refresh` plus
+    /// [`EVENT_WAY`] of the lists of that category, and of that topic's
+    /// tree, show the write. Each of the session's writes of that window is kept (not only its
     /// last: a post in one category and then one in another must both show).
     pub fn wrote(&self, writer: &WriterKey, wrote: Wrote) {
         if self.cache.is_some() {
-            let (now, window) = (Instant::now(), self.refresh);
+            let (now, window) = (Instant::now(), self.writes_window);
             self.writers.entry(*writer).and_upsert_with(|writes| {
                 writes.map(|entry| *entry.value()).unwrap_or_default().and(now, wrote, window)
             });
