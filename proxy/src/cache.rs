@@ -55,9 +55,12 @@ use crate::AppError;
 /// out so the cache does not depend on the sessions that depend on it).
 pub type WriterKey = [u8; 32];
 
-/// Sessions that wrote in their window (`refresh` plus [`EVENT_WAY`]), at most this many (a bound;
-/// past it moka evicts the least used, whose next read may then be cached).
-const WRITERS_TRACKED: u64 = 100_000;
+/// Sessions that wrote in their window (`refresh` plus [`EVENT_WAY`]), at
+/// most this many (a bound; past it moka evicts the least used, whose next
+/// read may then be cached). Each holds ~600 bytes of [`Writes`], so ~12 MB
+/// at the bound, which is room for 16,000 posts a second (posts are rate
+/// limited per user; this machine commits ~5,000 a second).
+const WRITERS_TRACKED: u64 = 20_000;
 
 /// How much longer than `refresh` a write is tracked for its writer: the
 /// lists are dropped within `refresh` of its event's arrival here, and the
@@ -143,40 +146,80 @@ pub struct ResponseCache {
     writers: moka::sync::Cache<WriterKey, Writes>,
 }
 
-/// The writes a session whose writes are tracked may still see cached as
-/// older: the newest exactly, and past [`WRITES_KEPT`] the oldest two folded
-/// into one that shows wherever either did, at the newer one's time.
-const WRITES_KEPT: usize = 4;
+/// Categories whose lists a session wrote to within its window, kept
+/// exactly, at most this many (the seed's data has 12); past it the two
+/// written longest ago are folded into "every category".
+const CATEGORIES_KEPT: usize = 16;
 
-/// A session's writes within its window, each with where it shows (newest last).
+/// Topics whose trees a session wrote to within its window, kept exactly,
+/// at most this many; past it the same folding.
+const TOPICS_KEPT: usize = 8;
+
+/// A session's writes within its window: when it last wrote to each category
+/// (for the lists) and to each topic (for the trees).
 #[derive(Debug, Clone, Copy, Default)]
-struct Writes([Option<(Instant, Wrote)>; WRITES_KEPT]);
+struct Writes {
+    categories: Recent<CATEGORIES_KEPT>,
+    topics: Recent<TOPICS_KEPT>,
+}
 
 impl Writes {
-    /// These writes and `wrote` at `at`, dropping those older than `window`.
-    fn and(self, at: Instant, wrote: Wrote, window: Duration) -> Self {
-        let mut kept: Vec<(Instant, Wrote)> =
-            self.0.into_iter().flatten().filter(|(then, _)| at.duration_since(*then) < window).collect();
-        kept.push((at, wrote));
-        while kept.len() > WRITES_KEPT {
-            let (older, newer) = (kept.remove(0), kept.remove(0));
-            kept.insert(0, (newer.0, older.1.or(newer.1)));
-        }
-        let mut writes = Self::default();
-        for (slot, write) in writes.0.iter_mut().zip(kept) {
-            *slot = Some(write);
-        }
-        writes
+    /// These writes and `wrote` at `at`, forgetting those older than `window`.
+    fn and(mut self, at: Instant, wrote: Wrote, window: Duration) -> Self {
+        self.categories = self.categories.and(wrote.category, at, window);
+        self.topics = self.topics.and(wrote.topic, at, window);
+        self
     }
 
     /// When the newest of these writes within `window` that `shows` shows was made.
     fn newest(&self, shows: Shows, window: Duration) -> Option<Instant> {
-        self.0
-            .iter()
-            .flatten()
-            .filter(|(at, wrote)| at.elapsed() < window && shows.shows(*wrote))
-            .map(|(at, _)| *at)
-            .max()
+        match shows {
+            // Every write shows in the list of all categories.
+            Shows::List(None) => self.categories.newest(|_| true, window),
+            Shows::List(Some(category)) => self.categories.newest(|key| key.is_none_or(|k| k == category), window),
+            Shows::Tree(topic) => self.topics.newest(|key| key.is_none_or(|k| k == topic), window),
+        }
+    }
+}
+
+/// The newest write time for each of at most `N` keys (`None`: every key).
+/// Past `N` the two keys written longest ago are folded into `None` at the
+/// newer one's time: a read then waits for a load after that, so the bound
+/// costs loads, never a stale read.
+#[derive(Debug, Clone, Copy)]
+struct Recent<const N: usize>([Option<(Option<i64>, Instant)>; N]);
+
+impl<const N: usize> Default for Recent<N> {
+    fn default() -> Self {
+        Self([None; N])
+    }
+}
+
+impl<const N: usize> Recent<N> {
+    fn and(self, key: Option<i64>, at: Instant, window: Duration) -> Self {
+        let mut kept: Vec<(Option<i64>, Instant)> =
+            self.0.into_iter().flatten().filter(|(_, then)| at.duration_since(*then) < window).collect();
+        kept.push((key, at));
+        loop {
+            // One entry per key, at its newest time, oldest first.
+            kept.sort_by_key(|(key, at)| (*key, std::cmp::Reverse(*at)));
+            kept.dedup_by_key(|(key, _)| *key);
+            kept.sort_by_key(|(_, at)| *at);
+            if kept.len() <= N {
+                break;
+            }
+            let (_, newer) = kept[1];
+            kept.splice(0..2, [(None, newer)]);
+        }
+        let mut recent = Self::default();
+        for (slot, entry) in recent.0.iter_mut().zip(kept) {
+            *slot = Some(entry);
+        }
+        recent
+    }
+
+    fn newest(&self, shows: impl Fn(Option<i64>) -> bool, window: Duration) -> Option<Instant> {
+        self.0.iter().flatten().filter(|(key, at)| at.elapsed() < window && shows(*key)).map(|(_, at)| *at).max()
     }
 }
 
@@ -188,14 +231,6 @@ pub struct Wrote {
     pub topic: Option<i64>,
 }
 
-impl Wrote {
-    /// Where this write or `other` shows.
-    fn or(self, other: Self) -> Self {
-        let same = |a: Option<i64>, b: Option<i64>| if a == b { a } else { None };
-        Self { category: same(self.category, other.category), topic: same(self.topic, other.topic) }
-    }
-}
-
 /// What a cached read shows, for a writer's next read of it.
 #[derive(Debug, Clone, Copy)]
 pub enum Shows {
@@ -203,15 +238,6 @@ pub enum Shows {
     List(Option<i64>),
     /// The first page of a topic's reply tree.
     Tree(i64),
-}
-
-impl Shows {
-    fn shows(self, wrote: Wrote) -> bool {
-        match self {
-            Self::List(category) => category.zip(wrote.category).is_none_or(|(c, w)| c == w),
-            Self::Tree(topic) => wrote.topic.is_none_or(|w| w == topic),
-        }
-    }
 }
 
 impl ResponseCache {
@@ -599,12 +625,11 @@ mod tests {
         self::body(&loaded.expect("a load that cannot fail"))
     }
 
-    /// A session that posts in one category and then in others within
-    /// `refresh` still reads the first category's list afresh: every write
-    /// of the window is kept, not only the last (which once made the first
-    /// post's list come from the cache, loaded before it). Past
-    /// [`WRITES_KEPT`] the oldest are folded into one that shows everywhere
-    /// either did, so the bound costs extra loads, never a stale read.
+    /// A session that posts in one category and then in others within its
+    /// window still reads the first category's list afresh: every write of
+    /// the window counts, not only the last (which once made the first post's
+    /// list come from the cache, loaded before it), and a category it did not
+    /// write to is served from the cache.
     #[tokio::test]
     async fn each_write_of_the_window_shows_in_its_writer_s_next_read() {
         let cache = cache(Duration::from_secs(60));
@@ -618,19 +643,29 @@ mod tests {
         for category in 1..=6 {
             assert_eq!(list_for(&cache, &writer, category, "\"after\"").await, "\"after\"", "category {category}");
         }
-        assert_eq!(list_for(&cache, &writer, 7, "\"after\"").await, "\"after\"", "the folded writes show everywhere");
-        let other = [8u8; 32];
-        cache.wrote(&other, Wrote { category: Some(1), topic: Some(10) });
-        assert_eq!(
-            list_for(&cache, &other, 8, "\"again\"").await,
-            "\"before\"",
-            "an exact write shows only where it is"
-        );
-        let writes = cache.writers.get(&writer).expect("tracked");
-        let kept: Vec<_> = writes.0.iter().flatten().map(|(_, wrote)| (wrote.category, wrote.topic)).collect();
-        assert_eq!(kept, [(None, None), (Some(4), Some(40)), (Some(5), Some(50)), (Some(6), Some(60))], "folded");
-        assert_eq!(writes.newest(Shows::Tree(20), Duration::from_secs(60)), writes.0[0].map(|(at, _)| at));
-        assert_eq!(writes.newest(Shows::List(Some(1)), Duration::ZERO), None, "none past the window");
+        assert_eq!(list_for(&cache, &writer, 7, "\"again\"").await, "\"before\"", "not written to: cached");
+        assert!(cache.writers.get(&writer).expect("tracked").newest(Shows::List(Some(1)), Duration::ZERO).is_none());
+    }
+
+    /// Past its bound a session's record folds the keys written longest ago
+    /// into "every key" at the newer one's time, one entry per key at its
+    /// newest time: reads wait for a load after that, never a stale one.
+    #[test]
+    fn a_writer_s_record_folds_its_oldest_keys_past_the_bound() {
+        let (start, window) = (Instant::now(), Duration::from_secs(60));
+        let at = |n: u64| start + Duration::from_millis(n);
+        let mut recent = Recent::<4>::default();
+        for (n, key) in [(1, 1), (2, 2), (3, 1), (4, 3), (5, 4)] {
+            recent = recent.and(Some(key), at(n), window);
+        }
+        let kept = |recent: &Recent<4>| recent.0.iter().flatten().map(|(key, at)| (*key, *at)).collect::<Vec<_>>();
+        assert_eq!(kept(&recent), [(Some(2), at(2)), (Some(1), at(3)), (Some(3), at(4)), (Some(4), at(5))], "exact");
+        recent = recent.and(Some(5), at(6), window);
+        assert_eq!(kept(&recent), [(None, at(3)), (Some(3), at(4)), (Some(4), at(5)), (Some(5), at(6))], "folded");
+        assert_eq!(recent.newest(|key| key.is_none_or(|k| k == 2), window), Some(at(3)), "2 is in the fold");
+        assert_eq!(recent.newest(|key| key.is_none_or(|k| k == 4), window), Some(at(5)), "4 is exact");
+        recent = recent.and(Some(6), at(70_000), window);
+        assert_eq!(kept(&recent), [(Some(6), at(70_000))], "the window's writes only");
     }
 
     /// A load that was running when its entry was dropped read what was
