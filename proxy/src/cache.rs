@@ -57,10 +57,10 @@ pub type WriterKey = [u8; 32];
 
 /// Sessions that wrote in their window (`refresh` plus [`EVENT_WAY`]), at
 /// most this many (a bound; past it moka evicts the least used, whose next
-/// read may then be cached). Each holds ~600 bytes of [`Writes`], so ~12 MB
-/// at the bound, which is room for 16,000 posts a second (posts are rate
-/// limited per user; this machine commits ~5,000 a second).
-const WRITERS_TRACKED: u64 = 20_000;
+/// read may then be cached). Each holds 768 bytes of [`Writes`], ~1.4 KB
+/// with its key and moka's entry, so ~14 MB at the bound: room for 8,000
+/// posts a second within the window (this machine commits ~5,000).
+const WRITERS_TRACKED: u64 = 10_000;
 
 /// How much longer than `refresh` a write is tracked for its writer: the
 /// lists are dropped within `refresh` of its event's arrival here, and the
@@ -615,6 +615,7 @@ mod tests {
         assert!(cache.page_drops.entry_count() <= PAGE_DROPS_TRACKED, "{} page drops", cache.page_drops.entry_count());
         assert!(cache.writers.entry_count() <= WRITERS_TRACKED, "{} writers", cache.writers.entry_count());
         assert!(cache.page_drops.entry_count() > 0 && cache.writers.entry_count() > 0, "and still kept");
+        assert!(std::mem::size_of::<Writes>() <= 768, "the record WRITERS_TRACKED's memory figure counts");
     }
 
     /// A writer's read of a list for `writer` (loaded with `body` if it must be).
