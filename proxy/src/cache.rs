@@ -19,11 +19,11 @@
 //!   so a load that was running when its lists were dropped cannot outlive
 //!   the drop. A writer does not wait for the refresh: for `refresh` plus
 //!   [`EVENT_WAY`] after a write (the longest the lists can trail it while
-//!   events flow), that session's reads of the lists its write shows in (its topic's
-//!   category and all categories) and of its topic's tree take the cached
-//!   response only if it was loaded after the write, and otherwise load it
-//!   afresh and store it for everyone, so an author's next read shows their
-//!   post.
+//!   events flow), that session's reads of the lists its write shows in
+//!   (its topic's category and all categories) and of its topic's tree take
+//!   the cached response only if it was loaded after the write, and
+//!   otherwise load it afresh and store it for everyone, so an author's next
+//!   read shows their post.
 //! - **Pages** (wiki pages) live `page_ttl` (30 s): topic and reply events
 //!   leave them alone, and a page's own events drop it, and it alone. A load
 //!   that started before its page was dropped is not served afterwards (the
@@ -340,8 +340,9 @@ impl ResponseCache {
 
     /// `writer` just wrote (committed): its reads within `refresh` plus
     /// [`EVENT_WAY`] of the lists of that category, and of that topic's
-    /// tree, show the write. Each of the session's writes of that window is kept (not only its
-    /// last: a post in one category and then one in another must both show).
+    /// tree, show the write. Each of the session's writes of that window
+    /// counts, not only its last: a post in one category and then one in
+    /// another must both show.
     pub fn wrote(&self, writer: &WriterKey, wrote: Wrote) {
         if self.cache.is_some() {
             let (now, window) = (Instant::now(), self.writes_window);
