@@ -211,7 +211,8 @@ pub struct ServeConfig {
     /// Under a stream of changes, cached list pages and reply trees are
     /// dropped at most this often (so they trail a write by at most this
     /// much); 0 drops them on every change. A session's own reads of what
-    /// its write shows in skip the cache this long after it writes.
+    /// its writes show in take only responses loaded after them, for this
+    /// long plus a second (the write's event's way here) after each write.
     #[arg(long, env = "VERITABLE_READ_CACHE_REFRESH_MS", default_value_t = 250)]
     pub read_cache_refresh_ms: u64,
     /// The realtime listener's own connection (direct, not through pgbouncer);
