@@ -199,18 +199,15 @@ impl<const N: usize> Recent<N> {
     fn and(self, key: Option<i64>, at: Instant, window: Duration) -> Self {
         let mut kept: Vec<(Option<i64>, Instant)> =
             self.0.into_iter().flatten().filter(|(_, then)| at.duration_since(*then) < window).collect();
-        kept.push((key, at));
-        loop {
-            // One entry per key, at its newest time, oldest first.
-            kept.sort_by_key(|(key, at)| (*key, std::cmp::Reverse(*at)));
-            kept.dedup_by_key(|(key, _)| *key);
+        put(&mut kept, key, at);
+        while kept.len() > N {
             kept.sort_by_key(|(_, at)| *at);
-            if kept.len() <= N {
-                break;
-            }
             let (_, newer) = kept[1];
-            kept.splice(0..2, [(None, newer)]);
+            kept.drain(0..2);
+            put(&mut kept, None, newer);
         }
+        // Oldest first.
+        kept.sort_by_key(|(_, at)| *at);
         let mut recent = Self::default();
         for (slot, entry) in recent.0.iter_mut().zip(kept) {
             *slot = Some(entry);
@@ -219,7 +216,21 @@ impl<const N: usize> Recent<N> {
     }
 
     fn newest(&self, shows: impl Fn(Option<i64>) -> bool, window: Duration) -> Option<Instant> {
-        self.0.iter().flatten().filter(|(key, at)| at.elapsed() < window && shows(*key)).map(|(_, at)| *at).max()
+        let now = Instant::now();
+        self.0
+            .iter()
+            .flatten()
+            .filter(|(key, at)| now.duration_since(*at) < window && shows(*key))
+            .map(|(_, at)| *at)
+            .max()
+    }
+}
+
+/// `key` written at `at`: one entry per key, at its newest time.
+fn put(kept: &mut Vec<(Option<i64>, Instant)>, key: Option<i64>, at: Instant) {
+    match kept.iter_mut().find(|(k, _)| *k == key) {
+        Some(entry) => entry.1 = entry.1.max(at),
+        None => kept.push((key, at)),
     }
 }
 
@@ -258,13 +269,13 @@ impl ResponseCache {
                 })
                 .build()
         });
-        let writers =
-            moka::sync::Cache::builder().max_capacity(WRITERS_TRACKED).time_to_live(refresh + EVENT_WAY).build();
+        let writes_window = refresh + EVENT_WAY;
+        let writers = moka::sync::Cache::builder().max_capacity(WRITERS_TRACKED).time_to_live(writes_window).build();
         Self {
             cache,
             counters,
             refresh,
-            writes_window: refresh + EVENT_WAY,
+            writes_window,
             dropped_at: std::sync::Mutex::new(None),
             pending: AtomicBool::new(false),
             generation: AtomicU64::new(0),
