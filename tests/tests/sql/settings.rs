@@ -12,8 +12,9 @@ use veritable_tests::{connect, database_url};
 async fn a_restart_reloads_the_buffers_it_had() {
     let client = connect(&database_url()).await;
     // pg_settings, not current_setting: the setting of a library that is not
-    // loaded is a placeholder (text, settable by anyone), and only a role
-    // allowed to read all settings may read `shared_preload_libraries`.
+    // loaded is a placeholder, which current_setting reads back like a real
+    // one and pg_settings does not list; and only a role allowed to read all
+    // settings may read `shared_preload_libraries` itself.
     let rows = client
         .query(
             "SELECT name, vartype, context, setting FROM pg_settings
