@@ -35,7 +35,7 @@ impl FreshDb {
     pub async fn create(name: &str) -> Self {
         let admin = connect(&env("VERITABLE_TEST_CREATEDB_URL")).await;
         let name = format!("vt_{name}");
-        admin.batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).await.expect("drop leftover");
+        drop_database(&admin, &name).await;
         admin.batch_execute(&format!("CREATE DATABASE {name}")).await.expect("the test role may create databases");
         let base = database_url();
         let url = match base.rsplit_once('/') {
@@ -62,11 +62,24 @@ impl FreshDb {
 
     pub async fn drop_db(self) {
         let admin = connect(&env("VERITABLE_TEST_CREATEDB_URL")).await;
-        admin
-            .batch_execute(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name))
-            .await
-            .expect("drop database");
+        drop_database(&admin, &self.name).await;
     }
+}
+
+/// Drops database `name` and whoever is connected to it. The test role may
+/// end only its own sessions: for a few seconds after a start, autoprewarm's
+/// worker (a superuser's process) reads each database it had buffers of,
+/// and the drop is refused with 42501 until it is done, so that is waited out.
+async fn drop_database(admin: &Client, name: &str) {
+    let drop = format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)");
+    crate::wait::until(&format!("database {name} dropped"), || async {
+        match admin.batch_execute(&drop).await {
+            Ok(()) => true,
+            Err(error) if error.code() == Some(&tokio_postgres::error::SqlState::INSUFFICIENT_PRIVILEGE) => false,
+            Err(error) => panic!("drop database {name}: {error}"),
+        }
+    })
+    .await;
 }
 
 /// The SQLSTATE of a failed statement, or a panic naming what succeeded.
