@@ -98,3 +98,8 @@ impl Api {
         reply["id"].as_i64().expect("id")
     }
 }
+
+/// The reply count a topic list page shows for `topic`, if it lists it.
+pub fn listed_reply_count(page: &serde_json::Value, topic: i64) -> Option<i64> {
+    page["items"].as_array().expect("items").iter().find(|t| t["id"] == topic).and_then(|t| t["reply_count"].as_i64())
+}

@@ -82,6 +82,16 @@ async fn drop_database(admin: &Client, name: &str) {
     .await;
 }
 
+/// The reply count PostgreSQL holds for `topic` (its stats row).
+pub async fn stored_reply_count(client: &Client, topic: i64) -> i64 {
+    let count: i32 = client
+        .query_one("SELECT reply_count FROM forum_topic_stats WHERE topic_id = $1", &[&topic])
+        .await
+        .expect("the topic's stats row")
+        .get(0);
+    i64::from(count)
+}
+
 /// The SQLSTATE of a failed statement, or a panic naming what succeeded.
 pub fn sqlstate<T: std::fmt::Debug>(result: Result<T, tokio_postgres::Error>) -> String {
     match result {

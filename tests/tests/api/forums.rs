@@ -6,6 +6,8 @@ use std::time::Duration;
 use serde_json::Value;
 use veritable_proxy::config::Scale;
 use veritable_proxy::seed::Shape;
+use veritable_tests::api::listed_reply_count;
+use veritable_tests::db::stored_reply_count;
 use veritable_tests::{Api, TestServer, closed_port, connect, database_url};
 
 async fn get(server: &TestServer, path: &str) -> (u16, Value) {
@@ -253,21 +255,6 @@ async fn posting_with_cached_lists(
     (db, client, server)
 }
 
-/// The reply count a list page shows for `topic`, if it lists it.
-fn shown_count(page: &Value, topic: i64) -> Option<i64> {
-    page["items"].as_array().expect("items").iter().find(|t| t["id"] == topic).and_then(|t| t["reply_count"].as_i64())
-}
-
-/// The reply count PostgreSQL holds for `topic`.
-async fn stored_count(client: &tokio_postgres::Client, topic: i64) -> i64 {
-    let count: i32 = client
-        .query_one("SELECT reply_count FROM forum_topic_stats WHERE topic_id = $1", &[&topic])
-        .await
-        .expect("q")
-        .get(0);
-    i64::from(count)
-}
-
 /// Under writes, cached lists are refreshed at most every
 /// `read_cache_refresh_ms` (not dropped on every event), yet a writer's own
 /// next read shows their post at once, and everyone's within the bound.
@@ -279,25 +266,25 @@ async fn a_writer_sees_their_post_in_cached_lists_at_once_and_others_soon() {
     let path = "/api/v1/forums/topics?category=1&limit=10";
     let (_, page) = get(&server, path).await;
     let topic = page["items"][0]["id"].as_i64().expect("a topic");
-    let before = shown_count(&page, topic).expect("its count");
+    let before = listed_reply_count(&page, topic).expect("its count");
     let (_, cached) = other.get(path).await;
-    assert_eq!(shown_count(&cached, topic), Some(before), "cached for everyone");
+    assert_eq!(listed_reply_count(&cached, topic), Some(before), "cached for everyone");
 
     let (status, _) = writer
         .call("POST", &format!("/api/v1/forums/topics/{topic}/replies"), Some(serde_json::json!({ "body": "mine" })))
         .await;
     assert_eq!(status, 201);
     let (_, own) = writer.get(path).await;
-    assert_eq!(shown_count(&own, topic), Some(before + 1), "the writer's next read shows the post");
+    assert_eq!(listed_reply_count(&own, topic), Some(before + 1), "the writer's next read shows the post");
 
     // A burst of posts by someone else: the lists catch up within the bound.
     for i in 0..20 {
         other.reply(topic, &format!("burst {i}")).await;
     }
-    let stored = stored_count(&client, topic).await;
+    let stored = stored_reply_count(&client, topic).await;
     assert_eq!(stored, before + 21);
     veritable_tests::until("an anonymous reader's cached list shows the burst", || async {
-        shown_count(&get(&server, path).await.1, topic) == Some(stored)
+        listed_reply_count(&get(&server, path).await.1, topic) == Some(stored)
     })
     .await;
     server.stop().await.expect("stop");
@@ -320,21 +307,21 @@ async fn a_writer_sees_each_of_their_posts_not_only_the_last() {
     // The first change after a quiet spell drops the lists at once; the
     // changes after it wait for the next drop, a minute on.
     other.reply(elsewhere, "the first change").await;
-    let after_first = stored_count(&client, elsewhere).await;
+    let after_first = stored_reply_count(&client, elsewhere).await;
     veritable_tests::until("the first change's drop", || async {
-        shown_count(&get(&server, two).await.1, elsewhere) == Some(after_first)
+        listed_reply_count(&get(&server, two).await.1, elsewhere) == Some(after_first)
     })
     .await;
     let cached = get(&server, one).await.1;
-    let before = shown_count(&cached, mine).expect("the topic is listed");
+    let before = listed_reply_count(&cached, mine).expect("the topic is listed");
 
     writer.reply(mine, "in category 1").await;
     writer.reply(elsewhere, "then in category 2").await;
-    let stored = stored_count(&client, mine).await;
+    let stored = stored_reply_count(&client, mine).await;
     assert_ne!(stored, before);
-    assert_eq!(shown_count(&get(&server, one).await.1, mine), Some(before), "others are served the cached list");
+    assert_eq!(listed_reply_count(&get(&server, one).await.1, mine), Some(before), "others are served the cached list");
     let (_, own) = writer.get(one).await;
-    assert_eq!(shown_count(&own, mine), Some(stored), "the writer's read shows their first post too");
+    assert_eq!(listed_reply_count(&own, mine), Some(stored), "the writer's read shows their first post too");
     server.stop().await.expect("stop");
     db.drop_db().await;
 }
@@ -351,22 +338,22 @@ async fn a_writer_sees_their_post_though_its_event_is_late() {
     let path = "/api/v1/forums/topics?category=1&limit=10";
     let (_, page) = get(&server, path).await;
     let topic = page["items"][0]["id"].as_i64().expect("a topic");
-    let before = shown_count(&page, topic).expect("its count");
+    let before = listed_reply_count(&page, topic).expect("its count");
 
     let sequencer = connect(&db.url).await;
     sequencer.execute("SELECT pg_advisory_lock(hashtext('veritable.sequence_events'))", &[]).await.expect("hold");
     writer.reply(topic, "while no event goes out").await;
-    let stored = stored_count(&client, topic).await;
+    let stored = stored_reply_count(&client, topic).await;
     // Past the refresh interval: time itself is the condition here.
     tokio::time::sleep(Duration::from_millis(300)).await;
     let (_, cached) = get(&server, path).await;
-    assert_eq!(shown_count(&cached, topic), Some(before), "no event came: others are served the cache");
+    assert_eq!(listed_reply_count(&cached, topic), Some(before), "no event came: others are served the cache");
     let (_, own) = writer.get(path).await;
-    assert_eq!(shown_count(&own, topic), Some(stored), "the writer's read shows their post");
+    assert_eq!(listed_reply_count(&own, topic), Some(stored), "the writer's read shows their post");
 
     sequencer.execute("SELECT pg_advisory_unlock(hashtext('veritable.sequence_events'))", &[]).await.expect("let go");
     veritable_tests::until("the event drops the lists for everyone", || async {
-        shown_count(&get(&server, path).await.1, topic) == Some(stored)
+        listed_reply_count(&get(&server, path).await.1, topic) == Some(stored)
     })
     .await;
     server.stop().await.expect("stop");
@@ -389,7 +376,7 @@ async fn writers_reading_a_list_they_changed_share_one_load() {
         writer.reply(topic, &format!("writer {n}")).await;
         writers.push(writer);
     }
-    let stored = stored_count(&client, topic).await;
+    let stored = stored_reply_count(&client, topic).await;
 
     let mut blocker = connect(&db.url).await;
     let lock = blocker.transaction().await.expect("begin");
@@ -420,7 +407,11 @@ async fn writers_reading_a_list_they_changed_share_one_load() {
     for read in reads {
         let (status, page) = read.await.expect("a read");
         assert_eq!(status, 200, "{page}");
-        assert_eq!(shown_count(&page, topic), Some(stored), "each writer's read shows every post made before it");
+        assert_eq!(
+            listed_reply_count(&page, topic),
+            Some(stored),
+            "each writer's read shows every post made before it"
+        );
     }
     assert_eq!(metric("veritable_response_cache_loads_total").await, loads + 1.0, "one load for the eight writers");
     server.stop().await.expect("stop");

@@ -3,7 +3,7 @@
 use serde_json::{Value, json};
 use veritable_proxy::config::Scale;
 use veritable_proxy::seed::Shape;
-use veritable_tests::db::posts_waiting_for_a_lock;
+use veritable_tests::db::{posts_waiting_for_a_lock, stored_reply_count};
 use veritable_tests::{Api, FreshDb, TestServer};
 
 async fn login(server: &TestServer, username: &str) -> String {
@@ -23,8 +23,7 @@ async fn posting_replies_stores_sanitized_html_and_refuses_what_it_must() {
     let server = TestServer::start_with(config).await;
     let token = login(&server, "demo").await;
     let topic = "10";
-    let before: i32 =
-        client.query_one("SELECT reply_count FROM forum_topic_stats WHERE topic_id = 10", &[]).await.expect("q").get(0);
+    let before = stored_reply_count(&client, 10).await;
 
     let (status, body) = post(&server, topic, None, &json!({ "body": "hi" })).await;
     assert_eq!((status, body["error"]["code"].as_str()), (401, Some("unauthorized")));
@@ -38,8 +37,7 @@ async fn posting_replies_stores_sanitized_html_and_refuses_what_it_must() {
     let (status, child) = post(&server, topic, Some(&token), &json!({ "body": "answer", "parent_id": parent })).await;
     assert_eq!(status, 201, "{child}");
     assert_eq!(child["depth"], 1);
-    let after: i32 =
-        client.query_one("SELECT reply_count FROM forum_topic_stats WHERE topic_id = 10", &[]).await.expect("q").get(0);
+    let after = stored_reply_count(&client, 10).await;
     assert_eq!(after, before + 2);
 
     let foreign: i64 =
@@ -104,8 +102,7 @@ async fn posts_gathered_into_one_batch_each_get_their_own_answer() {
     client.execute("UPDATE forum_topics SET is_locked = true WHERE id = 11", &[]).await.expect("lock");
     let foreign: i64 =
         client.query_one("SELECT id FROM forum_replies WHERE topic_id <> 10 LIMIT 1", &[]).await.expect("q").get(0);
-    let before: i32 =
-        client.query_one("SELECT reply_count FROM forum_topic_stats WHERE topic_id = 10", &[]).await.expect("q").get(0);
+    let before = stored_reply_count(&client, 10).await;
 
     // Hold the first post's batch behind a table lock, so the rest queue up
     // behind it and leave together once it is released.
@@ -173,8 +170,7 @@ async fn posts_gathered_into_one_batch_each_get_their_own_answer() {
     assert_eq!(also_good.await.expect("task").expect("request").0, 201);
     assert_eq!(veritable_tests::metrics::metric(&server, "veritable_post_batch_fallbacks_total").await, 1.0);
 
-    let after: i32 =
-        client.query_one("SELECT reply_count FROM forum_topic_stats WHERE topic_id = 10", &[]).await.expect("q").get(0);
+    let after = stored_reply_count(&client, 10).await;
     assert_eq!(after, before + 4, "the first post and demo's three");
     let mentioned: i64 = client
         .query_one("SELECT count(*) FROM notifications WHERE user_id = 1 AND kind = 'mention'", &[])

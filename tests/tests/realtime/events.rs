@@ -3,6 +3,7 @@
 use serde_json::json;
 use veritable_proxy::config::Scale;
 use veritable_proxy::seed::Shape;
+use veritable_tests::api::listed_reply_count;
 use veritable_tests::metrics::metric;
 use veritable_tests::ws::{events_in_order, next, open, subscribe};
 use veritable_tests::{Api, FreshDb, TestServer, until};
@@ -198,9 +199,7 @@ async fn events_invalidate_other_proxies_caches() {
     // Every event so far has reached B (the revision's came before the
     // reply's): the page cached now stays through the next list change.
     assert_eq!(on_b.get(path).await.1["current_revision"], 1);
-    let replies = |list: serde_json::Value| {
-        list["items"].as_array().expect("items").iter().find(|t| t["id"] == bumped).map(|t| t["reply_count"].clone())
-    };
+    let replies = |list: serde_json::Value| listed_reply_count(&list, bumped);
     let counted = replies(on_b.get("/api/v1/forums/topics?limit=3").await.1).expect("the bumped topic is listed");
     on_a.reply(bumped, "again").await;
     until("B's cached list shows the second reply", || async {
