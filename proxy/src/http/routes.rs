@@ -78,19 +78,33 @@ pub fn router(state: AppState, config: &ServeConfig) -> Router {
         .route("/", get(super::assets::index))
         .route("/assets/{version}/{file}", get(super::assets::file))
         .fallback(|| async { AppError::NotFound })
-        .layer(axum::middleware::from_fn_with_state(state.clone(), super::idempotency::remember))
-        .layer(axum::middleware::from_fn_with_state(state.clone(), middleware::read_your_writes))
-        // Outside the idempotency layer, so a replayed answer is encoded for
-        // the request at hand; cached bodies come encoded already (`compress`).
-        .layer(CompressionLayer::new().compress_when(
-            SizeAbove::new(256).and(NotForContentType::GRPC).and(NotForContentType::IMAGES).and(NotForContentType::SSE),
-        ))
-        .layer(DefaultBodyLimit::max(config.body_limit_bytes))
-        .layer(axum::middleware::from_fn_with_state(state.clone(), shed_load))
-        .layer(axum::middleware::from_fn_with_state(state.clone(), middleware::track))
-        .layer(TimeoutLayer::with_status_code(StatusCode::SERVICE_UNAVAILABLE, config.request_timeout()))
-        .layer(TraceLayer::new_for_http().make_span_with(request_span).on_failure(log_failure))
-        .layer(PropagateRequestIdLayer::x_request_id())
-        .layer(SetRequestIdLayer::x_request_id(RequestIds::default()))
+        // The middleware every request passes, outermost first, as one
+        // layer: each `Router::layer` call wraps every route in one more
+        // boxed service, which a request clones and whose future it boxes
+        // (ten calls were twenty allocations a request and the moves of ever
+        // larger futures; glibc's allocator was 18% of the proxy's CPU).
+        .layer(
+            tower::ServiceBuilder::new()
+                .layer(SetRequestIdLayer::x_request_id(RequestIds::default()))
+                .layer(PropagateRequestIdLayer::x_request_id())
+                .layer(TraceLayer::new_for_http().make_span_with(request_span).on_failure(log_failure))
+                .layer(TimeoutLayer::with_status_code(StatusCode::SERVICE_UNAVAILABLE, config.request_timeout()))
+                .layer(axum::middleware::from_fn_with_state(state.clone(), middleware::track))
+                .layer(axum::middleware::from_fn_with_state(state.clone(), shed_load))
+                .layer(DefaultBodyLimit::max(config.body_limit_bytes))
+                // Outside the idempotency layer, so a replayed answer is
+                // encoded for the request at hand; cached bodies come encoded
+                // already (`compress`).
+                .layer(
+                    CompressionLayer::new().compress_when(
+                        SizeAbove::new(256)
+                            .and(NotForContentType::GRPC)
+                            .and(NotForContentType::IMAGES)
+                            .and(NotForContentType::SSE),
+                    ),
+                )
+                .layer(axum::middleware::from_fn_with_state(state.clone(), middleware::read_your_writes))
+                .layer(axum::middleware::from_fn_with_state(state.clone(), super::idempotency::remember)),
+        )
         .with_state(state)
 }
