@@ -343,6 +343,23 @@ impl Cluster {
         Ok(out)
     }
 
+    /// How long the server's log is now: [`Cluster::log_from`] that offset
+    /// is what the server wrote since.
+    pub fn log_len(&self) -> u64 {
+        std::fs::metadata(&self.log).map_or(0, |m| m.len())
+    }
+
+    /// The server's log from byte `offset` on (lossy: a line cut at the
+    /// offset or by a write in progress is only compared, never parsed).
+    pub fn log_from(&self, offset: u64) -> anyhow::Result<String> {
+        use std::io::{Read, Seek, SeekFrom};
+        let mut file = std::fs::File::open(&self.log).with_context(|| format!("cannot open {}", self.log.display()))?;
+        file.seek(SeekFrom::Start(offset))?;
+        let mut bytes = Vec::new();
+        file.read_to_end(&mut bytes)?;
+        Ok(String::from_utf8_lossy(&bytes).into_owned())
+    }
+
     /// One SQL command as the superuser, over the private socket.
     pub fn superuser(&self, db: &str, sql: &str) -> anyhow::Result<String> {
         run::output(

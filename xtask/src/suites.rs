@@ -169,7 +169,7 @@ pub fn test() -> anyhow::Result<()> {
     outcomes.push(steps.step(
         "fault runs, short (each fault once, 12 s: PostgreSQL killed, connections terminated, a topic locked, \
          pgbouncer killed, one of two proxies killed behind haproxy, a rolling restart, PostgreSQL stalled, \
-         a replica killed, a replica promoted)",
+         a replica killed, a replica promoted; then a clean restart, whose shared buffers autoprewarm reads back)",
         || {
             let started = Instant::now();
             let (passed, failed) = faults::short(&cluster, TEST_DB)?;
