@@ -349,8 +349,8 @@ impl Cluster {
         std::fs::metadata(&self.log).map_or(0, |m| m.len())
     }
 
-    /// The server's log from byte `offset` on (lossy: a line cut at the
-    /// offset or by a write in progress is only compared, never parsed).
+    /// The server's log from byte `offset` on, as text (lossy); its last
+    /// line may be one the server is still writing.
     pub fn log_from(&self, offset: u64) -> anyhow::Result<String> {
         use std::io::{Read, Seek, SeekFrom};
         let mut file = std::fs::File::open(&self.log).with_context(|| format!("cannot open {}", self.log.display()))?;

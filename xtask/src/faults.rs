@@ -426,7 +426,9 @@ fn prewarm_after_restart(cluster: &Cluster, db: &str) -> anyhow::Result<u64> {
 /// "autoprewarm successfully prewarmed N of M previously-loaded blocks".
 fn prewarmed(log: &str) -> Option<(u64, u64)> {
     let rest = log.split("autoprewarm successfully prewarmed ").nth(1)?;
-    let mut words = rest.split_whitespace();
+    // The whole line only, not one the server is still writing.
+    let (counts, _) = rest.split_once(" previously-loaded blocks")?;
+    let mut words = counts.split_whitespace();
     let loaded = words.next()?.parse().ok()?;
     let listed = words.nth(1)?.parse().ok()?;
     Some((loaded, listed))
@@ -869,5 +871,6 @@ mod tests {
         assert_eq!(prewarmed("LOG:  database system is ready to accept connections\n"), None);
         // A line cut by a write in progress is not read yet.
         assert_eq!(prewarmed("LOG:  autoprewarm successfully prewarmed 30"), None);
+        assert_eq!(prewarmed("LOG:  autoprewarm successfully prewarmed 3071 of 30"), None);
     }
 }
