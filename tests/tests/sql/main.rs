@@ -4,6 +4,7 @@
 
 mod explain;
 mod migrations;
+mod reconcile;
 mod reply_tree;
 mod schema;
 mod seed;

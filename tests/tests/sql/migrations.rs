@@ -132,7 +132,8 @@ async fn the_sql_files_apply_with_plain_sql_as_a_dba_would() {
 async fn definitions(client: &impl GenericClient) -> BTreeMap<String, String> {
     let rows = client
         .query(
-            "SELECT 'function ' || n.nspname || '.' || p.proname, pg_get_functiondef(p.oid)
+            "SELECT CASE p.prokind WHEN 'p' THEN 'procedure ' ELSE 'function ' END || n.nspname || '.' || p.proname,
+                    pg_get_functiondef(p.oid)
                FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
               WHERE n.nspname IN ('veritable', 'public')
                 AND NOT EXISTS (SELECT 1 FROM pg_depend d

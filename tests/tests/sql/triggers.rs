@@ -2,8 +2,7 @@
 //! mentions, activity and the outbox, all in the writer's transaction.
 
 use tokio_postgres::{Client, Transaction};
-use veritable_proxy::config::Scale;
-use veritable_proxy::seed::{self, Shape};
+use veritable_proxy::seed;
 use veritable_tests::{FreshDb, connect, database_url, sqlstate};
 
 /// reply_count, participant_count, last_reply_at (text) of a topic.
@@ -293,73 +292,6 @@ async fn no_trigger_function_calls_pg_notify() {
     assert!(offenders.is_empty(), "{offenders:?}");
 }
 
-/// Many writers on separate connections, on a few hot topics; then the
-/// reconciliation finds nothing to fix.
-#[tokio::test]
-async fn counters_stay_exact_under_concurrent_writers() {
-    let (db, client) = FreshDb::seeded("concurrent_counters", &Shape::of(Scale::Small), 7).await;
-
-    let writers = (0..16).map(|w: i64| {
-        let url = db.url.clone();
-        tokio::spawn(async move {
-            let client = connect(&url).await;
-            let mut mine: Vec<i64> = Vec::new();
-            for i in 0..40_i64 {
-                let topic = 1 + (w + i) % 3;
-                let author = 4 + (w * 7 + i) % 50;
-                match i % 5 {
-                    // Soft delete, then restore, one of our replies.
-                    3 if !mine.is_empty() => {
-                        let id = mine[(i as usize) % mine.len()];
-                        client.execute("UPDATE forum_replies SET is_deleted = NOT is_deleted WHERE id = $1", &[&id]).await?;
-                    }
-                    4 if mine.len() > 1 => {
-                        let id = mine.remove(0);
-                        client.execute("DELETE FROM forum_replies WHERE id = $1 AND child_count = 0", &[&id]).await?;
-                    }
-                    // The proxy's batch statement: four replies over the three topics.
-                    _ if i % 2 == 0 => {
-                        let topics: Vec<i64> = (0..4).map(|k| 1 + (w + i + k) % 3).collect();
-                        let authors: Vec<i64> = (0..4).map(|k| 4 + (w * 7 + i + k) % 50).collect();
-                        let bodies: Vec<String> = (0..4).map(|k| format!("batch {w}/{i}/{k} @admin")).collect();
-                        let keys: Vec<String> = authors.iter().map(|a| format!("test:concurrent:{a}")).collect();
-                        let parents: Vec<Option<i64>> = vec![None; 4];
-                        let rows = client
-                            .query(
-                                veritable_proxy::store::forums::REPLY_CREATE.text,
-                                &[&topics, &parents, &authors, &bodies, &keys, &1_000_000_i32, &true],
-                            )
-                            .await?;
-                        for row in rows {
-                            if let Some(json) = row.get::<_, Option<String>>(3) {
-                                let reply: serde_json::Value = serde_json::from_str(&json).expect("json");
-                                mine.push(reply["id"].as_i64().expect("id"));
-                            }
-                        }
-                    }
-                    _ => {
-                        let body = if i % 7 == 0 { format!("hey @admin #{i}") } else { format!("reply {w}/{i}") };
-                        let row = client
-                            .query_one(
-                                "INSERT INTO forum_replies (topic_id, author_id, body) VALUES ($1, $2, $3) RETURNING id",
-                                &[&topic, &author, &body],
-                            )
-                            .await?;
-                        mine.push(row.get(0));
-                    }
-                }
-            }
-            Ok::<_, tokio_postgres::Error>(())
-        })
-    });
-    for writer in writers.collect::<Vec<_>>() {
-        writer.await.expect("task").expect("no writer failed (no deadlock, no constraint error)");
-    }
-    let drift: i64 = client.query_one("SELECT veritable.reconcile_topic_stats()", &[]).await.unwrap().get(0);
-    assert_eq!(drift, 0, "counters drifted under concurrency");
-    db.drop_db().await;
-}
-
 #[tokio::test]
 async fn a_topics_stats_row_is_created_with_it_and_follows_its_category_pin_and_deletion() {
     let mut client = connect(&database_url()).await;
@@ -447,40 +379,6 @@ async fn topic_tag_names_follow_tagging_untagging_renames_and_tag_deletion() {
         .get(0);
     assert_eq!(shown, name(&["zz-names-b"]));
     tx.rollback().await.unwrap();
-}
-
-#[tokio::test]
-async fn reconcile_finds_and_fixes_drift() {
-    let (db, client) = FreshDb::seeded("reconcile_drift", &Shape::of(Scale::Small), 7).await;
-    assert_eq!(reconcile(&client).await, 0, "the seed's derived data is exact");
-    client
-        .batch_execute(
-            "UPDATE forum_topic_stats SET reply_count = reply_count + 5 WHERE topic_id = 3;
-             UPDATE forum_topic_stats SET last_activity_at = '2000-01-01' WHERE topic_id = 4;
-             DELETE FROM forum_topic_participants WHERE topic_id = 1 AND user_id = (SELECT min(user_id) FROM forum_topic_participants WHERE topic_id = 1);
-             UPDATE forum_replies SET child_count = 42 WHERE id = 1;
-             UPDATE forum_topic_participants SET reply_count = reply_count + 3
-              WHERE (topic_id, user_id) = (SELECT topic_id, user_id FROM forum_topic_participants WHERE topic_id = 5 ORDER BY user_id LIMIT 1);
-             INSERT INTO forum_topic_participants (topic_id, user_id, reply_count)
-             SELECT 2, u.id, 1 FROM users u
-              WHERE NOT EXISTS (SELECT 1 FROM forum_replies r WHERE r.topic_id = 2 AND r.author_id = u.id AND NOT r.is_deleted)
-              ORDER BY u.id LIMIT 1;
-             UPDATE forum_topics SET tag_names = '{not-a-tag}' WHERE id = 6;
-             UPDATE forum_topic_stats SET is_pinned = NOT is_pinned WHERE topic_id = 7;
-             DELETE FROM forum_topic_stats WHERE topic_id = 8",
-        )
-        .await
-        .unwrap();
-    // A topic's counters, its activity time, a child count, a participant
-    // missing, miscounted and invented, a topic's tag names, the page
-    // order's copy of a pin, and a missing stats row.
-    assert_eq!(reconcile(&client).await, 9);
-    assert_eq!(reconcile(&client).await, 0, "fixed");
-    db.drop_db().await;
-}
-
-async fn reconcile(client: &Client) -> i64 {
-    client.query_one("SELECT veritable.reconcile_topic_stats()", &[]).await.expect("reconcile").get(0)
 }
 
 /// Pruning deletes old stamped events only, oldest first, at most a batch per
