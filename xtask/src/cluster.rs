@@ -282,14 +282,12 @@ impl Cluster {
             std::fs::read_to_string(format!("/proc/{pid}/stat"))
                 .is_ok_and(|stat| stat.rsplit_once(") ").is_some_and(|(_, rest)| !rest.starts_with('Z')))
         };
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-        while pids.iter().any(alive) {
-            if std::time::Instant::now() > deadline {
-                bail!("PostgreSQL's processes outlived kill -9 for 10 s");
-            }
-            std::thread::sleep(std::time::Duration::from_millis(20));
-        }
-        Ok(())
+        run::until(
+            "PostgreSQL's processes to end after kill -9",
+            std::time::Duration::from_secs(10),
+            std::time::Duration::from_millis(20),
+            || Ok(!pids.iter().any(alive)),
+        )
     }
 
     /// The postmaster and its children, postmaster last.

@@ -407,19 +407,16 @@ fn prewarm_after_restart(cluster: &Cluster, db: &str) -> anyhow::Result<u64> {
     // The stop writes the list of buffers (autoprewarm.blocks); the start reads it.
     cluster.stop()?;
     cluster.ensure_running()?;
-    let deadline = Instant::now() + Duration::from_secs(120);
-    loop {
-        if let Some((loaded, listed)) = prewarmed(&cluster.log_from(offset)?) {
-            if loaded == 0 {
-                bail!("autoprewarm read back 0 of {listed} blocks");
-            }
-            return Ok(loaded);
-        }
-        if Instant::now() > deadline {
-            bail!("no \"autoprewarm successfully prewarmed\" line in the server's log within 120 s of the restart");
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    run::poll(
+        "the server's log to say \"autoprewarm successfully prewarmed\" after the restart",
+        Duration::from_secs(120),
+        Duration::from_millis(100),
+        || match prewarmed(&cluster.log_from(offset)?) {
+            Some((0, listed)) => bail!("autoprewarm read back 0 of {listed} blocks"),
+            Some((loaded, _)) => Ok(Some(loaded)),
+            None => Ok(None),
+        },
+    )
 }
 
 /// `(loaded, listed)` from autoprewarm's line in `log`, if it is there:
@@ -473,13 +470,12 @@ impl Topology {
                 let env = [("VERITABLE_REPLICA_URLS".to_owned(), replica.database_url(&plan.db))];
                 let proxy = ProxyUnderTest::start(&binary, url, true, &env)?;
                 // Reads go to the replica once its first check has passed.
-                let deadline = Instant::now() + Duration::from_secs(30);
-                while proxy.metric(IN_ROTATION).unwrap_or(0.0) < 1.0 {
-                    if Instant::now() > deadline {
-                        bail!("the replica did not enter rotation within 30 s");
-                    }
-                    std::thread::sleep(Duration::from_millis(50));
-                }
+                run::until(
+                    "the replica to enter rotation",
+                    Duration::from_secs(30),
+                    Duration::from_millis(50),
+                    || Ok(proxy.metric(IN_ROTATION).unwrap_or(0.0) >= 1.0),
+                )?;
                 // In rotation, it has replayed the run's first checkpoint: a
                 // restartpoint there, so that after the kill recovery replays
                 // only this run's WAL (else up to checkpoint_timeout's worth,
@@ -624,13 +620,20 @@ fn inject(
 ) -> anyhow::Result<Marks> {
     // The tool prints this line just before it signs in and opens its sockets
     // (well under a second with its cached sessions): the load's clock starts then.
-    let deadline = Instant::now() + Duration::from_secs(120);
-    while !std::fs::read_to_string(log).unwrap_or_default().contains("HTTP users") {
-        if Instant::now() > deadline || tool.try_wait()?.is_some() {
-            bail!("veritable-load did not start (see {})", log.display());
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    run::until(
+        &format!("veritable-load to start (see {})", log.display()),
+        Duration::from_secs(120),
+        Duration::from_millis(100),
+        || {
+            if std::fs::read_to_string(log).unwrap_or_default().contains("HTTP users") {
+                return Ok(true);
+            }
+            if tool.try_wait()?.is_some() {
+                bail!("veritable-load exited before it started (see {})", log.display());
+            }
+            Ok(false)
+        },
+    )?;
     let started = Instant::now();
     std::thread::sleep(Duration::from_secs_f64(plan.at));
     let down = Duration::from_secs_f64(plan.down.unwrap_or(fault.default_down()));
@@ -747,18 +750,16 @@ fn inject(
             cluster.superuser("postgres", &format!("ALTER SYSTEM SET checkpoint_timeout = '{timeout}s'"))?;
             cluster.superuser("postgres", "SELECT pg_reload_conf()")?;
             let deadline = Instant::now() + Duration::from_secs(3 * timeout + 30);
+            let left = || deadline.saturating_duration_since(Instant::now());
             let outcome = (|| -> anyhow::Result<()> {
                 // It starts (and is counted) at most `timeout` s after the last one began.
-                while timed()? == timed_before {
-                    anyhow::ensure!(Instant::now() < deadline, "no timed checkpoint began");
-                    std::thread::sleep(Duration::from_millis(50));
-                }
+                run::until("a timed checkpoint to begin", left(), Duration::from_millis(50), || {
+                    Ok(timed()? != timed_before)
+                })?;
                 marks.began = Instant::now();
-                while completed()? == completed_before {
-                    anyhow::ensure!(Instant::now() < deadline, "the timed checkpoint did not end");
-                    std::thread::sleep(Duration::from_millis(50));
-                }
-                Ok(())
+                run::until("the timed checkpoint to end", left(), Duration::from_millis(50), || {
+                    Ok(completed()? != completed_before)
+                })
             })();
             cluster.superuser("postgres", "ALTER SYSTEM RESET checkpoint_timeout")?;
             cluster.superuser("postgres", "SELECT pg_reload_conf()")?;

@@ -6,7 +6,7 @@
 use std::net::{TcpListener, TcpStream};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{Context, bail};
 
@@ -52,13 +52,12 @@ impl Haproxy {
         eprintln!("    $ {}", run::describe(&cmd));
         let child = cmd.spawn().context("starting haproxy")?;
         let balancer = Self { child, host: host.to_owned(), port };
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while TcpStream::connect(balancer.addr()).is_err() {
-            if Instant::now() > deadline {
-                bail!("haproxy did not listen on {} within 10 s (see {})", balancer.addr(), dir.display());
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        run::until(
+            &format!("haproxy to listen on {} (see {})", balancer.addr(), dir.display()),
+            Duration::from_secs(10),
+            Duration::from_millis(20),
+            || Ok(TcpStream::connect(balancer.addr()).is_ok()),
+        )?;
         Ok(balancer)
     }
 

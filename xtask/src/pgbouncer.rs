@@ -4,7 +4,7 @@
 
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{Context, bail};
 
@@ -75,14 +75,12 @@ impl Pgbouncer {
     /// Starts the daemon and waits until it listens.
     fn launch(&self) -> anyhow::Result<()> {
         run::status(as_owner(Path::new(BINARY)).arg("-d").arg(&self.config)).context("cannot start pgbouncer")?;
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while TcpStream::connect(("127.0.0.1", self.port)).is_err() {
-            if Instant::now() > deadline {
-                bail!("pgbouncer did not listen on 127.0.0.1:{} within 10 s (see its log)", self.port);
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        Ok(())
+        run::until(
+            &format!("pgbouncer to listen on 127.0.0.1:{} (see its log)", self.port),
+            Duration::from_secs(10),
+            Duration::from_millis(20),
+            || Ok(TcpStream::connect(("127.0.0.1", self.port)).is_ok()),
+        )
     }
 
     /// `kill -9` (a crash, for the fault runs); `start_again` brings it back.

@@ -5,9 +5,9 @@
 use std::net::{TcpListener, TcpStream};
 use std::path::Path;
 use std::process::{Child, Command};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 
 use crate::run;
 
@@ -59,13 +59,12 @@ impl ProxyUnderTest {
         let child = cmd.spawn().context("starting veritable-proxy")?;
         let proxy = Self { child, addr };
         // The proxy listens once it has checked the schema; it is ready when it accepts.
-        let until = Instant::now() + Duration::from_secs(60);
-        while TcpStream::connect(&proxy.addr).is_err() {
-            if Instant::now() > until {
-                bail!("veritable-proxy did not listen on {} within 60 s", proxy.addr);
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
+        run::until(
+            &format!("veritable-proxy to listen on {}", proxy.addr),
+            Duration::from_secs(60),
+            Duration::from_millis(100),
+            || Ok(TcpStream::connect(&proxy.addr).is_ok()),
+        )?;
         Ok(proxy)
     }
 

@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::OnceLock;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 
@@ -34,6 +34,38 @@ pub fn is_root() -> bool {
             .map(|out| String::from_utf8_lossy(&out.stdout).trim() == "0")
             .unwrap_or(false)
     })
+}
+
+/// Asks `ready` every `every` until it gives a value, for at most `within`,
+/// then fails with "waited N s for {what}". An error from `ready` ends the
+/// wait at once (a process that exited, a check that cannot pass).
+pub fn poll<T>(
+    what: &str,
+    within: Duration,
+    every: Duration,
+    mut ready: impl FnMut() -> anyhow::Result<Option<T>>,
+) -> anyhow::Result<T> {
+    let deadline = Instant::now() + within;
+    loop {
+        if let Some(value) = ready()? {
+            return Ok(value);
+        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            bail!("waited {} s for {what}", within.as_secs_f64());
+        }
+        std::thread::sleep(every.min(left));
+    }
+}
+
+/// [`poll`] for a condition.
+pub fn until(
+    what: &str,
+    within: Duration,
+    every: Duration,
+    mut ready: impl FnMut() -> anyhow::Result<bool>,
+) -> anyhow::Result<()> {
+    poll(what, within, every, || Ok(ready()?.then_some(())))
 }
 
 /// Numbered steps with their duration.
@@ -156,4 +188,40 @@ pub fn exec(cmd: &mut Command) -> anyhow::Result<()> {
 #[cfg(not(unix))]
 pub fn exec(cmd: &mut Command) -> anyhow::Result<()> {
     status(cmd)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::{poll, until};
+
+    #[test]
+    fn a_wait_returns_what_became_ready_and_asks_no_more() {
+        let mut asked = 0;
+        let got = poll("the third ask", Duration::from_secs(5), Duration::from_millis(1), || {
+            asked += 1;
+            Ok((asked == 3).then_some(asked * 10))
+        });
+        assert_eq!(got.ok(), Some(30));
+        assert_eq!(asked, 3);
+    }
+
+    #[test]
+    fn a_wait_past_its_bound_says_what_it_waited_for() {
+        let error = until("nothing", Duration::from_millis(30), Duration::from_millis(10), || Ok(false))
+            .expect_err("never ready");
+        assert_eq!(error.to_string(), "waited 0.03 s for nothing");
+    }
+
+    #[test]
+    fn an_error_from_the_check_ends_the_wait_at_once() {
+        let mut asked = 0;
+        let error = until("a process", Duration::from_secs(60), Duration::from_millis(1), || {
+            asked += 1;
+            anyhow::bail!("it exited")
+        })
+        .expect_err("the check failed");
+        assert_eq!((error.to_string(), asked), ("it exited".to_owned(), 1));
+    }
 }
