@@ -36,6 +36,19 @@ LANGUAGE sql STABLE AS $$
      GROUP BY r.topic_id, r.author_id
 $$;
 
+-- The participant rows that differ from the truth: missing (`kept` NULL),
+-- miscounted, or invented (`truth` NULL).
+CREATE OR REPLACE FUNCTION veritable.participants_drift(p_topics bigint[])
+RETURNS TABLE (topic_id bigint, user_id bigint, truth integer, kept integer)
+LANGUAGE sql STABLE AS $$
+    SELECT coalesce(t.topic_id, k.topic_id), coalesce(t.user_id, k.user_id), t.reply_count, k.reply_count
+      FROM veritable.participants_truth(p_topics) t
+      FULL JOIN (SELECT p.topic_id, p.user_id, p.reply_count FROM public.forum_topic_participants p
+                  WHERE p_topics IS NULL OR p.topic_id = ANY (p_topics)) k
+        ON k.topic_id = t.topic_id AND k.user_id = t.user_id
+     WHERE t.reply_count IS DISTINCT FROM k.reply_count
+$$;
+
 -- A topic's stats row as it should be.
 CREATE OR REPLACE FUNCTION veritable.topic_stats_truth(p_topics bigint[])
 RETURNS TABLE (topic_id bigint, category_id bigint, is_pinned boolean, is_deleted boolean, reply_count integer,
@@ -97,15 +110,8 @@ BEGIN
         PERFORM 1 FROM public.forum_topic_stats WHERE topic_id = ANY (p_topics) ORDER BY topic_id FOR NO KEY UPDATE;
     END IF;
 
-    WITH kept AS (
-        SELECT p.topic_id, p.user_id, p.reply_count FROM public.forum_topic_participants p
-         WHERE p_topics IS NULL OR p.topic_id = ANY (p_topics)
-    ), differ AS (
-        SELECT coalesce(t.topic_id, k.topic_id) AS topic_id, coalesce(t.user_id, k.user_id) AS user_id,
-               t.reply_count AS truth, k.reply_count AS kept
-          FROM veritable.participants_truth(p_topics) t
-          FULL JOIN kept k ON k.topic_id = t.topic_id AND k.user_id = t.user_id
-         WHERE t.reply_count IS DISTINCT FROM k.reply_count
+    WITH differ AS (
+        SELECT * FROM veritable.participants_drift(p_topics)
     ), added AS (
         INSERT INTO public.forum_topic_participants (topic_id, user_id, reply_count)
         SELECT topic_id, user_id, truth FROM differ WHERE kept IS NULL
@@ -208,11 +214,7 @@ BEGIN
                    IS DISTINCT FROM (t.category_id, t.is_pinned, t.is_deleted, k.replies, k.participants, l.last,
                                      greatest(t.created_at, l.last))
             UNION ALL
-            SELECT coalesce(t.topic_id, k.topic_id) FROM veritable.participants_truth(p_topics) t
-              FULL JOIN (SELECT p.topic_id, p.user_id, p.reply_count FROM public.forum_topic_participants p
-                          WHERE p_topics IS NULL OR p.topic_id = ANY (p_topics)) k
-                ON k.topic_id = t.topic_id AND k.user_id = t.user_id
-             WHERE t.reply_count IS DISTINCT FROM k.reply_count
+            SELECT p.topic_id FROM veritable.participants_drift(p_topics) p
             UNION ALL
             SELECT c.topic_id FROM veritable.child_counts_truth(p_topics) c WHERE c.kept <> c.truth
             UNION ALL
