@@ -269,7 +269,7 @@ BEGIN
         RAISE EXCEPTION 'p_step must be between 1 and 100000 topics, not %', p_step
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
-    IF p_duty IS NULL OR p_duty NOT BETWEEN 0.01 AND 1 THEN
+    IF p_duty IS NULL OR p_duty NOT BETWEEN 0.01::real AND 1 THEN
         RAISE EXCEPTION 'p_duty must be between 0.01 and 1 (the share of the time it works), not %', p_duty
             USING ERRCODE = 'invalid_parameter_value';
     END IF;

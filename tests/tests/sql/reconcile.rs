@@ -49,11 +49,15 @@ async fn drifted(client: &Client) -> Vec<i64> {
     client.query_one("SELECT veritable.drifted_topics(NULL)", &[]).await.expect("drifted_topics").get(0)
 }
 
-/// One online pass, `step` topics a transaction: (rows fixed, topics left busy).
-async fn reconcile_online(client: &Client, step: i32) -> (i64, Vec<i64>) {
-    let row =
-        client.query_one("CALL veritable.reconcile_topic_stats_online($1)", &[&step]).await.expect("the online pass");
-    (row.get(0), row.get(1))
+/// One online pass with these arguments (`p_step => 2`): (rows fixed, topics
+/// left busy), or the error.
+async fn try_reconcile_online(client: &Client, arguments: &str) -> Result<(i64, Vec<i64>), tokio_postgres::Error> {
+    let row = client.query_one(&format!("CALL veritable.reconcile_topic_stats_online({arguments})"), &[]).await?;
+    Ok((row.get(0), row.get(1)))
+}
+
+async fn reconcile_online(client: &Client, arguments: &str) -> (i64, Vec<i64>) {
+    try_reconcile_online(client, arguments).await.expect("the online pass")
 }
 
 #[tokio::test]
@@ -75,19 +79,21 @@ async fn the_online_pass_fixes_what_the_whole_table_pass_fixes() {
     let (rows, topics) = make_drift(&client).await;
     assert_eq!(drifted(&client).await, topics);
     // Two topics a step: the pass crosses many transactions.
-    assert_eq!(reconcile_online(&client, 2).await, (rows, vec![]));
+    assert_eq!(reconcile_online(&client, "p_step => 2").await, (rows, vec![]));
     assert_eq!(drifted(&client).await, Vec::<i64>::new());
     assert_eq!(reconcile(&client).await, 0, "nothing left for the whole-table pass");
-    let again = client
-        .query_one("CALL veritable.reconcile_topic_stats_online(p_duty => 0.5)", &[])
-        .await
-        .expect("a pass at half duty");
-    assert_eq!((again.get::<_, i64>(0), again.get::<_, Vec<i64>>(1)), (0, vec![]), "a second pass changes nothing");
+    assert_eq!(reconcile_online(&client, "p_duty => 0.5").await, (0, vec![]), "a second pass changes nothing");
 
-    for bad in ["p_step => 0", "p_step => NULL", "p_duty => 0", "p_duty => 1.5"] {
-        let bad = client.query_one(&format!("CALL veritable.reconcile_topic_stats_online({bad})"), &[]).await;
-        assert_eq!(sqlstate(bad), SqlState::INVALID_PARAMETER_VALUE.code());
+    for bad in ["p_step => 0", "p_step => 100001", "p_step => NULL", "p_duty => 0", "p_duty => 0.0099", "p_duty => 1.5"]
+    {
+        assert_eq!(sqlstate(try_reconcile_online(&client, bad).await), SqlState::INVALID_PARAMETER_VALUE.code());
     }
+    // The time inside PostgreSQL is the caller's to bound: a pass that rests
+    // 99% of the time (seconds here) stops at the statement timeout.
+    client.batch_execute("SET statement_timeout = '100ms'").await.expect("statement_timeout");
+    let slow = try_reconcile_online(&client, "p_step => 1, p_duty => 0.01").await;
+    assert_eq!(sqlstate(slow), SqlState::QUERY_CANCELED.code());
+    client.batch_execute("RESET statement_timeout").await.expect("reset");
     let bad = client.query_one("SELECT veritable.reconcile_topics(NULL)", &[]).await;
     assert_eq!(sqlstate(bad), SqlState::NULL_VALUE_NOT_ALLOWED.code());
     db.drop_db().await;
@@ -164,10 +170,10 @@ async fn a_busy_topic_is_given_up_before_any_deadlock_and_left_for_another_pass(
         .expect("soft delete");
     let busy = fixer.query_one("SELECT veritable.reconcile_topics(ARRAY[1])", &[]).await;
     assert_eq!(sqlstate(busy), SqlState::LOCK_NOT_AVAILABLE.code());
-    assert_eq!(reconcile_online(&fixer, 500).await, (0, vec![1]), "topic 1 left busy");
+    assert_eq!(reconcile_online(&fixer, "").await, (0, vec![1]), "topic 1 left busy");
     writing.commit().await.expect("the writer was never a deadlock's victim");
 
-    assert_eq!(reconcile_online(&fixer, 500).await, (1, vec![]));
+    assert_eq!(reconcile_online(&fixer, "").await, (1, vec![]));
     assert_eq!(reconcile(&fixer).await, 0);
     db.drop_db().await;
 }
@@ -204,13 +210,13 @@ async fn the_online_pass_beside_concurrent_writers_fixes_the_drift_and_adds_none
     let writers = write_concurrently(&db.url);
     let (mut fixed, mut passes_beside_writers) = (0, 0);
     while writers.iter().any(|w| !w.is_finished()) {
-        fixed += reconcile_online(&client, 2).await.0;
+        fixed += reconcile_online(&client, "p_step => 2").await.0;
         passes_beside_writers += 1;
     }
     for writer in writers {
         writer.await.expect("task").expect("no writer failed (no deadlock, no constraint error)");
     }
-    let (last, unfinished) = reconcile_online(&client, 2).await;
+    let (last, unfinished) = reconcile_online(&client, "p_step => 2").await;
     assert!(passes_beside_writers > 0);
     assert_eq!((fixed + last, unfinished), (3, vec![]), "the three rows made wrong, each fixed once");
     assert_eq!(reconcile(&client).await, 0, "no drift added");
